@@ -1,0 +1,223 @@
+//! Entities ↔ Automerge documents.
+//!
+//! An entity is written with serde into JSON and from there into the document:
+//! objects become maps (each field merges on its own), arrays become lists,
+//! strings become atomic scalars (last writer wins per field, never interleaved
+//! characters). Reading hydrates the document and deserialises it back.
+
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, hydrate};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Number, Value};
+
+use crate::error::{Error, Result};
+
+/// Reads a whole document as the entity `T`.
+pub(crate) fn read<T: DeserializeOwned>(doc: &AutoCommit, id: &str) -> Result<T> {
+    let json = to_json(doc, id)?;
+    serde_json::from_value(json).map_err(|e| Error::corrupt(id, e))
+}
+
+/// The document as JSON (used for reading, and to compare replicas in tests).
+pub fn to_json(doc: &AutoCommit, id: &str) -> Result<Value> {
+    let root = doc.hydrate(ROOT, None)?;
+    hydrated_to_json(&root).map_err(|reason| Error::corrupt(id, reason))
+}
+
+fn hydrated_to_json(v: &hydrate::Value) -> std::result::Result<Value, String> {
+    Ok(match v {
+        hydrate::Value::Map(m) => {
+            let mut out = Map::new();
+            for (k, mv) in m.iter() {
+                out.insert(k.clone(), hydrated_to_json(&mv.value)?);
+            }
+            Value::Object(out)
+        }
+        hydrate::Value::List(l) => Value::Array(
+            l.iter()
+                .map(|lv| hydrated_to_json(&lv.value))
+                .collect::<std::result::Result<_, _>>()?,
+        ),
+        hydrate::Value::Text(t) => Value::String(t.to_string()),
+        hydrate::Value::Scalar(s) => match s {
+            ScalarValue::Str(s) => Value::String(s.to_string()),
+            ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Value::Number((*i).into()),
+            ScalarValue::Uint(u) => Value::Number((*u).into()),
+            ScalarValue::F64(f) => Number::from_f64(*f)
+                .map(Value::Number)
+                .ok_or_else(|| "a number that is not finite".to_string())?,
+            ScalarValue::Boolean(b) => Value::Bool(*b),
+            ScalarValue::Null => Value::Null,
+            ScalarValue::Counter(_) | ScalarValue::Bytes(_) | ScalarValue::Unknown { .. } => {
+                return Err("a value type this app does not write".to_string());
+            }
+        },
+    })
+}
+
+/// Writes every field of `entity` at the root; absent (`None`) fields are removed.
+pub(crate) fn write_root<T: Serialize>(doc: &mut AutoCommit, entity: &T) -> Result<()> {
+    let json = serde_json::to_value(entity).map_err(|e| Error::invalid("record", e.to_string()))?;
+    let Value::Object(fields) = json else {
+        return Err(Error::invalid(
+            "record",
+            "an entity serialises to an object",
+        ));
+    };
+    for (key, value) in &fields {
+        put(doc, &ROOT, key, value)?;
+    }
+    Ok(())
+}
+
+/// Serialises `value` and puts it under `key` of `obj`.
+pub(crate) fn put_field<T: Serialize>(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    value: &T,
+) -> Result<()> {
+    let json = serde_json::to_value(value).map_err(|e| Error::invalid(key, e.to_string()))?;
+    put(doc, obj, key, &json)
+}
+
+/// Puts a JSON value under `key`; `null` deletes the key.
+pub(crate) fn put(doc: &mut AutoCommit, obj: &ObjId, key: &str, value: &Value) -> Result<()> {
+    match value {
+        Value::Null => {
+            if doc.get(obj, key)?.is_some() {
+                doc.delete(obj, key)?;
+            }
+        }
+        Value::Object(fields) => {
+            let child = doc.put_object(obj, key, ObjType::Map)?;
+            for (k, v) in fields {
+                put(doc, &child, k, v)?;
+            }
+        }
+        Value::Array(items) => {
+            let child = doc.put_object(obj, key, ObjType::List)?;
+            for (i, v) in items.iter().enumerate() {
+                insert(doc, &child, i, v)?;
+            }
+        }
+        scalar => {
+            doc.put(obj, key, to_scalar(scalar))?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts a JSON value at `index` of the list `obj`.
+pub(crate) fn insert(
+    doc: &mut AutoCommit,
+    list: &ObjId,
+    index: usize,
+    value: &Value,
+) -> Result<()> {
+    match value {
+        Value::Object(fields) => {
+            let child = doc.insert_object(list, index, ObjType::Map)?;
+            for (k, v) in fields {
+                put(doc, &child, k, v)?;
+            }
+        }
+        Value::Array(items) => {
+            let child = doc.insert_object(list, index, ObjType::List)?;
+            for (i, v) in items.iter().enumerate() {
+                insert(doc, &child, i, v)?;
+            }
+        }
+        scalar => {
+            doc.insert(list, index, to_scalar(scalar))?;
+        }
+    }
+    Ok(())
+}
+
+/// Appends a serialised value to the list at `key` of the root, creating the list
+/// if this document has none yet.
+pub(crate) fn append<T: Serialize>(doc: &mut AutoCommit, key: &str, value: &T) -> Result<()> {
+    let json = serde_json::to_value(value).map_err(|e| Error::invalid(key, e.to_string()))?;
+    let list = match doc.get(ROOT, key)? {
+        Some((automerge::Value::Object(ObjType::List), id)) => id,
+        _ => doc.put_object(ROOT, key, ObjType::List)?,
+    };
+    let len = doc.length(&list);
+    insert(doc, &list, len, &json)
+}
+
+/// The map at `key` of the root, created if missing.
+pub(crate) fn map_at(doc: &mut AutoCommit, key: &str) -> Result<ObjId> {
+    Ok(match doc.get(ROOT, key)? {
+        Some((automerge::Value::Object(ObjType::Map), id)) => id,
+        _ => doc.put_object(ROOT, key, ObjType::Map)?,
+    })
+}
+
+fn to_scalar(v: &Value) -> ScalarValue {
+    match v {
+        Value::Bool(b) => ScalarValue::Boolean(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => ScalarValue::Int(i),
+            (None, Some(u), _) => ScalarValue::Uint(u),
+            (None, None, Some(f)) => ScalarValue::F64(f),
+            _ => ScalarValue::Null,
+        },
+        Value::String(s) => ScalarValue::Str(s.as_str().into()),
+        Value::Null | Value::Array(_) | Value::Object(_) => ScalarValue::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Sample {
+        name: String,
+        n: i64,
+        x: f64,
+        on: bool,
+        tags: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        maybe: Option<String>,
+    }
+
+    #[test]
+    fn an_entity_round_trips_and_none_removes_a_field() -> Result<()> {
+        let mut doc = AutoCommit::new();
+        let mut s = Sample {
+            name: "富义街".into(),
+            n: -3,
+            x: 39.5,
+            on: true,
+            tags: vec!["a".into(), "b".into()],
+            maybe: Some("有".into()),
+        };
+        write_root(&mut doc, &s)?;
+        doc.commit();
+        assert_eq!(read::<Sample>(&doc, "t")?, s);
+        put(&mut doc, &ROOT, "maybe", &Value::Null)?;
+        s.maybe = None;
+        assert_eq!(read::<Sample>(&doc, "t")?, s);
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_field_edits_both_survive() -> Result<()> {
+        let mut a = AutoCommit::new();
+        write_root(&mut a, &serde_json::json!({"name": "甲", "phone": "1"}))?;
+        a.commit();
+        let mut b = a.fork();
+        put(&mut a, &ROOT, "name", &Value::String("乙".into()))?;
+        put(&mut b, &ROOT, "phone", &Value::String("2".into()))?;
+        a.merge(&mut b)?;
+        assert_eq!(
+            to_json(&a, "t")?,
+            serde_json::json!({"name": "乙", "phone": "2"})
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+//! The core's rich error. The bindings crate maps it onto a small public enum a
+//! phone screen can act on; nothing here carries personal data (names, phones).
+
+use crate::qr::QrError;
+
+/// Every fallible core operation returns this. A returned error means nothing was
+/// written: each operation runs in one SQLite transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An argument failed validation; `field` names it the way the caller passed it.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: String, reason: String },
+
+    /// The record does not exist in this store (not yet synced, or never existed).
+    #[error("{kind} not found: {id}")]
+    NotFound { kind: &'static str, id: String },
+
+    /// A scanned code could not be read as one of this district's shop codes.
+    #[error("QR code: {0}")]
+    Qr(#[from] QrError),
+
+    /// A submitted inspection is evidence: it never changes afterwards.
+    #[error("inspection {id} was submitted and can no longer change")]
+    InspectionSubmitted { id: String },
+
+    /// The checklist item code is not part of the inspection's template.
+    #[error("item {code} is not in checklist {template}")]
+    UnknownItem { template: String, code: String },
+
+    /// The item is in the template but does not apply to this shop or season.
+    #[error("item {code} does not apply to this inspection")]
+    ItemNotApplicable { code: String },
+
+    /// Submitting needs a result for every applicable item.
+    #[error("items without a result: {}", codes.join(", "))]
+    IncompleteInspection { codes: Vec<String> },
+
+    /// A failed item whose template demands evidence has no photo.
+    #[error("failed item {code} needs photo evidence")]
+    PhotoRequired { code: String },
+
+    /// The patrol was already stopped.
+    #[error("patrol {id} has ended")]
+    PatrolEnded { id: String },
+
+    /// A change batch refers to changes this store has not seen: pull from the
+    /// cursor you last completed, in order.
+    #[error("change batch for {doc_id} depends on {missing} change(s) this store does not have")]
+    MissingDependencies { doc_id: String, missing: usize },
+
+    /// Bytes that should be an Automerge change or document could not be read.
+    #[error("corrupt data for {id}: {reason}")]
+    Corrupt { id: String, reason: String },
+
+    /// The database file is from a newer version of the app.
+    #[error("database version {found} is newer than this app supports ({supported})")]
+    DatabaseTooNew { found: i64, supported: i64 },
+
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+
+    #[error("document engine: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+
+    #[error("file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    pub(crate) fn corrupt(id: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Corrupt {
+            id: id.into(),
+            reason: reason.to_string(),
+        }
+    }
+}

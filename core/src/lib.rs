@@ -1,0 +1,26 @@
+//! Menqian's core: the shop registry, checklist templates, inspections, cases and
+//! patrol logs as small Automerge documents stored in SQLite, with index tables
+//! for the screens and a change feed for merging stores.
+//!
+//! It knows nothing of FFI, HTTP or UI: the bindings crate wraps it for Kotlin
+//! and Swift, the sync server embeds it. See `ARCHITECTURE.md`.
+
+pub mod doc;
+pub mod error;
+pub mod model;
+pub mod qr;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use model::case::{Case, CaseSource, CaseStatus, NewCase, StatusChange};
+pub use model::category::Category;
+pub use model::geo::{GeoPoint, GpsFix, Zone};
+pub use model::inspection::{Inspection, ItemOutcome, ItemResult, NewInspection, Verdict};
+pub use model::patrol::TrackPoint;
+pub use model::shop::{Contact, Letter, Shop, ShopCategory, ShopPatch, ShopStatus, ShopTag};
+pub use model::template::{ChecklistItem, ChecklistTemplate, Duty};
+pub use qr::{QrError, ShopCode};
+pub use store::{
+    ApplyReport, CaseSummary, ChangeBatch, DocChange, ImportReport, InspectionRef, ShopSummary,
+    Store, StoreConfig, Submitted,
+};

@@ -1,0 +1,267 @@
+//! Keeps the index tables in step with the documents. Every row here is derived
+//! from one document's content alone, so two stores holding the same documents
+//! hold the same index rows, whatever order the changes arrived in.
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::search;
+use crate::doc;
+use crate::error::{Error, Result};
+use crate::model::case::Case;
+use crate::model::category::Category;
+use crate::model::inspection::Inspection;
+use crate::model::patrol::Patrol;
+use crate::model::shop::Shop;
+use crate::model::template::ChecklistTemplate;
+use automerge::AutoCommit;
+
+pub(crate) fn reindex(tx: &Transaction<'_>, id: &str, d: &AutoCommit) -> Result<()> {
+    let kind = id.split_once('/').map(|(k, _)| k).unwrap_or_default();
+    match kind {
+        "shop" => shop(tx, id, &doc::read::<Shop>(d, id)?.validated()?),
+        "tmpl" => template(tx, id, &doc::read::<ChecklistTemplate>(d, id)?.validated()?),
+        "cat" => category(tx, id, &doc::read::<Category>(d, id)?.validated()?),
+        "insp" => {
+            let mut i: Inspection = doc::read(d, id)?;
+            i.id = id.to_string();
+            inspection(tx, &i)
+        }
+        "case" => {
+            let mut c: Case = doc::read(d, id)?;
+            c.id = id.to_string();
+            case(tx, &c)
+        }
+        "patrol" => {
+            let mut p: Patrol = doc::read(d, id)?;
+            p.id = id.to_string();
+            patrol(tx, &p)
+        }
+        _ => Err(Error::corrupt(id, "unknown document kind")),
+    }
+}
+
+fn shop(tx: &Transaction<'_>, id: &str, s: &Shop) -> Result<()> {
+    let old_rowid: Option<i64> = tx
+        .prepare_cached("SELECT rowid FROM shops WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if let Some(rowid) = old_rowid {
+        tx.prepare_cached("DELETE FROM shop_search WHERE rowid = ?1")?
+            .execute([rowid])?;
+    }
+    let centre = s.zone.centroid();
+    let tags: Vec<&str> = s.tags.iter().map(|t| t.as_str()).collect();
+    let rowid: i64 = tx
+        .prepare_cached(
+            "INSERT INTO shops (id, code, name, address, category, contact_person, contact_phone,
+                zone, lat, lon, letter_version, letter_signed, street, lane, tags, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
+                address = excluded.address, category = excluded.category,
+                contact_person = excluded.contact_person, contact_phone = excluded.contact_phone,
+                zone = excluded.zone, lat = excluded.lat, lon = excluded.lon,
+                letter_version = excluded.letter_version, letter_signed = excluded.letter_signed,
+                street = excluded.street, lane = excluded.lane, tags = excluded.tags,
+                status = excluded.status
+             RETURNING rowid",
+        )?
+        .query_row(
+            params![
+                id,
+                s.code,
+                s.name,
+                s.address,
+                s.category.as_str(),
+                s.contact.person,
+                s.contact.phone,
+                s.zone.encode(),
+                centre.lat,
+                centre.lon,
+                s.letter.as_ref().map(|l| l.version.as_str()),
+                s.letter.as_ref().map(|l| l.signed_on.to_string()),
+                s.street,
+                s.lane,
+                tags.join(","),
+                s.status.as_str(),
+            ],
+            |r| r.get(0),
+        )?;
+    tx.prepare_cached("INSERT INTO shop_search (rowid, name, address) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            rowid,
+            search::tokens(&s.name),
+            search::tokens(&s.address)
+        ])?;
+    Ok(())
+}
+
+fn template(tx: &Transaction<'_>, id: &str, t: &ChecklistTemplate) -> Result<()> {
+    let body = serde_json::to_string(t).map_err(|e| Error::corrupt(id, e))?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO templates (id, template_id, version, name, issuer, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, t.id, t.version, t.name, t.issuer, body])?;
+    Ok(())
+}
+
+fn category(tx: &Transaction<'_>, id: &str, c: &Category) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO categories (id, code, name, grp, national_code, local)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        id,
+        c.code,
+        c.name,
+        c.group,
+        c.national_code,
+        c.local
+    ])?;
+    Ok(())
+}
+
+fn inspection(tx: &Transaction<'_>, i: &Inspection) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO inspections (id, shop_id, template_id, template_version,
+            inspector, started_at, ended_at, fix_lat, fix_lon, fix_accuracy_m, fix_at,
+            applicable, score, verdict)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        i.id,
+        i.shop_id,
+        i.template_id,
+        i.template_version,
+        i.inspector,
+        i.started_at.timestamp_millis(),
+        i.ended_at.map(|t| t.timestamp_millis()),
+        i.fix.map(|f| f.lat),
+        i.fix.map(|f| f.lon),
+        i.fix.map(|f| f.accuracy_m),
+        i.fix.map(|f| f.at.timestamp_millis()),
+        i.applicable.join(","),
+        i.score,
+        i.verdict.map(|v| v.as_str()),
+    ])?;
+    tx.prepare_cached("DELETE FROM inspection_items WHERE inspection_id = ?1")?
+        .execute([&i.id])?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO inspection_items (inspection_id, code, outcome, note, photos)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (code, r) in &i.items {
+        ins.execute(params![
+            i.id,
+            code,
+            r.outcome.as_str(),
+            r.note,
+            r.photos.join(",")
+        ])?;
+    }
+    Ok(())
+}
+
+fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
+    let last_at = c.history.last().map_or(c.reported_at, |s| s.at);
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO cases (id, source, category, lat, lon, shop_id, description,
+            photos, deadline, reported_by, reported_at, status, status_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        c.id,
+        c.source.as_str(),
+        c.category,
+        c.location.lat,
+        c.location.lon,
+        c.shop_id,
+        c.description,
+        c.photos.join(","),
+        c.deadline.map(|t| t.timestamp_millis()),
+        c.reported_by,
+        c.reported_at.timestamp_millis(),
+        c.status().as_str(),
+        last_at.timestamp_millis(),
+    ])?;
+    tx.prepare_cached("DELETE FROM case_history WHERE case_id = ?1")?
+        .execute([&c.id])?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO case_history (case_id, idx, status, at, by, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (idx, s) in c.history.iter().enumerate() {
+        ins.execute(params![
+            c.id,
+            idx as i64,
+            s.status.as_str(),
+            s.at.timestamp_millis(),
+            s.by,
+            s.note
+        ])?;
+    }
+    Ok(())
+}
+
+fn patrol(tx: &Transaction<'_>, p: &Patrol) -> Result<()> {
+    let points = p.points()?;
+    let track = crate::model::patrol::encode_chunk(&points);
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO patrols (id, user, started_at, ended_at, points, track)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        p.id,
+        p.user,
+        p.started_at.timestamp_millis(),
+        p.ended_at.map(|t| t.timestamp_millis()),
+        points.len() as i64,
+        track
+    ])?;
+    Ok(())
+}
+
+const TABLES: &[(&str, &str)] = &[
+    ("shops", "id"),
+    ("templates", "id"),
+    ("categories", "id"),
+    ("inspections", "id"),
+    ("inspection_items", "inspection_id, code"),
+    ("cases", "id"),
+    ("case_history", "case_id, idx"),
+    ("patrols", "id"),
+];
+
+pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
+    for (table, _) in TABLES {
+        tx.execute(&format!("DELETE FROM {table}"), [])?;
+    }
+    tx.execute(
+        "INSERT INTO shop_search (shop_search) VALUES ('delete-all')",
+        [],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn snapshot(conn: &Connection) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (table, key) in TABLES {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {key}"))?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let mut line = format!("{table}:");
+            for i in 0..n {
+                match row.get_ref(i)? {
+                    ValueRef::Null => line.push_str("|∅"),
+                    ValueRef::Integer(v) => line.push_str(&format!("|{v}")),
+                    ValueRef::Real(v) => line.push_str(&format!("|{v:?}")),
+                    ValueRef::Text(t) => line.push_str(&format!("|{}", String::from_utf8_lossy(t))),
+                    ValueRef::Blob(b) => line.push_str(&format!("|{b:?}")),
+                }
+            }
+            out.push(line);
+        }
+    }
+    Ok(out)
+}

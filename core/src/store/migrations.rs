@@ -1,0 +1,65 @@
+//! Numbered SQL migrations, each applied in one transaction, the schema version
+//! kept in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+pub(crate) struct Migration {
+    pub version: i64,
+    pub sql: &'static str,
+    /// The index tables changed shape: rebuild them from the documents.
+    pub rebuilds_index: bool,
+}
+
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/0001_documents.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/0002_index.sql"),
+        rebuilds_index: true,
+    },
+];
+
+pub const LATEST_VERSION: i64 = 2;
+
+/// Applies every migration above the database's version, up to `target`.
+/// Returns whether the index must be rebuilt.
+pub(crate) fn migrate(conn: &mut Connection, target: i64) -> Result<bool> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > LATEST_VERSION {
+        return Err(Error::DatabaseTooNew {
+            found: current,
+            supported: LATEST_VERSION,
+        });
+    }
+    let mut rebuild = false;
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target)
+    {
+        let tx = conn.transaction()?;
+        tx.execute_batch(m.sql)?;
+        tx.pragma_update(None, "user_version", m.version)?;
+        tx.commit()?;
+        rebuild |= m.rebuilds_index;
+    }
+    Ok(rebuild)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_numbered_in_order_and_match_file_names() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1);
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST_VERSION));
+    }
+}

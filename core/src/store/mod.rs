@@ -1,0 +1,221 @@
+//! The device store: Automerge documents in SQLite, index tables for screens,
+//! and a change feed for merging with other stores.
+
+mod cases;
+mod index;
+mod inspections;
+pub(crate) mod migrations;
+mod patrols;
+mod registry;
+pub(crate) mod search;
+mod sync;
+
+use std::path::Path;
+
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::error::{Error, Result};
+
+pub use cases::CaseSummary;
+pub use inspections::{InspectionRef, Submitted};
+pub use patrols::MAX_POINTS_PER_APPEND;
+pub use registry::{ImportReport, ShopSummary};
+pub use sync::{ApplyReport, ChangeBatch, DocChange};
+
+/// How a store is opened.
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    /// This district's signboard hosts, e.g. `mq.fengtai.example.cn`: a scanned
+    /// link to any other host is refused as foreign.
+    pub qr_hosts: Vec<String>,
+}
+
+/// One device's (or the server's) store. Every public method runs in one SQLite
+/// transaction: it either does all of its work or returns an error and writes
+/// nothing.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    actor: ActorId,
+    config: StoreConfig,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, upgrading its schema.
+    pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        Self::open_at_version(path.as_ref(), config, migrations::LATEST_VERSION)
+    }
+
+    /// Opens the store migrated only up to `version`: for upgrade tests.
+    #[doc(hidden)]
+    pub fn open_at_version(path: &Path, config: StoreConfig, version: i64) -> Result<Store> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let rebuild = migrations::migrate(&mut conn, version)?;
+        let actor = load_or_create_actor(&mut conn)?;
+        let mut store = Store {
+            conn,
+            actor,
+            config,
+        };
+        if rebuild {
+            store.rebuild_index()?;
+        }
+        Ok(store)
+    }
+
+    /// This store's Automerge actor id (hex). The sync server binds it to the device.
+    pub fn actor_id(&self) -> String {
+        self.actor.to_hex_string()
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Rebuilds every index table from the documents.
+    pub fn rebuild_index(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        index::clear(&tx)?;
+        let ids: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT id FROM documents ORDER BY id")?;
+            stmt.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        for id in ids {
+            if let Some(doc) = load_doc(&tx, &id, &self.actor)? {
+                index::reindex(&tx, &id, &doc)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Runs `f` on the document `id` (a new empty one if `create` and it is
+    /// missing), then saves, logs the change and re-indexes, all in one transaction.
+    fn mutate<R>(
+        &mut self,
+        id: &str,
+        create: bool,
+        f: impl FnOnce(&Transaction<'_>, &mut AutoCommit) -> Result<R>,
+    ) -> Result<R> {
+        let tx = self.conn.transaction()?;
+        let mut doc = match load_doc(&tx, id, &self.actor)? {
+            Some(doc) => doc,
+            None if create => AutoCommit::new().with_actor(self.actor.clone()),
+            None => return Err(Error::not_found(kind_name(id), id)),
+        };
+        let out = f(&tx, &mut doc)?;
+        if let Some(hash) = doc.commit() {
+            persist(&tx, id, &mut doc, &[hash])?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Number of documents and of logged changes: for diagnostics and tests.
+    pub fn counts(&self) -> Result<(u64, u64)> {
+        let count = |table: &str| -> Result<u64> {
+            let n: i64 =
+                self.conn
+                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            Ok(n.unsigned_abs())
+        };
+        Ok((count("documents")?, count("changes")?))
+    }
+
+    /// Every document as JSON, sorted by id: two converged stores return equal
+    /// values. Loads every document, so it is for tests and diagnostics only.
+    pub fn documents_json(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        let mut stmt = self.conn.prepare("SELECT id FROM documents ORDER BY id")?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(doc) = load_doc(&self.conn, &id, &self.actor)? {
+                out.push((id.clone(), crate::doc::to_json(&doc, &id)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every row of every index table as text, sorted: two converged stores
+    /// return equal values (rowids, which depend on arrival order, are left out).
+    pub fn index_snapshot(&self) -> Result<Vec<String>> {
+        index::snapshot(&self.conn)
+    }
+}
+
+fn load_or_create_actor(conn: &mut Connection) -> Result<ActorId> {
+    let hex: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'actor'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(hex) = hex {
+        return ActorId::try_from(hex.as_str()).map_err(|e| Error::corrupt("meta.actor", e));
+    }
+    let actor = ActorId::random();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('actor', ?1)",
+        [actor.to_hex_string()],
+    )?;
+    Ok(actor)
+}
+
+/// Loads a document, or `None` if this store has none with that id.
+pub(crate) fn load_doc(conn: &Connection, id: &str, actor: &ActorId) -> Result<Option<AutoCommit>> {
+    let data: Option<Vec<u8>> = conn
+        .query_row("SELECT data FROM documents WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match data {
+        None => Ok(None),
+        Some(bytes) => AutoCommit::load(&bytes)
+            .map(|d| Some(d.with_actor(actor.clone())))
+            .map_err(|e| Error::corrupt(id, e)),
+    }
+}
+
+/// Saves the document, appends its new changes to the log and re-indexes it.
+pub(crate) fn persist(
+    tx: &Transaction<'_>,
+    id: &str,
+    doc: &mut AutoCommit,
+    new_changes: &[ChangeHash],
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO documents (id, data) VALUES (?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+    )?
+    .execute(params![id, doc.save()])?;
+    let mut log = tx.prepare_cached("INSERT INTO changes (doc_id, hash) VALUES (?1, ?2)")?;
+    for hash in new_changes {
+        log.execute(params![id, hash.as_ref()])?;
+    }
+    index::reindex(tx, id, doc)
+}
+
+/// The entity kind of a document id, for error messages.
+pub(crate) fn kind_name(id: &str) -> &'static str {
+    match id.split_once('/').map(|(k, _)| k) {
+        Some("shop") => "shop",
+        Some("tmpl") => "checklist template",
+        Some("cat") => "category",
+        Some("insp") => "inspection",
+        Some("case") => "case",
+        Some("patrol") => "patrol",
+        _ => "record",
+    }
+}
+
+/// A new random document id of `kind`.
+pub(crate) fn new_id(kind: &str) -> String {
+    format!("{kind}/{}", uuid::Uuid::new_v4().simple())
+}

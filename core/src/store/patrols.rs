@@ -1,0 +1,103 @@
+//! Patrol logs: start, append GPS points as they come, stop.
+
+use automerge::ROOT;
+use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
+
+use super::{Store, new_id};
+use crate::doc;
+use crate::error::{Error, Result};
+use crate::model::patrol::{Patrol, TrackPoint, decode_chunks, encode_chunk};
+use crate::model::user_id;
+
+/// The most points one append may carry (10 minutes at 1 Hz).
+pub const MAX_POINTS_PER_APPEND: usize = 600;
+
+impl Store {
+    pub fn start_patrol(&mut self, user: &str, at: DateTime<Utc>) -> Result<String> {
+        let patrol = Patrol {
+            id: String::new(),
+            user: user_id("user", user)?,
+            started_at: at,
+            ended_at: None,
+            chunks: Vec::new(),
+        };
+        let id = new_id("patrol");
+        self.mutate(&id, true, |_, d| doc::write_root(d, &patrol))?;
+        Ok(id)
+    }
+
+    /// Appends GPS points (one chunk) to an open patrol.
+    pub fn append_track(&mut self, id: &str, points: &[TrackPoint]) -> Result<()> {
+        if points.is_empty() {
+            return Err(Error::invalid("points", "nothing to append"));
+        }
+        if points.len() > MAX_POINTS_PER_APPEND {
+            return Err(Error::invalid(
+                "points",
+                format!("at most {MAX_POINTS_PER_APPEND} points per append"),
+            ));
+        }
+        let mut clean = Vec::with_capacity(points.len());
+        for (i, p) in points.iter().enumerate() {
+            p.validate(&format!("points[{i}]"))?;
+            clean.push(TrackPoint {
+                lat: crate::model::geo::round7(p.lat),
+                lon: crate::model::geo::round7(p.lon),
+                accuracy_m: (p.accuracy_m * 10.0).round() / 10.0,
+                at: p.at,
+            });
+        }
+        let (started_at, ended) = self.patrol_times(id)?;
+        if ended {
+            return Err(Error::PatrolEnded { id: id.to_string() });
+        }
+        if let Some((i, _)) = clean.iter().enumerate().find(|(_, p)| p.at < started_at) {
+            return Err(Error::invalid(
+                format!("points[{i}].at"),
+                "before the patrol started",
+            ));
+        }
+        let chunk = encode_chunk(&clean);
+        self.mutate(id, false, |_, d| doc::append(d, "chunks", &chunk))
+    }
+
+    pub fn stop_patrol(&mut self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        let (started_at, ended) = self.patrol_times(id)?;
+        if ended {
+            return Err(Error::PatrolEnded { id: id.to_string() });
+        }
+        if at < started_at {
+            return Err(Error::invalid(
+                "at",
+                "a patrol cannot end before it started",
+            ));
+        }
+        self.mutate(id, false, |_, d| {
+            doc::put_field(d, &ROOT, "ended_at", &at.timestamp_millis())
+        })
+    }
+
+    /// A patrol's track in time order.
+    pub fn patrol_track(&self, id: &str) -> Result<Vec<TrackPoint>> {
+        let track: String = self
+            .conn
+            .prepare_cached("SELECT track FROM patrols WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| Error::not_found("patrol", id))?;
+        decode_chunks(std::iter::once(track.as_str()))
+    }
+
+    fn patrol_times(&self, id: &str) -> Result<(DateTime<Utc>, bool)> {
+        let (started, ended): (i64, Option<i64>) = self
+            .conn
+            .prepare_cached("SELECT started_at, ended_at FROM patrols WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or_else(|| Error::not_found("patrol", id))?;
+        let started = DateTime::from_timestamp_millis(started)
+            .ok_or_else(|| Error::corrupt(id, "bad time"))?;
+        Ok((started, ended.is_some()))
+    }
+}
