@@ -96,6 +96,26 @@ impl Store {
         })
     }
 
+    /// Pulls every change `other` has after `cursor` into this store, page by
+    /// page; returns the cursor to resume from next time and what was applied.
+    /// Each page commits on its own, so an interruption keeps finished pages.
+    pub fn merge_from(&mut self, other: &Store, cursor: u64) -> Result<(u64, ApplyReport)> {
+        const PAGE: u32 = 2_000;
+        let mut cursor = cursor;
+        let mut total = ApplyReport::default();
+        loop {
+            let batch = other.changes_since(cursor, PAGE)?;
+            let r = self.apply_changes(&batch.changes)?;
+            total.applied += r.applied;
+            total.duplicates += r.duplicates;
+            total.documents += r.documents;
+            cursor = batch.cursor;
+            if !batch.more {
+                return Ok((cursor, total));
+            }
+        }
+    }
+
     /// Applies changes from another store, all or nothing. Re-sent changes are
     /// no-ops. A change whose dependencies this store lacks fails the whole batch
     /// with [`Error::MissingDependencies`]; so does any change to a submitted

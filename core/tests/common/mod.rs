@@ -1,0 +1,52 @@
+//! Shared set-up: a real SQLite file in a temporary directory, loaded with the
+//! shipped templates, categories and the 富义街 demo street.
+#![allow(dead_code)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use menqian_core::{Category, ChecklistTemplate, Shop, Store, StoreConfig};
+
+pub const HOST: &str = "mq.fengtai.example.cn";
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/../fixtures/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+pub fn templates() -> Vec<ChecklistTemplate> {
+    serde_json::from_str(&fixture("templates.json")).unwrap()
+}
+
+pub fn categories() -> Vec<Category> {
+    serde_json::from_str(&fixture("categories.json")).unwrap()
+}
+
+pub fn street() -> Vec<Shop> {
+    serde_json::from_str(&fixture("fuyi-street.json")).unwrap()
+}
+
+pub fn config() -> StoreConfig {
+    StoreConfig {
+        qr_hosts: vec![HOST.to_string()],
+    }
+}
+
+/// An empty store in its own temporary directory (kept alive by the guard).
+pub fn empty_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("device.sqlite"), config()).unwrap();
+    (dir, store)
+}
+
+/// A store with templates, categories and the demo street.
+pub fn demo_store() -> (tempfile::TempDir, Store) {
+    let (dir, mut store) = empty_store();
+    store.import_templates(templates()).unwrap();
+    store.import_categories(categories()).unwrap();
+    store.import_registry(street()).unwrap();
+    (dir, store)
+}
+
+/// 10:00 Beijing time on the given day.
+pub fn beijing(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, 2, 0, 0).unwrap()
+}

@@ -1,0 +1,255 @@
+//! Two stores edit offline and exchange change feeds in either order: they end
+//! with identical documents and identical index tables, and bad batches write
+//! nothing.
+
+mod common;
+
+use chrono::Duration;
+use common::*;
+use menqian_core::*;
+
+fn converged(a: &Store, b: &Store) {
+    assert_eq!(a.documents_json().unwrap(), b.documents_json().unwrap());
+    assert_eq!(a.index_snapshot().unwrap(), b.index_snapshot().unwrap());
+}
+
+fn report(store: &mut Store, by: &str) -> String {
+    store
+        .report_case(NewCase {
+            source: CaseSource::Steward,
+            category: "0107".into(),
+            location: GeoPoint::new(39.8662, 116.3462),
+            shop_id: None,
+            photos: vec![],
+            description: "纸箱堆在人行道".into(),
+            deadline: None,
+            reported_by: by.into(),
+            reported_at: beijing(2026, 7, 1),
+        })
+        .unwrap()
+}
+
+fn inspect(store: &mut Store, shop: &str, who: &str) -> String {
+    let at = beijing(2026, 7, 2);
+    let id = store
+        .start_inspection(NewInspection {
+            shop_id: shop.into(),
+            template_id: "beijing-1v5".into(),
+            template_version: None,
+            inspector: who.into(),
+            started_at: at,
+            fix: None,
+        })
+        .unwrap();
+    for code in store.inspection(&id).unwrap().applicable {
+        let outcome = ItemResult {
+            outcome: ItemOutcome::Pass,
+            note: None,
+            photos: vec![],
+        };
+        store.record_item(&id, &code, outcome).unwrap();
+    }
+    store
+        .submit_inspection(&id, at + Duration::minutes(3))
+        .unwrap();
+    id
+}
+
+/// The station's registry on two devices; each edits offline.
+fn two_devices() -> (Vec<tempfile::TempDir>, Store, Store) {
+    let (d1, station) = demo_store();
+    let (d2, mut a) = empty_store();
+    let (d3, mut b) = empty_store();
+    a.merge_from(&station, 0).unwrap();
+    b.merge_from(&station, 0).unwrap();
+    converged(&a, &b);
+    (vec![d1, d2, d3], a, b)
+}
+
+#[test]
+fn concurrent_edits_merge_in_either_order() {
+    for a_first in [true, false] {
+        let (_dirs, mut a, mut b) = two_devices();
+        let shop = street()[0].id();
+        let (ha, hb) = (a.feed_head().unwrap(), b.feed_head().unwrap());
+        // The same shop: different fields on each device, and the same field on both.
+        a.update_shop(
+            &shop,
+            ShopPatch {
+                name: Some("甲改名".into()),
+                add_tags: [ShopTag::School].into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        b.update_shop(
+            &shop,
+            ShopPatch {
+                name: Some("乙改名".into()),
+                add_tags: [ShopTag::Hospital].into(),
+                status: Some(ShopStatus::Closed),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // One case, moved on both devices.
+        let case = report(&mut a, "steward-1");
+        b.merge_from(&a, ha).unwrap();
+        let ha2 = a.feed_head().unwrap();
+        a.set_case_status(
+            &case,
+            CaseStatus::Accepted,
+            "officer-1",
+            beijing(2026, 7, 1) + Duration::hours(1),
+            None,
+        )
+        .unwrap();
+        b.set_case_status(
+            &case,
+            CaseStatus::Rejected,
+            "officer-2",
+            beijing(2026, 7, 1) + Duration::hours(2),
+            None,
+        )
+        .unwrap();
+        // New inspections on both.
+        let ia = inspect(&mut a, &shop, "officer-1");
+        let ib = inspect(&mut b, &street()[1].id(), "officer-2");
+
+        if a_first {
+            b.merge_from(&a, ha2).unwrap();
+            a.merge_from(&b, hb).unwrap();
+        } else {
+            a.merge_from(&b, hb).unwrap();
+            b.merge_from(&a, ha).unwrap();
+        }
+        converged(&a, &b);
+        let merged = a.shop(&shop).unwrap();
+        assert!(merged.name == "甲改名" || merged.name == "乙改名");
+        assert_eq!(
+            merged.status,
+            ShopStatus::Closed,
+            "a field only one side edited keeps that edit"
+        );
+        assert!(merged.tags.contains(&ShopTag::School) && merged.tags.contains(&ShopTag::Hospital));
+        let history = a.case(&case).unwrap().history;
+        assert_eq!(history.len(), 3, "both moves are kept");
+        for s in [&a, &b] {
+            assert!(s.inspection(&ia).unwrap().is_submitted());
+            assert!(s.inspection(&ib).unwrap().is_submitted());
+        }
+    }
+}
+
+#[test]
+fn re_sent_changes_are_no_ops() {
+    let (_dirs, mut a, b) = two_devices();
+    let before = (a.counts().unwrap(), a.index_snapshot().unwrap());
+    let (_, again) = a.merge_from(&b, 0).unwrap();
+    assert_eq!(again.applied, 0);
+    assert!(again.duplicates > 0);
+    assert_eq!((a.counts().unwrap(), a.index_snapshot().unwrap()), before);
+}
+
+#[test]
+fn bad_batches_apply_nothing() {
+    let (_dirs, mut a, mut b) = two_devices();
+    let head = b.feed_head().unwrap();
+    let shop = street()[2].id();
+    b.update_shop(
+        &shop,
+        ShopPatch {
+            name: Some("一改".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    b.update_shop(
+        &shop,
+        ShopPatch {
+            name: Some("二改".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let case = report(&mut b, "steward-2");
+    let batch = b.changes_since(head, 100).unwrap().changes;
+    assert_eq!(batch.len(), 3);
+    let before = (a.counts().unwrap(), a.index_snapshot().unwrap());
+
+    // The second edit without the first: its dependency is missing.
+    let err = a.apply_changes(&batch[1..]).unwrap_err();
+    assert!(matches!(err, Error::MissingDependencies { .. }), "{err}");
+    // Truncated bytes, and bytes that are not a change at all.
+    let mut truncated = batch.clone();
+    let n = truncated[2].bytes.len();
+    truncated[2].bytes.truncate(n / 2);
+    assert!(matches!(
+        a.apply_changes(&truncated),
+        Err(Error::Corrupt { .. })
+    ));
+    let garbage = vec![DocChange {
+        doc_id: shop.clone(),
+        bytes: b"not automerge".to_vec(),
+    }];
+    assert!(matches!(
+        a.apply_changes(&garbage),
+        Err(Error::Corrupt { .. })
+    ));
+    let foreign = vec![DocChange {
+        doc_id: "wallet/1".into(),
+        bytes: batch[0].bytes.clone(),
+    }];
+    assert!(matches!(
+        a.apply_changes(&foreign),
+        Err(Error::InvalidInput { .. })
+    ));
+    // A shop change filed under a case id leaves the document unreadable as a case.
+    let misfiled = vec![DocChange {
+        doc_id: "case/misfiled".into(),
+        bytes: batch[0].bytes.clone(),
+    }];
+    assert!(a.apply_changes(&misfiled).is_err());
+    assert_eq!((a.counts().unwrap(), a.index_snapshot().unwrap()), before);
+
+    // In order, the same batch applies.
+    let r = a.apply_changes(&batch).unwrap();
+    assert_eq!(r.applied, 3);
+    assert_eq!(a.shop(&shop).unwrap().name, "二改");
+    assert_eq!(a.case(&case).unwrap().status(), CaseStatus::Reported);
+}
+
+#[test]
+fn a_change_to_a_submitted_inspection_is_refused() {
+    let (_dirs, mut a, mut b) = two_devices();
+    let at = beijing(2026, 7, 3);
+    let id = a
+        .start_inspection(NewInspection {
+            shop_id: street()[0].id(),
+            template_id: "beijing-1v5".into(),
+            template_version: None,
+            inspector: "officer-1".into(),
+            started_at: at,
+            fix: None,
+        })
+        .unwrap();
+    b.merge_from(&a, 0).unwrap();
+    // b edits the open inspection offline while a finishes and submits it.
+    let pass = ItemResult {
+        outcome: ItemOutcome::Pass,
+        note: None,
+        photos: vec![],
+    };
+    b.record_item(&id, "BJ-01", pass.clone()).unwrap();
+    for code in a.inspection(&id).unwrap().applicable {
+        a.record_item(&id, &code, pass.clone()).unwrap();
+    }
+    a.submit_inspection(&id, at + Duration::minutes(2)).unwrap();
+    let before = a.documents_json().unwrap();
+    let late = b.changes_since(b.feed_head().unwrap() - 1, 10).unwrap();
+    assert!(matches!(
+        a.apply_changes(&late.changes),
+        Err(Error::InspectionSubmitted { .. })
+    ));
+    assert_eq!(a.documents_json().unwrap(), before);
+}

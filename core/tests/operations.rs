@@ -1,0 +1,491 @@
+//! The offline operations an officer, steward or administrator performs, on a
+//! real SQLite file, and the typed errors bad input gets.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use chrono::Duration;
+use common::*;
+use menqian_core::*;
+
+fn first_shop(store: &Store) -> Shop {
+    store.shop_by_code(&street()[0].code).unwrap()
+}
+
+fn inspection_at(store: &mut Store, shop: &Shop, at: chrono::DateTime<chrono::Utc>) -> String {
+    store
+        .start_inspection(NewInspection {
+            shop_id: shop.id(),
+            template_id: "beijing-1v5".into(),
+            template_version: None,
+            inspector: "officer-1".into(),
+            started_at: at,
+            fix: Some(GpsFix {
+                lat: 39.866,
+                lon: 116.345,
+                accuracy_m: 6.0,
+                at,
+            }),
+        })
+        .unwrap()
+}
+
+fn pass() -> ItemResult {
+    ItemResult {
+        outcome: ItemOutcome::Pass,
+        note: None,
+        photos: vec![],
+    }
+}
+
+#[test]
+fn importing_the_same_registry_twice_changes_nothing_and_edits_are_updates() {
+    let (_dir, mut store) = demo_store();
+    let (docs, changes) = store.counts().unwrap();
+    let again = store.import_registry(street()).unwrap();
+    assert_eq!(
+        again,
+        ImportReport {
+            created: 0,
+            updated: 0,
+            unchanged: 120
+        }
+    );
+    assert_eq!(store.counts().unwrap(), (docs, changes));
+
+    let mut edited = street();
+    edited[5].name = "新名字便利店".into();
+    edited[5].tags.insert(ShopTag::School);
+    let r = store.import_registry(edited.clone()).unwrap();
+    assert_eq!((r.created, r.updated, r.unchanged), (0, 1, 119));
+    let shop = store.shop(&edited[5].id()).unwrap();
+    assert_eq!(shop, edited[5].clone().validated().unwrap());
+}
+
+#[test]
+fn a_scan_opens_the_shop_offline_and_bad_codes_say_why() {
+    let (_dir, store) = demo_store();
+    let shop = first_shop(&store);
+    let link = ShopCode::parse(&shop.code).unwrap().link(HOST);
+    assert_eq!(store.scan(&link).unwrap(), shop);
+    assert_eq!(store.scan(&format!("{link}?from=timeline")).unwrap(), shop);
+
+    let cut = &link[..link.len() - 3];
+    assert!(matches!(
+        store.scan(cut),
+        Err(Error::Qr(QrError::Truncated { len: 10 }))
+    ));
+    assert!(matches!(
+        store.scan("二维码"),
+        Err(Error::Qr(QrError::NotALink))
+    ));
+    assert!(matches!(
+        store.scan("https://example.org/s/1101060000010"),
+        Err(Error::Qr(QrError::ForeignHost { .. }))
+    ));
+    // A valid code this district never issued: not found, not a crash.
+    let unknown = ShopCode::new(110106, 999_999).unwrap().link(HOST);
+    assert!(matches!(
+        store.scan(&unknown),
+        Err(Error::NotFound { kind: "shop", .. })
+    ));
+}
+
+#[test]
+fn chinese_substring_search_finds_names_and_addresses() {
+    let (_dir, store) = demo_store();
+    let all = street();
+    for query in ["超市", "超", "丰台区富义街1", "西一巷", "义街 2 号"] {
+        let normal: String = query.chars().filter(|c| c.is_alphanumeric()).collect();
+        let expected: BTreeSet<String> = all
+            .iter()
+            .filter(|s| {
+                let n: String = s.name.chars().filter(|c| c.is_alphanumeric()).collect();
+                let a: String = s.address.chars().filter(|c| c.is_alphanumeric()).collect();
+                n.contains(&normal) || a.contains(&normal)
+            })
+            .map(|s| s.id())
+            .collect();
+        let found: BTreeSet<String> = store
+            .search_shops(query, 1_000)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert!(!expected.is_empty(), "{query} should match something");
+        assert_eq!(found, expected, "query {query}");
+    }
+    assert_eq!(store.search_shops("超市", 2).unwrap().len(), 2);
+    assert!(store.search_shops("。，！", 10).unwrap().is_empty());
+    assert!(store.search_shops("不存在的店名", 10).unwrap().is_empty());
+}
+
+#[test]
+fn shops_are_listed_by_street_and_lane() {
+    let (_dir, store) = demo_store();
+    assert_eq!(store.shops_on("富义街", None).unwrap().len(), 120);
+    assert_eq!(
+        store
+            .shops_on("富义街", Some("富义街东一巷"))
+            .unwrap()
+            .len(),
+        5
+    );
+    assert!(store.shops_on("不存在街", None).unwrap().is_empty());
+    let streets = store.streets().unwrap();
+    assert_eq!(streets.len(), 5);
+    assert_eq!(streets[0], ("富义街".to_string(), None, 100));
+}
+
+#[test]
+fn an_inspection_runs_and_is_immutable_once_submitted() {
+    let (_dir, mut store) = demo_store();
+    let shop = first_shop(&store);
+    // July: 扫雪铲冰 (BJ-06) does not apply.
+    let id = inspection_at(&mut store, &shop, beijing(2026, 7, 15));
+    let insp = store.inspection(&id).unwrap();
+    assert_eq!(
+        insp.applicable,
+        ["BJ-01", "BJ-02", "BJ-03", "BJ-04", "BJ-05"]
+    );
+    assert!(matches!(
+        store.record_item(&id, "BJ-06", pass()),
+        Err(Error::ItemNotApplicable { .. })
+    ));
+    assert!(matches!(
+        store.record_item(&id, "XX-99", pass()),
+        Err(Error::UnknownItem { .. })
+    ));
+    for code in ["BJ-01", "BJ-02", "BJ-03"] {
+        store.record_item(&id, code, pass()).unwrap();
+    }
+    let fail = ItemResult {
+        outcome: ItemOutcome::Fail,
+        note: Some("门口堆放纸箱".into()),
+        photos: vec![],
+    };
+    store.record_item(&id, "BJ-04", fail.clone()).unwrap();
+    match store.submit_inspection(&id, beijing(2026, 7, 15)) {
+        Err(Error::IncompleteInspection { codes }) => assert_eq!(codes, ["BJ-05"]),
+        other => panic!("expected incomplete, got {other:?}"),
+    }
+    store.record_item(&id, "BJ-05", pass()).unwrap();
+    assert!(matches!(
+        store.submit_inspection(&id, beijing(2026, 7, 15)),
+        Err(Error::PhotoRequired { code }) if code == "BJ-04"
+    ));
+    let with_photo = ItemResult {
+        photos: vec!["sha256-abc".into()],
+        ..fail
+    };
+    store.record_item(&id, "BJ-04", with_photo).unwrap();
+    let done = store
+        .submit_inspection(&id, beijing(2026, 7, 15) + Duration::minutes(5))
+        .unwrap();
+    // Weights 10+20+20+20+15 = 85 judged, 65 passed: 76.47 → 76.
+    assert_eq!(done.score, 76);
+    assert_eq!(done.verdict, Verdict::NeedsRectification);
+    assert_eq!(done.failed, ["BJ-04"]);
+
+    let before = (store.counts().unwrap(), store.index_snapshot().unwrap());
+    assert!(matches!(
+        store.record_item(&id, "BJ-01", pass()),
+        Err(Error::InspectionSubmitted { .. })
+    ));
+    assert!(matches!(
+        store.submit_inspection(&id, beijing(2026, 7, 16)),
+        Err(Error::InspectionSubmitted { .. })
+    ));
+    assert_eq!(
+        (store.counts().unwrap(), store.index_snapshot().unwrap()),
+        before
+    );
+    let history = store.inspections_of_shop(&shop.id()).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].score, Some(76));
+}
+
+#[test]
+fn seasonal_and_category_items_apply_only_when_they_should() {
+    let (_dir, mut store) = demo_store();
+    let shop = first_shop(&store);
+    let winter = inspection_at(&mut store, &shop, beijing(2026, 12, 20));
+    assert!(
+        store
+            .inspection(&winter)
+            .unwrap()
+            .applicable
+            .contains(&"BJ-06".to_string())
+    );
+    let jinan = store
+        .start_inspection(NewInspection {
+            shop_id: shop.id(),
+            template_id: "jinan-5bao".into(),
+            template_version: Some(1),
+            inspector: "officer-1".into(),
+            started_at: beijing(2026, 7, 1),
+            fix: None,
+        })
+        .unwrap();
+    let items = store.inspection(&jinan).unwrap().applicable;
+    assert_eq!(items, ["JN-01", "JN-03", "JN-04", "JN-05", "JN-07"]);
+    assert!(matches!(
+        store.start_inspection(NewInspection {
+            shop_id: shop.id(),
+            template_id: "shanghai".into(),
+            template_version: None,
+            inspector: "officer-1".into(),
+            started_at: beijing(2026, 7, 1),
+            fix: None,
+        }),
+        Err(Error::NotFound {
+            kind: "checklist template",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn cases_are_reported_and_moved_with_their_history() {
+    let (_dir, mut store) = demo_store();
+    let shop = first_shop(&store);
+    let at = beijing(2026, 7, 1);
+    let new = NewCase {
+        source: CaseSource::Steward,
+        category: "0504".into(),
+        location: GeoPoint::new(39.8661, 116.3451),
+        shop_id: Some(shop.id()),
+        photos: vec!["sha256-1".into()],
+        description: "水果摊摆到了人行道上".into(),
+        deadline: Some(at + Duration::hours(8)),
+        reported_by: "steward-7".into(),
+        reported_at: at,
+    };
+    let id = store.report_case(new.clone()).unwrap();
+    store
+        .set_case_status(
+            &id,
+            CaseStatus::Accepted,
+            "supervisor-1",
+            at + Duration::minutes(10),
+            Some("已受理"),
+        )
+        .unwrap();
+    let case = store.case(&id).unwrap();
+    assert_eq!(case.status(), CaseStatus::Accepted);
+    assert_eq!(case.history.len(), 2);
+    assert_eq!(case.history[1].by, "supervisor-1");
+    assert_eq!(
+        store.cases(Some(CaseStatus::Accepted), 10).unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .cases(Some(CaseStatus::Closed), 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    let before = store.counts().unwrap();
+    let unknown_category = NewCase {
+        category: "9999".into(),
+        ..new.clone()
+    };
+    assert!(
+        matches!(store.report_case(unknown_category), Err(Error::InvalidInput { field, .. }) if field == "category")
+    );
+    let empty = NewCase {
+        description: "  ".into(),
+        photos: vec![],
+        ..new.clone()
+    };
+    assert!(matches!(
+        store.report_case(empty),
+        Err(Error::InvalidInput { .. })
+    ));
+    let off_globe = NewCase {
+        location: GeoPoint::new(39.9, 200.0),
+        ..new.clone()
+    };
+    assert!(
+        matches!(store.report_case(off_globe), Err(Error::InvalidInput { field, .. }) if field == "location.lon")
+    );
+    let no_shop = NewCase {
+        shop_id: Some("shop/1101069999990".into()),
+        ..new
+    };
+    assert!(matches!(
+        store.report_case(no_shop),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.set_case_status("case/nope", CaseStatus::Closed, "x", at, None),
+        Err(Error::NotFound { kind: "case", .. })
+    ));
+    assert_eq!(store.counts().unwrap(), before);
+}
+
+#[test]
+fn a_patrol_records_its_track_until_stopped() {
+    let (_dir, mut store) = empty_store();
+    let start = beijing(2026, 7, 1);
+    let id = store.start_patrol("chief-3", start).unwrap();
+    let points: Vec<TrackPoint> = (0..120)
+        .map(|i| TrackPoint {
+            at: start + Duration::seconds(i),
+            lat: (398_660_000.0 + i as f64 * 100.0) / 1e7,
+            lon: 116.345,
+            accuracy_m: 5.0,
+        })
+        .collect();
+    store.append_track(&id, &points[..60]).unwrap();
+    store.append_track(&id, &points[60..]).unwrap();
+    let mut bad = points[0];
+    bad.accuracy_m = -1.0;
+    let before = store.counts().unwrap();
+    assert!(matches!(
+        store.append_track(&id, &[bad]),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert!(store.append_track(&id, &[]).is_err());
+    assert_eq!(store.counts().unwrap(), before);
+    store
+        .stop_patrol(&id, start + Duration::minutes(2))
+        .unwrap();
+    assert!(matches!(
+        store.append_track(&id, &points[..1]),
+        Err(Error::PatrolEnded { .. })
+    ));
+    assert_eq!(store.patrol_track(&id).unwrap(), points);
+}
+
+#[test]
+fn invalid_shops_are_refused_and_nothing_partial_is_written() {
+    let (_dir, mut store) = demo_store();
+    let before = (store.counts().unwrap(), store.index_snapshot().unwrap());
+    let mut shops = street();
+    for s in &mut shops {
+        s.code = ShopCode::new(110106, 500_000 + s.code[6..12].parse::<u32>().unwrap())
+            .unwrap()
+            .to_string();
+    }
+    shops[3].name = "   ".into();
+    match store.import_registry(shops.clone()) {
+        Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "shops[3].name"),
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+    let mut open_zone = street()[0].clone();
+    open_zone.code = ShopCode::new(110106, 777).unwrap().to_string();
+    let mut ring = open_zone.zone.points().to_vec();
+    ring.pop();
+    ring.push(GeoPoint::new(39.9, 116.4));
+    // Zone::new refuses to build it at all; a hand-made zone can't skip the check.
+    assert!(Zone::new(ring).is_err());
+    let mut bad_phone = open_zone.clone();
+    bad_phone.contact.phone = "call me".into();
+    assert!(
+        matches!(store.create_shop(bad_phone), Err(Error::InvalidInput { field, .. }) if field == "contact.phone")
+    );
+    let mut bad_code = open_zone.clone();
+    bad_code.code = "110106000777".into();
+    assert!(
+        matches!(store.create_shop(bad_code), Err(Error::InvalidInput { field, .. }) if field == "code")
+    );
+    let duplicate = street()[0].clone();
+    assert!(
+        matches!(store.create_shop(duplicate), Err(Error::InvalidInput { field, .. }) if field == "code")
+    );
+    assert!(matches!(
+        store.update_shop(&street()[0].id(), ShopPatch::default()),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert!(matches!(
+        store.update_shop(
+            "shop/1101069999990",
+            ShopPatch {
+                name: Some("x".into()),
+                ..Default::default()
+            }
+        ),
+        Err(Error::NotFound { .. })
+    ));
+    let mut bad_template = templates()[0].clone();
+    bad_template.version = 2;
+    bad_template.items[2].duty = "nope".into();
+    assert!(
+        matches!(store.import_templates(vec![bad_template]), Err(Error::InvalidInput { field, .. }) if field == "templates[0].items[2].duty")
+    );
+    let mut changed = templates()[0].clone();
+    changed.items[0].weight = 11;
+    assert!(matches!(
+        store.import_templates(vec![changed]),
+        Err(Error::InvalidInput { .. })
+    ));
+    assert_eq!(
+        (store.counts().unwrap(), store.index_snapshot().unwrap()),
+        before
+    );
+
+    store.create_shop(open_zone.clone()).unwrap();
+    assert_eq!(store.shop(&open_zone.id()).unwrap().name, open_zone.name);
+}
+
+#[test]
+fn shop_edits_touch_only_the_fields_given() {
+    let (_dir, mut store) = demo_store();
+    let shop = first_shop(&store);
+    store
+        .update_shop(
+            &shop.id(),
+            ShopPatch {
+                contact: Some(Contact {
+                    person: "赵新".into(),
+                    phone: "010-6333 1234".into(),
+                }),
+                lane: Some(Some("富义街东一巷".into())),
+                add_tags: [ShopTag::TransportHub].into(),
+                status: Some(ShopStatus::Closed),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let after = store.shop(&shop.id()).unwrap();
+    assert_eq!(after.name, shop.name);
+    assert_eq!(after.contact.person, "赵新");
+    assert_eq!(after.lane.as_deref(), Some("富义街东一巷"));
+    assert!(after.tags.contains(&ShopTag::TransportHub));
+    assert_eq!(after.status, ShopStatus::Closed);
+    store
+        .update_shop(
+            &shop.id(),
+            ShopPatch {
+                lane: Some(None),
+                remove_tags: [ShopTag::TransportHub].into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let again = store.shop(&shop.id()).unwrap();
+    assert_eq!(again.lane, None);
+    assert!(!again.tags.contains(&ShopTag::TransportHub));
+}
+
+#[test]
+fn a_store_reopens_with_its_data_and_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let (actor, snapshot) = {
+        let mut s = Store::open(&path, config()).unwrap();
+        s.import_templates(templates()).unwrap();
+        s.import_categories(categories()).unwrap();
+        s.import_registry(street()).unwrap();
+        (s.actor_id(), s.index_snapshot().unwrap())
+    };
+    let mut s = Store::open(&path, config()).unwrap();
+    assert_eq!(s.actor_id(), actor);
+    assert_eq!(s.index_snapshot().unwrap(), snapshot);
+    s.rebuild_index().unwrap();
+    assert_eq!(s.index_snapshot().unwrap(), snapshot);
+    assert_eq!(s.search_shops("超市", 100).unwrap().len(), 4);
+}
