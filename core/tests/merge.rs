@@ -2,6 +2,8 @@
 //! with identical documents and identical index tables, and bad batches write
 //! nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 mod common;
 
 use chrono::Duration;

@@ -1,5 +1,7 @@
 //! Upgrading a database written by an older version of the app.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 mod common;
 
 use common::*;

@@ -1,6 +1,8 @@
 //! The offline operations an officer, steward or administrator performs, on a
 //! real SQLite file, and the typed errors bad input gets.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 mod common;
 
 use std::collections::BTreeSet;

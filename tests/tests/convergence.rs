@@ -2,6 +2,8 @@
 //! feeds in random orders converge to identical documents and identical index
 //! tables, and no record made anywhere is lost.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 use std::collections::BTreeSet;
 
 use chrono::{Duration, TimeZone, Utc};
