@@ -41,14 +41,19 @@ pub(crate) fn reindex(tx: &Transaction<'_>, id: &str, d: &AutoCommit) -> Result<
     }
 }
 
-fn shop(tx: &Transaction<'_>, id: &str, s: &Shop) -> Result<()> {
+pub(crate) fn shop(tx: &Transaction<'_>, id: &str, s: &Shop) -> Result<()> {
     let old_rowid: Option<i64> = tx
         .prepare_cached("SELECT rowid FROM shops WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?;
     if let Some(rowid) = old_rowid {
-        tx.prepare_cached("DELETE FROM shop_search WHERE rowid = ?1")?
-            .execute([rowid])?;
+        // In the search index since before this transaction, unless this
+        // transaction put it there (then it is still only pending).
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO temp.search_delete (rowid)
+             SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM temp.search_insert WHERE rowid = ?1)",
+        )?
+        .execute([rowid])?;
     }
     let centre = s.zone.centroid();
     let tags: Vec<&str> = s.tags.iter().map(|t| t.as_str()).collect();
@@ -87,12 +92,14 @@ fn shop(tx: &Transaction<'_>, id: &str, s: &Shop) -> Result<()> {
             ],
             |r| r.get(0),
         )?;
-    tx.prepare_cached("INSERT INTO shop_search (rowid, name, address) VALUES (?1, ?2, ?3)")?
-        .execute(params![
-            rowid,
-            search::tokens(&s.name),
-            search::tokens(&s.address)
-        ])?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO temp.search_insert (rowid, name, address) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![
+        rowid,
+        search::tokens(&s.name),
+        search::tokens(&s.address)
+    ])?;
     Ok(())
 }
 
@@ -231,6 +238,41 @@ const TABLES: &[(&str, &str)] = &[
     ("case_history", "case_id, idx"),
     ("patrols", "id"),
 ];
+
+/// Search rows wait in two temp tables until the transaction commits, then go
+/// into FTS5 in one pass: any statement with a statement journal makes FTS5
+/// flush its pending rows to disk, which per shop would cost more than the rest
+/// of an import together.
+pub(crate) fn create_search_buffer(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS search_delete (rowid INTEGER PRIMARY KEY);
+         CREATE TEMP TABLE IF NOT EXISTS search_insert (rowid INTEGER PRIMARY KEY, name TEXT, address TEXT);",
+    )?;
+    Ok(())
+}
+
+/// Moves buffered search rows into FTS5; every transaction calls it before commit.
+pub(crate) fn flush_search(tx: &Transaction<'_>) -> Result<()> {
+    let pending: i64 = tx
+        .prepare_cached("SELECT (SELECT count(*) FROM temp.search_delete) + (SELECT count(*) FROM temp.search_insert)")?
+        .query_row([], |r| r.get(0))?;
+    if pending == 0 {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "DELETE FROM shop_search WHERE rowid IN (SELECT rowid FROM temp.search_delete)",
+    )?
+    .execute([])?;
+    tx.prepare_cached(
+        "INSERT INTO shop_search (rowid, name, address) SELECT rowid, name, address FROM temp.search_insert",
+    )?
+    .execute([])?;
+    tx.prepare_cached("DELETE FROM temp.search_delete")?
+        .execute([])?;
+    tx.prepare_cached("DELETE FROM temp.search_insert")?
+        .execute([])?;
+    Ok(())
+}
 
 pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
     for (table, _) in TABLES {

@@ -55,7 +55,11 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let rebuild = migrations::migrate(&mut conn, version)?;
+        if version >= 2 {
+            index::create_search_buffer(&conn)?;
+        }
         let actor = load_or_create_actor(&mut conn)?;
         let mut store = Store {
             conn,
@@ -91,7 +95,7 @@ impl Store {
                 index::reindex(&tx, &id, &doc)?;
             }
         }
-        tx.commit()?;
+        commit(tx)?;
         Ok(())
     }
 
@@ -113,8 +117,16 @@ impl Store {
         if let Some(hash) = doc.commit() {
             persist(&tx, id, &mut doc, &[hash])?;
         }
-        tx.commit()?;
+        commit(tx)?;
         Ok(out)
+    }
+
+    /// Moves everything in the write-ahead log into the database file, so the file
+    /// alone is a complete copy (before a backup, or to measure its size).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// Number of documents and of logged changes: for diagnostics and tests.
@@ -168,6 +180,14 @@ fn load_or_create_actor(conn: &mut Connection) -> Result<ActorId> {
     Ok(actor)
 }
 
+/// Commits a transaction after moving buffered search rows into the index.
+/// Every writing transaction ends here.
+pub(crate) fn commit(tx: Transaction<'_>) -> Result<()> {
+    index::flush_search(&tx)?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// Loads a document, or `None` if this store has none with that id.
 pub(crate) fn load_doc(conn: &Connection, id: &str, actor: &ActorId) -> Result<Option<AutoCommit>> {
     let data: Option<Vec<u8>> = conn
@@ -190,16 +210,27 @@ pub(crate) fn persist(
     doc: &mut AutoCommit,
     new_changes: &[ChangeHash],
 ) -> Result<()> {
+    write_document(tx, id, &doc.save(), new_changes)?;
+    index::reindex(tx, id, doc)
+}
+
+/// Stores a saved document and logs its new changes (the caller re-indexes).
+pub(crate) fn write_document(
+    tx: &Transaction<'_>,
+    id: &str,
+    saved: &[u8],
+    new_changes: &[ChangeHash],
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO documents (id, data) VALUES (?1, ?2)
          ON CONFLICT (id) DO UPDATE SET data = excluded.data",
     )?
-    .execute(params![id, doc.save()])?;
+    .execute(params![id, saved])?;
     let mut log = tx.prepare_cached("INSERT INTO changes (doc_id, hash) VALUES (?1, ?2)")?;
     for hash in new_changes {
         log.execute(params![id, hash.as_ref()])?;
     }
-    index::reindex(tx, id, doc)
+    Ok(())
 }
 
 /// The entity kind of a document id, for error messages.

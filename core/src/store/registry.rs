@@ -7,7 +7,7 @@ use automerge::{AutoCommit, ROOT, ReadDoc as _, transaction::Transactable as _};
 use chrono::NaiveDate;
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, load_doc, persist, search};
+use super::{Store, commit, index, load_doc, persist, search, write_document};
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::category::Category;
@@ -66,33 +66,46 @@ impl Store {
         }
         let tx = self.conn.transaction()?;
         let mut report = ImportReport::default();
+        let mut fresh = Vec::new();
         for shop in &clean {
             let id = shop.id();
-            match load_doc(&tx, &id, &self.actor)? {
-                None => {
-                    let mut d = AutoCommit::new().with_actor(self.actor.clone());
-                    doc::write_root(&mut d, shop)?;
-                    if let Some(hash) = d.commit() {
-                        persist(&tx, &id, &mut d, &[hash])?;
-                    }
-                    report.created += 1;
-                }
-                Some(mut d) => {
-                    let old: Shop = doc::read(&d, &id)?;
-                    let patch = ShopPatch::between(&old, shop);
-                    if patch.is_empty() {
-                        report.unchanged += 1;
-                        continue;
-                    }
-                    write_patch(&mut d, &patch)?;
-                    if let Some(hash) = d.commit() {
-                        persist(&tx, &id, &mut d, &[hash])?;
-                    }
-                    report.updated += 1;
-                }
+            let Some(mut d) = load_doc(&tx, &id, &self.actor)? else {
+                fresh.push(shop);
+                continue;
+            };
+            let old: Shop = doc::read(&d, &id)?;
+            let patch = ShopPatch::between(&old, shop);
+            if patch.is_empty() {
+                report.unchanged += 1;
+                continue;
             }
+            write_patch(&mut d, &patch)?;
+            if let Some(hash) = d.commit() {
+                persist(&tx, &id, &mut d, &[hash])?;
+            }
+            report.updated += 1;
         }
-        tx.commit()?;
+        // New shops: documents are built on worker threads while this thread
+        // writes them, in input order (see `build_in_parallel`).
+        let actor = self.actor.clone();
+        build_in_parallel(
+            &fresh,
+            |shop| {
+                let id = shop.id();
+                let (mut d, hash) = doc::create(&actor, *shop)?;
+                let saved = d.save();
+                // The index is built from what the document holds, read back.
+                let indexed = doc::read::<Shop>(&d, &id)?.validated()?;
+                Ok((id, saved, hash, indexed))
+            },
+            |(id, saved, hash, indexed)| {
+                write_document(&tx, &id, &saved, &[hash])?;
+                index::shop(&tx, &id, &indexed)?;
+                report.created += 1;
+                Ok(())
+            },
+        )?;
+        commit(tx)?;
         Ok(report)
     }
 
@@ -215,7 +228,7 @@ impl Store {
             }
             created += 1;
         }
-        tx.commit()?;
+        commit(tx)?;
         Ok(created)
     }
 
@@ -268,7 +281,7 @@ impl Store {
                 persist(&tx, &id, &mut d, &[hash])?;
             }
         }
-        tx.commit()?;
+        commit(tx)?;
         Ok(())
     }
 
@@ -295,6 +308,48 @@ impl Store {
             .prepare_cached("SELECT 1 FROM categories WHERE code = ?1")?
             .exists([code])?)
     }
+}
+
+/// Runs `build` over `items` on worker threads (one per core) and hands each
+/// result to `write` on this thread, in input order. Automerge document
+/// construction is the costly half of an import and SQLite writing the other;
+/// this overlaps them. The first error stops the workers and is returned.
+fn build_in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    build: impl Fn(&T) -> Result<R> + Sync,
+    mut write: impl FnMut(R) -> Result<()>,
+) -> Result<()> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    if items.len() < 64 || workers == 1 {
+        return items.iter().try_for_each(|item| write(build(item)?));
+    }
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Result<R>)>(256);
+        for w in 0..workers {
+            let send = send.clone();
+            let build = &build;
+            scope.spawn(move || {
+                for i in (w..items.len()).step_by(workers) {
+                    if send.send((i, build(&items[i]))).is_err() {
+                        return; // the writer stopped: an error is on its way out
+                    }
+                }
+            });
+        }
+        drop(send);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0;
+        for (i, result) in receive {
+            pending.insert(i, result);
+            while let Some(result) = pending.remove(&next) {
+                write(result?)?;
+                next += 1;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Puts a field-level path in front of a validation error's field name.

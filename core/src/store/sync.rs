@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use automerge::{AutoCommit, Change, ReadDoc as _};
 use rusqlite::params;
 
-use super::{Store, kind_name, load_doc, persist};
+use super::{Store, commit, kind_name, load_doc, persist};
 use crate::error::{Error, Result};
 
 /// One Automerge change to one document, as bytes.
@@ -185,7 +185,7 @@ impl Store {
             report.documents += 1;
             persist(&tx, doc_id, &mut d, &hashes)?;
         }
-        tx.commit()?;
+        commit(tx)?;
         Ok(report)
     }
 }
