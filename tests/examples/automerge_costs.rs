@@ -25,21 +25,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             d.commit();
             std::hint::black_box(d);
         }
-        println!("{fields:>2} puts + commit: {:6.1} µs per document", per_doc(t));
+        println!(
+            "{fields:>2} puts + commit: {:6.1} µs per document",
+            per_doc(t)
+        );
     }
     let mut base = AutoCommit::new();
     for k in 0..15 {
         base.put(ROOT, format!("k{k}"), "富义街23号 value")?;
     }
     base.commit();
-    let bytes = base.get_last_local_change().ok_or("no change")?.raw_bytes().to_vec();
+    let bytes = base
+        .get_last_local_change()
+        .ok_or("no change")?
+        .raw_bytes()
+        .to_vec();
     let t = Instant::now();
     for _ in 0..N {
         let mut d = AutoCommit::new();
         d.apply_changes([Change::from_bytes(bytes.clone())?])?;
         std::hint::black_box(d);
     }
-    println!("one 15-op change applied: {:6.1} µs per document", per_doc(t));
+    println!(
+        "one 15-op change applied: {:6.1} µs per document",
+        per_doc(t)
+    );
     let saved = base.save();
     let t = Instant::now();
     for _ in 0..N {
