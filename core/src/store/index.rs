@@ -19,9 +19,21 @@ use automerge::AutoCommit;
 pub(crate) fn reindex(tx: &Transaction<'_>, id: &str, d: &AutoCommit) -> Result<()> {
     let kind = id.split_once('/').map(|(k, _)| k).unwrap_or_default();
     match kind {
-        "shop" => shop(tx, id, &doc::read::<Shop>(d, id)?.validated()?),
-        "tmpl" => template(tx, id, &doc::read::<ChecklistTemplate>(d, id)?.validated()?),
-        "cat" => category(tx, id, &doc::read::<Category>(d, id)?.validated()?),
+        "shop" => {
+            let s = doc::read::<Shop>(d, id)?.validated()?;
+            same_id(id, &s.id())?;
+            shop(tx, id, &s)
+        }
+        "tmpl" => {
+            let t = doc::read::<ChecklistTemplate>(d, id)?.validated()?;
+            same_id(id, &ChecklistTemplate::doc_id(&t.id, t.version))?;
+            template(tx, id, &t)
+        }
+        "cat" => {
+            let c = doc::read::<Category>(d, id)?.validated()?;
+            same_id(id, &Category::doc_id(&c.code))?;
+            category(tx, id, &c)
+        }
         "insp" => {
             let mut i: Inspection = doc::read(d, id)?;
             i.id = id.to_string();
@@ -38,6 +50,16 @@ pub(crate) fn reindex(tx: &Transaction<'_>, id: &str, d: &AutoCommit) -> Result<
             patrol(tx, &p)
         }
         _ => Err(Error::corrupt(id, "unknown document kind")),
+    }
+}
+
+/// A document whose key fields disagree with its id (a shop filed under another
+/// shop's code) would make lookups by code and by id disagree: refuse it.
+fn same_id(id: &str, from_content: &str) -> Result<()> {
+    if id == from_content {
+        Ok(())
+    } else {
+        Err(Error::corrupt(id, "its content belongs under another id"))
     }
 }
 
