@@ -27,7 +27,7 @@ CREATE INDEX shops_by_street ON shops (street, lane);
 -- phrase of its bigrams. rowid = shops.rowid. See docs/adr/0003-bigram-search.md.
 CREATE VIRTUAL TABLE shop_search USING fts5 (
     name, address,
-    content = '', contentless_delete = 1,
+    content = '', contentless_delete = 1, prefix = '1',
     tokenize = 'unicode61 remove_diacritics 0'
 );
 

@@ -149,6 +149,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("QR lookup, {BIG} shops: {}", stats(&mut lookups));
 
     let mut searches = Vec::new();
+    let mut by_length: [Vec<Duration>; 4] = Default::default();
     let mut hits = 0usize;
     for i in 0..3_000 {
         let shop = &all[next(all.len())];
@@ -163,6 +164,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let found = store.search_shops(&q, 50)?;
         searches.push(t.elapsed());
+        by_length[q.chars().count().clamp(1, 4) - 1].push(t.elapsed());
         hits += found.len();
     }
     println!(
@@ -170,6 +172,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats(&mut searches),
         hits as f64 / 3_000.0
     );
+    for (i, samples) in by_length.iter_mut().enumerate() {
+        if !samples.is_empty() {
+            println!("  {}-character queries: {}", i + 1, stats(samples));
+        }
+    }
     Ok(())
 }
 
