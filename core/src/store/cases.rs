@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::inspections::validate_photos;
-use super::{Store, new_id};
+use super::{Store, new_id, split_list, time_from_ms};
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::case::{Case, CaseSource, CaseStatus, NewCase, StatusChange};
@@ -128,9 +128,7 @@ impl Store {
             reported_by,
             reported_at,
         ) = base;
-        let time = |ms: i64| {
-            DateTime::from_timestamp_millis(ms).ok_or_else(|| Error::corrupt(id, "bad time"))
-        };
+        let time = |ms: i64| time_from_ms(id, ms);
         let source: CaseSource = parse_enum(id, &source)?;
         let mut history = Vec::new();
         let mut stmt = self.conn.prepare_cached(
@@ -152,11 +150,7 @@ impl Store {
             category,
             location,
             shop_id,
-            photos: photos
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .map(String::from)
-                .collect(),
+            photos: split_list(&photos),
             description,
             deadline: deadline.map(time).transpose()?,
             reported_by,
@@ -176,9 +170,7 @@ impl Store {
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;
             let status: String = r.get(2)?;
-            let time = |ms: i64| {
-                DateTime::from_timestamp_millis(ms).ok_or_else(|| Error::corrupt(&id, "bad time"))
-            };
+            let time = |ms: i64| time_from_ms(&id, ms);
             out.push(CaseSummary {
                 status: parse_enum(&id, &status)?,
                 category: r.get(1)?,

@@ -5,7 +5,7 @@ use automerge::ROOT;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, new_id};
+use super::{Store, new_id, split_list, time_from_ms};
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::inspection::{self, Inspection, ItemOutcome, ItemResult, NewInspection, Verdict};
@@ -170,9 +170,7 @@ impl Store {
             fix,
             (applicable, score, verdict),
         ) = row;
-        let time = |ms: i64| {
-            DateTime::from_timestamp_millis(ms).ok_or_else(|| Error::corrupt(id, "bad time"))
-        };
+        let time = |ms: i64| time_from_ms(id, ms);
         let fix = match fix {
             (Some(lat), Some(lon), Some(accuracy_m), Some(at)) => Some(crate::model::geo::GpsFix {
                 lat,
@@ -206,11 +204,7 @@ impl Store {
                 ItemResult {
                     outcome,
                     note: r.get(2)?,
-                    photos: photos
-                        .split(',')
-                        .filter(|p| !p.is_empty())
-                        .map(String::from)
-                        .collect(),
+                    photos: split_list(&photos),
                 },
             );
         }
@@ -223,11 +217,7 @@ impl Store {
             started_at: time(started)?,
             ended_at: ended.map(time).transpose()?,
             fix,
-            applicable: applicable
-                .split(',')
-                .filter(|c| !c.is_empty())
-                .map(String::from)
-                .collect(),
+            applicable: split_list(&applicable),
             items,
             score,
             verdict,
@@ -245,11 +235,9 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, ms, score) = row?;
-            let at = DateTime::from_timestamp_millis(ms)
-                .ok_or_else(|| Error::corrupt(&id, "bad time"))?;
             out.push(InspectionRef {
+                started_at: time_from_ms(&id, ms)?,
                 id,
-                started_at: at,
                 score,
             });
         }

@@ -246,6 +246,21 @@ pub(crate) fn kind_name(id: &str) -> &'static str {
     }
 }
 
+/// A time stored in an index table as milliseconds since the Unix epoch.
+pub(crate) fn time_from_ms(id: &str, ms: i64) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| Error::corrupt(id, "bad time in index"))
+}
+
+/// A comma-separated list stored in an index table (photo ids, item codes).
+pub(crate) fn split_list(joined: &str) -> Vec<String> {
+    joined
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// A new random document id of `kind`.
 pub(crate) fn new_id(kind: &str) -> String {
     format!("{kind}/{}", uuid::Uuid::new_v4().simple())

@@ -4,7 +4,7 @@ use automerge::ROOT;
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 
-use super::{Store, new_id};
+use super::{Store, new_id, time_from_ms};
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::patrol::{Patrol, TrackPoint, decode_chunks, encode_chunk};
@@ -96,8 +96,6 @@ impl Store {
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .ok_or_else(|| Error::not_found("patrol", id))?;
-        let started = DateTime::from_timestamp_millis(started)
-            .ok_or_else(|| Error::corrupt(id, "bad time"))?;
-        Ok((started, ended.is_some()))
+        Ok((time_from_ms(id, started)?, ended.is_some()))
     }
 }
