@@ -48,6 +48,35 @@ pub enum Error {
     #[error("change batch for {doc_id} depends on {missing} change(s) this store does not have")]
     MissingDependencies { doc_id: String, missing: usize },
 
+    /// The sync server refused a pushed batch: nothing of it was applied.
+    #[error("change {index} to {doc_id} refused: {reason}")]
+    Refused {
+        index: usize,
+        doc_id: String,
+        reason: String,
+    },
+
+    /// The sync server could not be reached (after retries): work stays queued.
+    #[error("offline: {reason}")]
+    Offline { reason: String },
+
+    /// The server does not accept this device's token (revoked or unknown):
+    /// enroll again.
+    #[error("not authorized: {reason}")]
+    Unauthorized { reason: String },
+
+    /// The server refused what this device sent and said why.
+    #[error("rejected by the server: {reason}")]
+    Rejected { reason: String },
+
+    /// The server failed (5xx) even after retries.
+    #[error("server error {status}: {message}")]
+    Server { status: u16, message: String },
+
+    /// The caller cancelled the sync; what finished before stays finished.
+    #[error("sync cancelled")]
+    Cancelled,
+
     /// Bytes that should be an Automerge change or document could not be read.
     #[error("corrupt data for {id}: {reason}")]
     Corrupt { id: String, reason: String },

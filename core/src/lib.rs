@@ -5,12 +5,17 @@
 //! It knows nothing of FFI, HTTP or UI: the bindings crate wraps it for Kotlin
 //! and Swift, the sync server embeds it. See `ARCHITECTURE.md`.
 
+pub mod access;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod doc;
 pub mod error;
 pub mod model;
 pub mod qr;
 pub mod store;
+pub mod wire;
 
+pub use access::{Role, Writer};
 pub use error::{Error, Result};
 pub use model::case::{Case, CaseSource, CaseStatus, NewCase, StatusChange};
 pub use model::category::Category;
@@ -22,5 +27,5 @@ pub use model::template::{ChecklistItem, ChecklistTemplate, Duty};
 pub use qr::{QrError, ShopCode};
 pub use store::{
     ApplyReport, CaseSummary, ChangeBatch, DocChange, ImportReport, InspectionRef, ShopSummary,
-    Store, StoreConfig, Submitted,
+    Store, StoreConfig, Submitted, SyncCursors,
 };

@@ -47,7 +47,7 @@ fn a_frozen_v1_database_upgrades_and_is_fully_indexed() {
         .unwrap()
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert_eq!(store.counts().unwrap().0, 20 + 2 + 14);
     let first = &street()[0];
     assert_eq!(

@@ -6,6 +6,7 @@ use menqian_core::{Shop, StoreConfig};
 pub fn fixtures_config() -> StoreConfig {
     StoreConfig {
         qr_hosts: vec![menqian_fixtures::DEMO_HOST.to_string()],
+        durable: false,
     }
 }
 

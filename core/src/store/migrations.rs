@@ -23,9 +23,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0002_index.sql"),
         rebuilds_index: true,
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/0003_sync.sql"),
+        rebuilds_index: false,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.

@@ -21,7 +21,7 @@ pub use cases::CaseSummary;
 pub use inspections::{InspectionRef, Submitted};
 pub use patrols::MAX_POINTS_PER_APPEND;
 pub use registry::{ImportReport, ShopSummary};
-pub use sync::{ApplyReport, ChangeBatch, DocChange};
+pub use sync::{ApplyReport, ChangeBatch, DocChange, SyncCursors};
 
 /// How a store is opened.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +29,10 @@ pub struct StoreConfig {
     /// This district's signboard hosts, e.g. `mq.fengtai.example.cn`: a scanned
     /// link to any other host is refused as foreign.
     pub qr_hosts: Vec<String>,
+    /// Sync every commit to disk before returning (`synchronous = FULL`). The
+    /// sync server sets this: it acknowledges a change only once it is durable.
+    /// Devices keep WAL's `NORMAL`, which survives an app crash.
+    pub durable: bool,
 }
 
 /// One device's (or the server's) store. Every public method runs in one SQLite
@@ -52,7 +56,11 @@ impl Store {
     pub fn open_at_version(path: &Path, config: StoreConfig, version: i64) -> Result<Store> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if config.durable { "FULL" } else { "NORMAL" },
+        )?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -115,7 +123,7 @@ impl Store {
         };
         let out = f(&tx, &mut doc)?;
         if let Some(hash) = doc.commit() {
-            persist(&tx, id, &mut doc, &[hash])?;
+            persist(&tx, id, &mut doc, &[hash], Origin::Local)?;
         }
         commit(tx)?;
         Ok(out)
@@ -203,14 +211,24 @@ pub(crate) fn load_doc(conn: &Connection, id: &str, actor: &ActorId) -> Result<O
     }
 }
 
+/// Where a logged change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Made by this store: a device pushes these.
+    Local,
+    /// Received from another store; the server records when it accepted it.
+    Received { at_ms: Option<i64> },
+}
+
 /// Saves the document, appends its new changes to the log and re-indexes it.
 pub(crate) fn persist(
     tx: &Transaction<'_>,
     id: &str,
     doc: &mut AutoCommit,
     new_changes: &[ChangeHash],
+    origin: Origin,
 ) -> Result<()> {
-    write_document(tx, id, &doc.save(), new_changes)?;
+    write_document(tx, id, &doc.save(), new_changes, origin)?;
     index::reindex(tx, id, doc)
 }
 
@@ -220,15 +238,22 @@ pub(crate) fn write_document(
     id: &str,
     saved: &[u8],
     new_changes: &[ChangeHash],
+    origin: Origin,
 ) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO documents (id, data) VALUES (?1, ?2)
          ON CONFLICT (id) DO UPDATE SET data = excluded.data",
     )?
     .execute(params![id, saved])?;
-    let mut log = tx.prepare_cached("INSERT INTO changes (doc_id, hash) VALUES (?1, ?2)")?;
+    let (local, received_at) = match origin {
+        Origin::Local => (true, None),
+        Origin::Received { at_ms } => (false, at_ms),
+    };
+    let mut log = tx.prepare_cached(
+        "INSERT INTO changes (doc_id, hash, local, received_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for hash in new_changes {
-        log.execute(params![id, hash.as_ref()])?;
+        log.execute(params![id, hash.as_ref(), local, received_at])?;
     }
     Ok(())
 }
@@ -244,6 +269,19 @@ pub(crate) fn kind_name(id: &str) -> &'static str {
         Some("patrol") => "patrol",
         _ => "record",
     }
+}
+
+pub(crate) fn get_meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
+    tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+        .execute([key, value])?;
+    Ok(())
 }
 
 /// A time stored in an index table as milliseconds since the Unix epoch.

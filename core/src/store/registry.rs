@@ -7,7 +7,7 @@ use automerge::{AutoCommit, ROOT, ReadDoc as _, transaction::Transactable as _};
 use chrono::NaiveDate;
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, commit, index, load_doc, persist, search, write_document};
+use super::{Origin, Store, commit, index, load_doc, persist, search, write_document};
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::category::Category;
@@ -81,7 +81,7 @@ impl Store {
             }
             write_patch(&mut d, &patch)?;
             if let Some(hash) = d.commit() {
-                persist(&tx, &id, &mut d, &[hash])?;
+                persist(&tx, &id, &mut d, &[hash], Origin::Local)?;
             }
             report.updated += 1;
         }
@@ -99,7 +99,7 @@ impl Store {
                 Ok((id, saved, hash, indexed))
             },
             |(id, saved, hash, indexed)| {
-                write_document(&tx, &id, &saved, &[hash])?;
+                write_document(&tx, &id, &saved, &[hash], Origin::Local)?;
                 index::shop(&tx, &id, &indexed)?;
                 report.created += 1;
                 Ok(())
@@ -224,7 +224,7 @@ impl Store {
             let mut d = AutoCommit::new().with_actor(self.actor.clone());
             doc::write_root(&mut d, t)?;
             if let Some(hash) = d.commit() {
-                persist(&tx, &id, &mut d, &[hash])?;
+                persist(&tx, &id, &mut d, &[hash], Origin::Local)?;
             }
             created += 1;
         }
@@ -278,7 +278,7 @@ impl Store {
             };
             doc::write_root(&mut d, c)?;
             if let Some(hash) = d.commit() {
-                persist(&tx, &id, &mut d, &[hash])?;
+                persist(&tx, &id, &mut d, &[hash], Origin::Local)?;
             }
         }
         commit(tx)?;

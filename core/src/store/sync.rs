@@ -5,9 +5,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use automerge::{AutoCommit, Change, ReadDoc as _};
-use rusqlite::params;
+use rusqlite::{Transaction, params};
 
-use super::{Store, commit, kind_name, load_doc, persist};
+use super::{Origin, Store, commit, get_meta, kind_name, load_doc, persist, set_meta};
+use crate::access::{self, Touched, Writer};
+use crate::doc;
 use crate::error::{Error, Result};
 
 /// One Automerge change to one document, as bytes.
@@ -40,6 +42,17 @@ pub struct ApplyReport {
     pub documents: usize,
 }
 
+/// How far a device has synced: its own changes pushed up to `pushed` (its
+/// local feed), the server's feed pulled up to `pulled`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncCursors {
+    pub pushed: u64,
+    pub pulled: u64,
+}
+
+const PUSHED: &str = "sync.pushed";
+const PULLED: &str = "sync.pulled";
+
 impl Store {
     /// The cursor of this store's newest change: `changes_since(feed_head())`
     /// returns only what arrives or is made after this call.
@@ -54,12 +67,36 @@ impl Store {
 
     /// Changes this store has after `cursor` (0 = from the beginning), at most `limit`.
     pub fn changes_since(&self, cursor: u64, limit: u32) -> Result<ChangeBatch> {
+        self.feed(cursor, limit, false)
+    }
+
+    /// Only the changes made by this store after `cursor`: what a device pushes.
+    pub fn own_changes_since(&self, cursor: u64, limit: u32) -> Result<ChangeBatch> {
+        self.feed(cursor, limit, true)
+    }
+
+    /// How many changes this store has after `cursor` (only its own with `own_only`).
+    pub fn count_changes_since(&self, cursor: u64, own_only: bool) -> Result<u64> {
+        let after = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM changes WHERE seq > ?1 AND (?2 = 0 OR local = 1)",
+            )?
+            .query_row(params![after, own_only], |r| r.get(0))?;
+        Ok(n.unsigned_abs())
+    }
+
+    fn feed(&self, cursor: u64, limit: u32, own_only: bool) -> Result<ChangeBatch> {
         let limit = limit.max(1);
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
         let rows: Vec<(i64, String, Vec<u8>)> = {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT seq, doc_id, hash FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
+            let sql = if own_only {
+                "SELECT seq, doc_id, hash FROM changes WHERE seq > ?1 AND local = 1 ORDER BY seq LIMIT ?2"
+            } else {
+                "SELECT seq, doc_id, hash FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            };
+            let mut stmt = self.conn.prepare_cached(sql)?;
             stmt.query_map(params![after, i64::from(limit) + 1], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
@@ -121,9 +158,65 @@ impl Store {
     /// with [`Error::MissingDependencies`]; so does any change to a submitted
     /// inspection, or one that leaves a document unreadable.
     pub fn apply_changes(&mut self, changes: &[DocChange]) -> Result<ApplyReport> {
+        self.apply_batch(changes, None, None, |_| Ok(()))
+    }
+
+    /// The sync server's entry point: applies a batch pushed by `writer`, all or
+    /// nothing, after checking each change against the access rules
+    /// ([`Error::Refused`] names the first change refused and why), and records
+    /// `received_at` as the server's receive time.
+    pub fn apply_changes_as(
+        &mut self,
+        changes: &[DocChange],
+        writer: &Writer,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ApplyReport> {
+        self.apply_batch(
+            changes,
+            Some(writer),
+            Some(received_at.timestamp_millis()),
+            |_| Ok(()),
+        )
+    }
+
+    /// Where this device's sync stands.
+    pub fn sync_cursors(&self) -> Result<SyncCursors> {
+        let read = |key| -> Result<u64> {
+            Ok(get_meta(&self.conn, key)?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0))
+        };
+        Ok(SyncCursors {
+            pushed: read(PUSHED)?,
+            pulled: read(PULLED)?,
+        })
+    }
+
+    /// Records that own changes up to `cursor` are durable on the server.
+    pub fn set_pushed(&mut self, cursor: u64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        set_meta(&tx, PUSHED, &cursor.to_string())?;
+        commit(tx)
+    }
+
+    /// Applies a pulled page and moves the pull cursor in the same transaction,
+    /// so an interrupted sync never skips or repeats a page.
+    pub fn apply_pulled(&mut self, changes: &[DocChange], cursor: u64) -> Result<ApplyReport> {
+        self.apply_batch(changes, None, None, |tx| {
+            set_meta(tx, PULLED, &cursor.to_string())
+        })
+    }
+
+    fn apply_batch(
+        &mut self,
+        changes: &[DocChange],
+        writer: Option<&Writer>,
+        received_at: Option<i64>,
+        finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
+    ) -> Result<ApplyReport> {
         // Group by document, keeping each document's changes in feed order.
         let mut order: Vec<&str> = Vec::new();
-        let mut by_doc: HashMap<&str, Vec<Change>> = HashMap::new();
+        let mut by_doc: HashMap<&str, Vec<(usize, Change)>> = HashMap::new();
         for (i, c) in changes.iter().enumerate() {
             if kind_name(&c.doc_id) == "record" || c.doc_id.len() > 200 {
                 return Err(Error::invalid(
@@ -139,7 +232,7 @@ impl Store {
                     order.push(c.doc_id.as_str());
                     Vec::new()
                 })
-                .push(change);
+                .push((i, change));
         }
         let tx = self.conn.transaction()?;
         let mut report = ApplyReport::default();
@@ -152,28 +245,43 @@ impl Store {
                 }
                 _ => false,
             };
+            let before = match (&existing, writer) {
+                (Some(d), Some(_)) => Some(d.clone()),
+                _ => None,
+            };
             let mut d =
                 existing.unwrap_or_else(|| AutoCommit::new().with_actor(self.actor.clone()));
             let mut seen = BTreeSet::new();
             let mut fresh = Vec::new();
-            for change in incoming {
+            for (index, change) in incoming {
                 let hash = change.hash();
                 if d.get_change_by_hash(&hash).is_some() || !seen.insert(hash) {
                     report.duplicates += 1;
                 } else {
-                    fresh.push(change);
+                    fresh.push((index, change));
                 }
             }
-            if fresh.is_empty() {
+            let Some(&(first, _)) = fresh.first() else {
                 continue;
-            }
-            if was_submitted {
+            };
+            if let Some(w) = writer {
+                if let Some((index, _)) = fresh
+                    .iter()
+                    .find(|(_, c)| c.actor_id().to_hex_string() != w.actor)
+                {
+                    return Err(Error::Refused {
+                        index: *index,
+                        doc_id: doc_id.to_string(),
+                        reason: "made by an actor not bound to this device".into(),
+                    });
+                }
+            } else if was_submitted {
                 return Err(Error::InspectionSubmitted {
                     id: doc_id.to_string(),
                 });
             }
-            let hashes: Vec<_> = fresh.iter().map(Change::hash).collect();
-            d.apply_changes(fresh)?;
+            let hashes: Vec<_> = fresh.iter().map(|(_, c)| c.hash()).collect();
+            d.apply_changes(fresh.into_iter().map(|(_, c)| c))?;
             let missing = d.get_missing_deps(&[]);
             if !missing.is_empty() {
                 return Err(Error::MissingDependencies {
@@ -181,11 +289,78 @@ impl Store {
                     missing: missing.len(),
                 });
             }
+            let refused = match writer {
+                Some(w) => check_access(w, doc_id, before.as_ref(), &d)?,
+                None => None,
+            };
+            if let Some(reason) = refused {
+                return Err(Error::Refused {
+                    index: first,
+                    doc_id: doc_id.to_string(),
+                    reason,
+                });
+            }
             report.applied += hashes.len();
             report.documents += 1;
-            persist(&tx, doc_id, &mut d, &hashes)?;
+            persist(
+                &tx,
+                doc_id,
+                &mut d,
+                &hashes,
+                Origin::Received { at_ms: received_at },
+            )?;
         }
+        finish(&tx)?;
         commit(tx)?;
         Ok(report)
     }
+}
+
+/// Reads the document before and after as entities and asks the access rules.
+fn check_access(
+    writer: &Writer,
+    id: &str,
+    before: Option<&AutoCommit>,
+    after: &AutoCommit,
+) -> Result<Option<String>> {
+    fn read<T: serde::de::DeserializeOwned>(d: Option<&AutoCommit>, id: &str) -> Result<Option<T>> {
+        d.map(|d| doc::read::<T>(d, id)).transpose()
+    }
+    let kind = id.split_once('/').map(|(k, _)| k).unwrap_or_default();
+    Ok(match kind {
+        "shop" => access::refusal(writer, &Touched::Shop),
+        "tmpl" => access::refusal(writer, &Touched::Template),
+        "cat" => access::refusal(writer, &Touched::Category),
+        "insp" => {
+            let (b, a) = (read(before, id)?, doc::read(after, id)?);
+            access::refusal(
+                writer,
+                &Touched::Inspection {
+                    before: b.as_ref(),
+                    after: &a,
+                },
+            )
+        }
+        "case" => {
+            let (b, a) = (read(before, id)?, doc::read(after, id)?);
+            access::refusal(
+                writer,
+                &Touched::Case {
+                    before: b.as_ref(),
+                    after: &a,
+                },
+            )
+        }
+        "patrol" => {
+            let (b, a) = (read(before, id)?, doc::read(after, id)?);
+            access::refusal(
+                writer,
+                &Touched::Patrol {
+                    before: b.as_ref(),
+                    after: &a,
+                },
+            )
+        }
+        _ => Some("unknown document kind".to_string()),
+    })
 }

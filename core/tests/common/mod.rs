@@ -27,6 +27,7 @@ pub fn street() -> Vec<Shop> {
 pub fn config() -> StoreConfig {
     StoreConfig {
         qr_hosts: vec![HOST.to_string()],
+        durable: false,
     }
 }
 

@@ -1,0 +1,334 @@
+//! The device's sync client (feature `client`): push this device's changes,
+//! pull everyone else's, over the protocol in docs/protocol.md.
+//!
+//! `Store::sync` can be interrupted anywhere — network cut, app killed,
+//! cancelled — and the next call resumes without loss or duplicates: a pushed
+//! page is marked pushed only after the server acknowledged it (a re-sent page
+//! is a no-op on the server), and a pulled page is applied together with the
+//! cursor that follows it, in one transaction.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::{DocChange, Store};
+use crate::wire::{self, WireBatch};
+
+/// Own changes per push request.
+const PUSH_PAGE: u32 = 500;
+/// Changes per pull request.
+const PULL_PAGE: u32 = 2_000;
+
+/// How network failures are retried before `sync` reports [`Error::Offline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries per request, the first included.
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPhase {
+    Push,
+    Pull,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncProgress {
+    pub phase: SyncPhase,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Receives progress. A listener that fails does not stop or corrupt the sync:
+/// its error is ignored.
+pub trait SyncListener: Send + Sync {
+    fn on_progress(&self, progress: SyncProgress) -> std::result::Result<(), String>;
+}
+
+/// Cancels a running sync from another thread; the sync stops at the next page
+/// boundary or retry wait and returns [`Error::Cancelled`].
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Own changes the server acknowledged.
+    pub pushed: u64,
+    /// Changes pulled that were new here.
+    pub pulled: u64,
+}
+
+/// What enrollment returns: keep the token in the platform's secure storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub device_id: String,
+    pub token: String,
+    pub user_id: String,
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// A connection to one sync server.
+#[derive(Debug, Clone)]
+pub struct SyncClient {
+    base: String,
+    token: Option<String>,
+    http: Client,
+    pub retry: RetryPolicy,
+}
+
+impl SyncClient {
+    /// `base_url` like `http://127.0.0.1:8080`; `token` from [`SyncClient::enroll`].
+    pub fn new(base_url: &str, token: Option<String>) -> Result<SyncClient> {
+        let base = url::Url::parse(base_url)
+            .map_err(|e| Error::invalid("base_url", e.to_string()))?
+            .as_str()
+            .trim_end_matches('/')
+            .to_string();
+        let http = Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| Error::Offline {
+                reason: e.to_string(),
+            })?;
+        Ok(SyncClient {
+            base,
+            token,
+            http,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Enrolls this device with a one-time code from the supervisor, binding the
+    /// store's actor id to it.
+    pub fn enroll(&self, code: &str, store: &Store, device_name: &str) -> Result<Enrollment> {
+        let body = serde_json::json!({ "code": code, "actor": store.actor_id(), "device_name": device_name });
+        let response = self.send(&CancelToken::default(), || {
+            self.http
+                .post(format!("{}/v1/enroll", self.base))
+                .json(&body)
+                .send()
+        })?;
+        response.json().map_err(|e| Error::Offline {
+            reason: format!("enrollment reply: {e}"),
+        })
+    }
+
+    fn token(&self) -> Result<&str> {
+        self.token.as_deref().ok_or_else(|| Error::Unauthorized {
+            reason: "this device is not enrolled".into(),
+        })
+    }
+
+    fn push(&self, changes: &[DocChange], cancel: &CancelToken) -> Result<()> {
+        let body = wire::encode(&WireBatch {
+            changes: changes.to_vec(),
+            ..WireBatch::default()
+        });
+        let token = self.token()?;
+        self.send(cancel, || {
+            self.http
+                .post(format!("{}/v1/push", self.base))
+                .bearer_auth(token)
+                .header(reqwest::header::CONTENT_TYPE, wire::CONTENT_TYPE)
+                .body(body.clone())
+                .send()
+        })?;
+        Ok(())
+    }
+
+    fn pull(&self, after: u64, cancel: &CancelToken) -> Result<WireBatch> {
+        let token = self.token()?;
+        let mut attempt = 0;
+        loop {
+            let response = self.send(cancel, || {
+                self.http
+                    .get(format!(
+                        "{}/v1/pull?after={after}&limit={PULL_PAGE}",
+                        self.base
+                    ))
+                    .bearer_auth(token)
+                    .send()
+            })?;
+            // A body cut off mid-transfer is a network failure too: retry.
+            match response
+                .bytes()
+                .map_err(|e| e.to_string())
+                .and_then(|b| wire::decode(&b).map_err(|e| e.to_string()))
+            {
+                Ok(batch) => return Ok(batch),
+                Err(reason) => {
+                    attempt += 1;
+                    if attempt >= self.retry.attempts {
+                        return Err(Error::Offline {
+                            reason: format!("pull reply: {reason}"),
+                        });
+                    }
+                    self.wait(attempt, cancel)?;
+                }
+            }
+        }
+    }
+
+    /// Sends with retries on network failures and 5xx; maps the rest to errors.
+    fn send(
+        &self,
+        cancel: &CancelToken,
+        request: impl Fn() -> reqwest::Result<Response>,
+    ) -> Result<Response> {
+        let mut attempt = 0;
+        loop {
+            cancel.check()?;
+            attempt += 1;
+            let last = attempt >= self.retry.attempts;
+            match request() {
+                Ok(r) if r.status().is_success() => return Ok(r),
+                Ok(r) if r.status().is_server_error() && !last => {}
+                Ok(r) => return Err(status_error(r)),
+                Err(e) if last => {
+                    return Err(Error::Offline {
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => {}
+            }
+            self.wait(attempt, cancel)?;
+        }
+    }
+
+    /// Exponential backoff, waking up to notice cancellation.
+    fn wait(&self, attempt: u32, cancel: &CancelToken) -> Result<()> {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+        let delay = self
+            .retry
+            .first_delay
+            .saturating_mul(factor)
+            .min(self.retry.max_delay);
+        let step = Duration::from_millis(50);
+        let mut waited = Duration::ZERO;
+        while waited < delay {
+            cancel.check()?;
+            std::thread::sleep(step.min(delay - waited));
+            waited += step;
+        }
+        Ok(())
+    }
+}
+
+fn status_error(r: Response) -> Error {
+    let status = r.status();
+    let body: ApiError = r.json().unwrap_or(ApiError {
+        error: String::new(),
+        message: String::new(),
+    });
+    let reason = if body.message.is_empty() {
+        status.to_string()
+    } else {
+        body.message
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => Error::Unauthorized { reason },
+        s if s.is_client_error() => Error::Rejected {
+            reason: format!("{} ({})", reason, body.error),
+        },
+        s => Error::Server {
+            status: s.as_u16(),
+            message: reason,
+        },
+    }
+}
+
+impl Store {
+    /// Pushes this device's changes, then pulls and applies everyone else's.
+    /// Safe to interrupt anywhere and to call again.
+    pub fn sync(
+        &mut self,
+        client: &SyncClient,
+        listener: Option<&dyn SyncListener>,
+        cancel: &CancelToken,
+    ) -> Result<SyncReport> {
+        let tell = |phase, done, total| {
+            if let Some(l) = listener {
+                // A failing listener must not break the sync.
+                let _ = l.on_progress(SyncProgress { phase, done, total });
+            }
+        };
+        let mut report = SyncReport::default();
+        let cursors = self.sync_cursors()?;
+        let total = self.count_changes_since(cursors.pushed, true)?;
+        let mut pushed_to = cursors.pushed;
+        tell(SyncPhase::Push, 0, total);
+        loop {
+            cancel.check()?;
+            let page = self.own_changes_since(pushed_to, PUSH_PAGE)?;
+            if page.changes.is_empty() {
+                break;
+            }
+            client.push(&page.changes, cancel)?;
+            self.set_pushed(page.cursor)?;
+            pushed_to = page.cursor;
+            report.pushed += page.changes.len() as u64;
+            tell(SyncPhase::Push, report.pushed, total);
+            if !page.more {
+                break;
+            }
+        }
+        let mut pulled_to = cursors.pulled;
+        let mut seen = 0u64;
+        loop {
+            cancel.check()?;
+            let batch = client.pull(pulled_to, cancel)?;
+            let applied = self.apply_pulled(&batch.changes, batch.cursor)?;
+            report.pulled += applied.applied as u64;
+            seen += batch.changes.len() as u64;
+            pulled_to = batch.cursor;
+            tell(SyncPhase::Pull, seen, seen + batch.remaining);
+            if !batch.more {
+                return Ok(report);
+            }
+        }
+    }
+}

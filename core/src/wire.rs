@@ -1,0 +1,182 @@
+//! The binary framing of change batches between devices and the sync server
+//! (docs/protocol.md). Big-endian, length-prefixed, versioned by its magic:
+//!
+//! ```text
+//! batch  := "MQC1" | cursor u64 | more u8 | remaining u64 | count u32 | change*
+//! change := id_len u16 | doc_id (UTF-8) | len u32 | Automerge change bytes
+//! ```
+//!
+//! A push sends cursor 0, more 0, remaining 0. Decoding checks every length
+//! against what is left, so a truncated or padded body is an error, never a panic.
+
+use crate::store::DocChange;
+
+pub const MAGIC: &[u8; 4] = b"MQC1";
+/// The media type of a framed batch.
+pub const CONTENT_TYPE: &str = "application/x-menqian-changes";
+
+/// A page of changes as it travels.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WireBatch {
+    /// Pull: the cursor to ask from next. Push: 0.
+    pub cursor: u64,
+    /// Pull: more changes wait after `cursor`.
+    pub more: bool,
+    /// Pull: how many changes wait after `cursor` (for progress).
+    pub remaining: u64,
+    pub changes: Vec<DocChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("not a Menqian change batch (bad magic or version)")]
+    BadMagic,
+    #[error("the batch is cut short at byte {at}")]
+    Truncated { at: usize },
+    #[error("{extra} unexpected bytes after the last change")]
+    TrailingBytes { extra: usize },
+    #[error("change {index}: the document id is not UTF-8")]
+    BadDocId { index: usize },
+    #[error("the batch has {count} changes, more than the {max} allowed")]
+    TooManyChanges { count: u32, max: u32 },
+}
+
+/// The most changes one batch may carry.
+pub const MAX_CHANGES: u32 = 100_000;
+
+pub fn encode(batch: &WireBatch) -> Vec<u8> {
+    let size: usize = 25
+        + batch
+            .changes
+            .iter()
+            .map(|c| 6 + c.doc_id.len() + c.bytes.len())
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&batch.cursor.to_be_bytes());
+    out.push(u8::from(batch.more));
+    out.extend_from_slice(&batch.remaining.to_be_bytes());
+    out.extend_from_slice(&(batch.changes.len() as u32).to_be_bytes());
+    for c in &batch.changes {
+        let id = c.doc_id.as_bytes();
+        out.extend_from_slice(&(id.len().min(u16::MAX as usize) as u16).to_be_bytes());
+        out.extend_from_slice(&id[..id.len().min(u16::MAX as usize)]);
+        out.extend_from_slice(&(c.bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(&c.bytes);
+    }
+    out
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.bytes.len())
+            .ok_or(WireError::Truncated {
+                at: self.bytes.len(),
+            })?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+}
+
+pub fn decode(bytes: &[u8]) -> Result<WireBatch, WireError> {
+    let mut r = Reader { bytes, at: 0 };
+    if r.take(4).map_err(|_| WireError::BadMagic)? != MAGIC {
+        return Err(WireError::BadMagic);
+    }
+    let cursor = u64::from_be_bytes(r.array()?);
+    let more = r.array::<1>()?[0] != 0;
+    let remaining = u64::from_be_bytes(r.array()?);
+    let count = u32::from_be_bytes(r.array()?);
+    if count > MAX_CHANGES {
+        return Err(WireError::TooManyChanges {
+            count,
+            max: MAX_CHANGES,
+        });
+    }
+    let mut changes = Vec::with_capacity(count.min(4_096) as usize);
+    for index in 0..count as usize {
+        let id_len = u16::from_be_bytes(r.array()?) as usize;
+        let doc_id = std::str::from_utf8(r.take(id_len)?)
+            .map_err(|_| WireError::BadDocId { index })?
+            .to_string();
+        let len = u32::from_be_bytes(r.array()?) as usize;
+        let bytes = r.take(len)?.to_vec();
+        changes.push(DocChange { doc_id, bytes });
+    }
+    if r.at != bytes.len() {
+        return Err(WireError::TrailingBytes {
+            extra: bytes.len() - r.at,
+        });
+    }
+    Ok(WireBatch {
+        cursor,
+        more,
+        remaining,
+        changes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> WireBatch {
+        WireBatch {
+            cursor: 42,
+            more: true,
+            remaining: 7,
+            changes: vec![
+                DocChange {
+                    doc_id: "shop/1101060000010".into(),
+                    bytes: vec![1, 2, 3],
+                },
+                DocChange {
+                    doc_id: "case/abc".into(),
+                    bytes: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_batch_round_trips() {
+        assert_eq!(decode(&encode(&sample())), Ok(sample()));
+        assert_eq!(
+            decode(&encode(&WireBatch::default())),
+            Ok(WireBatch::default())
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_padding_is_an_error() {
+        let bytes = encode(&sample());
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut padded = bytes.clone();
+        padded.push(0);
+        assert_eq!(decode(&padded), Err(WireError::TrailingBytes { extra: 1 }));
+        assert_eq!(decode(b"{\"json\": true}"), Err(WireError::BadMagic));
+        let mut huge = bytes[..21].to_vec();
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            decode(&huge),
+            Err(WireError::TooManyChanges { .. })
+        ));
+    }
+}

@@ -1,0 +1,264 @@
+//! The HTTP API (docs/protocol.md): `/healthz`, `/v1/enroll`, `/v1/push`,
+//! `/v1/pull`. Store work runs on the blocking pool; every failure is a status
+//! and a JSON body `{"error": <code>, "message": <text>}` a client can act on.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use menqian_core::wire::{self, WireBatch};
+use menqian_core::{Error as CoreError, Writer};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::store::{StoreError, SyncStore, User};
+
+/// The largest request body accepted: a push page of a few thousand changes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The largest page a pull returns.
+pub const MAX_PULL_PAGE: u32 = 5_000;
+
+pub type SharedStore = Arc<Mutex<Box<dyn SyncStore>>>;
+
+pub fn router(store: SharedStore) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/v1/enroll", post(enroll))
+        .route("/v1/push", post(push))
+        .route("/v1/pull", get(pull))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(store)
+}
+
+/// A failure as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extra: serde_json::Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            extra: json!({}),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.code, "message": self.message });
+        if let (Some(b), Some(extra)) = (body.as_object_mut(), self.extra.as_object()) {
+            b.extend(extra.clone());
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        use StatusCode as S;
+        match e {
+            StoreError::Unauthorized(m) => ApiError::new(S::UNAUTHORIZED, "unauthorized", m),
+            StoreError::Conflict(m) => ApiError::new(S::CONFLICT, "conflict", m),
+            StoreError::Invalid { field, reason } => {
+                ApiError::new(S::BAD_REQUEST, "invalid", format!("{field}: {reason}"))
+            }
+            StoreError::NotFound { kind, id } => {
+                ApiError::new(S::NOT_FOUND, "not_found", format!("{kind} {id}"))
+            }
+            StoreError::Core(CoreError::Refused {
+                index,
+                doc_id,
+                reason,
+            }) => ApiError {
+                extra: json!({ "change": index, "doc_id": doc_id }),
+                ..ApiError::new(
+                    S::FORBIDDEN,
+                    "refused",
+                    format!("change {index} to {doc_id}: {reason}"),
+                )
+            },
+            StoreError::Core(e @ CoreError::MissingDependencies { .. }) => {
+                ApiError::new(S::CONFLICT, "missing_dependencies", e.to_string())
+            }
+            StoreError::Core(e @ (CoreError::Corrupt { .. } | CoreError::InvalidInput { .. })) => {
+                ApiError::new(S::BAD_REQUEST, "bad_change", e.to_string())
+            }
+            other => {
+                tracing::error!(error = %other, "store failure");
+                ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the server could not complete this request",
+                )
+            }
+        }
+    }
+}
+
+/// Runs store work off the async threads, with the store locked.
+async fn with_store<T: Send + 'static>(
+    store: &SharedStore,
+    work: impl FnOnce(&mut dyn SyncStore) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = store.lock().map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "store unavailable",
+            )
+        })?;
+        work(guard.as_mut())
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request's worker failed",
+        )
+    })?
+}
+
+fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing bearer token",
+            )
+        })
+}
+
+fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let got = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if got.split(';').next().map(str::trim) == Some(expected) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "wrong_content_type",
+            format!(
+                "expected {expected}, got {:?}",
+                if got.is_empty() { "nothing" } else { got }
+            ),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EnrollRequest {
+    pub code: String,
+    pub actor: String,
+    pub device_name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub device_id: String,
+    pub token: String,
+    pub user_id: String,
+    pub role: String,
+}
+
+async fn enroll(
+    State(store): State<SharedStore>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    require_content_type(&headers, "application/json")?;
+    let req: EnrollRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("enroll body: {e}"),
+        )
+    })?;
+    let enrolled = with_store(&store, move |s| {
+        Ok(s.enroll(&req.code, &req.actor, &req.device_name, Utc::now())?)
+    })
+    .await?;
+    tracing::info!(device = %enrolled.device_id, user = %enrolled.user.id, "device enrolled");
+    Ok(Json(EnrollResponse {
+        device_id: enrolled.device_id,
+        token: enrolled.token,
+        user_id: enrolled.user.id,
+        role: enrolled.user.role.as_str().to_string(),
+    }))
+}
+
+async fn push(
+    State(store): State<SharedStore>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let token = bearer(&headers)?;
+    // Who is asking comes first: a stranger learns nothing about the body.
+    let (device, user) = with_store(&store, move |s| Ok(s.authenticate(&token)?)).await?;
+    require_content_type(&headers, wire::CONTENT_TYPE)?;
+    let batch = wire::decode(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_batch", e.to_string()))?;
+    let count = batch.changes.len();
+    let writer = Writer {
+        user: user.id,
+        role: user.role,
+        actor: device.actor.clone(),
+    };
+    let report = with_store(&store, move |s| {
+        Ok(s.push(&writer, &batch.changes, Utc::now())?)
+    })
+    .await?;
+    let device = device.id;
+    tracing::info!(device = %device, changes = count, applied = report.applied, duplicates = report.duplicates, "push accepted");
+    Ok(Json(
+        json!({ "applied": report.applied, "duplicates": report.duplicates }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PullQuery {
+    pub after: Option<u64>,
+    pub limit: Option<u32>,
+}
+
+async fn pull(
+    State(store): State<SharedStore>,
+    headers: HeaderMap,
+    Query(q): Query<PullQuery>,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)?;
+    let after = q.after.unwrap_or(0);
+    let limit = q.limit.unwrap_or(1_000).clamp(1, MAX_PULL_PAGE);
+    let batch: WireBatch = with_store(&store, move |s| {
+        let (_, user): (_, User) = s.authenticate(&token)?;
+        Ok(s.pull(&user, after, limit)?)
+    })
+    .await?;
+    Ok((
+        [(header::CONTENT_TYPE, wire::CONTENT_TYPE)],
+        wire::encode(&batch),
+    )
+        .into_response())
+}

@@ -1,0 +1,391 @@
+//! The server's storage, behind one trait so a PostgreSQL backend can follow the
+//! embedded SQLite one; `tests/conformance.rs` runs the same suite against every
+//! backend.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use menqian_core::wire::WireBatch;
+use menqian_core::{ApplyReport, DocChange, Role, Store, StoreConfig, Writer};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+/// What the server's storage can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Core(#[from] menqian_core::Error),
+    #[error("accounts database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{kind} not found: {id}")]
+    NotFound { kind: &'static str, id: String },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// The area the user works in: a district, a subdistrict, or lanes.
+    pub area: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub actor: String,
+    pub revoked: bool,
+}
+
+/// What a device gets when it enrolls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrolled {
+    pub device_id: String,
+    /// Shown once; the server keeps only its hash.
+    pub token: String,
+    pub user: User,
+}
+
+/// The server's storage: accounts and the merged change feed.
+pub trait SyncStore: Send {
+    fn add_user(&mut self, user: &User) -> StoreResult<()>;
+    fn users(&self) -> StoreResult<Vec<User>>;
+    /// A one-time code for `user_id` to enroll a device with, valid for `ttl`.
+    fn issue_enrollment(
+        &mut self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<String>;
+    /// Redeems a code: binds `actor` to a new device and returns its token.
+    fn enroll(
+        &mut self,
+        code: &str,
+        actor: &str,
+        device_name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Enrolled>;
+    /// The device and user a bearer token belongs to; revoked devices are refused.
+    fn authenticate(&self, token: &str) -> StoreResult<(Device, User)>;
+    fn revoke_device(&mut self, device_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    fn devices(&self) -> StoreResult<Vec<Device>>;
+    /// Applies a pushed batch, all or nothing, durable before it returns.
+    fn push(
+        &mut self,
+        writer: &Writer,
+        changes: &[DocChange],
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApplyReport>;
+    /// Accepted changes after `cursor`, in server order, at most `limit`.
+    fn pull(&self, user: &User, cursor: u64, limit: u32) -> StoreResult<WireBatch>;
+    /// The merged documents, for loading reference data and for tests.
+    fn documents(&mut self) -> &mut Store;
+}
+
+/// The embedded backend: `station.sqlite` (the core store, durable) and
+/// `accounts.sqlite` in one data directory.
+pub struct SqliteSyncStore {
+    store: Store,
+    accounts: Connection,
+}
+
+impl std::fmt::Debug for SqliteSyncStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteSyncStore").finish_non_exhaustive()
+    }
+}
+
+const ACCOUNT_MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_accounts.sql")];
+
+impl SqliteSyncStore {
+    pub fn open(dir: &Path, qr_hosts: Vec<String>) -> StoreResult<SqliteSyncStore> {
+        std::fs::create_dir_all(dir).map_err(menqian_core::Error::from)?;
+        let store = Store::open(
+            dir.join("station.sqlite"),
+            StoreConfig {
+                qr_hosts,
+                durable: true,
+            },
+        )?;
+        let mut accounts = Connection::open(dir.join("accounts.sqlite"))?;
+        accounts.pragma_update(None, "journal_mode", "WAL")?;
+        accounts.pragma_update(None, "synchronous", "FULL")?;
+        accounts.pragma_update(None, "foreign_keys", true)?;
+        let version: i64 = accounts.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in ACCOUNT_MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(version.max(0) as usize)
+        {
+            let tx = accounts.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(SqliteSyncStore { store, accounts })
+    }
+
+    fn user(&self, id: &str) -> StoreResult<User> {
+        self.accounts
+            .prepare_cached("SELECT id, name, role, area FROM users WHERE id = ?1")?
+            .query_row([id], user_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "user",
+                id: id.to_string(),
+            })?
+    }
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<User>> {
+    let role: String = r.get(2)?;
+    let Some(role) = Role::parse(&role) else {
+        return Ok(Err(StoreError::Invalid {
+            field: "role",
+            reason: format!("unknown role {role}"),
+        }));
+    };
+    Ok(Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        role,
+        area: r.get(3)?,
+    }))
+}
+
+pub(crate) fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Enrollment codes: 8 characters without look-alikes (0/O, 1/I), easy to read
+/// aloud or type from a supervisor's screen.
+fn new_code() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut bytes = [0u8; 8];
+    rand::fill(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl SyncStore for SqliteSyncStore {
+    fn add_user(&mut self, user: &User) -> StoreResult<()> {
+        let valid_id = !user.id.is_empty()
+            && user.id.len() <= 64
+            && user
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !valid_id {
+            return Err(StoreError::Invalid {
+                field: "id",
+                reason: "1–64 ASCII letters, digits, '-', '_' or '.'".into(),
+            });
+        }
+        if user.name.trim().is_empty() || user.area.trim().is_empty() {
+            return Err(StoreError::Invalid {
+                field: "name",
+                reason: "a user needs a name and an area".into(),
+            });
+        }
+        let inserted = self.accounts.execute(
+            "INSERT OR IGNORE INTO users (id, name, role, area, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user.id, user.name.trim(), user.role.as_str(), user.area.trim(), Utc::now().timestamp_millis()],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "user {} exists already",
+                user.id
+            )));
+        }
+        Ok(())
+    }
+
+    fn users(&self) -> StoreResult<Vec<User>> {
+        let mut stmt = self
+            .accounts
+            .prepare_cached("SELECT id, name, role, area FROM users ORDER BY id")?;
+        let rows = stmt.query_map([], user_from_row)?;
+        rows.map(|r| r?).collect()
+    }
+
+    fn issue_enrollment(
+        &mut self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<String> {
+        self.user(user_id)?;
+        let code = new_code();
+        self.accounts.execute(
+            "INSERT INTO enrollment_codes (code_hash, user_id, expires_at) VALUES (?1, ?2, ?3)",
+            params![hash(&code), user_id, (now + ttl).timestamp_millis()],
+        )?;
+        Ok(code)
+    }
+
+    fn enroll(
+        &mut self,
+        code: &str,
+        actor: &str,
+        device_name: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Enrolled> {
+        let actor = actor.trim().to_ascii_lowercase();
+        if actor.len() < 2
+            || actor.len() > 128
+            || !actor.chars().all(|c| c.is_ascii_hexdigit())
+            || !actor.len().is_multiple_of(2)
+        {
+            return Err(StoreError::Invalid {
+                field: "actor",
+                reason: "an Automerge actor id in hex".into(),
+            });
+        }
+        let name = device_name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(StoreError::Invalid {
+                field: "device_name",
+                reason: "1–100 characters".into(),
+            });
+        }
+        let code = code.trim().to_ascii_uppercase();
+        let tx = self.accounts.transaction()?;
+        let found: Option<(String, i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT user_id, expires_at, used_at FROM enrollment_codes WHERE code_hash = ?1",
+                [hash(&code)],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let user_id = match found {
+            None => return Err(StoreError::Unauthorized("unknown enrollment code".into())),
+            Some((_, _, Some(_))) => {
+                return Err(StoreError::Unauthorized(
+                    "this enrollment code was used already".into(),
+                ));
+            }
+            Some((_, expires, None)) if expires < now.timestamp_millis() => {
+                return Err(StoreError::Unauthorized(
+                    "this enrollment code has expired".into(),
+                ));
+            }
+            Some((user, _, None)) => user,
+        };
+        let taken: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM devices WHERE actor = ?1",
+            [&actor],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Err(StoreError::Conflict(
+                "this actor id is bound to another device".into(),
+            ));
+        }
+        let device_id = format!("dev-{}", &new_token()[..16]);
+        let token = new_token();
+        tx.execute(
+            "UPDATE enrollment_codes SET used_at = ?1 WHERE code_hash = ?2",
+            params![now.timestamp_millis(), hash(&code)],
+        )?;
+        tx.execute(
+            "INSERT INTO devices (id, user_id, name, actor, token_hash, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![device_id, user_id, name, actor, hash(&token), now.timestamp_millis()],
+        )?;
+        tx.commit()?;
+        Ok(Enrolled {
+            device_id,
+            token,
+            user: self.user(&user_id)?,
+        })
+    }
+
+    fn authenticate(&self, token: &str) -> StoreResult<(Device, User)> {
+        let device = self
+            .accounts
+            .prepare_cached("SELECT id, user_id, name, actor, revoked_at IS NOT NULL FROM devices WHERE token_hash = ?1")?
+            .query_row([hash(token)], |r| {
+                Ok(Device { id: r.get(0)?, user_id: r.get(1)?, name: r.get(2)?, actor: r.get(3)?, revoked: r.get(4)? })
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::Unauthorized("unknown token".into()))?;
+        if device.revoked {
+            return Err(StoreError::Unauthorized(
+                "this device's token was revoked".into(),
+            ));
+        }
+        let user = self.user(&device.user_id)?;
+        Ok((device, user))
+    }
+
+    fn revoke_device(&mut self, device_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+        let n = self.accounts.execute(
+            "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1) WHERE id = ?2",
+            params![now.timestamp_millis(), device_id],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                kind: "device",
+                id: device_id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn devices(&self) -> StoreResult<Vec<Device>> {
+        let mut stmt = self
+            .accounts
+            .prepare_cached("SELECT id, user_id, name, actor, revoked_at IS NOT NULL FROM devices ORDER BY enrolled_at, id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Device {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                name: r.get(2)?,
+                actor: r.get(3)?,
+                revoked: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn push(
+        &mut self,
+        writer: &Writer,
+        changes: &[DocChange],
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApplyReport> {
+        Ok(self.store.apply_changes_as(changes, writer, now)?)
+    }
+
+    fn pull(&self, _user: &User, cursor: u64, limit: u32) -> StoreResult<WireBatch> {
+        let batch = self.store.changes_since(cursor, limit)?;
+        let remaining = self.store.count_changes_since(batch.cursor, false)?;
+        Ok(WireBatch {
+            cursor: batch.cursor,
+            more: batch.more,
+            remaining,
+            changes: batch.changes,
+        })
+    }
+
+    fn documents(&mut self) -> &mut Store {
+        &mut self.store
+    }
+}
