@@ -112,6 +112,7 @@ pub struct Device {
     pub store: Store,
     pub client: SyncClient,
     pub device_id: String,
+    pub token: String,
 }
 
 impl Device {
@@ -128,7 +129,7 @@ impl Device {
         .unwrap();
         let anonymous = SyncClient::new(url, None).unwrap();
         let e = anonymous.enroll(code, &store, name).unwrap();
-        let mut client = SyncClient::new(url, Some(e.token)).unwrap();
+        let mut client = SyncClient::new(url, Some(e.token.clone())).unwrap();
         client.retry = RetryPolicy {
             attempts: 3,
             first_delay: std::time::Duration::from_millis(20),
@@ -139,11 +140,16 @@ impl Device {
             store,
             client,
             device_id: e.device_id,
+            token: e.token,
         }
     }
 
     pub fn sync(&mut self) -> menqian_core::Result<menqian_core::client::SyncReport> {
         self.store.sync(&self.client, None, &Default::default())
+    }
+
+    pub fn client_token(&self) -> Option<String> {
+        Some(self.token.clone())
     }
 
     pub fn path(&self) -> PathBuf {
