@@ -28,7 +28,7 @@ fn free_port() -> u16 {
 }
 
 fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
         .args([
             "--data",
             dir.to_str().unwrap(),
@@ -51,6 +51,8 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not come up on port {port}");
 }
 
@@ -92,10 +94,8 @@ struct KillAfter {
 
 impl SyncListener for KillAfter {
     fn on_progress(&self, p: SyncProgress) -> Result<(), String> {
-        if p.phase == SyncPhase::Push
-            && p.done >= self.changes
-            && !self.fired.swap(true, Ordering::SeqCst)
-        {
+        let due = p.phase == SyncPhase::Push && p.done >= self.changes;
+        if due && !self.fired.swap(true, Ordering::SeqCst) {
             if let Some(mut child) = self.child.lock().unwrap().take() {
                 child.kill().unwrap(); // SIGKILL: no shutdown, no flush
                 child.wait().unwrap();
