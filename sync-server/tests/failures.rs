@@ -95,11 +95,10 @@ struct KillAfter {
 impl SyncListener for KillAfter {
     fn on_progress(&self, p: SyncProgress) -> Result<(), String> {
         let due = p.phase == SyncPhase::Push && p.done >= self.changes;
-        if due && !self.fired.swap(true, Ordering::SeqCst) {
-            if let Some(mut child) = self.child.lock().unwrap().take() {
-                child.kill().unwrap(); // SIGKILL: no shutdown, no flush
-                child.wait().unwrap();
-            }
+        let first = due && !self.fired.swap(true, Ordering::SeqCst);
+        if let Some(mut child) = first.then(|| self.child.lock().unwrap().take()).flatten() {
+            child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+            child.wait().unwrap();
         }
         Ok(())
     }
@@ -199,19 +198,13 @@ fn cutting_proxy(upstream: String, cuts: usize, seed: u64) -> (String, Arc<Atomi
                 let counter = counter.clone();
                 std::thread::spawn(move || {
                     let mut buf = [0u8; 4096];
-                    loop {
-                        let Ok(k) = from.read(&mut buf) else { break };
-                        if k == 0 {
-                            break;
-                        }
+                    while let Ok(k @ 1..) = from.read(&mut buf) {
                         let total = sent.fetch_add(k, Ordering::SeqCst) + k;
-                        if let Some(limit) = budget {
-                            if total > limit {
-                                let keep = k.saturating_sub(total - limit);
-                                let _ = to.write_all(&buf[..keep]);
-                                counter.fetch_add(1, Ordering::SeqCst);
-                                break;
-                            }
+                        if let Some(limit) = budget.filter(|l| total > *l) {
+                            let keep = k.saturating_sub(total - limit);
+                            let _ = to.write_all(&buf[..keep]);
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            break;
                         }
                         if to.write_all(&buf[..k]).is_err() {
                             break;
