@@ -181,18 +181,30 @@ impl SyncClient {
     }
 
     fn pull(&self, after: u64, cancel: &CancelToken) -> Result<WireBatch> {
+        self.get_batch(
+            &format!("{}/v1/pull?after={after}&limit={PULL_PAGE}", self.base),
+            cancel,
+        )
+    }
+
+    fn snapshot(&self, after: Option<&str>, cancel: &CancelToken) -> Result<WireBatch> {
+        let mut url = url::Url::parse(&format!("{}/v1/snapshot", self.base))
+            .map_err(|e| Error::invalid("base_url", e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("limit", &PULL_PAGE.to_string());
+        if let Some(after) = after {
+            url.query_pairs_mut().append_pair("after", after);
+        }
+        self.get_batch(url.as_str(), cancel)
+    }
+
+    /// GETs a framed batch; a body cut off mid-transfer is retried like any
+    /// other network failure.
+    fn get_batch(&self, url: &str, cancel: &CancelToken) -> Result<WireBatch> {
         let token = self.token()?;
         let mut attempt = 0;
         loop {
-            let response = self.send(cancel, || {
-                self.http
-                    .get(format!(
-                        "{}/v1/pull?after={after}&limit={PULL_PAGE}",
-                        self.base
-                    ))
-                    .bearer_auth(token)
-                    .send()
-            })?;
+            let response = self.send(cancel, || self.http.get(url).bearer_auth(token).send())?;
             // A body cut off mid-transfer is a network failure too: retry.
             match response
                 .bytes()
@@ -316,7 +328,27 @@ impl Store {
                 break;
             }
         }
-        let mut pulled_to = cursors.pulled;
+        // A device that never pulled starts from whole documents, not from the
+        // history of every change (docs/protocol.md, bootstrap).
+        if cursors.pulled == 0 {
+            let progress = self.snapshot_progress()?;
+            let mut head = progress.as_ref().map(|(h, _)| *h);
+            let mut after = progress.map(|(_, last)| last);
+            let mut loaded = 0u64;
+            loop {
+                cancel.check()?;
+                let page = client.snapshot(after.as_deref(), cancel)?;
+                let feed_head = *head.get_or_insert(page.cursor);
+                loaded += self.load_snapshot(&page.changes, feed_head, !page.more)? as u64;
+                report.pulled += page.changes.len() as u64;
+                tell(SyncPhase::Pull, loaded, loaded + page.remaining);
+                match page.changes.last() {
+                    Some(last) if page.more => after = Some(last.doc_id.clone()),
+                    _ => break,
+                }
+            }
+        }
+        let mut pulled_to = self.sync_cursors()?.pulled;
         let mut seen = 0u64;
         loop {
             cancel.check()?;

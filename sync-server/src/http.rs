@@ -31,6 +31,7 @@ pub fn router(store: SharedStore) -> Router {
         .route("/v1/enroll", post(enroll))
         .route("/v1/push", post(push))
         .route("/v1/pull", get(pull))
+        .route("/v1/snapshot", get(snapshot))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(store)
 }
@@ -254,6 +255,31 @@ async fn pull(
     let batch: WireBatch = with_store(&store, move |s| {
         let (_, user): (_, User) = s.authenticate(&token)?;
         Ok(s.pull(&user, after, limit)?)
+    })
+    .await?;
+    Ok((
+        [(header::CONTENT_TYPE, wire::CONTENT_TYPE)],
+        wire::encode(&batch),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SnapshotQuery {
+    pub after: Option<String>,
+    pub limit: Option<u32>,
+}
+
+async fn snapshot(
+    State(store): State<SharedStore>,
+    headers: HeaderMap,
+    Query(q): Query<SnapshotQuery>,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)?;
+    let limit = q.limit.unwrap_or(2_000).clamp(1, MAX_PULL_PAGE);
+    let batch: WireBatch = with_store(&store, move |s| {
+        let (_, user): (_, User) = s.authenticate(&token)?;
+        Ok(s.snapshot(&user, q.after.as_deref(), limit)?)
     })
     .await?;
     Ok((

@@ -88,6 +88,9 @@ pub trait SyncStore: Send {
     ) -> StoreResult<ApplyReport>;
     /// Accepted changes after `cursor`, in server order, at most `limit`.
     fn pull(&self, user: &User, cursor: u64, limit: u32) -> StoreResult<WireBatch>;
+    /// Whole documents after `after` (by id) for a new device; `cursor` is the
+    /// feed head the page covers at least, `remaining` the documents left.
+    fn snapshot(&self, user: &User, after: Option<&str>, limit: u32) -> StoreResult<WireBatch>;
     /// The merged documents, for loading reference data and for tests.
     fn documents(&mut self) -> &mut Store;
 }
@@ -382,6 +385,20 @@ impl SyncStore for SqliteSyncStore {
             more: batch.more,
             remaining,
             changes: batch.changes,
+        })
+    }
+
+    fn snapshot(&self, _user: &User, after: Option<&str>, limit: u32) -> StoreResult<WireBatch> {
+        let page = self.store.snapshot_page(after, limit)?;
+        let last = page.docs.last().map(|d| d.doc_id.clone());
+        let remaining = self
+            .store
+            .count_documents_after(last.as_deref().or(after))?;
+        Ok(WireBatch {
+            cursor: page.feed_head,
+            more: page.more,
+            remaining,
+            changes: page.docs,
         })
     }
 

@@ -16,40 +16,68 @@ use crate::model::shop::Shop;
 use crate::model::template::ChecklistTemplate;
 use automerge::AutoCommit;
 
+/// A document read as its entity: what the index rows are made from.
+pub(crate) enum Entity {
+    Shop(Shop),
+    Template(ChecklistTemplate),
+    Category(Category),
+    Inspection(Inspection),
+    Case(Case),
+    Patrol(Patrol),
+}
+
 pub(crate) fn reindex(tx: &Transaction<'_>, id: &str, d: &AutoCommit) -> Result<()> {
+    write_entity(tx, id, &read_entity(id, d)?)
+}
+
+/// Reads and validates a document as the entity its id names. Needs no
+/// database, so snapshot loading runs it on worker threads.
+pub(crate) fn read_entity(id: &str, d: &AutoCommit) -> Result<Entity> {
     let kind = id.split_once('/').map(|(k, _)| k).unwrap_or_default();
-    match kind {
+    Ok(match kind {
         "shop" => {
             let s = doc::read::<Shop>(d, id)?.validated()?;
             same_id(id, &s.id())?;
-            shop(tx, id, &s)
+            Entity::Shop(s)
         }
         "tmpl" => {
             let t = doc::read::<ChecklistTemplate>(d, id)?.validated()?;
             same_id(id, &ChecklistTemplate::doc_id(&t.id, t.version))?;
-            template(tx, id, &t)
+            Entity::Template(t)
         }
         "cat" => {
             let c = doc::read::<Category>(d, id)?.validated()?;
             same_id(id, &Category::doc_id(&c.code))?;
-            category(tx, id, &c)
+            Entity::Category(c)
         }
         "insp" => {
             let mut i: Inspection = doc::read(d, id)?;
             i.id = id.to_string();
-            inspection(tx, &i)
+            Entity::Inspection(i)
         }
         "case" => {
             let mut c: Case = doc::read(d, id)?;
             c.id = id.to_string();
-            case(tx, &c)
+            Entity::Case(c)
         }
         "patrol" => {
             let mut p: Patrol = doc::read(d, id)?;
             p.id = id.to_string();
-            patrol(tx, &p)
+            Entity::Patrol(p)
         }
-        _ => Err(Error::corrupt(id, "unknown document kind")),
+        _ => return Err(Error::corrupt(id, "unknown document kind")),
+    })
+}
+
+/// Replaces the document's index rows with the entity's.
+pub(crate) fn write_entity(tx: &Transaction<'_>, id: &str, entity: &Entity) -> Result<()> {
+    match entity {
+        Entity::Shop(s) => shop(tx, id, s),
+        Entity::Template(t) => template(tx, id, t),
+        Entity::Category(c) => category(tx, id, c),
+        Entity::Inspection(i) => inspection(tx, i),
+        Entity::Case(c) => case(tx, c),
+        Entity::Patrol(p) => patrol(tx, p),
     }
 }
 
@@ -63,7 +91,7 @@ fn same_id(id: &str, from_content: &str) -> Result<()> {
     }
 }
 
-pub(crate) fn shop(tx: &Transaction<'_>, id: &str, s: &Shop) -> Result<()> {
+fn shop(tx: &Transaction<'_>, id: &str, s: &Shop) -> Result<()> {
     let old_rowid: Option<i64> = tx
         .prepare_cached("SELECT rowid FROM shops WHERE id = ?1")?
         .query_row([id], |r| r.get(0))

@@ -21,7 +21,7 @@ pub use cases::CaseSummary;
 pub use inspections::{InspectionRef, Submitted};
 pub use patrols::MAX_POINTS_PER_APPEND;
 pub use registry::{ImportReport, ShopSummary};
-pub use sync::{ApplyReport, ChangeBatch, DocChange, SyncCursors};
+pub use sync::{ApplyReport, ChangeBatch, DocChange, SnapshotPage, SyncCursors};
 
 /// How a store is opened.
 #[derive(Debug, Clone, Default)]
@@ -302,4 +302,46 @@ pub(crate) fn split_list(joined: &str) -> Vec<String> {
 /// A new random document id of `kind`.
 pub(crate) fn new_id(kind: &str) -> String {
     format!("{kind}/{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Runs `build` over `items` on worker threads (one per core) and hands each
+/// result to `write` on this thread, in input order. Automerge document
+/// construction is the costly half of an import and SQLite writing the other;
+/// this overlaps them. The first error stops the workers and is returned.
+pub(crate) fn build_in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    build: impl Fn(&T) -> Result<R> + Sync,
+    mut write: impl FnMut(R) -> Result<()>,
+) -> Result<()> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    if items.len() < 16 || workers == 1 {
+        return items.iter().try_for_each(|item| write(build(item)?));
+    }
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Result<R>)>(256);
+        for w in 0..workers {
+            let send = send.clone();
+            let build = &build;
+            scope.spawn(move || {
+                for i in (w..items.len()).step_by(workers) {
+                    if send.send((i, build(&items[i]))).is_err() {
+                        return; // the writer stopped: an error is on its way out
+                    }
+                }
+            });
+        }
+        drop(send);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0;
+        for (i, result) in receive {
+            pending.insert(i, result);
+            while let Some(result) = pending.remove(&next) {
+                write(result?)?;
+                next += 1;
+            }
+        }
+        Ok(())
+    })
 }

@@ -7,7 +7,9 @@ use automerge::{AutoCommit, ROOT, ReadDoc as _, transaction::Transactable as _};
 use chrono::NaiveDate;
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Origin, Store, commit, index, load_doc, persist, search, write_document};
+use super::{
+    Origin, Store, build_in_parallel, commit, index, load_doc, persist, search, write_document,
+};
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::category::Category;
@@ -95,12 +97,12 @@ impl Store {
                 let (mut d, hash) = doc::create(&actor, *shop)?;
                 let saved = d.save();
                 // The index is built from what the document holds, read back.
-                let indexed = doc::read::<Shop>(&d, &id)?.validated()?;
+                let indexed = index::read_entity(&id, &d)?;
                 Ok((id, saved, hash, indexed))
             },
             |(id, saved, hash, indexed)| {
                 write_document(&tx, &id, &saved, &[hash], Origin::Local)?;
-                index::shop(&tx, &id, &indexed)?;
+                index::write_entity(&tx, &id, &indexed)?;
                 report.created += 1;
                 Ok(())
             },
@@ -308,48 +310,6 @@ impl Store {
             .prepare_cached("SELECT 1 FROM categories WHERE code = ?1")?
             .exists([code])?)
     }
-}
-
-/// Runs `build` over `items` on worker threads (one per core) and hands each
-/// result to `write` on this thread, in input order. Automerge document
-/// construction is the costly half of an import and SQLite writing the other;
-/// this overlaps them. The first error stops the workers and is returned.
-fn build_in_parallel<T: Sync, R: Send>(
-    items: &[T],
-    build: impl Fn(&T) -> Result<R> + Sync,
-    mut write: impl FnMut(R) -> Result<()>,
-) -> Result<()> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    if items.len() < 64 || workers == 1 {
-        return items.iter().try_for_each(|item| write(build(item)?));
-    }
-    std::thread::scope(|scope| {
-        let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Result<R>)>(256);
-        for w in 0..workers {
-            let send = send.clone();
-            let build = &build;
-            scope.spawn(move || {
-                for i in (w..items.len()).step_by(workers) {
-                    if send.send((i, build(&items[i]))).is_err() {
-                        return; // the writer stopped: an error is on its way out
-                    }
-                }
-            });
-        }
-        drop(send);
-        let mut pending = std::collections::BTreeMap::new();
-        let mut next = 0;
-        for (i, result) in receive {
-            pending.insert(i, result);
-            while let Some(result) = pending.remove(&next) {
-                write(result?)?;
-                next += 1;
-            }
-        }
-        Ok(())
-    })
 }
 
 /// Puts a field-level path in front of a validation error's field name.

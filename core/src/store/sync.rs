@@ -5,11 +5,13 @@
 use std::collections::{BTreeSet, HashMap};
 
 use automerge::{AutoCommit, Change, ReadDoc as _};
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::{Origin, Store, commit, get_meta, kind_name, load_doc, persist, set_meta};
+use super::{
+    Origin, Store, build_in_parallel, commit, get_meta, index, kind_name, load_doc, persist,
+    set_meta, write_document,
+};
 use crate::access::{self, Touched, Writer};
-use crate::doc;
 use crate::error::{Error, Result};
 
 /// One Automerge change to one document, as bytes.
@@ -52,6 +54,19 @@ pub struct SyncCursors {
 
 const PUSHED: &str = "sync.pushed";
 const PULLED: &str = "sync.pulled";
+/// While a snapshot is loading: "<feed head>\t<last document id loaded>".
+const SNAPSHOT: &str = "sync.snapshot";
+
+/// A page of whole documents, for bootstrapping a new device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotPage {
+    /// Saved documents (Automerge `save()` bytes), in id order.
+    pub docs: Vec<DocChange>,
+    /// More documents follow the last one.
+    pub more: bool,
+    /// The feed position the snapshot covers at least: pull from here after it.
+    pub feed_head: u64,
+}
 
 impl Store {
     /// The cursor of this store's newest change: `changes_since(feed_head())`
@@ -179,6 +194,114 @@ impl Store {
         )
     }
 
+    /// Whole documents after `after` (by id), at most `limit`: a new device
+    /// loads these instead of replaying every change ever made.
+    pub fn snapshot_page(&self, after: Option<&str>, limit: u32) -> Result<SnapshotPage> {
+        let feed_head = self.feed_head()?;
+        let limit = limit.max(1);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, data FROM documents WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let mut docs: Vec<DocChange> = stmt
+            .query_map(params![after.unwrap_or(""), i64::from(limit) + 1], |r| {
+                Ok(DocChange {
+                    doc_id: r.get(0)?,
+                    bytes: r.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let more = docs.len() > limit as usize;
+        docs.truncate(limit as usize);
+        Ok(SnapshotPage {
+            docs,
+            more,
+            feed_head,
+        })
+    }
+
+    /// Documents left after `after` in a snapshot (for progress).
+    pub fn count_documents_after(&self, after: Option<&str>) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM documents WHERE id > ?1")?
+            .query_row([after.unwrap_or("")], |r| r.get(0))?;
+        Ok(n.unsigned_abs())
+    }
+
+    /// A snapshot load in progress: the feed head it covers and the last
+    /// document id loaded.
+    pub fn snapshot_progress(&self) -> Result<Option<(u64, String)>> {
+        Ok(get_meta(&self.conn, SNAPSHOT)?.and_then(|v| {
+            let (head, last) = v.split_once('\t')?;
+            Some((head.parse().ok()?, last.to_string()))
+        }))
+    }
+
+    /// Loads a snapshot page, all or nothing: documents this store lacks are
+    /// stored as they came, ones it has (made here before the first sync) are
+    /// merged. Progress is saved in the same transaction; after the last page
+    /// (`last_page`) the pull cursor becomes `feed_head`. Documents loaded this
+    /// way are not in this store's own change feed.
+    pub fn load_snapshot(
+        &mut self,
+        docs: &[DocChange],
+        feed_head: u64,
+        last_page: bool,
+    ) -> Result<usize> {
+        for (i, d) in docs.iter().enumerate() {
+            if kind_name(&d.doc_id) == "record" || d.doc_id.len() > 200 {
+                return Err(Error::invalid(
+                    format!("docs[{i}].doc_id"),
+                    "not a document id",
+                ));
+            }
+        }
+        let tx = self.conn.transaction()?;
+        let actor = self.actor.clone();
+        build_in_parallel(
+            docs,
+            |d| {
+                let doc = AutoCommit::load(&d.bytes).map_err(|e| Error::corrupt(&d.doc_id, e))?;
+                Ok((d.clone(), index::read_entity(&d.doc_id, &doc)?))
+            },
+            |(d, entity)| {
+                match load_doc(&tx, &d.doc_id, &actor)? {
+                    None => {
+                        write_document(
+                            &tx,
+                            &d.doc_id,
+                            &d.bytes,
+                            &[],
+                            Origin::Received { at_ms: None },
+                        )?;
+                        index::write_entity(&tx, &d.doc_id, &entity)?;
+                    }
+                    Some(mut local) => {
+                        let mut incoming =
+                            AutoCommit::load(&d.bytes).map_err(|e| Error::corrupt(&d.doc_id, e))?;
+                        local.merge(&mut incoming)?;
+                        persist(
+                            &tx,
+                            &d.doc_id,
+                            &mut local,
+                            &[],
+                            Origin::Received { at_ms: None },
+                        )?;
+                    }
+                }
+                Ok(())
+            },
+        )?;
+        if last_page {
+            set_meta(&tx, PULLED, &feed_head.to_string())?;
+            tx.execute("DELETE FROM meta WHERE key = ?1", [SNAPSHOT])?;
+        } else if let Some(last) = docs.last() {
+            set_meta(&tx, SNAPSHOT, &format!("{feed_head}\t{}", last.doc_id))?;
+        }
+        commit(tx)?;
+        Ok(docs.len())
+    }
+
     /// Where this device's sync stands.
     pub fn sync_cursors(&self) -> Result<SyncCursors> {
         let read = |key| -> Result<u64> {
@@ -215,8 +338,8 @@ impl Store {
         finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<ApplyReport> {
         // Group by document, keeping each document's changes in feed order.
-        let mut order: Vec<&str> = Vec::new();
-        let mut by_doc: HashMap<&str, Vec<(usize, Change)>> = HashMap::new();
+        let mut work: Vec<DocWork> = Vec::new();
+        let mut slot: HashMap<&str, usize> = HashMap::new();
         for (i, c) in changes.iter().enumerate() {
             if kind_name(&c.doc_id) == "record" || c.doc_id.len() > 200 {
                 return Err(Error::invalid(
@@ -226,141 +349,177 @@ impl Store {
             }
             let change =
                 Change::from_bytes(c.bytes.clone()).map_err(|e| Error::corrupt(&c.doc_id, e))?;
-            by_doc
-                .entry(c.doc_id.as_str())
-                .or_insert_with(|| {
-                    order.push(c.doc_id.as_str());
-                    Vec::new()
-                })
-                .push((i, change));
+            let k = *slot.entry(c.doc_id.as_str()).or_insert_with(|| {
+                work.push(DocWork {
+                    doc_id: c.doc_id.clone(),
+                    incoming: Vec::new(),
+                    stored: None,
+                });
+                work.len() - 1
+            });
+            work[k].incoming.push((i, change));
         }
         let tx = self.conn.transaction()?;
-        let mut report = ApplyReport::default();
-        for doc_id in order {
-            let incoming = by_doc.remove(doc_id).unwrap_or_default();
-            let existing = load_doc(&tx, doc_id, &self.actor)?;
-            let was_submitted = match &existing {
-                Some(d) if doc_id.starts_with("insp/") => {
-                    d.get(automerge::ROOT, "verdict")?.is_some()
-                }
-                _ => false,
-            };
-            let before = match (&existing, writer) {
-                (Some(d), Some(_)) => Some(d.clone()),
-                _ => None,
-            };
-            let mut d =
-                existing.unwrap_or_else(|| AutoCommit::new().with_actor(self.actor.clone()));
-            let mut seen = BTreeSet::new();
-            let mut fresh = Vec::new();
-            for (index, change) in incoming {
-                let hash = change.hash();
-                if d.get_change_by_hash(&hash).is_some() || !seen.insert(hash) {
-                    report.duplicates += 1;
-                } else {
-                    fresh.push((index, change));
-                }
-            }
-            let Some(&(first, _)) = fresh.first() else {
-                continue;
-            };
-            if let Some(w) = writer {
-                if let Some((index, _)) = fresh
-                    .iter()
-                    .find(|(_, c)| c.actor_id().to_hex_string() != w.actor)
-                {
-                    return Err(Error::Refused {
-                        index: *index,
-                        doc_id: doc_id.to_string(),
-                        reason: "made by an actor not bound to this device".into(),
-                    });
-                }
-            } else if was_submitted {
-                return Err(Error::InspectionSubmitted {
-                    id: doc_id.to_string(),
-                });
-            }
-            let hashes: Vec<_> = fresh.iter().map(|(_, c)| c.hash()).collect();
-            d.apply_changes(fresh.into_iter().map(|(_, c)| c))?;
-            let missing = d.get_missing_deps(&[]);
-            if !missing.is_empty() {
-                return Err(Error::MissingDependencies {
-                    doc_id: doc_id.to_string(),
-                    missing: missing.len(),
-                });
-            }
-            let refused = match writer {
-                Some(w) => check_access(w, doc_id, before.as_ref(), &d)?,
-                None => None,
-            };
-            if let Some(reason) = refused {
-                return Err(Error::Refused {
-                    index: first,
-                    doc_id: doc_id.to_string(),
-                    reason,
-                });
-            }
-            report.applied += hashes.len();
-            report.documents += 1;
-            persist(
-                &tx,
-                doc_id,
-                &mut d,
-                &hashes,
-                Origin::Received { at_ms: received_at },
-            )?;
+        for w in &mut work {
+            w.stored = tx
+                .prepare_cached("SELECT data FROM documents WHERE id = ?1")?
+                .query_row([&w.doc_id], |r| r.get(0))
+                .optional()?;
         }
+        // Decoding, merging, checking and saving each document is CPU work that
+        // needs no database: it runs on worker threads; this thread writes.
+        let actor = self.actor.clone();
+        let mut report = ApplyReport::default();
+        build_in_parallel(
+            &work,
+            |w| merge_one(w, &actor, writer),
+            |merged| {
+                report.duplicates += merged.duplicates;
+                if let Some((saved, hashes, entity)) = merged.result {
+                    report.applied += hashes.len();
+                    report.documents += 1;
+                    write_document(
+                        &tx,
+                        &merged.doc_id,
+                        &saved,
+                        &hashes,
+                        Origin::Received { at_ms: received_at },
+                    )?;
+                    index::write_entity(&tx, &merged.doc_id, &entity)?;
+                }
+                Ok(())
+            },
+        )?;
         finish(&tx)?;
         commit(tx)?;
         Ok(report)
     }
 }
 
-/// Reads the document before and after as entities and asks the access rules.
+/// One document's share of an incoming batch.
+struct DocWork {
+    doc_id: String,
+    incoming: Vec<(usize, Change)>,
+    /// The document as stored before the batch, if any.
+    stored: Option<Vec<u8>>,
+}
+
+/// A document after merging its share of a batch.
+struct Merged {
+    doc_id: String,
+    duplicates: usize,
+    /// The saved document, the new change hashes and what to index; `None`
+    /// when every change was a duplicate.
+    result: Option<(Vec<u8>, Vec<automerge::ChangeHash>, index::Entity)>,
+}
+
+fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -> Result<Merged> {
+    let id = w.doc_id.as_str();
+    let existing = match &w.stored {
+        Some(bytes) => Some(
+            AutoCommit::load(bytes)
+                .map_err(|e| Error::corrupt(id, e))?
+                .with_actor(actor.clone()),
+        ),
+        None => None,
+    };
+    let was_submitted = match &existing {
+        Some(d) if id.starts_with("insp/") => d.get(automerge::ROOT, "verdict")?.is_some(),
+        _ => false,
+    };
+    let before = match (&existing, writer) {
+        (Some(d), Some(_)) => Some(index::read_entity(id, d)?),
+        _ => None,
+    };
+    let mut d = existing.unwrap_or_else(|| AutoCommit::new().with_actor(actor.clone()));
+    let mut seen = BTreeSet::new();
+    let mut duplicates = 0;
+    let mut fresh = Vec::new();
+    for (index, change) in &w.incoming {
+        let hash = change.hash();
+        if d.get_change_by_hash(&hash).is_some() || !seen.insert(hash) {
+            duplicates += 1;
+        } else {
+            fresh.push((*index, change.clone()));
+        }
+    }
+    let Some(&(first, _)) = fresh.first() else {
+        return Ok(Merged {
+            doc_id: w.doc_id.clone(),
+            duplicates,
+            result: None,
+        });
+    };
+    if let Some(wr) = writer {
+        if let Some((index, _)) = fresh
+            .iter()
+            .find(|(_, c)| c.actor_id().to_hex_string() != wr.actor)
+        {
+            return Err(Error::Refused {
+                index: *index,
+                doc_id: id.to_string(),
+                reason: "made by an actor not bound to this device".into(),
+            });
+        }
+    } else if was_submitted {
+        return Err(Error::InspectionSubmitted { id: id.to_string() });
+    }
+    let hashes: Vec<_> = fresh.iter().map(|(_, c)| c.hash()).collect();
+    d.apply_changes(fresh.into_iter().map(|(_, c)| c))?;
+    let missing = d.get_missing_deps(&[]);
+    if !missing.is_empty() {
+        return Err(Error::MissingDependencies {
+            doc_id: id.to_string(),
+            missing: missing.len(),
+        });
+    }
+    let entity = index::read_entity(id, &d)?;
+    if let Some(reason) = writer.and_then(|wr| check_access(wr, before.as_ref(), &entity)) {
+        return Err(Error::Refused {
+            index: first,
+            doc_id: id.to_string(),
+            reason,
+        });
+    }
+    Ok(Merged {
+        doc_id: w.doc_id.clone(),
+        duplicates,
+        result: Some((d.save(), hashes, entity)),
+    })
+}
+
+/// Asks the access rules about a document's entity before and after the batch.
 fn check_access(
     writer: &Writer,
-    id: &str,
-    before: Option<&AutoCommit>,
-    after: &AutoCommit,
-) -> Result<Option<String>> {
-    fn read<T: serde::de::DeserializeOwned>(d: Option<&AutoCommit>, id: &str) -> Result<Option<T>> {
-        d.map(|d| doc::read::<T>(d, id)).transpose()
-    }
-    let kind = id.split_once('/').map(|(k, _)| k).unwrap_or_default();
-    Ok(match kind {
-        "shop" => access::refusal(writer, &Touched::Shop),
-        "tmpl" => access::refusal(writer, &Touched::Template),
-        "cat" => access::refusal(writer, &Touched::Category),
-        "insp" => {
-            let (b, a) = (read(before, id)?, doc::read(after, id)?);
-            access::refusal(
-                writer,
-                &Touched::Inspection {
-                    before: b.as_ref(),
-                    after: &a,
-                },
-            )
-        }
-        "case" => {
-            let (b, a) = (read(before, id)?, doc::read(after, id)?);
-            access::refusal(
-                writer,
-                &Touched::Case {
-                    before: b.as_ref(),
-                    after: &a,
-                },
-            )
-        }
-        "patrol" => {
-            let (b, a) = (read(before, id)?, doc::read(after, id)?);
-            access::refusal(
-                writer,
-                &Touched::Patrol {
-                    before: b.as_ref(),
-                    after: &a,
-                },
-            )
-        }
-        _ => Some("unknown document kind".to_string()),
-    })
+    before: Option<&index::Entity>,
+    after: &index::Entity,
+) -> Option<String> {
+    use index::Entity as E;
+    let touched = match (before, after) {
+        (_, E::Shop(_)) => Touched::Shop,
+        (_, E::Template(_)) => Touched::Template,
+        (_, E::Category(_)) => Touched::Category,
+        (b, E::Inspection(a)) => Touched::Inspection {
+            before: match b {
+                Some(E::Inspection(b)) => Some(b),
+                _ => None,
+            },
+            after: a,
+        },
+        (b, E::Case(a)) => Touched::Case {
+            before: match b {
+                Some(E::Case(b)) => Some(b),
+                _ => None,
+            },
+            after: a,
+        },
+        (b, E::Patrol(a)) => Touched::Patrol {
+            before: match b {
+                Some(E::Patrol(b)) => Some(b),
+                _ => None,
+            },
+            after: a,
+        },
+    };
+    access::refusal(writer, &touched)
 }

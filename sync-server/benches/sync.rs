@@ -1,0 +1,237 @@
+//! The sync figures (issue 3), in a release build over loopback:
+//!
+//!     cargo bench -p menqian-sync-server --bench sync
+//!
+//! A real server (in this process, on 127.0.0.1) with the 21,728-shop district.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that fails should stop loudly
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use chrono::{TimeZone, Utc};
+use common::{Device, TestServer};
+use menqian_core::wire::{self, WireBatch};
+use menqian_core::*;
+use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = SqliteSyncStore::open(dir.path(), vec![common::HOST.into()]).unwrap();
+        let docs = s.documents();
+        docs.import_templates(menqian_fixtures::templates().unwrap())
+            .unwrap();
+        docs.import_categories(menqian_fixtures::categories().unwrap())
+            .unwrap();
+        docs.import_registry(menqian_fixtures::registry(menqian_fixtures::DISTRICT_SHOPS).unwrap())
+            .unwrap();
+        s.add_user(&User {
+            id: "officer-1".into(),
+            name: "王伟".into(),
+            role: Role::Officer,
+            area: "丰台区".into(),
+        })
+        .unwrap();
+    }
+    let server = TestServer::start_in(dir);
+
+    // 1. Bootstrap a new device with the whole district.
+    let mut times = Vec::new();
+    let mut phone = None;
+    for i in 0..3 {
+        let mut d = Device::enroll(
+            &server.url,
+            &server.code_for("officer-1"),
+            &format!("phone-{i}"),
+        );
+        let t = Instant::now();
+        let r = d.sync().unwrap();
+        times.push(t.elapsed());
+        assert!(r.pulled >= 21_728);
+        phone = Some(d);
+    }
+    times.sort();
+    println!(
+        "bootstrap a new device with {} shops over loopback: median {:.2?} (runs {:?})",
+        menqian_fixtures::DISTRICT_SHOPS,
+        times[1],
+        times
+    );
+
+    // 2. An officer's day: 60 inspections and 30 reports made offline, then one sync.
+    let mut phone = phone.unwrap();
+    let shops = menqian_fixtures::registry(60).unwrap();
+    let day = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
+    let mut day_times = Vec::new();
+    for round in 0..3 {
+        for (i, shop) in shops.iter().enumerate() {
+            let at = day + chrono::Duration::minutes((round * 100 + i) as i64);
+            let id = phone
+                .store
+                .start_inspection(NewInspection {
+                    shop_id: shop.id(),
+                    template_id: "beijing-1v5".into(),
+                    template_version: None,
+                    inspector: "officer-1".into(),
+                    started_at: at,
+                    fix: None,
+                })
+                .unwrap();
+            for code in phone.store.inspection(&id).unwrap().applicable {
+                phone
+                    .store
+                    .record_item(
+                        &id,
+                        &code,
+                        ItemResult {
+                            outcome: ItemOutcome::Pass,
+                            note: None,
+                            photos: vec![],
+                        },
+                    )
+                    .unwrap();
+            }
+            phone
+                .store
+                .submit_inspection(&id, at + chrono::Duration::minutes(4))
+                .unwrap();
+            if i % 2 == 0 {
+                phone
+                    .store
+                    .report_case(NewCase {
+                        source: CaseSource::Inspection,
+                        category: "0504".into(),
+                        location: shop.zone.centroid(),
+                        shop_id: Some(shop.id()),
+                        photos: vec![],
+                        description: "店外经营".into(),
+                        deadline: None,
+                        reported_by: "officer-1".into(),
+                        reported_at: at,
+                    })
+                    .unwrap();
+            }
+        }
+        let pending = phone
+            .store
+            .count_changes_since(phone.store.sync_cursors().unwrap().pushed, true)
+            .unwrap();
+        let t = Instant::now();
+        let r = phone.sync().unwrap();
+        day_times.push(t.elapsed());
+        assert_eq!(r.pushed, pending);
+        if round == 0 {
+            println!(
+                "(an officer's day = {pending} changes: 60 inspections of 6 items, 30 reports)"
+            );
+        }
+    }
+    day_times.sort();
+    println!(
+        "an officer's day, incremental sync: median {:.2?} (runs {:?})",
+        day_times[1], day_times
+    );
+
+    // 3. 2,000 devices each pushing 50 changes: 16 requests in flight, then 4.
+    for concurrency in [16, 4] {
+        load_test(&server, day, concurrency);
+    }
+}
+
+fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize) {
+    const DEVICES: usize = 2_000;
+    const PER_DEVICE: usize = 50;
+    let mut admin = server.admin();
+    let category = menqian_fixtures::categories()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.code == "0504")
+        .collect::<Vec<_>>();
+    let t = Instant::now();
+    let batches: Vec<(String, Vec<u8>)> = (0..DEVICES)
+        .map(|i| {
+            let mut s = Store::open(":memory:", StoreConfig::default()).unwrap();
+            s.import_categories(category.clone()).unwrap();
+            let before_reports = s.feed_head().unwrap();
+            for k in 0..PER_DEVICE {
+                s.report_case(NewCase {
+                    source: CaseSource::Steward,
+                    category: "0504".into(),
+                    location: GeoPoint::new(39.866, 116.345),
+                    shop_id: None,
+                    photos: vec![],
+                    description: format!("并发{concurrency}设备{i}第{k}条"),
+                    deadline: None,
+                    reported_by: "officer-1".into(),
+                    reported_at: day,
+                })
+                .unwrap();
+            }
+            let code = admin
+                .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
+                .unwrap();
+            let token = admin
+                .enroll(
+                    &code,
+                    &s.actor_id(),
+                    &format!("load-{concurrency}-{i}"),
+                    Utc::now(),
+                )
+                .unwrap()
+                .token;
+            let body = wire::encode(&WireBatch {
+                changes: s
+                    .own_changes_since(before_reports, PER_DEVICE as u32)
+                    .unwrap()
+                    .changes,
+                ..Default::default()
+            });
+            (token, body)
+        })
+        .collect();
+    println!(
+        "(prepared {DEVICES} devices × {PER_DEVICE} changes in {:.1?})",
+        t.elapsed()
+    );
+    let queue = Mutex::new(batches.into_iter());
+    let latencies = Mutex::new(Vec::with_capacity(DEVICES));
+    let t = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency {
+            scope.spawn(|| {
+                let http = reqwest::blocking::Client::new();
+                loop {
+                    let Some((token, body)) = queue.lock().unwrap().next() else {
+                        return;
+                    };
+                    let started = Instant::now();
+                    let r = http
+                        .post(format!("{}/v1/push", server.url))
+                        .bearer_auth(token)
+                        .header("content-type", wire::CONTENT_TYPE)
+                        .body(body)
+                        .send()
+                        .unwrap();
+                    assert!(r.status().is_success(), "{}", r.text().unwrap());
+                    latencies.lock().unwrap().push(started.elapsed());
+                }
+            });
+        }
+    });
+    let elapsed = t.elapsed();
+    let mut lat = latencies.into_inner().unwrap();
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    println!(
+        "{DEVICES} devices × {PER_DEVICE} changes, {concurrency} requests in flight: {:.0} accepted changes/s ({} in {:.2?}); push latency p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+        (DEVICES * PER_DEVICE) as f64 / elapsed.as_secs_f64(),
+        DEVICES * PER_DEVICE,
+        elapsed,
+        p(0.5),
+        p(0.99),
+        lat[lat.len() - 1]
+    );
+}
