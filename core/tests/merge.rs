@@ -255,3 +255,82 @@ fn a_change_to_a_submitted_inspection_is_refused() {
     ));
     assert_eq!(a.documents_json().unwrap(), before);
 }
+
+#[test]
+fn a_snapshot_loads_in_pages_and_resumes_after_a_restart() {
+    let (_d1, station) = demo_store();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("phone.sqlite");
+    let head = station.feed_head().unwrap();
+    // First page, then the app is killed.
+    {
+        let mut phone = Store::open(&path, config()).unwrap();
+        let page = station.snapshot_page(None, 50).unwrap();
+        assert!(page.more);
+        assert_eq!(
+            phone
+                .load_snapshot(&page.docs, page.feed_head, false)
+                .unwrap(),
+            50
+        );
+    }
+    let mut phone = Store::open(&path, config()).unwrap();
+    let (resume_head, last) = phone.snapshot_progress().unwrap().unwrap();
+    assert_eq!(resume_head, head);
+    let mut after = Some(last);
+    loop {
+        let page = station.snapshot_page(after.as_deref(), 50).unwrap();
+        phone
+            .load_snapshot(&page.docs, resume_head, !page.more)
+            .unwrap();
+        if !page.more {
+            break;
+        }
+        after = page.docs.last().map(|d| d.doc_id.clone());
+    }
+    assert_eq!(phone.snapshot_progress().unwrap(), None);
+    assert_eq!(phone.sync_cursors().unwrap().pulled, head);
+    converged(&station, &phone);
+}
+
+#[test]
+fn a_snapshot_merges_into_documents_made_before_the_first_sync() {
+    let (_d1, station) = demo_store();
+    let (_d2, mut phone) = empty_store();
+    phone.import_categories(categories()).unwrap();
+    let shop = street()[0].clone();
+    phone.create_shop(shop.clone()).unwrap();
+    phone
+        .update_shop(
+            &shop.id(),
+            ShopPatch {
+                name: Some("离线改名".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let page = station.snapshot_page(None, 1_000).unwrap();
+    phone
+        .load_snapshot(&page.docs, page.feed_head, true)
+        .unwrap();
+    // The phone's own edit survives the merge and is still its to push.
+    assert!(phone.own_changes_since(0, 100).unwrap().changes.len() >= 2);
+    let mut station = station;
+    station.merge_from(&phone, 0).unwrap();
+    let (_d3, mut fresh) = empty_store();
+    fresh.merge_from(&station, 0).unwrap();
+    assert_eq!(
+        fresh.shop(&shop.id()).unwrap().name,
+        phone.shop(&shop.id()).unwrap().name
+    );
+    let bad = vec![DocChange {
+        doc_id: shop.id(),
+        bytes: b"not a document".to_vec(),
+    }];
+    let before = phone.documents_json().unwrap();
+    assert!(matches!(
+        phone.load_snapshot(&bad, 1, true),
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(phone.documents_json().unwrap(), before);
+}

@@ -1,0 +1,189 @@
+//! The write rules the sync server enforces, checked directly on a store:
+//! each refused batch names its change and applies nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::*;
+use menqian_core::*;
+
+fn writer(store: &Store, user: &str, role: Role) -> Writer {
+    Writer {
+        user: user.into(),
+        role,
+        actor: store.actor_id(),
+    }
+}
+
+/// Changes `device` made after `head`.
+fn made_since(device: &Store, head: u64) -> Vec<DocChange> {
+    device.own_changes_since(head, 1_000).unwrap().changes
+}
+
+fn refused(r: Result<ApplyReport>, needle: &str) {
+    match r {
+        Err(Error::Refused { reason, .. }) => assert!(reason.contains(needle), "{reason}"),
+        other => panic!("expected refusal ({needle}), got {other:?}"),
+    }
+}
+
+fn new_case(by: &str) -> NewCase {
+    NewCase {
+        source: CaseSource::Steward,
+        category: "0504".into(),
+        location: GeoPoint::new(39.8661, 116.3451),
+        shop_id: None,
+        photos: vec![],
+        description: "占道".into(),
+        deadline: None,
+        reported_by: by.into(),
+        reported_at: beijing(2026, 7, 1),
+    }
+}
+
+#[test]
+fn each_rule_refuses_and_applies_nothing() {
+    let (_s, mut server) = demo_store();
+    let (_d, mut device) = empty_store();
+    device.merge_from(&server, 0).unwrap();
+
+    // Only an administrator publishes checklists and categories.
+    let head = device.feed_head().unwrap();
+    let mut t = templates()[0].clone();
+    t.version = 2;
+    device.import_templates(vec![t]).unwrap();
+    let before = server.documents_json().unwrap();
+    refused(
+        server.apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "sup", Role::Supervisor),
+            Utc::now(),
+        ),
+        "administrator",
+    );
+    assert_eq!(server.documents_json().unwrap(), before);
+    server
+        .apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "admin", Role::Admin),
+            Utc::now(),
+        )
+        .unwrap();
+
+    // A report is filed under its reporter's own name.
+    let head = device.feed_head().unwrap();
+    let case = device.report_case(new_case("steward-9")).unwrap();
+    let before = server.documents_json().unwrap();
+    refused(
+        server.apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "steward-1", Role::Steward),
+            Utc::now(),
+        ),
+        "reporter's own name",
+    );
+    assert_eq!(server.documents_json().unwrap(), before);
+    server
+        .apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "steward-9", Role::Steward),
+            Utc::now(),
+        )
+        .unwrap();
+
+    // A steward reports but does not move cases; a step is signed by its maker.
+    let head = device.feed_head().unwrap();
+    device
+        .set_case_status(&case, CaseStatus::Closed, "steward-9", Utc::now(), None)
+        .unwrap();
+    refused(
+        server.apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "steward-9", Role::Steward),
+            Utc::now(),
+        ),
+        "does not move them",
+    );
+    refused(
+        server.apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "officer-1", Role::Officer),
+            Utc::now(),
+        ),
+        "signed by the user",
+    );
+    let head = device.feed_head().unwrap();
+    device
+        .set_case_status(
+            &case,
+            CaseStatus::Accepted,
+            "officer-1",
+            Utc::now() + Duration::minutes(1),
+            None,
+        )
+        .unwrap();
+    // The earlier refused step (by steward-9) travels with it: still refused.
+    refused(
+        server.apply_changes_as(
+            &device.own_changes_since(head - 1, 10).unwrap().changes,
+            &writer(&device, "officer-1", Role::Officer),
+            Utc::now(),
+        ),
+        "signed by the user",
+    );
+    let on_server = server.case(&case).unwrap();
+    assert_eq!(
+        on_server.history.len(),
+        1,
+        "no refused step reached the server"
+    );
+    assert_eq!(on_server.status(), CaseStatus::Reported);
+
+    // A patrol is written only by the user who walked it.
+    let head = device.feed_head().unwrap();
+    device.start_patrol("chief-1", Utc::now()).unwrap();
+    refused(
+        server.apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "chief-2", Role::LaneChief),
+            Utc::now(),
+        ),
+        "walked it",
+    );
+    server
+        .apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "chief-1", Role::LaneChief),
+            Utc::now(),
+        )
+        .unwrap();
+
+    // A lane chief may not edit the registry; an officer may.
+    let head = device.feed_head().unwrap();
+    device
+        .update_shop(
+            &street()[3].id(),
+            ShopPatch {
+                name: Some("新店名".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    refused(
+        server.apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "chief-1", Role::LaneChief),
+            Utc::now(),
+        ),
+        "shop registry",
+    );
+    server
+        .apply_changes_as(
+            &made_since(&device, head),
+            &writer(&device, "officer-1", Role::Officer),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(server.shop(&street()[3].id()).unwrap().name, "新店名");
+}
