@@ -17,7 +17,50 @@ use menqian_core::wire::{self, WireBatch};
 use menqian_core::*;
 use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
 
+/// A server with the first `shops` of the demo district and officer-1.
+fn seeded_server(shops: usize) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut s = SqliteSyncStore::open(dir.path(), vec![common::HOST.into()]).unwrap();
+        let docs = s.documents();
+        docs.import_templates(menqian_fixtures::templates().unwrap())
+            .unwrap();
+        docs.import_categories(menqian_fixtures::categories().unwrap())
+            .unwrap();
+        docs.import_registry(menqian_fixtures::registry(shops).unwrap())
+            .unwrap();
+        s.add_user(&User {
+            id: "officer-1".into(),
+            name: "王伟".into(),
+            role: Role::Officer,
+            area: "丰台区".into(),
+        })
+        .unwrap();
+    }
+    TestServer::start_in(dir)
+}
+
 fn main() {
+    // 0. Bootstrap with 2,000 shops: the size automerge-repo can be compared at.
+    {
+        let server = seeded_server(2_000);
+        let mut times = Vec::new();
+        for i in 0..3 {
+            let mut d = Device::enroll(
+                &server.url,
+                &server.code_for("officer-1"),
+                &format!("small-{i}"),
+            );
+            let t = Instant::now();
+            d.sync().unwrap();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!(
+            "bootstrap a new device with 2000 shops over loopback: median {:.3?} (runs {:?})",
+            times[1], times
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     {
         let mut s = SqliteSyncStore::open(dir.path(), vec![common::HOST.into()]).unwrap();
