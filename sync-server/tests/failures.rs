@@ -263,3 +263,58 @@ fn connections_cut_at_random_offsets_resume_without_loss_or_duplicates() {
         "every document has one change here: none was logged twice"
     );
 }
+
+#[test]
+fn sigterm_stops_the_server_cleanly_and_keeps_every_acknowledged_change() {
+    let data = tempfile::tempdir().unwrap();
+    seed(data.path());
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_server(data.path(), port);
+    let code = SqliteSyncStore::open(data.path(), vec![])
+        .unwrap()
+        .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
+        .unwrap();
+    let mut phone = Device::enroll(&url, &code, "phone");
+    phone.sync().unwrap();
+    report_many(&mut phone.store, 1_200);
+    // SIGTERM once the first page is acknowledged, with more pages to come.
+    struct TermOnPush(Mutex<Option<Child>>, Mutex<Option<Child>>);
+    impl SyncListener for TermOnPush {
+        fn on_progress(&self, p: SyncProgress) -> Result<(), String> {
+            let first_page_acknowledged = p.phase == SyncPhase::Push && p.done > 0;
+            let server = first_page_acknowledged
+                .then(|| self.0.lock().unwrap().take())
+                .flatten();
+            if let Some(child) = server {
+                let pid = child.id().to_string();
+                Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+                *self.1.lock().unwrap() = Some(child);
+            }
+            Ok(())
+        }
+    }
+    let term = TermOnPush(Mutex::new(Some(server)), Mutex::new(None));
+    let _ = phone
+        .store
+        .sync(&phone.client, Some(&term), &CancelToken::default());
+    let mut child = term.1.lock().unwrap().take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // Whatever the phone marked pushed is on the server's disk.
+    let acked = acknowledged(&phone.store);
+    assert!(acked.len() >= 500, "{} acknowledged", acked.len());
+    let mut on_disk =
+        Store::open(data.path().join("station.sqlite"), StoreConfig::default()).unwrap();
+    assert_eq!(on_disk.apply_changes(&acked).unwrap().applied, 0);
+}
