@@ -15,28 +15,12 @@ use chrono::{TimeZone, Utc};
 use common::{Device, TestServer};
 use menqian_core::wire::{self, WireBatch};
 use menqian_core::*;
-use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
+use menqian_sync_server::SyncStore;
 
-/// A server with the first `shops` of the demo district and officer-1.
+/// A server holding the first `shops` of the demo district.
 fn seeded_server(shops: usize) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let mut s = SqliteSyncStore::open(dir.path(), vec![common::HOST.into()]).unwrap();
-        let docs = s.documents();
-        docs.import_templates(menqian_fixtures::templates().unwrap())
-            .unwrap();
-        docs.import_categories(menqian_fixtures::categories().unwrap())
-            .unwrap();
-        docs.import_registry(menqian_fixtures::registry(shops).unwrap())
-            .unwrap();
-        s.add_user(&User {
-            id: "officer-1".into(),
-            name: "王伟".into(),
-            role: Role::Officer,
-            area: "丰台区".into(),
-        })
-        .unwrap();
-    }
+    common::seed_with(dir.path(), shops);
     TestServer::start_in(dir)
 }
 
@@ -61,25 +45,7 @@ fn main() {
             times[1], times
         );
     }
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut s = SqliteSyncStore::open(dir.path(), vec![common::HOST.into()]).unwrap();
-        let docs = s.documents();
-        docs.import_templates(menqian_fixtures::templates().unwrap())
-            .unwrap();
-        docs.import_categories(menqian_fixtures::categories().unwrap())
-            .unwrap();
-        docs.import_registry(menqian_fixtures::registry(menqian_fixtures::DISTRICT_SHOPS).unwrap())
-            .unwrap();
-        s.add_user(&User {
-            id: "officer-1".into(),
-            name: "王伟".into(),
-            role: Role::Officer,
-            area: "丰台区".into(),
-        })
-        .unwrap();
-    }
-    let server = TestServer::start_in(dir);
+    let server = seeded_server(menqian_fixtures::DISTRICT_SHOPS);
 
     // 1. Bootstrap a new device with the whole district.
     let mut times = Vec::new();

@@ -56,6 +56,22 @@ fn spawn_server(dir: &std::path::Path, port: u16) -> Child {
     panic!("the server did not come up on port {port}");
 }
 
+/// A seeded server running as its own process, and a phone enrolled as
+/// officer-1 that has synced once.
+fn server_process_and_phone() -> (tempfile::TempDir, u16, Child, Device) {
+    let data = tempfile::tempdir().unwrap();
+    seed(data.path());
+    let port = free_port();
+    let server = spawn_server(data.path(), port);
+    let code = SqliteSyncStore::open(data.path(), vec![])
+        .unwrap()
+        .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
+        .unwrap();
+    let mut phone = Device::enroll(&format!("http://127.0.0.1:{port}"), &code, "phone");
+    phone.sync().unwrap();
+    (data, port, server, phone)
+}
+
 fn report_many(store: &mut Store, n: usize) {
     let at = Utc.with_ymd_and_hms(2026, 7, 1, 2, 0, 0).unwrap();
     for i in 0..n {
@@ -106,17 +122,8 @@ impl SyncListener for KillAfter {
 
 #[test]
 fn a_server_killed_during_a_push_loses_no_acknowledged_change() {
-    let data = tempfile::tempdir().unwrap();
-    seed(data.path());
-    let port = free_port();
+    let (data, port, server, mut phone) = server_process_and_phone();
     let url = format!("http://127.0.0.1:{port}");
-    let server = spawn_server(data.path(), port);
-    let code = SqliteSyncStore::open(data.path(), vec![])
-        .unwrap()
-        .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
-        .unwrap();
-    let mut phone = Device::enroll(&url, &code, "phone");
-    phone.sync().unwrap();
     report_many(&mut phone.store, 2_400);
 
     // Kill the server right after the second page is acknowledged.
@@ -266,17 +273,7 @@ fn connections_cut_at_random_offsets_resume_without_loss_or_duplicates() {
 
 #[test]
 fn sigterm_stops_the_server_cleanly_and_keeps_every_acknowledged_change() {
-    let data = tempfile::tempdir().unwrap();
-    seed(data.path());
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let server = spawn_server(data.path(), port);
-    let code = SqliteSyncStore::open(data.path(), vec![])
-        .unwrap()
-        .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
-        .unwrap();
-    let mut phone = Device::enroll(&url, &code, "phone");
-    phone.sync().unwrap();
+    let (data, _port, server, mut phone) = server_process_and_phone();
     report_many(&mut phone.store, 1_200);
     // SIGTERM once the first page is acknowledged, with more pages to come.
     struct TermOnPush(Mutex<Option<Child>>, Mutex<Option<Child>>);

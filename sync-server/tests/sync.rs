@@ -220,16 +220,7 @@ fn nobody_changes_a_submitted_inspection_or_writes_as_someone_else() {
 fn changes_from_an_actor_not_bound_to_the_device_are_refused() {
     let server = TestServer::start();
     let o1 = Device::enroll(&server.url, &server.code_for("officer-1"), "o1");
-    let token = {
-        let code = server.code_for("officer-2");
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path().join("x.sqlite"), StoreConfig::default()).unwrap();
-        client::SyncClient::new(&server.url, None)
-            .unwrap()
-            .enroll(&code, &s, "x")
-            .unwrap()
-            .token
-    };
+    let token = server.token_for("officer-2");
     // A store whose actor was never enrolled makes a change; o2's token carries it.
     let dir = tempfile::tempdir().unwrap();
     let mut stranger = Store::open(dir.path().join("s.sqlite"), StoreConfig::default()).unwrap();
@@ -287,16 +278,7 @@ fn a_revoked_device_is_refused_and_keeps_its_work() {
 fn bad_requests_get_clear_errors_and_the_server_stays_up() {
     let server = TestServer::start();
     let d = Device::enroll(&server.url, &server.code_for("officer-1"), "d");
-    let token = {
-        let code = server.code_for("officer-2");
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path().join("x.sqlite"), StoreConfig::default()).unwrap();
-        client::SyncClient::new(&server.url, None)
-            .unwrap()
-            .enroll(&code, &s, "x")
-            .unwrap()
-            .token
-    };
+    let token = server.token_for("officer-2");
     // No pooled connections: after a 413 the server closes the connection
     // without reading the rest of the body, as it should.
     let http = reqwest::blocking::Client::builder()

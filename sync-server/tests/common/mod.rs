@@ -20,14 +20,20 @@ pub struct TestServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// The demo street, checklists, categories and four users.
 pub fn seed(dir: &std::path::Path) {
+    seed_with(dir, menqian_fixtures::STREET_SHOPS);
+}
+
+/// The first `shops` of the demo district, checklists, categories, four users.
+pub fn seed_with(dir: &std::path::Path, shops: usize) {
     let mut s = SqliteSyncStore::open(dir, vec![HOST.into()]).unwrap();
     let docs = s.documents();
     docs.import_templates(menqian_fixtures::templates().unwrap())
         .unwrap();
     docs.import_categories(menqian_fixtures::categories().unwrap())
         .unwrap();
-    docs.import_registry(menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS).unwrap())
+    docs.import_registry(menqian_fixtures::registry(shops).unwrap())
         .unwrap();
     for (id, role) in [
         ("officer-1", Role::Officer),
@@ -88,6 +94,18 @@ impl TestServer {
         self.admin()
             .issue_enrollment(user, Utc::now(), Duration::hours(1))
             .unwrap()
+    }
+
+    /// A token for `user` on a throwaway device (for raw HTTP requests).
+    pub fn token_for(&self, user: &str) -> String {
+        let code = self.code_for(user);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("x.sqlite"), StoreConfig::default()).unwrap();
+        SyncClient::new(&self.url, None)
+            .unwrap()
+            .enroll(&code, &store, "throwaway")
+            .unwrap()
+            .token
     }
 
     /// The server's merged documents as JSON.
