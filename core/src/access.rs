@@ -66,6 +66,49 @@ pub struct Writer {
     pub actor: String,
 }
 
+/// What a reader may receive from the server's feed and snapshots.
+///
+/// Today the split is by role and authorship, which never changes over a
+/// document's life. Filtering by area (a steward's lanes, an officer's
+/// subdistrict) and public-field views of shops are designed in
+/// docs/adr/0006-partial-replication.md and not built yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every document.
+    Everything,
+    /// The registry, checklists and categories, plus the reader's own reports
+    /// and patrols: no inspections, no one else's reports or patrols.
+    OwnWork { user: String },
+}
+
+impl Visibility {
+    pub fn for_reader(role: Role, user: &str) -> Visibility {
+        match role {
+            Role::Steward => Visibility::OwnWork {
+                user: user.to_string(),
+            },
+            Role::Officer | Role::LaneChief | Role::Supervisor | Role::Admin => {
+                Visibility::Everything
+            }
+        }
+    }
+
+    /// The user to filter by, or `None` for everything (bound as `?user` in
+    /// [`VISIBLE_DOC`]).
+    pub(crate) fn user(&self) -> Option<&str> {
+        match self {
+            Visibility::Everything => None,
+            Visibility::OwnWork { user } => Some(user),
+        }
+    }
+}
+
+/// SQL: is document `{doc}` visible to the reader bound as `:user`?
+pub(crate) const VISIBLE_DOC: &str = "(:user IS NULL
+    OR {doc} LIKE 'shop/%' OR {doc} LIKE 'tmpl/%' OR {doc} LIKE 'cat/%'
+    OR {doc} IN (SELECT id FROM cases WHERE reported_by = :user)
+    OR {doc} IN (SELECT id FROM patrols WHERE user = :user))";
+
 /// A document's state before and after a pushed batch, as entities.
 pub(crate) enum Touched<'a> {
     Shop,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use menqian_core::wire::WireBatch;
-use menqian_core::{ApplyReport, DocChange, Role, Store, StoreConfig, Writer};
+use menqian_core::{ApplyReport, DocChange, Role, Store, StoreConfig, Visibility, Writer};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -377,9 +377,12 @@ impl SyncStore for SqliteSyncStore {
         Ok(self.store.apply_changes_as(changes, writer, now)?)
     }
 
-    fn pull(&self, _user: &User, cursor: u64, limit: u32) -> StoreResult<WireBatch> {
-        let batch = self.store.changes_since(cursor, limit)?;
-        let remaining = self.store.count_changes_since(batch.cursor, false)?;
+    fn pull(&self, user: &User, cursor: u64, limit: u32) -> StoreResult<WireBatch> {
+        let reader = Visibility::for_reader(user.role, &user.id);
+        let batch = self.store.visible_changes_since(cursor, limit, &reader)?;
+        let remaining = self
+            .store
+            .count_visible_changes_since(batch.cursor, &reader)?;
         Ok(WireBatch {
             cursor: batch.cursor,
             more: batch.more,
@@ -388,12 +391,13 @@ impl SyncStore for SqliteSyncStore {
         })
     }
 
-    fn snapshot(&self, _user: &User, after: Option<&str>, limit: u32) -> StoreResult<WireBatch> {
-        let page = self.store.snapshot_page(after, limit)?;
+    fn snapshot(&self, user: &User, after: Option<&str>, limit: u32) -> StoreResult<WireBatch> {
+        let reader = Visibility::for_reader(user.role, &user.id);
+        let page = self.store.visible_snapshot_page(after, limit, &reader)?;
         let last = page.docs.last().map(|d| d.doc_id.clone());
         let remaining = self
             .store
-            .count_documents_after(last.as_deref().or(after))?;
+            .count_documents_after(last.as_deref().or(after), &reader)?;
         Ok(WireBatch {
             cursor: page.feed_head,
             more: page.more,

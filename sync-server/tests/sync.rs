@@ -122,20 +122,29 @@ fn two_officers_and_a_steward_converge_in_any_order() {
         d.sync().unwrap();
     }
     let expected = server.documents();
-    for d in [&o1, &o2, &st] {
-        assert_eq!(d.store.documents_json().unwrap(), expected);
+    for d in [&o1, &o2] {
+        assert!(
+            d.store.documents_json().unwrap() == expected,
+            "an officer's phone differs from the server"
+        );
     }
+    assert!(
+        st.store.documents_json().unwrap() == visible_to_steward(expected, "steward-1"),
+        "the steward's phone differs from what a steward may see"
+    );
     assert_eq!(
         o1.store.index_snapshot().unwrap(),
-        st.store.index_snapshot().unwrap()
+        o2.store.index_snapshot().unwrap()
     );
     let merged = st.store.shop(&target).unwrap();
     assert!(merged.tags.contains(&ShopTag::School));
     assert_eq!(st.store.case(&case).unwrap().history.len(), 3);
+    // Inspections reach the officers, not the steward.
     assert!(
-        st.store.inspection(&i1).unwrap().is_submitted()
-            && st.store.inspection(&i2).unwrap().is_submitted()
+        o2.store.inspection(&i1).unwrap().is_submitted()
+            && o1.store.inspection(&i2).unwrap().is_submitted()
     );
+    assert!(st.store.inspection(&i1).is_err());
 }
 
 #[test]
@@ -418,4 +427,64 @@ fn an_unreachable_server_is_offline_and_work_waits() {
         store.sync(&c, None, &CancelToken::default()),
         Err(Error::Offline { .. })
     ));
+}
+
+#[test]
+fn a_steward_receives_the_registry_and_their_own_work_only() {
+    let server = TestServer::start();
+    let mut officer = Device::enroll(&server.url, &server.code_for("officer-1"), "o1");
+    officer.sync().unwrap();
+    let inspection = inspect(&mut officer, &shop(0), "officer-1", true);
+    let officers_case = report(&mut officer, "officer-1");
+    let patrol = officer.store.start_patrol("officer-1", at(1)).unwrap();
+    officer.sync().unwrap();
+
+    let mut st = Device::enroll(&server.url, &server.code_for("steward-1"), "st");
+    st.sync().unwrap();
+    let own = report(&mut st, "steward-1");
+    st.sync().unwrap();
+    // An officer accepts the steward's report; the steward sees the move.
+    officer.sync().unwrap();
+    officer
+        .store
+        .set_case_status(&own, CaseStatus::Accepted, "officer-1", at(4), None)
+        .unwrap();
+    officer.sync().unwrap();
+    st.sync().unwrap();
+
+    assert_eq!(st.store.case(&own).unwrap().status(), CaseStatus::Accepted);
+    assert!(matches!(
+        st.store.inspection(&inspection),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        st.store.case(&officers_case),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        st.store.patrol_track(&patrol),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(st.store.shops_on("富义街", None).unwrap().len(), 120);
+    assert_eq!(st.store.templates().unwrap().len(), 2);
+    // The officer's phone still receives everything.
+    let everything = server.documents();
+    assert_eq!(officer.store.documents_json().unwrap(), everything);
+    let ids: Vec<String> = st
+        .store
+        .documents_json()
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let expected: Vec<String> = everything
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| {
+            !id.starts_with("insp/")
+                && !id.starts_with("patrol/")
+                && (!id.starts_with("case/") || *id == own)
+        })
+        .collect();
+    assert_eq!(ids, expected);
 }

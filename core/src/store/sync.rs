@@ -5,13 +5,13 @@
 use std::collections::{BTreeSet, HashMap};
 
 use automerge::{AutoCommit, Change, ReadDoc as _};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, named_params, params};
 
 use super::{
     Origin, Store, build_in_parallel, commit, get_meta, index, kind_name, load_doc, persist,
     set_meta, write_document,
 };
-use crate::access::{self, Touched, Writer};
+use crate::access::{self, Touched, VISIBLE_DOC, Visibility, Writer};
 use crate::error::{Error, Result};
 
 /// One Automerge change to one document, as bytes.
@@ -82,12 +82,36 @@ impl Store {
 
     /// Changes this store has after `cursor` (0 = from the beginning), at most `limit`.
     pub fn changes_since(&self, cursor: u64, limit: u32) -> Result<ChangeBatch> {
-        self.feed(cursor, limit, false)
+        self.feed(cursor, limit, false, &Visibility::Everything)
+    }
+
+    /// The changes after `cursor` that a reader may see (the server's pull).
+    pub fn visible_changes_since(
+        &self,
+        cursor: u64,
+        limit: u32,
+        reader: &Visibility,
+    ) -> Result<ChangeBatch> {
+        self.feed(cursor, limit, false, reader)
+    }
+
+    /// How many changes after `cursor` a reader may see.
+    pub fn count_visible_changes_since(&self, cursor: u64, reader: &Visibility) -> Result<u64> {
+        let after = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT count(*) FROM changes WHERE seq > :after AND {}",
+            VISIBLE_DOC.replace("{doc}", "doc_id")
+        );
+        let n: i64 = self.conn.prepare_cached(&sql)?.query_row(
+            named_params! { ":after": after, ":user": reader.user() },
+            |r| r.get(0),
+        )?;
+        Ok(n.unsigned_abs())
     }
 
     /// Only the changes made by this store after `cursor`: what a device pushes.
     pub fn own_changes_since(&self, cursor: u64, limit: u32) -> Result<ChangeBatch> {
-        self.feed(cursor, limit, true)
+        self.feed(cursor, limit, true, &Visibility::Everything)
     }
 
     /// How many changes this store has after `cursor` (only its own with `own_only`).
@@ -102,19 +126,32 @@ impl Store {
         Ok(n.unsigned_abs())
     }
 
-    fn feed(&self, cursor: u64, limit: u32, own_only: bool) -> Result<ChangeBatch> {
+    fn feed(
+        &self,
+        cursor: u64,
+        limit: u32,
+        own_only: bool,
+        reader: &Visibility,
+    ) -> Result<ChangeBatch> {
         let limit = limit.max(1);
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
         let rows: Vec<(i64, String, Vec<u8>)> = {
-            let sql = if own_only {
-                "SELECT seq, doc_id, hash FROM changes WHERE seq > ?1 AND local = 1 ORDER BY seq LIMIT ?2"
-            } else {
-                "SELECT seq, doc_id, hash FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2"
-            };
-            let mut stmt = self.conn.prepare_cached(sql)?;
-            stmt.query_map(params![after, i64::from(limit) + 1], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
+            let sql = format!(
+                "SELECT seq, doc_id, hash FROM changes
+                 WHERE seq > :after AND (:own = 0 OR local = 1) AND {}
+                 ORDER BY seq LIMIT :limit",
+                VISIBLE_DOC.replace("{doc}", "doc_id")
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            stmt.query_map(
+                named_params! {
+                    ":after": after,
+                    ":own": own_only,
+                    ":user": reader.user(),
+                    ":limit": i64::from(limit) + 1,
+                },
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?
             .collect::<rusqlite::Result<_>>()?
         };
         let more = rows.len() > limit as usize;
@@ -197,18 +234,37 @@ impl Store {
     /// Whole documents after `after` (by id), at most `limit`: a new device
     /// loads these instead of replaying every change ever made.
     pub fn snapshot_page(&self, after: Option<&str>, limit: u32) -> Result<SnapshotPage> {
+        self.visible_snapshot_page(after, limit, &Visibility::Everything)
+    }
+
+    /// A snapshot page of the documents a reader may see.
+    pub fn visible_snapshot_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+        reader: &Visibility,
+    ) -> Result<SnapshotPage> {
         let feed_head = self.feed_head()?;
         let limit = limit.max(1);
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, data FROM documents WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let sql = format!(
+            "SELECT id, data FROM documents WHERE id > :after AND {} ORDER BY id LIMIT :limit",
+            VISIBLE_DOC.replace("{doc}", "id")
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut docs: Vec<DocChange> = stmt
-            .query_map(params![after.unwrap_or(""), i64::from(limit) + 1], |r| {
-                Ok(DocChange {
-                    doc_id: r.get(0)?,
-                    bytes: r.get(1)?,
-                })
-            })?
+            .query_map(
+                named_params! {
+                    ":after": after.unwrap_or(""),
+                    ":user": reader.user(),
+                    ":limit": i64::from(limit) + 1,
+                },
+                |r| {
+                    Ok(DocChange {
+                        doc_id: r.get(0)?,
+                        bytes: r.get(1)?,
+                    })
+                },
+            )?
             .collect::<rusqlite::Result<_>>()?;
         let more = docs.len() > limit as usize;
         docs.truncate(limit as usize);
@@ -219,12 +275,16 @@ impl Store {
         })
     }
 
-    /// Documents left after `after` in a snapshot (for progress).
-    pub fn count_documents_after(&self, after: Option<&str>) -> Result<u64> {
-        let n: i64 = self
-            .conn
-            .prepare_cached("SELECT count(*) FROM documents WHERE id > ?1")?
-            .query_row([after.unwrap_or("")], |r| r.get(0))?;
+    /// Documents a reader may see after `after` in a snapshot (for progress).
+    pub fn count_documents_after(&self, after: Option<&str>, reader: &Visibility) -> Result<u64> {
+        let sql = format!(
+            "SELECT count(*) FROM documents WHERE id > :after AND {}",
+            VISIBLE_DOC.replace("{doc}", "id")
+        );
+        let n: i64 = self.conn.prepare_cached(&sql)?.query_row(
+            named_params! { ":after": after.unwrap_or(""), ":user": reader.user() },
+            |r| r.get(0),
+        )?;
         Ok(n.unsigned_abs())
     }
 

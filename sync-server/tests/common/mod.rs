@@ -174,3 +174,19 @@ impl Device {
         self.dir.path().join("phone.sqlite")
     }
 }
+
+/// The server's documents a steward may see: the registry, checklists and
+/// categories, and their own reports and patrols.
+pub fn visible_to_steward(
+    docs: Vec<(String, serde_json::Value)>,
+    user: &str,
+) -> Vec<(String, serde_json::Value)> {
+    docs.into_iter()
+        .filter(|(id, doc)| match id.split_once('/').map(|(k, _)| k) {
+            Some("shop" | "tmpl" | "cat") => true,
+            Some("case") => doc["reported_by"] == user,
+            Some("patrol") => doc["user"] == user,
+            _ => false,
+        })
+        .collect()
+}
