@@ -144,8 +144,8 @@ fn main() {
         day_times[1], day_times
     );
 
-    // 3. 2,000 devices each pushing 50 changes: 16 requests in flight, then 4.
-    for concurrency in [16, 4] {
+    // 3. 2,000 devices each pushing 50 changes: 16, 8, then 4 requests in flight.
+    for concurrency in [16, 8, 4] {
         load_test(&server, day, concurrency);
     }
 }

@@ -172,3 +172,28 @@ fn sqlite_backend_keeps_everything_across_reopen() {
     let s = SqliteSyncStore::open(dir.path(), vec![]).unwrap();
     assert_eq!(s.authenticate(&token).unwrap().1.id, "officer-1");
 }
+
+#[test]
+fn sqlite_backend_records_the_server_receive_time_of_each_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteSyncStore::open(dir.path(), vec![]).unwrap();
+    s.add_user(&user("officer-1", Role::Officer)).unwrap();
+    let (_dd, device, changes) = device_with_edit();
+    let writer = Writer {
+        user: "officer-1".into(),
+        role: Role::Officer,
+        actor: device.actor_id(),
+    };
+    // Whatever the device clock said, the server records when it accepted each change.
+    s.push(&writer, &changes, now()).unwrap();
+    drop(s);
+    let conn = rusqlite::Connection::open(dir.path().join("station.sqlite")).unwrap();
+    let times: Vec<Option<i64>> = conn
+        .prepare("SELECT received_at FROM changes ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(times, vec![Some(now().timestamp_millis()); changes.len()]);
+}
