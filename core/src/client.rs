@@ -167,7 +167,8 @@ impl SyncClient {
         let body = wire::encode(&WireBatch {
             changes: changes.to_vec(),
             ..WireBatch::default()
-        });
+        })
+        .map_err(|e| Error::invalid("changes", e.to_string()))?;
         let token = self.token()?;
         self.send(cancel, || {
             self.http

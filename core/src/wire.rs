@@ -39,12 +39,23 @@ pub enum WireError {
     BadDocId { index: usize },
     #[error("the batch has {count} changes, more than the {max} allowed")]
     TooManyChanges { count: u32, max: u32 },
+    #[error("change {index}: {what} is too long for the frame")]
+    TooLong { index: usize, what: &'static str },
 }
 
 /// The most changes one batch may carry.
 pub const MAX_CHANGES: u32 = 100_000;
 
-pub fn encode(batch: &WireBatch) -> Vec<u8> {
+/// Frames a batch. Refuses (rather than truncates) a batch whose counts or
+/// lengths do not fit the frame's fields.
+pub fn encode(batch: &WireBatch) -> Result<Vec<u8>, WireError> {
+    let count = u32::try_from(batch.changes.len())
+        .ok()
+        .filter(|n| *n <= MAX_CHANGES)
+        .ok_or(WireError::TooManyChanges {
+            count: u32::try_from(batch.changes.len()).unwrap_or(u32::MAX),
+            max: MAX_CHANGES,
+        })?;
     let size: usize = 25
         + batch
             .changes
@@ -56,15 +67,23 @@ pub fn encode(batch: &WireBatch) -> Vec<u8> {
     out.extend_from_slice(&batch.cursor.to_be_bytes());
     out.push(u8::from(batch.more));
     out.extend_from_slice(&batch.remaining.to_be_bytes());
-    out.extend_from_slice(&(batch.changes.len() as u32).to_be_bytes());
-    for c in &batch.changes {
+    out.extend_from_slice(&count.to_be_bytes());
+    for (index, c) in batch.changes.iter().enumerate() {
         let id = c.doc_id.as_bytes();
-        out.extend_from_slice(&(id.len().min(u16::MAX as usize) as u16).to_be_bytes());
-        out.extend_from_slice(&id[..id.len().min(u16::MAX as usize)]);
-        out.extend_from_slice(&(c.bytes.len() as u32).to_be_bytes());
+        let id_len = u16::try_from(id.len()).map_err(|_| WireError::TooLong {
+            index,
+            what: "the document id",
+        })?;
+        let len = u32::try_from(c.bytes.len()).map_err(|_| WireError::TooLong {
+            index,
+            what: "the change",
+        })?;
+        out.extend_from_slice(&id_len.to_be_bytes());
+        out.extend_from_slice(id);
+        out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&c.bytes);
     }
-    out
+    Ok(out)
 }
 
 struct Reader<'a> {
@@ -132,6 +151,7 @@ pub fn decode(bytes: &[u8]) -> Result<WireBatch, WireError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -155,16 +175,34 @@ mod tests {
 
     #[test]
     fn a_batch_round_trips() {
-        assert_eq!(decode(&encode(&sample())), Ok(sample()));
+        assert_eq!(decode(&encode(&sample()).unwrap()), Ok(sample()));
         assert_eq!(
-            decode(&encode(&WireBatch::default())),
+            decode(&encode(&WireBatch::default()).unwrap()),
             Ok(WireBatch::default())
         );
     }
 
     #[test]
+    fn an_id_too_long_for_its_field_is_refused_not_cut() {
+        let long = WireBatch {
+            changes: vec![DocChange {
+                doc_id: "x".repeat(70_000),
+                bytes: vec![],
+            }],
+            ..WireBatch::default()
+        };
+        assert_eq!(
+            encode(&long),
+            Err(WireError::TooLong {
+                index: 0,
+                what: "the document id"
+            })
+        );
+    }
+
+    #[test]
     fn every_truncation_and_padding_is_an_error() {
-        let bytes = encode(&sample());
+        let bytes = encode(&sample()).unwrap();
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -247,21 +248,12 @@ pub struct PullQuery {
 async fn pull(
     State(store): State<SharedStore>,
     headers: HeaderMap,
-    Query(q): Query<PullQuery>,
+    query: Result<Query<PullQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let token = bearer(&headers)?;
+    let Query(q) = query.map_err(bad_query)?;
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(1_000).clamp(1, MAX_PULL_PAGE);
-    let batch: WireBatch = with_store(&store, move |s| {
-        let (_, user): (_, User) = s.authenticate(&token)?;
-        Ok(s.pull(&user, after, limit)?)
-    })
-    .await?;
-    Ok((
-        [(header::CONTENT_TYPE, wire::CONTENT_TYPE)],
-        wire::encode(&batch),
-    )
-        .into_response())
+    framed(&store, &headers, move |s, user| s.pull(user, after, limit)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,18 +265,42 @@ pub struct SnapshotQuery {
 async fn snapshot(
     State(store): State<SharedStore>,
     headers: HeaderMap,
-    Query(q): Query<SnapshotQuery>,
+    query: Result<Query<SnapshotQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let token = bearer(&headers)?;
+    let Query(q) = query.map_err(bad_query)?;
     let limit = q.limit.unwrap_or(2_000).clamp(1, MAX_PULL_PAGE);
-    let batch: WireBatch = with_store(&store, move |s| {
-        let (_, user): (_, User) = s.authenticate(&token)?;
-        Ok(s.snapshot(&user, q.after.as_deref(), limit)?)
+    framed(&store, &headers, move |s, user| {
+        s.snapshot(user, q.after.as_deref(), limit)
+    })
+    .await
+}
+
+/// A query string that does not parse gets the same JSON error as any other
+/// bad request.
+fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text())
+}
+
+/// Authenticates the reader, runs `read` on the store and replies with the
+/// framed batch it returns.
+async fn framed(
+    store: &SharedStore,
+    headers: &HeaderMap,
+    read: impl FnOnce(&dyn SyncStore, &User) -> crate::store::StoreResult<WireBatch> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let token = bearer(headers)?;
+    let batch = with_store(store, move |s| {
+        let (_, user) = s.authenticate(&token)?;
+        Ok(read(s, &user)?)
     })
     .await?;
-    Ok((
-        [(header::CONTENT_TYPE, wire::CONTENT_TYPE)],
-        wire::encode(&batch),
-    )
-        .into_response())
+    let body = wire::encode(&batch).map_err(|e| {
+        tracing::error!(error = %e, "could not frame a reply");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server could not frame its reply",
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, wire::CONTENT_TYPE)], body).into_response())
 }

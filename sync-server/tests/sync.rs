@@ -32,19 +32,7 @@ fn inspect(d: &mut Device, shop_id: &str, who: &str, submit: bool) -> String {
         })
         .unwrap();
     if submit {
-        for code in d.store.inspection(&id).unwrap().applicable {
-            d.store
-                .record_item(
-                    &id,
-                    &code,
-                    ItemResult {
-                        outcome: ItemOutcome::Pass,
-                        note: None,
-                        photos: vec![],
-                    },
-                )
-                .unwrap();
-        }
+        common::pass_every_item(&mut d.store, &id);
         d.store.submit_inspection(&id, at(2)).unwrap();
     }
     id
@@ -188,19 +176,7 @@ fn nobody_changes_a_submitted_inspection_or_writes_as_someone_else() {
     a.sync().unwrap();
     b.sync().unwrap();
     // a finishes and submits; b, offline, still edits the open copy.
-    for code in a.store.inspection(&id).unwrap().applicable {
-        a.store
-            .record_item(
-                &id,
-                &code,
-                ItemResult {
-                    outcome: ItemOutcome::Pass,
-                    note: None,
-                    photos: vec![],
-                },
-            )
-            .unwrap();
-    }
+    common::pass_every_item(&mut a.store, &id);
     a.store.submit_inspection(&id, at(2)).unwrap();
     a.sync().unwrap();
     b.store
@@ -240,7 +216,8 @@ fn changes_from_an_actor_not_bound_to_the_device_are_refused() {
     let body = wire::encode(&WireBatch {
         changes: stranger.own_changes_since(0, 10).unwrap().changes,
         ..Default::default()
-    });
+    })
+    .unwrap();
     let r = reqwest::blocking::Client::new()
         .post(format!("{}/v1/push", server.url))
         .bearer_auth(&token)
@@ -309,14 +286,15 @@ fn bad_requests_get_clear_errors_and_the_server_stays_up() {
     let (s, body) = push(b"garbage".to_vec(), wire::CONTENT_TYPE, Some(&token));
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("bad_batch"));
-    let valid = wire::encode(&WireBatch::default());
+    let valid = wire::encode(&WireBatch::default()).unwrap();
     let mut truncated = wire::encode(&WireBatch {
         changes: vec![DocChange {
             doc_id: shop(0),
             bytes: vec![1; 100],
         }],
         ..Default::default()
-    });
+    })
+    .unwrap();
     truncated.truncate(truncated.len() - 10);
     assert_eq!(push(truncated, wire::CONTENT_TYPE, Some(&token)).0, 400);
     let corrupt = wire::encode(&WireBatch {
@@ -325,7 +303,8 @@ fn bad_requests_get_clear_errors_and_the_server_stays_up() {
             bytes: vec![1; 100],
         }],
         ..Default::default()
-    });
+    })
+    .unwrap();
     let (s, body) = push(corrupt, wire::CONTENT_TYPE, Some(&token));
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("bad_change"));
@@ -370,6 +349,8 @@ fn bad_requests_get_clear_errors_and_the_server_stays_up() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().unwrap();
+    assert_eq!(body["error"], "bad_query", "{body}");
 
     assert_eq!(
         http.get(format!("{}/healthz", server.url))

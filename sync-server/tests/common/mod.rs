@@ -190,3 +190,15 @@ pub fn visible_to_steward(
         })
         .collect()
 }
+
+/// Records every applicable item of an open inspection as passed.
+pub fn pass_every_item(store: &mut Store, inspection: &str) {
+    for code in store.inspection(inspection).unwrap().applicable {
+        let pass = menqian_core::ItemResult {
+            outcome: menqian_core::ItemOutcome::Pass,
+            note: None,
+            photos: vec![],
+        };
+        store.record_item(inspection, &code, pass).unwrap();
+    }
+}
