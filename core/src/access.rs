@@ -66,52 +66,175 @@ pub struct Writer {
     pub actor: String,
 }
 
-/// What a reader may receive from the server's feed and snapshots.
-///
-/// Today the split is by role and authorship, which never changes over a
-/// document's life. Filtering by area (a steward's lanes, an officer's
-/// subdistrict) and public-field views of shops are designed in
-/// docs/adr/0006-partial-replication.md and not built yet.
+/// Where a user works: what the server sends them is cut to this area.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Area {
+    /// The whole district the station serves.
+    District,
+    /// One subdistrict (街道), e.g. 右安门街道.
+    Subdistrict(String),
+    /// Some lanes (街巷), e.g. a steward's 富义街东一巷.
+    Lanes(Vec<String>),
+}
+
+impl Area {
+    /// Parses `district`, `subdistrict:<name>` or `lanes:<lane>,<lane>…`
+    /// (a full-width ：or ，is accepted too).
+    pub fn parse(text: &str) -> std::result::Result<Area, String> {
+        let text = text.trim();
+        if text == "district" {
+            return Ok(Area::District);
+        }
+        let (kind, rest) = text.split_once([':', '：']).ok_or_else(|| {
+            format!(
+                "`{text}` is not an area: use district, subdistrict:<name> or lanes:<lane>,<lane>"
+            )
+        })?;
+        let names: Vec<String> = rest
+            .split([',', '，'])
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect();
+        if names.iter().any(|n| n.chars().count() > 50) {
+            return Err("an area name is at most 50 characters".into());
+        }
+        match (kind.trim(), names.as_slice()) {
+            ("subdistrict", [one]) => Ok(Area::Subdistrict(one.clone())),
+            ("subdistrict", _) => Err("name exactly one subdistrict".into()),
+            ("lanes", []) => Err("name at least one lane".into()),
+            ("lanes", _) if names.len() > 200 => Err("at most 200 lanes".into()),
+            ("lanes", _) => Ok(Area::Lanes(names)),
+            (other, _) => Err(format!(
+                "unknown area kind `{other}`: use district, subdistrict or lanes"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Area {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Area::District => f.write_str("district"),
+            Area::Subdistrict(name) => write!(f, "subdistrict:{name}"),
+            Area::Lanes(lanes) => write!(f, "lanes:{}", lanes.join(",")),
+        }
+    }
+}
+
+/// What a reader may receive from the server's feed and snapshots
+/// (docs/adr/0006-partial-replication.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Visibility {
-    /// Every document.
+    /// Every document (stores merging with each other; tests).
     Everything,
-    /// The registry, checklists and categories, plus the reader's own reports
-    /// and patrols: no inspections, no one else's reports or patrols.
-    OwnWork { user: String },
+    /// A user: checklists, categories and their own reports and patrols, plus
+    /// what lies in their area. A steward (`public_only`) gets the public
+    /// listings of the area's shops; everyone else gets the shops themselves,
+    /// their inspections and cases, and, with the whole district, every patrol.
+    Reader {
+        user: String,
+        public_only: bool,
+        area: Area,
+    },
 }
 
 impl Visibility {
-    pub fn for_reader(role: Role, user: &str) -> Visibility {
-        match role {
-            Role::Steward => Visibility::OwnWork {
-                user: user.to_string(),
-            },
-            Role::Officer | Role::LaneChief | Role::Supervisor | Role::Admin => {
-                Visibility::Everything
-            }
+    pub fn for_reader(role: Role, user: &str, area: &Area) -> Visibility {
+        Visibility::Reader {
+            user: user.to_string(),
+            public_only: role == Role::Steward,
+            area: area.clone(),
         }
     }
 
-    /// The user to filter by, or `None` for everything (bound as `?user` in
-    /// [`VISIBLE_DOC`]).
-    pub(crate) fn user(&self) -> Option<&str> {
+    /// The values bound to [`VISIBLE_DOC`]'s parameters.
+    pub(crate) fn bindings(&self) -> ReaderBindings {
         match self {
-            Visibility::Everything => None,
-            Visibility::OwnWork { user } => Some(user),
+            Visibility::Everything => ReaderBindings {
+                all: true,
+                ..ReaderBindings::default()
+            },
+            Visibility::Reader {
+                user,
+                public_only,
+                area,
+            } => ReaderBindings {
+                all: false,
+                user: Some(user.clone()),
+                public: *public_only,
+                subdistrict: match area {
+                    Area::Subdistrict(s) => Some(s.clone()),
+                    _ => None,
+                },
+                lanes: match area {
+                    Area::Lanes(l) => serde_json::to_string(l).ok(),
+                    _ => None,
+                },
+            },
         }
     }
 }
 
-/// SQL: is document `{doc}` visible to the reader bound as `:user`?
-pub(crate) const VISIBLE_DOC: &str = "(:user IS NULL
-    OR {doc} LIKE 'shop/%' OR {doc} LIKE 'tmpl/%' OR {doc} LIKE 'cat/%'
+#[derive(Debug, Default)]
+pub(crate) struct ReaderBindings {
+    all: bool,
+    user: Option<String>,
+    public: bool,
+    subdistrict: Option<String>,
+    /// A JSON array of lane names.
+    lanes: Option<String>,
+}
+
+impl ReaderBindings {
+    /// Named parameters for a statement using [`VISIBLE_DOC`], plus `extra`.
+    pub(crate) fn with<'a>(
+        &'a self,
+        extra: &[(&'a str, &'a dyn rusqlite::ToSql)],
+    ) -> Vec<(&'a str, &'a dyn rusqlite::ToSql)> {
+        let mut out: Vec<(&str, &dyn rusqlite::ToSql)> = vec![
+            (":all", &self.all),
+            (":user", &self.user),
+            (":public", &self.public),
+            (":sub", &self.subdistrict),
+            (":lanes", &self.lanes),
+        ];
+        out.extend_from_slice(extra);
+        out
+    }
+}
+
+/// SQL: the shops (alias `s`) in the reader's area.
+const IN_AREA: &str = "(:sub IS NULL OR s.subdistrict = :sub)
+    AND (:lanes IS NULL OR s.lane IN (SELECT value FROM json_each(:lanes)))";
+
+/// SQL: is document `{doc}` visible to the reader bound by
+/// [`ReaderBindings::with`]? Area membership is read from the index tables as
+/// they are now; a document that moved into the area is healed by the client
+/// fetching it whole (docs/protocol.md).
+pub(crate) fn visible_doc(doc: &str) -> String {
+    format!(
+        "(:all = 1
+    OR {doc} LIKE 'tmpl/%' OR {doc} LIKE 'cat/%'
     OR {doc} IN (SELECT id FROM cases WHERE reported_by = :user)
-    OR {doc} IN (SELECT id FROM patrols WHERE user = :user))";
+    OR {doc} IN (SELECT id FROM patrols WHERE user = :user)
+    OR (:public = 0 AND :sub IS NULL AND :lanes IS NULL AND {doc} NOT LIKE 'pub/%')
+    OR (:public = 1 AND {doc} LIKE 'pub/%'
+        AND {doc} IN (SELECT 'pub/' || s.code FROM shops s WHERE {IN_AREA}))
+    OR (:public = 0 AND {doc} LIKE 'shop/%' AND {doc} IN (SELECT s.id FROM shops s WHERE {IN_AREA}))
+    OR (:public = 0 AND {doc} LIKE 'insp/%' AND {doc} IN (
+        SELECT i.id FROM inspections i JOIN shops s ON s.id = i.shop_id WHERE {IN_AREA}))
+    OR (:public = 0 AND {doc} LIKE 'case/%' AND {doc} IN (
+        SELECT c.id FROM cases c LEFT JOIN shops s ON s.id = c.shop_id
+        WHERE (:sub IS NULL OR coalesce(s.subdistrict, c.subdistrict) = :sub)
+          AND (:lanes IS NULL OR coalesce(s.lane, c.lane) IN (SELECT value FROM json_each(:lanes))))))"
+    )
+}
 
 /// A document's state before and after a pushed batch, as entities.
 pub(crate) enum Touched<'a> {
     Shop,
+    Listing,
     Template,
     Category,
     Inspection {
@@ -136,6 +259,9 @@ pub(crate) fn refusal(writer: &Writer, touched: &Touched<'_>) -> Option<String> 
     match touched {
         Touched::Shop => matches!(role, Steward | LaneChief)
             .then(|| format!("a {} may not change the shop registry", role.as_str())),
+        Touched::Listing => {
+            Some("public listings are written only by the station server".to_string())
+        }
         Touched::Template | Touched::Category => (role != Admin)
             .then(|| "only an administrator publishes checklists and categories".to_string()),
         Touched::Inspection { before, after } => {
@@ -200,4 +326,6 @@ fn same_report(a: &Case, b: &Case) -> bool {
         && a.deadline == b.deadline
         && a.reported_by == b.reported_by
         && a.reported_at == b.reported_at
+        && a.subdistrict == b.subdistrict
+        && a.lane == b.lane
 }

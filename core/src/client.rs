@@ -188,6 +188,15 @@ impl SyncClient {
         )
     }
 
+    /// Whole documents by id (those the user may see), to heal a document
+    /// whose history this device lacks.
+    fn documents(&self, ids: &[&str], cancel: &CancelToken) -> Result<WireBatch> {
+        let mut url = url::Url::parse(&format!("{}/v1/snapshot", self.base))
+            .map_err(|e| Error::invalid("base_url", e.to_string()))?;
+        url.query_pairs_mut().append_pair("docs", &ids.join(","));
+        self.get_batch(url.as_str(), cancel)
+    }
+
     fn snapshot(&self, after: Option<&str>, cancel: &CancelToken) -> Result<WireBatch> {
         let mut url = url::Url::parse(&format!("{}/v1/snapshot", self.base))
             .map_err(|e| Error::invalid("base_url", e.to_string()))?;
@@ -284,6 +293,7 @@ fn status_error(r: Response) -> Error {
     };
     match status {
         StatusCode::UNAUTHORIZED => Error::Unauthorized { reason },
+        StatusCode::CONFLICT if body.error == "area_changed" => Error::AreaChanged { reason },
         s if s.is_client_error() => Error::Rejected {
             reason: format!("{} ({})", reason, body.error),
         },
@@ -329,9 +339,30 @@ impl Store {
                 break;
             }
         }
+        // Pull; if the server moved this user to another area, start again
+        // from a snapshot of the new area, once per sync.
+        let mut restarted = false;
+        loop {
+            match self.pull_all(client, &tell, cancel, &mut report) {
+                Err(Error::AreaChanged { .. }) if !restarted => {
+                    restarted = true;
+                    self.restart_pull()?;
+                }
+                other => return other.map(|()| report),
+            }
+        }
+    }
+
+    fn pull_all(
+        &mut self,
+        client: &SyncClient,
+        tell: &dyn Fn(SyncPhase, u64, u64),
+        cancel: &CancelToken,
+        report: &mut SyncReport,
+    ) -> Result<()> {
         // A device that never pulled starts from whole documents, not from the
         // history of every change (docs/protocol.md, bootstrap).
-        if cursors.pulled == 0 {
+        if self.sync_cursors()?.pulled == 0 {
             let progress = self.snapshot_progress()?;
             let mut head = progress.as_ref().map(|(h, _)| *h);
             let mut after = progress.map(|(_, last)| last);
@@ -354,13 +385,40 @@ impl Store {
         loop {
             cancel.check()?;
             let batch = client.pull(pulled_to, cancel)?;
-            let applied = self.apply_pulled(&batch.changes, batch.cursor)?;
+            let applied = self.apply_healing(client, &batch, cancel)?;
             report.pulled += applied.applied as u64;
             seen += batch.changes.len() as u64;
             pulled_to = batch.cursor;
             tell(SyncPhase::Pull, seen, seen + batch.remaining);
             if !batch.more {
-                return Ok(report);
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies a pulled page. A document that only now came into this user's
+    /// area (a shop moved to their lane) arrives without its earlier history:
+    /// the page then fails with missing dependencies, and the device fetches
+    /// that document whole and tries the page again.
+    fn apply_healing(
+        &mut self,
+        client: &SyncClient,
+        batch: &WireBatch,
+        cancel: &CancelToken,
+    ) -> Result<crate::store::ApplyReport> {
+        let mut healed = std::collections::BTreeSet::new();
+        loop {
+            match self.apply_pulled(&batch.changes, batch.cursor) {
+                Err(Error::MissingDependencies { doc_id, missing })
+                    if healed.insert(doc_id.clone()) =>
+                {
+                    let whole = client.documents(&[doc_id.as_str()], cancel)?;
+                    if whole.changes.is_empty() {
+                        return Err(Error::MissingDependencies { doc_id, missing });
+                    }
+                    self.load_documents(&whole.changes)?;
+                }
+                other => return other,
             }
         }
     }

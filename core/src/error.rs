@@ -73,6 +73,11 @@ pub enum Error {
     #[error("server error {status}: {message}")]
     Server { status: u16, message: String },
 
+    /// The server moved this user to another area since this device last
+    /// pulled; syncing again reloads from a snapshot (`sync` does it once itself).
+    #[error("your area changed: {reason}")]
+    AreaChanged { reason: String },
+
     /// The caller cancelled the sync; what finished before stays finished.
     #[error("sync cancelled")]
     Cancelled,

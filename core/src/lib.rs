@@ -15,7 +15,7 @@ pub mod qr;
 pub mod store;
 pub mod wire;
 
-pub use access::{Role, Visibility, Writer};
+pub use access::{Area, Role, Visibility, Writer};
 pub use error::{Error, Result};
 pub use model::case::{Case, CaseSource, CaseStatus, NewCase, StatusChange};
 pub use model::category::Category;

@@ -30,6 +30,8 @@ fn refused(r: Result<ApplyReport>, needle: &str) {
 
 fn new_case(by: &str) -> NewCase {
     NewCase {
+        subdistrict: None,
+        lane: None,
         source: CaseSource::Steward,
         category: "0504".into(),
         location: GeoPoint::new(39.8661, 116.3451),

@@ -18,6 +18,8 @@ fn converged(a: &Store, b: &Store) {
 fn report(store: &mut Store, by: &str) -> String {
     store
         .report_case(NewCase {
+            subdistrict: None,
+            lane: None,
             source: CaseSource::Steward,
             category: "0107".into(),
             location: GeoPoint::new(39.8662, 116.3462),

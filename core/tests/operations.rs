@@ -254,6 +254,8 @@ fn cases_are_reported_and_moved_with_their_history() {
     let shop = first_shop(&store);
     let at = beijing(2026, 7, 1);
     let new = NewCase {
+        subdistrict: None,
+        lane: None,
         source: CaseSource::Steward,
         category: "0504".into(),
         location: GeoPoint::new(39.8661, 116.3451),

@@ -32,7 +32,7 @@ fn main() {
         for i in 0..3 {
             let mut d = Device::enroll(
                 &server.url,
-                &server.code_for("officer-1"),
+                &server.code_for("supervisor-1"),
                 &format!("small-{i}"),
             );
             let t = Instant::now();
@@ -49,28 +49,54 @@ fn main() {
 
     // 1. Bootstrap a new device with the whole district.
     let mut times = Vec::new();
-    let mut phone = None;
     for i in 0..3 {
         let mut d = Device::enroll(
             &server.url,
-            &server.code_for("officer-1"),
+            &server.code_for("supervisor-1"),
             &format!("phone-{i}"),
         );
         let t = Instant::now();
         let r = d.sync().unwrap();
         times.push(t.elapsed());
         assert!(r.pulled >= 21_728);
-        phone = Some(d);
     }
     times.sort();
     println!(
-        "bootstrap a new device with {} shops over loopback: median {:.2?} (runs {:?})",
+        "bootstrap a new device with {} shops over loopback (a supervisor: the whole district): median {:.2?} (runs {:?})",
         menqian_fixtures::DISTRICT_SHOPS,
         times[1],
         times
     );
+    let mut phone = None;
+    // The same server, partial replication: an officer gets one subdistrict, a
+    // steward the public listings of one lane.
+    for (user, what) in [
+        ("officer-1", "an officer (右安门街道)"),
+        ("steward-1", "a steward (one lane)"),
+    ] {
+        let mut times = Vec::new();
+        let mut docs = 0;
+        let mut last = None;
+        for i in 0..3 {
+            let mut d = Device::enroll(&server.url, &server.code_for(user), &format!("{user}-{i}"));
+            let t = Instant::now();
+            d.sync().unwrap();
+            times.push(t.elapsed());
+            docs = d.store.counts().unwrap().0;
+            last = Some(d);
+        }
+        if user == "officer-1" {
+            phone = last;
+        }
+        times.sort();
+        println!(
+            "bootstrap {what} from the district: {docs} documents, median {:.2?} (runs {:?})",
+            times[1], times
+        );
+    }
 
-    // 2. An officer's day: 60 inspections and 30 reports made offline, then one sync.
+    // 2. An officer's day: 60 inspections and 30 reports made offline, then one
+    // sync, on the officer's phone bootstrapped above.
     let mut phone = phone.unwrap();
     let shops = menqian_fixtures::registry(60).unwrap();
     let day = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
@@ -98,6 +124,8 @@ fn main() {
                 phone
                     .store
                     .report_case(NewCase {
+                        subdistrict: None,
+                        lane: None,
                         source: CaseSource::Inspection,
                         category: "0504".into(),
                         location: shop.zone.centroid(),
@@ -154,6 +182,8 @@ fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize
             let before_reports = s.feed_head().unwrap();
             for k in 0..PER_DEVICE {
                 s.report_case(NewCase {
+                    subdistrict: None,
+                    lane: None,
                     source: CaseSource::Steward,
                     category: "0504".into(),
                     location: GeoPoint::new(39.866, 116.345),

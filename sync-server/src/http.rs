@@ -17,7 +17,7 @@ use menqian_core::{Error as CoreError, Writer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::store::{StoreError, SyncStore, User};
+use crate::store::{Device, StoreError, SyncStore, User};
 
 /// The largest request body accepted: a push page of a few thousand changes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -73,6 +73,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unauthorized(m) => ApiError::new(S::UNAUTHORIZED, "unauthorized", m),
             StoreError::Conflict(m) => ApiError::new(S::CONFLICT, "conflict", m),
+            StoreError::AreaChanged(m) => ApiError::new(S::CONFLICT, "area_changed", m),
             StoreError::Invalid { field, reason } => {
                 ApiError::new(S::BAD_REQUEST, "invalid", format!("{field}: {reason}"))
             }
@@ -253,14 +254,22 @@ async fn pull(
     let Query(q) = query.map_err(bad_query)?;
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(1_000).clamp(1, MAX_PULL_PAGE);
-    framed(&store, &headers, move |s, user| s.pull(user, after, limit)).await
+    framed(&store, &headers, move |s, device, user| {
+        s.pull(device, user, after, limit)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
 pub struct SnapshotQuery {
     pub after: Option<String>,
     pub limit: Option<u32>,
+    /// Comma-separated document ids: just these documents, whole.
+    pub docs: Option<String>,
 }
+
+/// The most documents one `docs=` request may name.
+pub const MAX_DOCS_BY_ID: usize = 100;
 
 async fn snapshot(
     State(store): State<SharedStore>,
@@ -269,8 +278,26 @@ async fn snapshot(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
     let limit = q.limit.unwrap_or(2_000).clamp(1, MAX_PULL_PAGE);
-    framed(&store, &headers, move |s, user| {
-        s.snapshot(user, q.after.as_deref(), limit)
+    if let Some(docs) = q.docs {
+        let ids: Vec<String> = docs
+            .split(',')
+            .filter(|d| !d.is_empty())
+            .map(String::from)
+            .collect();
+        if ids.is_empty() || ids.len() > MAX_DOCS_BY_ID {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("docs: name 1–{MAX_DOCS_BY_ID} document ids"),
+            ));
+        }
+        return framed(&store, &headers, move |s, _, user| {
+            s.documents_by_id(user, &ids)
+        })
+        .await;
+    }
+    framed(&store, &headers, move |s, device, user| {
+        s.snapshot(device, user, q.after.as_deref(), limit)
     })
     .await
 }
@@ -286,12 +313,14 @@ fn bad_query(e: QueryRejection) -> ApiError {
 async fn framed(
     store: &SharedStore,
     headers: &HeaderMap,
-    read: impl FnOnce(&dyn SyncStore, &User) -> crate::store::StoreResult<WireBatch> + Send + 'static,
+    read: impl FnOnce(&mut dyn SyncStore, &Device, &User) -> crate::store::StoreResult<WireBatch>
+    + Send
+    + 'static,
 ) -> Result<Response, ApiError> {
     let token = bearer(headers)?;
     let batch = with_store(store, move |s| {
-        let (_, user) = s.authenticate(&token)?;
-        Ok(read(s, &user)?)
+        let (device, user) = s.authenticate(&token)?;
+        Ok(read(s, &device, &user)?)
     })
     .await?;
     let body = wire::encode(&batch).map_err(|e| {

@@ -2,7 +2,8 @@
 //!
 //!     menqian-sync-server --demo                      # serve 127.0.0.1:8080 with the demo street
 //!     menqian-sync-server --data DIR --listen ADDR    # serve a real district
-//!     menqian-sync-server user add --id officer-1 --name 王伟 --role officer --area 丰台区/右安门街道
+//!     menqian-sync-server user add --id officer-1 --name 王伟 --role officer --area subdistrict:右安门街道
+//!     menqian-sync-server user area --id steward-1 --area lanes:富义街东一巷,富义街西一巷
 //!     menqian-sync-server device code --user officer-1
 //!     menqian-sync-server device revoke --device dev-…
 
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 
 use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
-use menqian_core::Role;
+use menqian_core::{Area, Role};
 use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
 
 #[derive(Parser, Debug)]
@@ -63,9 +64,17 @@ enum UserAction {
         /// officer, lane_chief, steward, supervisor or admin.
         #[arg(long)]
         role: String,
-        /// District, subdistrict or lanes, e.g. 丰台区/右安门街道.
+        /// `district`, `subdistrict:<name>` or `lanes:<lane>,<lane>`, e.g.
+        /// subdistrict:右安门街道.
+        #[arg(long, value_parser = parse_area)]
+        area: Area,
+    },
+    /// Move a user to another area; their devices reload at the next sync.
+    Area {
         #[arg(long)]
-        area: String,
+        id: String,
+        #[arg(long, value_parser = parse_area)]
+        area: Area,
     },
     /// List users.
     List,
@@ -88,6 +97,10 @@ enum DeviceAction {
         #[arg(long)]
         device: String,
     },
+}
+
+fn parse_area(text: &str) -> Result<Area, String> {
+    Area::parse(text)
 }
 
 fn main() -> ExitCode {
@@ -121,13 +134,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }) => {
             let role = Role::parse(&role)
                 .ok_or("role must be officer, lane_chief, steward, supervisor or admin")?;
-            store.add_user(&User {
-                id: id.clone(),
-                name,
-                role,
-                area,
-            })?;
+            store.add_user(&User::new(&id, &name, role, area))?;
             println!("added user {id} ({})", role.label_zh());
+        }
+        Some(Command::User {
+            action: UserAction::Area { id, area },
+        }) => {
+            store.set_area(&id, &area)?;
+            println!("{id} now works in {area}; their devices reload at the next sync");
         }
         Some(Command::User {
             action: UserAction::List,
@@ -179,21 +193,31 @@ fn load_demo(store: &mut SqliteSyncStore, listen: &str) -> Result<(), Box<dyn st
     let report =
         docs.import_registry(menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS)?)?;
     let users = [
-        ("admin", "区管理员", Role::Admin, "丰台区"),
-        ("supervisor-1", "赵督导", Role::Supervisor, "丰台区"),
-        ("officer-1", "王伟", Role::Officer, "丰台区/右安门街道"),
-        ("officer-2", "李娜", Role::Officer, "丰台区/右安门街道"),
-        ("steward-1", "张秀英", Role::Steward, "富义街东一巷"),
+        ("admin", "区管理员", Role::Admin, Area::District),
+        ("supervisor-1", "赵督导", Role::Supervisor, Area::District),
+        (
+            "officer-1",
+            "王伟",
+            Role::Officer,
+            Area::Subdistrict(menqian_fixtures::SUBDISTRICTS[0].into()),
+        ),
+        (
+            "officer-2",
+            "李娜",
+            Role::Officer,
+            Area::Subdistrict(menqian_fixtures::SUBDISTRICTS[0].into()),
+        ),
+        (
+            "steward-1",
+            "张秀英",
+            Role::Steward,
+            Area::Lanes(vec![menqian_fixtures::DEMO_LANES[0].into()]),
+        ),
     ];
     let existing: Vec<String> = store.users()?.into_iter().map(|u| u.id).collect();
     for (id, name, role, area) in users {
         if !existing.iter().any(|e| e == id) {
-            store.add_user(&User {
-                id: id.into(),
-                name: name.into(),
-                role,
-                area: area.into(),
-            })?;
+            store.add_user(&User::new(id, name, role, area))?;
         }
     }
     let code = store.issue_enrollment("officer-1", Utc::now(), Duration::hours(24))?;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use menqian_core::wire::WireBatch;
-use menqian_core::{ApplyReport, DocChange, Role, Store, StoreConfig, Visibility, Writer};
+use menqian_core::{ApplyReport, Area, DocChange, Role, Store, StoreConfig, Visibility, Writer};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -25,6 +25,9 @@ pub enum StoreError {
     Invalid { field: &'static str, reason: String },
     #[error("{kind} not found: {id}")]
     NotFound { kind: &'static str, id: String },
+    /// The user was moved to another area since this device bootstrapped.
+    #[error("{0}")]
+    AreaChanged(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -34,8 +37,27 @@ pub struct User {
     pub id: String,
     pub name: String,
     pub role: Role,
-    /// The area the user works in: a district, a subdistrict, or lanes.
-    pub area: String,
+    /// The area the user works in: what the server sends their devices.
+    pub area: Area,
+    /// Bumped each time the area changes.
+    pub area_epoch: i64,
+}
+
+impl User {
+    pub fn new(id: &str, name: &str, role: Role, area: Area) -> User {
+        User {
+            id: id.to_string(),
+            name: name.to_string(),
+            role,
+            area,
+            area_epoch: 0,
+        }
+    }
+
+    /// What this user's devices receive.
+    pub fn visibility(&self) -> Visibility {
+        Visibility::for_reader(self.role, &self.id, &self.area)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +67,8 @@ pub struct Device {
     pub name: String,
     pub actor: String,
     pub revoked: bool,
+    /// The user's area epoch this device last bootstrapped for.
+    pub area_epoch: i64,
 }
 
 /// What a device gets when it enrolls.
@@ -60,6 +84,9 @@ pub struct Enrolled {
 pub trait SyncStore: Send {
     fn add_user(&mut self, user: &User) -> StoreResult<()>;
     fn users(&self) -> StoreResult<Vec<User>>;
+    /// Moves a user to another area; their devices reload from a snapshot at
+    /// their next sync.
+    fn set_area(&mut self, user_id: &str, area: &Area) -> StoreResult<()>;
     /// A one-time code for `user_id` to enroll a device with, valid for `ttl`.
     fn issue_enrollment(
         &mut self,
@@ -86,11 +113,22 @@ pub trait SyncStore: Send {
         changes: &[DocChange],
         now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport>;
-    /// Accepted changes after `cursor`, in server order, at most `limit`.
-    fn pull(&self, user: &User, cursor: u64, limit: u32) -> StoreResult<WireBatch>;
+    /// Accepted changes after `cursor` that the user may see, in server order,
+    /// at most `limit`. [`StoreError::AreaChanged`] when the device must reload.
+    fn pull(&self, device: &Device, user: &User, cursor: u64, limit: u32)
+    -> StoreResult<WireBatch>;
     /// Whole documents after `after` (by id) for a new device; `cursor` is the
-    /// feed head the page covers at least, `remaining` the documents left.
-    fn snapshot(&self, user: &User, after: Option<&str>, limit: u32) -> StoreResult<WireBatch>;
+    /// feed head the page covers at least, `remaining` the documents left. The
+    /// first page (`after` = `None`) brings the device up to the user's area.
+    fn snapshot(
+        &mut self,
+        device: &Device,
+        user: &User,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<WireBatch>;
+    /// The named documents, whole, those of them the user may see.
+    fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch>;
     /// The merged documents, for loading reference data and for tests.
     fn documents(&mut self) -> &mut Store;
 }
@@ -108,7 +146,10 @@ impl std::fmt::Debug for SqliteSyncStore {
     }
 }
 
-const ACCOUNT_MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_accounts.sql")];
+const ACCOUNT_MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_accounts.sql"),
+    include_str!("../migrations/0002_areas.sql"),
+];
 
 impl SqliteSyncStore {
     pub fn open(dir: &Path, qr_hosts: Vec<String>) -> StoreResult<SqliteSyncStore> {
@@ -118,6 +159,7 @@ impl SqliteSyncStore {
             StoreConfig {
                 qr_hosts,
                 durable: true,
+                publish_listings: true,
             },
         )?;
         let mut accounts = Connection::open(dir.join("accounts.sqlite"))?;
@@ -140,7 +182,7 @@ impl SqliteSyncStore {
 
     fn user(&self, id: &str) -> StoreResult<User> {
         self.accounts
-            .prepare_cached("SELECT id, name, role, area FROM users WHERE id = ?1")?
+            .prepare_cached("SELECT id, name, role, area, area_epoch FROM users WHERE id = ?1")?
             .query_row([id], user_from_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound {
@@ -158,12 +200,36 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<User>> {
             reason: format!("unknown role {role}"),
         }));
     };
+    let area: String = r.get(3)?;
+    let area = match Area::parse(&area) {
+        Ok(a) => a,
+        Err(reason) => {
+            return Ok(Err(StoreError::Invalid {
+                field: "area",
+                reason,
+            }));
+        }
+    };
     Ok(Ok(User {
         id: r.get(0)?,
         name: r.get(1)?,
         role,
-        area: r.get(3)?,
+        area,
+        area_epoch: r.get(4)?,
     }))
+}
+
+const DEVICE_COLUMNS: &str = "id, user_id, name, actor, revoked_at IS NOT NULL, area_epoch";
+
+fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+    Ok(Device {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        name: r.get(2)?,
+        actor: r.get(3)?,
+        revoked: r.get(4)?,
+        area_epoch: r.get(5)?,
+    })
 }
 
 pub(crate) fn hash(secret: &str) -> Vec<u8> {
@@ -202,15 +268,15 @@ impl SyncStore for SqliteSyncStore {
                 reason: "1–64 ASCII letters, digits, '-', '_' or '.'".into(),
             });
         }
-        if user.name.trim().is_empty() || user.area.trim().is_empty() {
+        if user.name.trim().is_empty() || user.name.chars().count() > 50 {
             return Err(StoreError::Invalid {
                 field: "name",
-                reason: "a user needs a name and an area".into(),
+                reason: "1–50 characters".into(),
             });
         }
         let inserted = self.accounts.execute(
             "INSERT OR IGNORE INTO users (id, name, role, area, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![user.id, user.name.trim(), user.role.as_str(), user.area.trim(), Utc::now().timestamp_millis()],
+            params![user.id, user.name.trim(), user.role.as_str(), user.area.to_string(), Utc::now().timestamp_millis()],
         )?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!(
@@ -224,9 +290,21 @@ impl SyncStore for SqliteSyncStore {
     fn users(&self) -> StoreResult<Vec<User>> {
         let mut stmt = self
             .accounts
-            .prepare_cached("SELECT id, name, role, area FROM users ORDER BY id")?;
+            .prepare_cached("SELECT id, name, role, area, area_epoch FROM users ORDER BY id")?;
         let rows = stmt.query_map([], user_from_row)?;
         rows.map(|r| r?).collect()
+    }
+
+    fn set_area(&mut self, user_id: &str, area: &Area) -> StoreResult<()> {
+        let n = self.accounts.execute(
+            "UPDATE users SET area = ?1, area_epoch = area_epoch + 1 WHERE id = ?2 AND area <> ?1",
+            params![area.to_string(), user_id],
+        )?;
+        if n == 0 {
+            // Unchanged, or no such user.
+            self.user(user_id)?;
+        }
+        Ok(())
     }
 
     fn issue_enrollment(
@@ -323,10 +401,10 @@ impl SyncStore for SqliteSyncStore {
     fn authenticate(&self, token: &str) -> StoreResult<(Device, User)> {
         let device = self
             .accounts
-            .prepare_cached("SELECT id, user_id, name, actor, revoked_at IS NOT NULL FROM devices WHERE token_hash = ?1")?
-            .query_row([hash(token)], |r| {
-                Ok(Device { id: r.get(0)?, user_id: r.get(1)?, name: r.get(2)?, actor: r.get(3)?, revoked: r.get(4)? })
-            })
+            .prepare_cached(&format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = ?1"
+            ))?
+            .query_row([hash(token)], device_from_row)
             .optional()?
             .ok_or_else(|| StoreError::Unauthorized("unknown token".into()))?;
         if device.revoked {
@@ -353,18 +431,10 @@ impl SyncStore for SqliteSyncStore {
     }
 
     fn devices(&self) -> StoreResult<Vec<Device>> {
-        let mut stmt = self
-            .accounts
-            .prepare_cached("SELECT id, user_id, name, actor, revoked_at IS NOT NULL FROM devices ORDER BY enrolled_at, id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Device {
-                id: r.get(0)?,
-                user_id: r.get(1)?,
-                name: r.get(2)?,
-                actor: r.get(3)?,
-                revoked: r.get(4)?,
-            })
-        })?;
+        let mut stmt = self.accounts.prepare_cached(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at, id"
+        ))?;
+        let rows = stmt.query_map([], device_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -377,8 +447,20 @@ impl SyncStore for SqliteSyncStore {
         Ok(self.store.apply_changes_as(changes, writer, now)?)
     }
 
-    fn pull(&self, user: &User, cursor: u64, limit: u32) -> StoreResult<WireBatch> {
-        let reader = Visibility::for_reader(user.role, &user.id);
+    fn pull(
+        &self,
+        device: &Device,
+        user: &User,
+        cursor: u64,
+        limit: u32,
+    ) -> StoreResult<WireBatch> {
+        if device.area_epoch < user.area_epoch {
+            return Err(StoreError::AreaChanged(format!(
+                "{} now works in {}: reload from a snapshot",
+                user.id, user.area
+            )));
+        }
+        let reader = user.visibility();
         let batch = self.store.visible_changes_since(cursor, limit, &reader)?;
         let remaining = self
             .store
@@ -391,8 +473,20 @@ impl SyncStore for SqliteSyncStore {
         })
     }
 
-    fn snapshot(&self, user: &User, after: Option<&str>, limit: u32) -> StoreResult<WireBatch> {
-        let reader = Visibility::for_reader(user.role, &user.id);
+    fn snapshot(
+        &mut self,
+        device: &Device,
+        user: &User,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<WireBatch> {
+        if after.is_none() && device.area_epoch != user.area_epoch {
+            self.accounts.execute(
+                "UPDATE devices SET area_epoch = ?1 WHERE id = ?2",
+                params![user.area_epoch, device.id],
+            )?;
+        }
+        let reader = user.visibility();
         let page = self.store.visible_snapshot_page(after, limit, &reader)?;
         let last = page.docs.last().map(|d| d.doc_id.clone());
         let remaining = self
@@ -403,6 +497,16 @@ impl SyncStore for SqliteSyncStore {
             more: page.more,
             remaining,
             changes: page.docs,
+        })
+    }
+
+    fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
+        let docs = self.store.visible_documents(ids, &user.visibility())?;
+        Ok(WireBatch {
+            cursor: 0,
+            more: false,
+            remaining: 0,
+            changes: docs,
         })
     }
 

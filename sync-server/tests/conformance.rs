@@ -3,17 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use chrono::{Duration, TimeZone, Utc};
-use menqian_core::{DocChange, Role, ShopPatch, Store, StoreConfig, Writer};
+use menqian_core::{Area, DocChange, Role, ShopPatch, Store, StoreConfig, Writer};
 use menqian_sync_server::store::StoreError;
 use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
 
 fn user(id: &str, role: Role) -> User {
-    User {
-        id: id.into(),
-        name: "测试".into(),
-        role,
-        area: "丰台区".into(),
-    }
+    User::new(id, "测试", role, Area::District)
 }
 
 fn now() -> chrono::DateTime<Utc> {
@@ -116,7 +111,7 @@ fn suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
     };
     assert!(s.push(&steward, &changes, now()).is_err());
     assert_eq!(
-        s.pull(&who, 0, 100).unwrap().changes.len(),
+        s.pull(&dev, &who, 0, 100).unwrap().changes.len(),
         0,
         "a refused push applies nothing"
     );
@@ -124,18 +119,23 @@ fn suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
     assert_eq!((first.applied, first.duplicates), (2, 0));
     let again = s.push(&writer, &changes, now()).unwrap();
     assert_eq!((again.applied, again.duplicates), (0, 2));
-    let page1 = s.pull(&who, 0, 1).unwrap();
+    let page1 = s.pull(&dev, &who, 0, 1).unwrap();
     assert_eq!(
         (page1.changes.len(), page1.more, page1.remaining),
         (1, true, 1)
     );
-    let page2 = s.pull(&who, page1.cursor, 1).unwrap();
+    let page2 = s.pull(&dev, &who, page1.cursor, 1).unwrap();
     assert_eq!(
         (page2.changes.len(), page2.more, page2.remaining),
         (1, false, 0)
     );
     assert_eq!([page1.changes, page2.changes].concat(), changes);
-    assert!(s.pull(&who, page2.cursor, 10).unwrap().changes.is_empty());
+    assert!(
+        s.pull(&dev, &who, page2.cursor, 10)
+            .unwrap()
+            .changes
+            .is_empty()
+    );
 
     s.revoke_device(&enrolled.device_id, now()).unwrap();
     assert!(matches!(
@@ -149,13 +149,110 @@ fn suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
     assert_eq!(s.devices().unwrap().len(), 1);
 }
 
+/// Areas and listings through the trait: what each reader may fetch, the
+/// listing only the server writes, and a moved user's devices told to reload.
+fn area_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
+    let (_dir, mut s) = make();
+    let shops = menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS).unwrap();
+    s.documents().import_registry(shops.clone()).unwrap();
+    let on_lane = shops
+        .iter()
+        .find(|x| x.lane.as_deref() == Some(menqian_fixtures::DEMO_LANES[0]))
+        .unwrap();
+    let steward = User::new(
+        "steward-1",
+        "张秀英",
+        Role::Steward,
+        Area::Lanes(vec![menqian_fixtures::DEMO_LANES[0].into()]),
+    );
+    s.add_user(&steward).unwrap();
+    s.add_user(&user("admin", Role::Admin)).unwrap();
+    let ask =
+        |s: &dyn SyncStore, who: &User, id: String| s.documents_by_id(who, &[id]).unwrap().changes;
+    // The steward may fetch the lane shop's listing, never the shop itself.
+    let listing = ask(&*s, &steward, on_lane.listing_id());
+    assert_eq!(listing.len(), 1);
+    assert!(ask(&*s, &steward, on_lane.id()).is_empty());
+    assert!(
+        ask(&*s, &steward, shops[0].listing_id()).is_empty(),
+        "not on the lane"
+    );
+    let admin = s
+        .users()
+        .unwrap()
+        .into_iter()
+        .find(|u| u.id == "admin")
+        .unwrap();
+    assert!(
+        ask(&*s, &admin, on_lane.listing_id()).is_empty(),
+        "listings are for stewards"
+    );
+    assert_eq!(ask(&*s, &admin, on_lane.id()).len(), 1);
+
+    // Nobody else writes a listing, an administrator included.
+    let mut doc = automerge::AutoCommit::load(&listing[0].bytes).unwrap();
+    let actor = automerge::ActorId::random();
+    doc.set_actor(actor.clone());
+    automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "name", "假名").unwrap();
+    let edit = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+    let writer = Writer {
+        user: "admin".into(),
+        role: Role::Admin,
+        actor: actor.to_hex_string(),
+    };
+    let pushed = s.push(
+        &writer,
+        &[DocChange {
+            doc_id: on_lane.listing_id(),
+            bytes: edit,
+        }],
+        now(),
+    );
+    assert!(
+        matches!(&pushed, Err(StoreError::Core(menqian_core::Error::Refused { reason, .. })) if reason.contains("station server")),
+        "{pushed:?}"
+    );
+
+    // Moving a user to another area makes their devices reload.
+    let code = s
+        .issue_enrollment("steward-1", now(), Duration::hours(1))
+        .unwrap();
+    let phone = s.enroll(&code, "abcd", "phone", now()).unwrap();
+    let (dev, who) = s.authenticate(&phone.token).unwrap();
+    assert!(s.pull(&dev, &who, 0, 10).is_ok());
+    let moved = Area::Lanes(vec![menqian_fixtures::DEMO_LANES[1].into()]);
+    s.set_area("steward-1", &moved).unwrap();
+    s.set_area("steward-1", &moved).unwrap();
+    let (dev, who) = s.authenticate(&phone.token).unwrap();
+    assert_eq!((who.area.clone(), who.area_epoch), (moved, 1));
+    assert!(matches!(
+        s.pull(&dev, &who, 0, 10),
+        Err(StoreError::AreaChanged(_))
+    ));
+    let first = s.snapshot(&dev, &who, None, 500).unwrap();
+    assert!(first.changes.iter().all(|d| !d.doc_id.starts_with("shop/")));
+    let (dev, who) = s.authenticate(&phone.token).unwrap();
+    assert!(s.pull(&dev, &who, first.cursor, 10).is_ok());
+    assert!(matches!(
+        s.set_area("nobody", &Area::District),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+fn sqlite() -> (tempfile::TempDir, Box<dyn SyncStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteSyncStore::open(dir.path(), vec![]).unwrap();
+    (dir, Box::new(store))
+}
+
 #[test]
 fn sqlite_backend_conforms() {
-    suite(&|| {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteSyncStore::open(dir.path(), vec![]).unwrap();
-        (dir, Box::new(store))
-    });
+    suite(&sqlite);
+}
+
+#[test]
+fn sqlite_backend_conforms_on_areas() {
+    area_suite(&sqlite);
 }
 
 #[test]
@@ -189,7 +286,8 @@ fn sqlite_backend_records_the_server_receive_time_of_each_change() {
     drop(s);
     let conn = rusqlite::Connection::open(dir.path().join("station.sqlite")).unwrap();
     let times: Vec<Option<i64>> = conn
-        .prepare("SELECT received_at FROM changes ORDER BY seq")
+        // (The server's own listing changes are made, not received.)
+        .prepare("SELECT received_at FROM changes WHERE doc_id NOT LIKE 'pub/%' ORDER BY seq")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()

@@ -7,6 +7,7 @@ pub fn fixtures_config() -> StoreConfig {
     StoreConfig {
         qr_hosts: vec![menqian_fixtures::DEMO_HOST.to_string()],
         durable: false,
+        publish_listings: false,
     }
 }
 

@@ -196,6 +196,8 @@ impl World {
                 let now = self.now();
                 let id = self.stores[at]
                     .report_case(NewCase {
+                        subdistrict: None,
+                        lane: None,
                         source: CaseSource::Steward,
                         category: "0504".into(),
                         location: GeoPoint::new(39.8661, 116.3452),

@@ -101,6 +101,11 @@ pub struct NewCase {
     pub deadline: Option<DateTime<Utc>>,
     pub reported_by: String,
     pub reported_at: DateTime<Utc>,
+    /// Where a report not at a shop lies; a report at a shop takes the shop's,
+    /// and one with neither takes the nearest shop's (within 2 km). Decides
+    /// which officers receive the case.
+    pub subdistrict: Option<String>,
+    pub lane: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +129,10 @@ pub struct Case {
     pub reported_by: String,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub reported_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdistrict: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
     /// Append-only: concurrent moves made offline are all kept, in the same order
     /// on every device.
     pub history: Vec<StatusChange>,

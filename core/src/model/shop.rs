@@ -125,10 +125,17 @@ impl ShopStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Contact {
     pub person: String,
     pub phone: String,
+}
+
+impl Contact {
+    /// A listing's contact: nobody to call.
+    pub fn is_empty(&self) -> bool {
+        self.person.is_empty() && self.phone.is_empty()
+    }
 }
 
 /// The signed responsibility letter (责任书 / 承诺书); re-issued when rules change.
@@ -146,10 +153,16 @@ pub struct Shop {
     pub name: String,
     pub address: String,
     pub category: ShopCategory,
+    /// Private: not in the public listing a steward's phone receives (empty there).
+    #[serde(default, skip_serializing_if = "Contact::is_empty")]
     pub contact: Contact,
     pub zone: Zone,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letter: Option<Letter>,
+    /// The subdistrict (街道) the shop belongs to: officers receive their
+    /// subdistrict's shops. Optional so records made before it existed still read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subdistrict: Option<String>,
     pub street: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lane: Option<String>,
@@ -171,14 +184,20 @@ impl Shop {
 
     /// Checks every field and normalises text (trimmed); returns the cleaned shop.
     pub fn validated(mut self) -> Result<Shop> {
+        self.contact.person = required_text("contact.person", &self.contact.person, 50)?;
+        self.contact.phone = phone("contact.phone", &self.contact.phone)?;
+        self.validated_public()
+    }
+
+    /// Checks every field but the contact: a public listing has none.
+    pub fn validated_public(mut self) -> Result<Shop> {
         self.code = ShopCode::parse(&self.code)
             .map_err(|e| Error::invalid("code", e.to_string()))?
             .as_str()
             .to_string();
         self.name = required_text("name", &self.name, 100)?;
         self.address = required_text("address", &self.address, 200)?;
-        self.contact.person = required_text("contact.person", &self.contact.person, 50)?;
-        self.contact.phone = phone("contact.phone", &self.contact.phone)?;
+        self.subdistrict = optional_text("subdistrict", self.subdistrict.as_deref(), 50)?;
         self.street = required_text("street", &self.street, 50)?;
         self.lane = optional_text("lane", self.lane.as_deref(), 50)?;
         if let Some(letter) = &mut self.letter {
@@ -187,6 +206,20 @@ impl Shop {
         // Re-validate the ring: a Zone built by hand elsewhere passed the same checks.
         self.zone = Zone::new(self.zone.points().to_vec())?;
         Ok(self)
+    }
+
+    /// The id of this shop's public listing (`pub/<code>`), the document a
+    /// steward's phone holds instead of the shop's own.
+    pub fn listing_id(&self) -> String {
+        format!("pub/{}", self.code)
+    }
+
+    /// The shop without its private fields: what a listing holds.
+    pub fn public(&self) -> Shop {
+        Shop {
+            contact: Contact::default(),
+            ..self.clone()
+        }
     }
 }
 
@@ -199,6 +232,8 @@ pub struct ShopPatch {
     pub contact: Option<Contact>,
     pub zone: Option<Zone>,
     pub letter: Option<Letter>,
+    /// `Some(None)` removes the subdistrict.
+    pub subdistrict: Option<Option<String>>,
     pub street: Option<String>,
     /// `Some(None)` removes the lane.
     pub lane: Option<Option<String>>,
@@ -224,6 +259,7 @@ impl ShopPatch {
             } else {
                 None
             },
+            subdistrict: changed(&old.subdistrict, &new.subdistrict),
             street: changed(&old.street, &new.street),
             lane: changed(&old.lane, &new.lane),
             add_tags: new.tags.difference(&old.tags).copied().collect(),

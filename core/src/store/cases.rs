@@ -34,9 +34,22 @@ impl Store {
                 format!("{} is not in the category table", new.category),
             ));
         }
-        if let Some(shop) = &new.shop_id {
-            self.shop(shop)?;
-        }
+        // A report at a shop lies where the shop does.
+        let (subdistrict, lane) = match &new.shop_id {
+            Some(shop) => {
+                let shop = self.shop(shop)?;
+                (shop.subdistrict, shop.lane)
+            }
+            None => {
+                let sub = optional_text("subdistrict", new.subdistrict.as_deref(), 50)?;
+                let lane = optional_text("lane", new.lane.as_deref(), 50)?;
+                if sub.is_none() && lane.is_none() {
+                    self.area_near(new.location)?
+                } else {
+                    (sub, lane)
+                }
+            }
+        };
         let description =
             optional_text("description", Some(&new.description), 500)?.unwrap_or_default();
         let photos = validate_photos(new.photos)?;
@@ -63,6 +76,8 @@ impl Store {
             deadline: new.deadline,
             reported_by: reported_by.clone(),
             reported_at: new.reported_at,
+            subdistrict,
+            lane,
             history: vec![StatusChange {
                 status: CaseStatus::Reported,
                 at: new.reported_at,
@@ -73,6 +88,33 @@ impl Store {
         let id = new_id("case");
         self.mutate(&id, true, |_, d| doc::write_root(d, &case))?;
         Ok(id)
+    }
+
+    /// The subdistrict and lane of the shop nearest to `at` (searched within
+    /// 200 m, then 2 km): where a report made away from any shop is filed, so
+    /// the officers of that area receive it.
+    fn area_near(&self, at: GeoPoint) -> Result<(Option<String>, Option<String>)> {
+        const M_PER_DEG: f64 = 111_320.0;
+        let lon_scale = at.lat.to_radians().cos().max(0.01);
+        for radius_m in [200.0, 2_000.0] {
+            let (dlat, dlon) = (radius_m / M_PER_DEG, radius_m / (M_PER_DEG * lon_scale));
+            let found = self
+                .conn
+                .prepare_cached(
+                    "SELECT subdistrict, lane FROM shops
+                     WHERE lat BETWEEN ?1 - ?3 AND ?1 + ?3 AND lon BETWEEN ?2 - ?4 AND ?2 + ?4
+                     ORDER BY (lat - ?1) * (lat - ?1) + (lon - ?2) * (lon - ?2) * ?5 * ?5, id
+                     LIMIT 1",
+                )?
+                .query_row(params![at.lat, at.lon, dlat, dlon, lon_scale], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some(area) = found {
+                return Ok(area);
+            }
+        }
+        Ok((None, None))
     }
 
     /// Moves a case to `status`. Moves made offline on several devices are all
@@ -100,7 +142,7 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT source, category, lat, lon, shop_id, description, photos, deadline,
-                        reported_by, reported_at FROM cases WHERE id = ?1",
+                        reported_by, reported_at, subdistrict, lane FROM cases WHERE id = ?1",
             )?
             .query_row([id], |r| {
                 Ok((
@@ -113,6 +155,10 @@ impl Store {
                     r.get::<_, Option<i64>>(7)?,
                     r.get::<_, String>(8)?,
                     r.get::<_, i64>(9)?,
+                    (
+                        r.get::<_, Option<String>>(10)?,
+                        r.get::<_, Option<String>>(11)?,
+                    ),
                 ))
             })
             .optional()?
@@ -127,6 +173,7 @@ impl Store {
             deadline,
             reported_by,
             reported_at,
+            (subdistrict, lane),
         ) = base;
         let time = |ms: i64| time_from_ms(id, ms);
         let source: CaseSource = parse_enum(id, &source)?;
@@ -155,6 +202,8 @@ impl Store {
             deadline: deadline.map(time).transpose()?,
             reported_by,
             reported_at: time(reported_at)?,
+            subdistrict,
+            lane,
             history,
         })
     }

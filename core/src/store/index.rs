@@ -19,6 +19,8 @@ use automerge::AutoCommit;
 /// A document read as its entity: what the index rows are made from.
 pub(crate) enum Entity {
     Shop(Shop),
+    /// A shop's public listing (`pub/<code>`): the shop without its contact.
+    Listing(Shop),
     Template(ChecklistTemplate),
     Category(Category),
     Inspection(Inspection),
@@ -39,6 +41,11 @@ pub(crate) fn read_entity(id: &str, d: &AutoCommit) -> Result<Entity> {
             let s = doc::read::<Shop>(d, id)?.validated()?;
             same_id(id, &s.id())?;
             Entity::Shop(s)
+        }
+        "pub" => {
+            let s = doc::read::<Shop>(d, id)?.validated_public()?;
+            same_id(id, &s.listing_id())?;
+            Entity::Listing(s.public())
         }
         "tmpl" => {
             let t = doc::read::<ChecklistTemplate>(d, id)?.validated()?;
@@ -72,7 +79,26 @@ pub(crate) fn read_entity(id: &str, d: &AutoCommit) -> Result<Entity> {
 /// Replaces the document's index rows with the entity's.
 pub(crate) fn write_entity(tx: &Transaction<'_>, id: &str, entity: &Entity) -> Result<()> {
     match entity {
-        Entity::Shop(s) => shop(tx, id, s),
+        Entity::Shop(s) => {
+            // A station store keeps each shop's public listing in step (see
+            // `publish`); the queue is drained when the transaction commits.
+            tx.prepare_cached("INSERT OR IGNORE INTO temp.publish_queue (id) VALUES (?1)")?
+                .execute([id])?;
+            shop(tx, id, s)
+        }
+        Entity::Listing(s) => {
+            // A steward's phone lists shops from their listings; a store that
+            // holds the shop itself indexes that instead.
+            let shop_id = s.id();
+            let has_shop: bool = tx
+                .prepare_cached("SELECT count(*) > 0 FROM documents WHERE id = ?1")?
+                .query_row([&shop_id], |r| r.get(0))?;
+            if has_shop {
+                Ok(())
+            } else {
+                shop(tx, &shop_id, s)
+            }
+        }
         Entity::Template(t) => template(tx, id, t),
         Entity::Category(c) => category(tx, id, c),
         Entity::Inspection(i) => inspection(tx, i),
@@ -110,15 +136,15 @@ fn shop(tx: &Transaction<'_>, id: &str, s: &Shop) -> Result<()> {
     let rowid: i64 = tx
         .prepare_cached(
             "INSERT INTO shops (id, code, name, address, category, contact_person, contact_phone,
-                zone, lat, lon, letter_version, letter_signed, street, lane, tags, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                zone, lat, lon, letter_version, letter_signed, street, lane, tags, status, subdistrict)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
              ON CONFLICT (id) DO UPDATE SET code = excluded.code, name = excluded.name,
                 address = excluded.address, category = excluded.category,
                 contact_person = excluded.contact_person, contact_phone = excluded.contact_phone,
                 zone = excluded.zone, lat = excluded.lat, lon = excluded.lon,
                 letter_version = excluded.letter_version, letter_signed = excluded.letter_signed,
                 street = excluded.street, lane = excluded.lane, tags = excluded.tags,
-                status = excluded.status
+                status = excluded.status, subdistrict = excluded.subdistrict
              RETURNING rowid",
         )?
         .query_row(
@@ -139,6 +165,7 @@ fn shop(tx: &Transaction<'_>, id: &str, s: &Shop) -> Result<()> {
                 s.lane,
                 tags.join(","),
                 s.status.as_str(),
+                s.subdistrict,
             ],
             |r| r.get(0),
         )?;
@@ -224,8 +251,8 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
     let last_at = c.history.last().map_or(c.reported_at, |s| s.at);
     tx.prepare_cached(
         "INSERT OR REPLACE INTO cases (id, source, category, lat, lon, shop_id, description,
-            photos, deadline, reported_by, reported_at, status, status_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            photos, deadline, reported_by, reported_at, status, status_at, subdistrict, lane)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         c.id,
@@ -241,6 +268,8 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
         c.reported_at.timestamp_millis(),
         c.status().as_str(),
         last_at.timestamp_millis(),
+        c.subdistrict,
+        c.lane,
     ])?;
     tx.prepare_cached("DELETE FROM case_history WHERE case_id = ?1")?
         .execute([&c.id])?;
@@ -296,7 +325,8 @@ const TABLES: &[(&str, &str)] = &[
 pub(crate) fn create_search_buffer(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS search_delete (rowid INTEGER PRIMARY KEY);
-         CREATE TEMP TABLE IF NOT EXISTS search_insert (rowid INTEGER PRIMARY KEY, name TEXT, address TEXT);",
+         CREATE TEMP TABLE IF NOT EXISTS search_insert (rowid INTEGER PRIMARY KEY, name TEXT, address TEXT);
+         CREATE TEMP TABLE IF NOT EXISTS publish_queue (id TEXT PRIMARY KEY);",
     )?;
     Ok(())
 }

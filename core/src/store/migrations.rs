@@ -28,9 +28,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0003_sync.sql"),
         rebuilds_index: false,
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/0004_areas.sql"),
+        rebuilds_index: true,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 4;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.

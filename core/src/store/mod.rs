@@ -6,6 +6,7 @@ mod index;
 mod inspections;
 pub(crate) mod migrations;
 mod patrols;
+mod publish;
 mod registry;
 pub(crate) mod search;
 mod sync;
@@ -23,6 +24,9 @@ pub use patrols::MAX_POINTS_PER_APPEND;
 pub use registry::{ImportReport, ShopSummary};
 pub use sync::{ApplyReport, ChangeBatch, DocChange, SnapshotPage, SyncCursors};
 
+/// The schema version a store has after opening (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = migrations::LATEST_VERSION;
+
 /// How a store is opened.
 #[derive(Debug, Clone, Default)]
 pub struct StoreConfig {
@@ -33,6 +37,10 @@ pub struct StoreConfig {
     /// sync server sets this: it acknowledges a change only once it is durable.
     /// Devices keep WAL's `NORMAL`, which survives an app crash.
     pub durable: bool,
+    /// Keep a public listing (`pub/<code>`, the shop without its contact) for
+    /// every shop, written by this store: the sync server sets this so it can
+    /// send stewards listings instead of shops.
+    pub publish_listings: bool,
 }
 
 /// One device's (or the server's) store. Every public method runs in one SQLite
@@ -69,6 +77,22 @@ impl Store {
             index::create_search_buffer(&conn)?;
         }
         let actor = load_or_create_actor(&mut conn)?;
+        if config.publish_listings && version >= 4 {
+            let publishes = get_meta(&conn, publish::PUBLISHES)?;
+            if publishes.as_deref() != Some("1") {
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, '1')",
+                    [publish::PUBLISHES],
+                )?;
+                // Shops stored before publishing began get their listings now.
+                let tx = conn.transaction()?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO temp.publish_queue (id) SELECT id FROM shops",
+                    [],
+                )?;
+                commit(tx)?;
+            }
+        }
         let mut store = Store {
             conn,
             actor,
@@ -191,6 +215,7 @@ fn load_or_create_actor(conn: &mut Connection) -> Result<ActorId> {
 /// Commits a transaction after moving buffered search rows into the index.
 /// Every writing transaction ends here.
 pub(crate) fn commit(tx: Transaction<'_>) -> Result<()> {
+    publish::flush(&tx)?;
     index::flush_search(&tx)?;
     tx.commit()?;
     Ok(())
@@ -262,6 +287,7 @@ pub(crate) fn write_document(
 pub(crate) fn kind_name(id: &str) -> &'static str {
     match id.split_once('/').map(|(k, _)| k) {
         Some("shop") => "shop",
+        Some("pub") => "public listing",
         Some("tmpl") => "checklist template",
         Some("cat") => "category",
         Some("insp") => "inspection",

@@ -44,7 +44,7 @@ pub struct ImportReport {
 
 const SUMMARY_COLUMNS: &str = "id, code, name, address, street, lane, category, status, lat, lon";
 const SHOP_COLUMNS: &str = "code, name, address, category, contact_person, contact_phone, zone, \
-     letter_version, letter_signed, street, lane, tags, status";
+     letter_version, letter_signed, street, lane, tags, status, subdistrict";
 
 impl Store {
     /// Imports a registry (from the district's list): new codes are created,
@@ -136,11 +136,7 @@ impl Store {
 
     /// A shop by document id.
     pub fn shop(&self, id: &str) -> Result<Shop> {
-        self.conn
-            .prepare_cached(&format!("SELECT {SHOP_COLUMNS} FROM shops WHERE id = ?1"))?
-            .query_row([id], shop_from_row)
-            .optional()?
-            .ok_or_else(|| Error::not_found("shop", id))?
+        read_shop(&self.conn, id)
     }
 
     /// A shop by its code, typed or read from a signboard.
@@ -341,6 +337,9 @@ fn validate_patch(mut p: ShopPatch) -> Result<ShopPatch> {
     if let Some(l) = &mut p.letter {
         l.version = required_text("letter.version", &l.version, 30)?;
     }
+    if let Some(sub) = &p.subdistrict {
+        p.subdistrict = Some(optional_text("subdistrict", sub.as_deref(), 50)?);
+    }
     if let Some(v) = &p.street {
         p.street = Some(required_text("street", v, 50)?);
     }
@@ -361,7 +360,7 @@ fn validate_patch(mut p: ShopPatch) -> Result<ShopPatch> {
 
 /// Writes each changed field on its own key, so concurrent edits of different
 /// fields all survive a merge.
-fn write_patch(d: &mut AutoCommit, p: &ShopPatch) -> Result<()> {
+pub(crate) fn write_patch(d: &mut AutoCommit, p: &ShopPatch) -> Result<()> {
     let root = ROOT;
     if let Some(v) = &p.name {
         doc::put_field(d, &root, "name", v)?;
@@ -384,6 +383,9 @@ fn write_patch(d: &mut AutoCommit, p: &ShopPatch) -> Result<()> {
         let letter = doc::map_at(d, "letter")?;
         doc::put_field(d, &letter, "version", &l.version)?;
         doc::put_field(d, &letter, "signed_on", &l.signed_on)?;
+    }
+    if let Some(v) = &p.subdistrict {
+        doc::put_field(d, &root, "subdistrict", v)?;
     }
     if let Some(v) = &p.street {
         doc::put_field(d, &root, "street", v)?;
@@ -434,6 +436,14 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<Result<ShopSummary>> {
     }))
 }
 
+/// A shop from the index by document id.
+pub(crate) fn read_shop(conn: &rusqlite::Connection, id: &str) -> Result<Shop> {
+    conn.prepare_cached(&format!("SELECT {SHOP_COLUMNS} FROM shops WHERE id = ?1"))?
+        .query_row([id], shop_from_row)
+        .optional()?
+        .ok_or_else(|| Error::not_found("shop", id))?
+}
+
 fn shop_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Shop>> {
     let code: String = r.get(0)?;
     let parse = || -> Result<Shop> {
@@ -464,6 +474,7 @@ fn shop_from_row(r: &Row<'_>) -> rusqlite::Result<Result<Shop>> {
             },
             zone: Zone::decode(&zone)?,
             letter,
+            subdistrict: r.get(13)?,
             street: r.get(9)?,
             lane: r.get(10)?,
             tags: tags

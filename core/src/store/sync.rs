@@ -5,13 +5,13 @@
 use std::collections::{BTreeSet, HashMap};
 
 use automerge::{AutoCommit, Change, ReadDoc as _};
-use rusqlite::{OptionalExtension, Transaction, named_params, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
     Origin, Store, build_in_parallel, commit, get_meta, index, kind_name, load_doc, persist,
     set_meta, write_document,
 };
-use crate::access::{self, Touched, VISIBLE_DOC, Visibility, Writer};
+use crate::access::{self, Touched, Visibility, Writer, visible_doc};
 use crate::error::{Error, Result};
 
 /// One Automerge change to one document, as bytes.
@@ -100,12 +100,13 @@ impl Store {
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
         let sql = format!(
             "SELECT count(*) FROM changes WHERE seq > :after AND {}",
-            VISIBLE_DOC.replace("{doc}", "doc_id")
+            visible_doc("doc_id")
         );
-        let n: i64 = self.conn.prepare_cached(&sql)?.query_row(
-            named_params! { ":after": after, ":user": reader.user() },
-            |r| r.get(0),
-        )?;
+        let bind = reader.bindings();
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(bind.with(&[(":after", &after)]).as_slice(), |r| r.get(0))?;
         Ok(n.unsigned_abs())
     }
 
@@ -140,16 +141,14 @@ impl Store {
                 "SELECT seq, doc_id, hash FROM changes
                  WHERE seq > :after AND (:own = 0 OR local = 1) AND {}
                  ORDER BY seq LIMIT :limit",
-                VISIBLE_DOC.replace("{doc}", "doc_id")
+                visible_doc("doc_id")
             );
+            let bind = reader.bindings();
+            let page = i64::from(limit) + 1;
             let mut stmt = self.conn.prepare_cached(&sql)?;
             stmt.query_map(
-                named_params! {
-                    ":after": after,
-                    ":own": own_only,
-                    ":user": reader.user(),
-                    ":limit": i64::from(limit) + 1,
-                },
+                bind.with(&[(":after", &after), (":own", &own_only), (":limit", &page)])
+                    .as_slice(),
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?
             .collect::<rusqlite::Result<_>>()?
@@ -248,16 +247,16 @@ impl Store {
         let limit = limit.max(1);
         let sql = format!(
             "SELECT id, data FROM documents WHERE id > :after AND {} ORDER BY id LIMIT :limit",
-            VISIBLE_DOC.replace("{doc}", "id")
+            visible_doc("id")
         );
+        let bind = reader.bindings();
+        let after = after.unwrap_or("");
+        let page = i64::from(limit) + 1;
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut docs: Vec<DocChange> = stmt
             .query_map(
-                named_params! {
-                    ":after": after.unwrap_or(""),
-                    ":user": reader.user(),
-                    ":limit": i64::from(limit) + 1,
-                },
+                bind.with(&[(":after", &after), (":limit", &page)])
+                    .as_slice(),
                 |r| {
                     Ok(DocChange {
                         doc_id: r.get(0)?,
@@ -275,16 +274,41 @@ impl Store {
         })
     }
 
+    /// The named documents, whole, those of them the reader may see.
+    pub fn visible_documents(&self, ids: &[String], reader: &Visibility) -> Result<Vec<DocChange>> {
+        let sql = format!(
+            "SELECT id, data FROM documents WHERE id = :id AND {}",
+            visible_doc("id")
+        );
+        let bind = reader.bindings();
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let found = stmt
+                .query_row(bind.with(&[(":id", id)]).as_slice(), |r| {
+                    Ok(DocChange {
+                        doc_id: r.get(0)?,
+                        bytes: r.get(1)?,
+                    })
+                })
+                .optional()?;
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
     /// Documents a reader may see after `after` in a snapshot (for progress).
     pub fn count_documents_after(&self, after: Option<&str>, reader: &Visibility) -> Result<u64> {
         let sql = format!(
             "SELECT count(*) FROM documents WHERE id > :after AND {}",
-            VISIBLE_DOC.replace("{doc}", "id")
+            visible_doc("id")
         );
-        let n: i64 = self.conn.prepare_cached(&sql)?.query_row(
-            named_params! { ":after": after.unwrap_or(""), ":user": reader.user() },
-            |r| r.get(0),
-        )?;
+        let bind = reader.bindings();
+        let after = after.unwrap_or("");
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(bind.with(&[(":after", &after)]).as_slice(), |r| r.get(0))?;
         Ok(n.unsigned_abs())
     }
 
@@ -307,6 +331,38 @@ impl Store {
         docs: &[DocChange],
         feed_head: u64,
         last_page: bool,
+    ) -> Result<usize> {
+        self.load_whole(docs, |tx| {
+            if last_page {
+                set_meta(tx, PULLED, &feed_head.to_string())?;
+                tx.execute("DELETE FROM meta WHERE key = ?1", [SNAPSHOT])?;
+            } else if let Some(last) = docs.last() {
+                set_meta(tx, SNAPSHOT, &format!("{feed_head}\t{}", last.doc_id))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Merges whole documents (saved form) into this store, all or nothing:
+    /// how a device heals a document whose earlier history it never received,
+    /// because the document only now came into its area.
+    pub fn load_documents(&mut self, docs: &[DocChange]) -> Result<usize> {
+        self.load_whole(docs, |_| Ok(()))
+    }
+
+    /// Forgets where pulling stands, so the next sync starts again from a
+    /// snapshot (the server moved this user to another area). Documents stay;
+    /// the snapshot merges into them.
+    pub fn restart_pull(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM meta WHERE key IN (?1, ?2)", [PULLED, SNAPSHOT])?;
+        commit(tx)
+    }
+
+    fn load_whole(
+        &mut self,
+        docs: &[DocChange],
+        finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<usize> {
         for (i, d) in docs.iter().enumerate() {
             if kind_name(&d.doc_id) == "record" || d.doc_id.len() > 200 {
@@ -352,12 +408,7 @@ impl Store {
                 Ok(())
             },
         )?;
-        if last_page {
-            set_meta(&tx, PULLED, &feed_head.to_string())?;
-            tx.execute("DELETE FROM meta WHERE key = ?1", [SNAPSHOT])?;
-        } else if let Some(last) = docs.last() {
-            set_meta(&tx, SNAPSHOT, &format!("{feed_head}\t{}", last.doc_id))?;
-        }
+        finish(&tx)?;
         commit(tx)?;
         Ok(docs.len())
     }
@@ -557,6 +608,7 @@ fn check_access(
     use index::Entity as E;
     let touched = match (before, after) {
         (_, E::Shop(_)) => Touched::Shop,
+        (_, E::Listing(_)) => Touched::Listing,
         (_, E::Template(_)) => Touched::Template,
         (_, E::Category(_)) => Touched::Category,
         (b, E::Inspection(a)) => Touched::Inspection {

@@ -28,6 +28,7 @@ pub fn config() -> StoreConfig {
     StoreConfig {
         qr_hosts: vec![HOST.to_string()],
         durable: false,
+        publish_listings: false,
     }
 }
 

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, TimeZone, Utc};
 use menqian_core::client::{RetryPolicy, SyncClient};
-use menqian_core::{Role, Store, StoreConfig};
+use menqian_core::{Area, NewInspection, Role, Store, StoreConfig};
 use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
 
 pub const HOST: &str = menqian_fixtures::DEMO_HOST;
@@ -35,20 +35,26 @@ pub fn seed_with(dir: &std::path::Path, shops: usize) {
         .unwrap();
     docs.import_registry(menqian_fixtures::registry(shops).unwrap())
         .unwrap();
-    for (id, role) in [
-        ("officer-1", Role::Officer),
-        ("officer-2", Role::Officer),
-        ("steward-1", Role::Steward),
-        ("supervisor-1", Role::Supervisor),
-    ] {
-        s.add_user(&User {
-            id: id.into(),
-            name: id.into(),
-            role,
-            area: "丰台区".into(),
-        })
-        .unwrap();
+    for (id, role, area) in users() {
+        s.add_user(&User::new(id, id, role, area)).unwrap();
     }
+}
+
+/// The seeded users: two officers of 右安门街道 (the whole demo street), a
+/// steward of 富义街东一巷, a supervisor and an administrator of the district.
+pub fn users() -> Vec<(&'static str, Role, Area)> {
+    let home = Area::Subdistrict(menqian_fixtures::SUBDISTRICTS[0].into());
+    vec![
+        ("officer-1", Role::Officer, home.clone()),
+        ("officer-2", Role::Officer, home),
+        (
+            "steward-1",
+            Role::Steward,
+            Area::Lanes(vec![menqian_fixtures::DEMO_LANES[0].into()]),
+        ),
+        ("supervisor-1", Role::Supervisor, Area::District),
+        ("admin", Role::Admin, Area::District),
+    ]
 }
 
 impl TestServer {
@@ -112,6 +118,20 @@ impl TestServer {
     pub fn documents(&self) -> Vec<(String, serde_json::Value)> {
         self.admin().documents().documents_json().unwrap()
     }
+
+    /// The server's documents that `user` may receive, by the rules as stated
+    /// in docs/protocol.md, computed here from the documents' JSON: an oracle
+    /// independent of the server's SQL.
+    pub fn documents_for(&self, user: &str) -> Vec<(String, serde_json::Value)> {
+        let u = self
+            .admin()
+            .users()
+            .unwrap()
+            .into_iter()
+            .find(|u| u.id == user)
+            .unwrap();
+        visible_to(self.documents(), &u.id, u.role, &u.area)
+    }
 }
 
 impl Drop for TestServer {
@@ -142,6 +162,7 @@ impl Device {
             StoreConfig {
                 qr_hosts: vec![HOST.into()],
                 durable: false,
+                publish_listings: false,
             },
         )
         .unwrap();
@@ -175,17 +196,43 @@ impl Device {
     }
 }
 
-/// The server's documents a steward may see: the registry, checklists and
-/// categories, and their own reports and patrols.
-pub fn visible_to_steward(
+/// The documents a user may receive (see [`TestServer::documents_for`]).
+pub fn visible_to(
     docs: Vec<(String, serde_json::Value)>,
     user: &str,
+    role: Role,
+    area: &Area,
 ) -> Vec<(String, serde_json::Value)> {
+    let in_area = |sub: &serde_json::Value, lane: &serde_json::Value| match area {
+        Area::District => true,
+        Area::Subdistrict(s) => sub.as_str() == Some(s),
+        Area::Lanes(lanes) => lanes.iter().any(|l| lane.as_str() == Some(l)),
+    };
+    let shops: std::collections::HashMap<String, serde_json::Value> = docs
+        .iter()
+        .filter(|(id, _)| id.starts_with("shop/"))
+        .map(|(id, d)| (id.clone(), d.clone()))
+        .collect();
+    let shop_in_area = |id: &serde_json::Value| {
+        id.as_str()
+            .and_then(|id| shops.get(id))
+            .is_some_and(|s| in_area(&s["subdistrict"], &s["lane"]))
+    };
+    let steward = role == Role::Steward;
     docs.into_iter()
-        .filter(|(id, doc)| match id.split_once('/').map(|(k, _)| k) {
-            Some("shop" | "tmpl" | "cat") => true,
-            Some("case") => doc["reported_by"] == user,
-            Some("patrol") => doc["user"] == user,
+        .filter(|(id, d)| match id.split_once('/').map(|(k, _)| k) {
+            Some("tmpl" | "cat") => true,
+            Some("case") if d["reported_by"] == user => true,
+            Some("patrol") if d["user"] == user => true,
+            Some("pub") => steward && in_area(&d["subdistrict"], &d["lane"]),
+            _ if steward => false,
+            _ if *area == Area::District => true,
+            Some("shop") => in_area(&d["subdistrict"], &d["lane"]),
+            Some("insp") => shop_in_area(&d["shop_id"]),
+            Some("case") => match d["shop_id"].as_str().and_then(|s| shops.get(s)) {
+                Some(shop) => in_area(&shop["subdistrict"], &shop["lane"]),
+                None => in_area(&d["subdistrict"], &d["lane"]),
+            },
             _ => false,
         })
         .collect()
@@ -201,4 +248,29 @@ pub fn pass_every_item(store: &mut Store, inspection: &str) {
         };
         store.record_item(inspection, &code, pass).unwrap();
     }
+}
+
+/// An hour of 2026-07-01 (UTC), the test day.
+pub fn at(h: i64) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 7, 1, 1, 0, 0).unwrap() + Duration::hours(h)
+}
+
+/// Starts an inspection of `shop_id` as `who`, and passes and submits it if `submit`.
+pub fn inspect(d: &mut Device, shop_id: &str, who: &str, submit: bool) -> String {
+    let id = d
+        .store
+        .start_inspection(NewInspection {
+            shop_id: shop_id.into(),
+            template_id: "beijing-1v5".into(),
+            template_version: None,
+            inspector: who.into(),
+            started_at: at(1),
+            fix: None,
+        })
+        .unwrap();
+    if submit {
+        pass_every_item(&mut d.store, &id);
+        d.store.submit_inspection(&id, at(2)).unwrap();
+    }
+    id
 }
