@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every check and every test of the workspace: format, lints, then the
-# test suites (unit, integration, and the 200-case convergence property test).
-# CI runs exactly this (.ci/run). It needs only a Rust toolchain with cargo;
-# cargo fetches the crates. Benchmarks are not run here (docs/benchmarks.md).
+# Runs every check and every test: format, lints, the Rust test suites (unit,
+# integration, the 200-case convergence property test), the Kotlin layer's JVM
+# tests against the real library and a real server, and a syntax check of every
+# Swift file. CI runs exactly this (.ci/run). It needs a Rust toolchain, Java 17,
+# npm and Python 3; scripts/tools.sh installs kotlinc, JNA and tree-sitter.
+# Benchmarks are not run here (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +29,8 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked
 fi
+echo "== Kotlin (JVM tests of the Android library module)"
+bash scripts/kotlin-test.sh
+echo "== Swift (syntax of every .swift file under ios/)"
+source scripts/tools.sh
+PYTHONPATH="$TREE_SITTER_PY" python3 scripts/swift-check.py ios

@@ -1,0 +1,129 @@
+package cn.menqian.app
+
+import android.app.Application
+import androidx.lifecycle.AndroidViewModel
+import androidx.lifecycle.viewModelScope
+import cn.menqian.Answer
+import cn.menqian.Problem
+import cn.menqian.SyncState
+import cn.menqian.core.CaseReport
+import cn.menqian.core.CaseRow
+import cn.menqian.core.InspectionView
+import cn.menqian.core.Outcome
+import cn.menqian.core.ReportSource
+import cn.menqian.core.ShopRow
+import cn.menqian.core.ShopView
+import cn.menqian.core.SubmitResult
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.launch
+
+/** Screen state for the whole app; every action goes through the core. */
+class AppViewModel(app: Application) : AndroidViewModel(app) {
+    private val menqian = (app as MenqianApp).menqian
+    val account = app.let { (it as MenqianApp).account }
+
+    val problem = MutableStateFlow<Problem?>(null)
+    val today = MutableStateFlow<List<ShopRow>>(emptyList())
+    val shop = MutableStateFlow<ShopView?>(null)
+    val inspection = MutableStateFlow<InspectionView?>(null)
+    val submitted = MutableStateFlow<SubmitResult?>(null)
+    val cases = MutableStateFlow<List<CaseRow>>(emptyList())
+    val pending = MutableStateFlow(0L)
+    private val _sync = MutableStateFlow<SyncState?>(null)
+    val sync: StateFlow<SyncState?> = _sync
+    private var syncJob: Job? = null
+
+    private fun <T> Answer<T>.handled(): T? = when (this) {
+        is Answer.Ok -> value
+        is Answer.Err -> {
+            problem.value = this.problem
+            null
+        }
+    }
+
+    fun enroll(server: String, code: String, deviceName: String, done: () -> Unit) =
+        viewModelScope.launch {
+            menqian.enroll(server.trim(), code.trim(), deviceName).handled()?.let {
+                account.save(server.trim(), it.userId, it.role, it.token)
+                done()
+                syncNow()
+            }
+        }
+
+    /** Today's list: the shops of a street (or the search result). */
+    fun loadToday(street: String = "富义街", query: String = "") = viewModelScope.launch {
+        val rows = if (query.isBlank()) menqian.shopsOn(street) else menqian.search(query)
+        rows.handled()?.let { today.value = it }
+        menqian.pendingChanges().handled()?.let { pending.value = it }
+    }
+
+    fun scanned(payload: String, open: (String) -> Unit) = viewModelScope.launch {
+        menqian.scan(payload).handled()?.let {
+            shop.value = it
+            open(it.id)
+        }
+    }
+
+    fun openShop(id: String) = viewModelScope.launch {
+        menqian.shop(id).handled()?.let { shop.value = it }
+    }
+
+    fun startInspection(shopId: String, fix: cn.menqian.core.Fix?, open: (String) -> Unit) =
+        viewModelScope.launch {
+            val user = account.user ?: return@launch
+            menqian.startInspection(shopId, "beijing-1v5", user, System.currentTimeMillis(), fix)
+                .handled()?.let { id ->
+                    submitted.value = null
+                    refreshInspection(id)
+                    open(id)
+                }
+        }
+
+    private suspend fun refreshInspection(id: String) {
+        menqian.inspection(id).handled()?.let { inspection.value = it }
+    }
+
+    fun record(id: String, code: String, outcome: Outcome, photo: String?) = viewModelScope.launch {
+        menqian.record(id, code, outcome, photos = listOfNotNull(photo)).handled()
+        refreshInspection(id)
+    }
+
+    fun submit(id: String) = viewModelScope.launch {
+        menqian.submit(id, System.currentTimeMillis()).handled()?.let { submitted.value = it }
+        refreshInspection(id)
+    }
+
+    fun report(category: String, description: String, lat: Double, lon: Double, shopId: String?, photo: String?, done: () -> Unit) =
+        viewModelScope.launch {
+            val user = account.user ?: return@launch
+            val source = if (account.role == "steward") ReportSource.STEWARD else ReportSource.INSPECTION
+            val report = CaseReport(
+                source, category, lat, lon, shopId, listOfNotNull(photo), description, user,
+                System.currentTimeMillis(),
+            )
+            menqian.report(report).handled()?.let { done() }
+        }
+
+    fun loadCases() = viewModelScope.launch {
+        menqian.cases().handled()?.let { cases.value = it }
+    }
+
+    fun syncNow() {
+        val server = account.server ?: return
+        val token = account.token ?: return
+        syncJob?.cancel()
+        syncJob = viewModelScope.launch {
+            menqian.sync(server, token).collect { state ->
+                _sync.value = state
+                if (state is SyncState.Failed && state.problem is Problem.Unauthorized) account.forget()
+            }
+            menqian.pendingChanges().handled()?.let { pending.value = it }
+        }
+    }
+
+    fun cancelSync() {
+        syncJob?.cancel()
+    }
+}

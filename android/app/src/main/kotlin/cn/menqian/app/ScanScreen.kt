@@ -1,0 +1,96 @@
+package cn.menqian.app
+
+import android.Manifest
+import androidx.activity.compose.rememberLauncherForActivityResult
+import androidx.activity.result.contract.ActivityResultContracts
+import androidx.camera.core.CameraSelector
+import androidx.camera.core.ImageAnalysis
+import androidx.camera.core.ImageProxy
+import androidx.camera.core.Preview
+import androidx.camera.lifecycle.ProcessCameraProvider
+import androidx.camera.view.PreviewView
+import androidx.compose.foundation.layout.Column
+import androidx.compose.foundation.layout.fillMaxSize
+import androidx.compose.foundation.layout.padding
+import androidx.compose.material3.Text
+import androidx.compose.runtime.Composable
+import androidx.compose.runtime.LaunchedEffect
+import androidx.compose.runtime.getValue
+import androidx.compose.runtime.mutableStateOf
+import androidx.compose.runtime.remember
+import androidx.compose.runtime.setValue
+import androidx.compose.ui.Modifier
+import androidx.compose.ui.platform.LocalContext
+import androidx.compose.ui.platform.LocalLifecycleOwner
+import androidx.compose.ui.unit.dp
+import androidx.compose.ui.viewinterop.AndroidView
+import androidx.core.content.ContextCompat
+import com.google.zxing.BarcodeFormat
+import com.google.zxing.BinaryBitmap
+import com.google.zxing.DecodeHintType
+import com.google.zxing.MultiFormatReader
+import com.google.zxing.NotFoundException
+import com.google.zxing.PlanarYUVLuminanceSource
+import com.google.zxing.common.HybridBinarizer
+import java.util.concurrent.Executors
+import java.util.concurrent.atomic.AtomicBoolean
+
+/**
+ * Scans a signboard QR code with CameraX and ZXing (no Google Play services):
+ * the first payload decoded goes to [onPayload]; the core decides whether it is
+ * one of this district's codes.
+ */
+@Composable
+fun ScanScreen(onPayload: (String) -> Unit) {
+    val context = LocalContext.current
+    val owner = LocalLifecycleOwner.current
+    var allowed by remember { mutableStateOf(false) }
+    val permission = rememberLauncherForActivityResult(ActivityResultContracts.RequestPermission()) { allowed = it }
+    LaunchedEffect(Unit) { permission.launch(Manifest.permission.CAMERA) }
+    if (!allowed) {
+        Column(Modifier.padding(16.dp)) { Text("扫码需要相机权限；也可以在首页输入门牌码搜索") }
+        return
+    }
+    val done = remember { AtomicBoolean(false) }
+    AndroidView(modifier = Modifier.fillMaxSize(), factory = { ctx ->
+        val view = PreviewView(ctx)
+        val providerFuture = ProcessCameraProvider.getInstance(ctx)
+        providerFuture.addListener({
+            val provider = providerFuture.get()
+            val preview = Preview.Builder().build().also { it.surfaceProvider = view.surfaceProvider }
+            val analysis = ImageAnalysis.Builder()
+                .setBackpressureStrategy(ImageAnalysis.STRATEGY_KEEP_ONLY_LATEST)
+                .build()
+            val reader = MultiFormatReader().apply {
+                setHints(mapOf(DecodeHintType.POSSIBLE_FORMATS to listOf(BarcodeFormat.QR_CODE)))
+            }
+            analysis.setAnalyzer(Executors.newSingleThreadExecutor()) { image ->
+                val text = decode(reader, image)
+                image.close()
+                if (text != null && done.compareAndSet(false, true)) {
+                    ContextCompat.getMainExecutor(ctx).execute { onPayload(text) }
+                }
+            }
+            provider.unbindAll()
+            provider.bindToLifecycle(owner, CameraSelector.DEFAULT_BACK_CAMERA, preview, analysis)
+        }, ContextCompat.getMainExecutor(context))
+        view
+    })
+}
+
+/** Decodes a QR code from the luminance plane of a camera frame, or null. */
+private fun decode(reader: MultiFormatReader, image: ImageProxy): String? {
+    val plane = image.planes[0]
+    val buffer = plane.buffer
+    val bytes = ByteArray(buffer.remaining()).also { buffer.get(it) }
+    val source = PlanarYUVLuminanceSource(
+        bytes, plane.rowStride, image.height, 0, 0, image.width, image.height, false,
+    )
+    return try {
+        reader.decodeWithState(BinaryBitmap(HybridBinarizer(source))).text
+    } catch (_: NotFoundException) {
+        null
+    } finally {
+        reader.reset()
+    }
+}

@@ -1,0 +1,237 @@
+package cn.menqian.app
+
+import android.Manifest
+import android.annotation.SuppressLint
+import android.content.Context
+import android.content.Intent
+import android.location.Location
+import android.location.LocationManager
+import android.net.Uri
+import androidx.activity.compose.rememberLauncherForActivityResult
+import androidx.activity.result.contract.ActivityResultContracts
+import androidx.compose.foundation.clickable
+import androidx.compose.foundation.layout.Arrangement
+import androidx.compose.foundation.layout.Column
+import androidx.compose.foundation.layout.Row
+import androidx.compose.foundation.layout.fillMaxWidth
+import androidx.compose.foundation.layout.padding
+import androidx.compose.foundation.lazy.LazyColumn
+import androidx.compose.foundation.lazy.items
+import androidx.compose.material3.Button
+import androidx.compose.material3.FilterChip
+import androidx.compose.material3.LinearProgressIndicator
+import androidx.compose.material3.OutlinedButton
+import androidx.compose.material3.OutlinedTextField
+import androidx.compose.material3.Text
+import androidx.compose.runtime.Composable
+import androidx.compose.runtime.LaunchedEffect
+import androidx.compose.runtime.collectAsState
+import androidx.compose.runtime.getValue
+import androidx.compose.runtime.mutableStateOf
+import androidx.compose.runtime.remember
+import androidx.compose.runtime.setValue
+import androidx.compose.ui.Modifier
+import androidx.compose.ui.platform.LocalContext
+import androidx.compose.ui.unit.dp
+import androidx.core.content.FileProvider
+import cn.menqian.SyncState
+import cn.menqian.core.Fix
+import cn.menqian.core.Outcome
+import java.io.File
+
+private val pad = Modifier.padding(16.dp)
+
+@Composable
+fun EnrollScreen(vm: AppViewModel, done: () -> Unit) {
+    var server by remember { mutableStateOf("http://") }
+    var code by remember { mutableStateOf("") }
+    Column(pad, verticalArrangement = Arrangement.spacedBy(12.dp)) {
+        Text("设备登记")
+        OutlinedTextField(server, { server = it }, label = { Text("服务器地址") })
+        OutlinedTextField(code, { code = it.uppercase() }, label = { Text("一次性登记码（8位）") })
+        Button(onClick = { vm.enroll(server, code, android.os.Build.MODEL, done) }, enabled = code.length == 8) {
+            Text("登记本机")
+        }
+    }
+}
+
+@Composable
+fun TodayScreen(
+    vm: AppViewModel,
+    openShop: (String) -> Unit,
+    scan: () -> Unit,
+    report: () -> Unit,
+    patrol: () -> Unit,
+    sync: () -> Unit,
+) {
+    val shops by vm.today.collectAsState()
+    val pending by vm.pending.collectAsState()
+    var query by remember { mutableStateOf("") }
+    LaunchedEffect(query) { vm.loadToday(query = query) }
+    Column(pad) {
+        Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
+            Button(onClick = scan) { Text("扫码") }
+            OutlinedButton(onClick = report) { Text("上报") }
+            OutlinedButton(onClick = patrol) { Text("巡查") }
+            OutlinedButton(onClick = sync) { Text(if (pending > 0) "同步（$pending）" else "同步") }
+        }
+        OutlinedTextField(query, { query = it }, label = { Text("搜索店名或地址") }, modifier = Modifier.fillMaxWidth())
+        LazyColumn {
+            items(shops, key = { it.id }) { s ->
+                Column(Modifier.fillMaxWidth().clickable { openShop(s.id) }.padding(vertical = 8.dp)) {
+                    Text(s.name)
+                    Text(s.address)
+                }
+            }
+        }
+    }
+}
+
+@Composable
+fun ShopScreen(vm: AppViewModel, id: String, inspect: (String) -> Unit, report: () -> Unit) {
+    val shop by vm.shop.collectAsState()
+    val context = LocalContext.current
+    LaunchedEffect(id) { vm.openShop(id) }
+    val s = shop ?: return
+    Column(pad, verticalArrangement = Arrangement.spacedBy(8.dp)) {
+        Text(s.name)
+        Text("${s.category} · ${s.address}")
+        Text("门牌码 ${s.code}")
+        if (s.contactPerson.isNotEmpty()) Text("联系人 ${s.contactPerson} ${s.contactPhone}")
+        Text(if (s.letter != null) "已签责任书（${s.letter}）" else "未签责任书")
+        if (s.tags.isNotEmpty()) Text(s.tags.joinToString("、"))
+        if (vm.account.role != "steward") {
+            Button(onClick = { vm.startInspection(s.id, lastFix(context), inspect) }) { Text("开始检查") }
+        }
+        OutlinedButton(onClick = report) { Text("上报问题") }
+    }
+}
+
+@Composable
+fun ChecklistScreen(vm: AppViewModel, id: String) {
+    val inspection by vm.inspection.collectAsState()
+    val submitted by vm.submitted.collectAsState()
+    val context = LocalContext.current
+    var photoFor by remember { mutableStateOf<Pair<String, File>?>(null) }
+    val camera = rememberLauncherForActivityResult(ActivityResultContracts.TakePicture()) { saved ->
+        val (code, file) = photoFor ?: return@rememberLauncherForActivityResult
+        // Photos cross into the core as file paths (issue 5 turns them into evidence).
+        if (saved) vm.record(id, code, Outcome.FAIL, file.path)
+        photoFor = null
+    }
+    val i = inspection ?: return
+    Column(pad) {
+        Text(i.checklist)
+        submitted?.let { Text("得分 ${it.score} · ${it.verdict}") }
+        LazyColumn(Modifier.weight(1f)) {
+            items(i.lines, key = { it.code }) { line ->
+                Column(Modifier.padding(vertical = 8.dp)) {
+                    Text("${line.duty}｜${line.text}")
+                    Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
+                        FilterChip(line.outcome == Outcome.PASS, { vm.record(id, line.code, Outcome.PASS, null) }, { Text("合格") }, enabled = !i.submitted)
+                        FilterChip(line.outcome == Outcome.FAIL, {
+                            if (line.photoOnFail) {
+                                val file = evidenceFile(context)
+                                photoFor = line.code to file
+                                camera.launch(photoUri(context, file))
+                            } else {
+                                vm.record(id, line.code, Outcome.FAIL, null)
+                            }
+                        }, { Text("不合格") }, enabled = !i.submitted)
+                        FilterChip(line.outcome == Outcome.NOT_APPLICABLE, { vm.record(id, line.code, Outcome.NOT_APPLICABLE, null) }, { Text("不适用") }, enabled = !i.submitted)
+                    }
+                }
+            }
+        }
+        if (!i.submitted) Button(onClick = { vm.submit(id) }, modifier = Modifier.fillMaxWidth()) { Text("提交检查") }
+    }
+}
+
+@Composable
+fun ReportScreen(vm: AppViewModel, done: () -> Unit) {
+    val shop by vm.shop.collectAsState()
+    val context = LocalContext.current
+    var category by remember { mutableStateOf("0504") }
+    var description by remember { mutableStateOf("") }
+    var photo by remember { mutableStateOf<File?>(null) }
+    val camera = rememberLauncherForActivityResult(ActivityResultContracts.TakePicture()) { saved ->
+        if (!saved) photo = null
+    }
+    Column(pad, verticalArrangement = Arrangement.spacedBy(8.dp)) {
+        Text(shop?.let { "上报：${it.name}" } ?: "上报问题")
+        OutlinedTextField(category, { category = it }, label = { Text("问题类别编码（如 0504 店外经营）") })
+        OutlinedTextField(description, { description = it }, label = { Text("问题描述") })
+        OutlinedButton(onClick = {
+            val file = evidenceFile(context)
+            photo = file
+            camera.launch(photoUri(context, file))
+        }) { Text(if (photo == null) "拍照" else "重新拍照") }
+        Button(onClick = {
+            val fix = lastFix(context)
+            val lat = fix?.lat ?: shop?.lat ?: return@Button
+            val lon = fix?.lon ?: shop?.lon ?: return@Button
+            vm.report(category, description, lat, lon, shop?.id, photo?.path, done)
+        }) { Text("提交上报") }
+    }
+}
+
+@Composable
+fun PatrolScreen(vm: AppViewModel) {
+    val context = LocalContext.current
+    var running by remember { mutableStateOf(PatrolService.running) }
+    val permission = rememberLauncherForActivityResult(ActivityResultContracts.RequestPermission()) { granted ->
+        if (granted) {
+            context.startForegroundService(Intent(context, PatrolService::class.java))
+            running = true
+        }
+    }
+    Column(pad, verticalArrangement = Arrangement.spacedBy(12.dp)) {
+        Text(if (running) "巡查中：轨迹每秒记录一次，锁屏也继续" else "开始巡查后记录 GPS 轨迹")
+        if (running) {
+            Button(onClick = {
+                context.startService(Intent(context, PatrolService::class.java).setAction(PatrolService.STOP))
+                running = false
+            }) { Text("结束巡查") }
+        } else {
+            Button(onClick = { permission.launch(Manifest.permission.ACCESS_FINE_LOCATION) }) { Text("开始巡查") }
+        }
+    }
+}
+
+@Composable
+fun SyncScreen(vm: AppViewModel) {
+    val state by vm.sync.collectAsState()
+    val pending by vm.pending.collectAsState()
+    Column(pad, verticalArrangement = Arrangement.spacedBy(12.dp)) {
+        Text("待上传的修改：$pending")
+        when (val s = state) {
+            is SyncState.Running -> {
+                Text(if (s.phase.name == "PUSH") "正在上传…" else "正在下载…")
+                if (s.total > 0) LinearProgressIndicator(progress = { s.done.toFloat() / s.total })
+                OutlinedButton(onClick = vm::cancelSync) { Text("取消") }
+            }
+            is SyncState.Done -> Text("同步完成：上传 ${s.summary.pushed}，下载 ${s.summary.pulled}")
+            is SyncState.Failed -> Text(s.problem.text)
+            null -> Text("尚未同步")
+        }
+        Button(onClick = vm::syncNow, enabled = state !is SyncState.Running) { Text("立即同步") }
+    }
+}
+
+/** The newest GPS fix the phone has, if location is allowed. */
+@SuppressLint("MissingPermission")
+fun lastFix(context: Context): Fix? {
+    val lm = context.getSystemService(LocationManager::class.java) ?: return null
+    val location: Location = try {
+        lm.getLastKnownLocation(LocationManager.GPS_PROVIDER)
+    } catch (_: SecurityException) {
+        null
+    } ?: return null
+    return Fix(location.latitude, location.longitude, location.accuracy.toDouble(), location.time)
+}
+
+fun evidenceFile(context: Context): File =
+    File(context.filesDir, "evidence").apply { mkdirs() }.resolve("${System.currentTimeMillis()}.jpg")
+
+fun photoUri(context: Context, file: File): Uri =
+    FileProvider.getUriForFile(context, "cn.menqian.app.photos", file)

@@ -1,0 +1,189 @@
+package cn.menqian
+
+import cn.menqian.core.CancelHandle
+import cn.menqian.core.CaseReport
+import cn.menqian.core.CaseRow
+import cn.menqian.core.CaseState
+import cn.menqian.core.Enrollment
+import cn.menqian.core.Fix
+import cn.menqian.core.ImportSummary
+import cn.menqian.core.InspectionView
+import cn.menqian.core.MenqianException
+import cn.menqian.core.MenqianStore
+import cn.menqian.core.Outcome
+import cn.menqian.core.Phase
+import cn.menqian.core.ProgressListener
+import cn.menqian.core.ShopRow
+import cn.menqian.core.ShopView
+import cn.menqian.core.SubmitResult
+import cn.menqian.core.SyncSummary
+import cn.menqian.core.TrackFix
+import kotlinx.coroutines.CoroutineDispatcher
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.flow.flowOn
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+
+/** What a call gave: a value, or a [Problem] the screen can show or act on. */
+sealed interface Answer<out T> {
+    data class Ok<out T>(val value: T) : Answer<T>
+    data class Err(val problem: Problem) : Answer<Nothing>
+
+    /** The value, or null on a problem. */
+    fun valueOrNull(): T? = (this as? Ok)?.value
+}
+
+/** The core's errors, as cases a screen handles (messages are for showing). */
+sealed class Problem(val text: String) {
+    class Invalid(val field: String, reason: String) : Problem("$field: $reason")
+    class NotFound(what: String) : Problem("未找到：$what")
+    class BadQrCode(reason: String) : Problem("无法识别的门牌码：$reason")
+    class Incomplete(val codes: List<String>) : Problem("还有未检查的项目：${codes.joinToString()}")
+    class PhotoRequired(val code: String) : Problem("不合格项目 $code 需要拍照取证")
+    class NotAllowed(reason: String) : Problem(reason)
+    class Offline(reason: String) : Problem("网络不可用，记录已保存在手机上：$reason")
+    class Unauthorized(reason: String) : Problem("设备未授权，请重新登记：$reason")
+    class Rejected(val reason: String) : Problem("服务器拒绝：$reason")
+    class ServerError(reason: String) : Problem("服务器出错，稍后再试：$reason")
+    object Cancelled : Problem("已取消")
+    class Storage(reason: String) : Problem("手机存储出错：$reason")
+
+    override fun toString(): String = "${this::class.simpleName}($text)"
+
+    companion object {
+        fun of(e: MenqianException): Problem = when (e) {
+            is MenqianException.InvalidInput -> Invalid(e.field, e.reason)
+            is MenqianException.NotFound -> NotFound(e.what)
+            is MenqianException.BadQrCode -> BadQrCode(e.reason)
+            is MenqianException.IncompleteInspection -> Incomplete(e.codes)
+            is MenqianException.PhotoRequired -> PhotoRequired(e.code)
+            is MenqianException.NotAllowed -> NotAllowed(e.reason)
+            is MenqianException.Offline -> Offline(e.reason)
+            is MenqianException.Unauthorized -> Unauthorized(e.reason)
+            is MenqianException.Rejected -> Rejected(e.reason)
+            is MenqianException.Server -> ServerError(e.reason)
+            is MenqianException.Cancelled -> Cancelled
+            is MenqianException.Storage -> Storage(e.reason)
+        }
+    }
+}
+
+/** Where a sync stands, as a sync screen shows it. */
+sealed interface SyncState {
+    data class Running(val phase: Phase, val done: Long, val total: Long) : SyncState
+    data class Done(val summary: SyncSummary) : SyncState
+    data class Failed(val problem: Problem) : SyncState
+}
+
+/**
+ * The app's way into the core: every call runs on [io] and answers with an
+ * [Answer]; sync is a [Flow] of [SyncState] that cancels the sync when its
+ * collector goes away. Screens and view models use this, never the generated
+ * bindings directly.
+ */
+class Menqian(
+    val store: MenqianStore,
+    private val io: CoroutineDispatcher = Dispatchers.IO,
+) : AutoCloseable {
+
+    companion object {
+        suspend fun open(
+            path: String,
+            qrHosts: List<String>,
+            io: CoroutineDispatcher = Dispatchers.IO,
+        ): Answer<Menqian> = withContext(io) {
+            try {
+                Answer.Ok(Menqian(MenqianStore.open(path, qrHosts), io))
+            } catch (e: MenqianException) {
+                Answer.Err(Problem.of(e))
+            }
+        }
+    }
+
+    private suspend fun <T> call(block: MenqianStore.() -> T): Answer<T> = withContext(io) {
+        try {
+            Answer.Ok(store.block())
+        } catch (e: MenqianException) {
+            Answer.Err(Problem.of(e))
+        }
+    }
+
+    suspend fun importRegistry(json: String): Answer<ImportSummary> =
+        call { importRegistryJson(json, null) }
+
+    suspend fun importTemplates(json: String): Answer<UInt> = call { importTemplatesJson(json) }
+    suspend fun importCategories(json: String): Answer<Unit> = call { importCategoriesJson(json) }
+
+    suspend fun scan(payload: String): Answer<ShopView> = call { scan(payload) }
+    suspend fun shopByCode(code: String): Answer<ShopView> = call { shopByCode(code) }
+    suspend fun shop(id: String): Answer<ShopView> = call { shop(id) }
+    suspend fun search(text: String, limit: Int = 50): Answer<List<ShopRow>> =
+        call { searchShops(text, limit.toUInt()) }
+    suspend fun shopsOn(street: String, lane: String? = null): Answer<List<ShopRow>> =
+        call { shopsOn(street, lane) }
+
+    suspend fun startInspection(
+        shopId: String,
+        templateId: String,
+        inspector: String,
+        atMs: Long,
+        fix: Fix?,
+    ): Answer<String> = call { startInspection(shopId, templateId, inspector, atMs, fix) }
+
+    suspend fun inspection(id: String): Answer<InspectionView> = call { inspection(id) }
+
+    suspend fun record(
+        inspectionId: String,
+        code: String,
+        outcome: Outcome,
+        note: String? = null,
+        photos: List<String> = emptyList(),
+    ): Answer<Unit> = call { recordItem(inspectionId, code, outcome, note, photos) }
+
+    suspend fun submit(inspectionId: String, atMs: Long): Answer<SubmitResult> =
+        call { submitInspection(inspectionId, atMs) }
+
+    suspend fun report(report: CaseReport): Answer<String> = call { reportCase(report) }
+    suspend fun cases(status: CaseState? = null, limit: Int = 100): Answer<List<CaseRow>> =
+        call { cases(status, limit.toUInt()) }
+
+    suspend fun startPatrol(user: String, atMs: Long): Answer<String> = call { startPatrol(user, atMs) }
+    suspend fun appendTrack(patrolId: String, points: List<TrackFix>): Answer<Unit> =
+        call { appendTrack(patrolId, points) }
+    suspend fun stopPatrol(patrolId: String, atMs: Long): Answer<Unit> = call { stopPatrol(patrolId, atMs) }
+
+    suspend fun enroll(serverUrl: String, code: String, deviceName: String): Answer<Enrollment> =
+        call { enroll(serverUrl, code, deviceName) }
+
+    suspend fun pendingChanges(): Answer<Long> = call { pendingChanges().toLong() }
+
+    /**
+     * Syncs with the station: emits [SyncState.Running] as pages go, then one
+     * [SyncState.Done] or [SyncState.Failed]. Cancelling the collector cancels
+     * the sync at its next page; whatever finished stays.
+     */
+    fun sync(serverUrl: String, token: String): Flow<SyncState> = callbackFlow {
+        val cancel = CancelHandle()
+        val listener = object : ProgressListener {
+            override fun onProgress(phase: Phase, done: ULong, total: ULong): Boolean {
+                trySend(SyncState.Running(phase, done.toLong(), total.toLong()))
+                return true
+            }
+        }
+        launch {
+            val end = try {
+                SyncState.Done(store.sync(serverUrl, token, listener, cancel))
+            } catch (e: MenqianException) {
+                SyncState.Failed(Problem.of(e))
+            }
+            send(end)
+            close()
+        }
+        awaitClose { cancel.cancel() }
+    }.flowOn(io)
+
+    override fun close() = store.close()
+}

@@ -1,0 +1,258 @@
+package cn.menqian
+
+import cn.menqian.core.CancelHandle
+import cn.menqian.core.CaseReport
+import cn.menqian.core.MenqianException
+import cn.menqian.core.Outcome
+import cn.menqian.core.Phase
+import cn.menqian.core.ProgressListener
+import cn.menqian.core.ReportSource
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.runBlocking
+import java.io.File
+import java.net.ServerSocket
+import java.nio.file.Files
+import java.util.concurrent.TimeUnit
+import kotlin.system.exitProcess
+import kotlin.test.assertEquals
+import kotlin.test.assertFailsWith
+import kotlin.test.assertIs
+import kotlin.test.assertTrue
+import kotlin.test.fail
+
+/**
+ * JVM tests of the Kotlin layer over the real host-built library and a real
+ * sync server on 127.0.0.1 (scripts/kotlin-test.sh builds and runs them):
+ *   java -Dmenqian.repo=<repo> -Dmenqian.server=<menqian-sync-server binary> cn.menqian.MenqianTestKt
+ */
+const val HOST = "mq.fengtai.example.cn"
+const val DAY = 1_782_871_200_000L // 2026-07-01 10:00 Beijing
+
+val repo = File(System.getProperty("menqian.repo") ?: ".")
+fun fixture(name: String) = File(repo, "fixtures/data/$name").readText()
+
+fun <T> Answer<T>.ok(): T = when (this) {
+    is Answer.Ok -> value
+    is Answer.Err -> fail("expected a value, got $problem")
+}
+
+inline fun <reified P : Problem> Answer<*>.problem(): P = when (this) {
+    is Answer.Ok -> fail("expected ${P::class.simpleName}, got $value")
+    is Answer.Err -> assertIs<P>(problem)
+}
+
+/** A fresh phone store with the demo street, checklists and categories. */
+suspend fun phone(): Menqian {
+    val dir = Files.createTempDirectory("menqian-phone").toFile()
+    val m = Menqian.open(File(dir, "phone.sqlite").path, listOf(HOST)).ok()
+    return m
+}
+
+suspend fun seeded(): Menqian {
+    val m = phone()
+    val imported = m.importRegistry(fixture("fuyi-street.json")).ok()
+    assertEquals(120u, imported.created)
+    m.importTemplates(fixture("templates.json")).ok()
+    m.importCategories(fixture("categories.json")).ok()
+    return m
+}
+
+/** The station server binary, started on a free port with the demo district. */
+class Station : AutoCloseable {
+    val port = ServerSocket(0).use { it.localPort }
+    val url = "http://127.0.0.1:$port"
+    private val data = Files.createTempDirectory("menqian-station").toFile()
+    private val process: Process = ProcessBuilder(
+        System.getProperty("menqian.server") ?: fail("-Dmenqian.server is not set"),
+        "--demo", "--data", data.path, "--listen", "127.0.0.1:$port",
+    ).redirectError(ProcessBuilder.Redirect.DISCARD).start()
+    /** The one-time code the demo prints for officer-1. */
+    val code: String
+
+    init {
+        val out = process.inputStream.bufferedReader()
+        var found: String? = null
+        while (found == null) {
+            val line = out.readLine() ?: fail("the server exited before printing a code")
+            found = Regex("code \\(valid 24 h\\): ([A-Z0-9]{8})").find(line)?.groupValues?.get(1)
+        }
+        code = found
+        // Wait until it answers.
+        repeat(100) {
+            try {
+                java.net.Socket("127.0.0.1", port).close()
+                return@repeat
+            } catch (_: java.io.IOException) {
+                Thread.sleep(50)
+            }
+        }
+    }
+
+    override fun close() {
+        process.destroy()
+        process.waitFor(10, TimeUnit.SECONDS)
+    }
+}
+
+val tests: List<Pair<String, suspend () -> Unit>> = listOf(
+    "open a store, import the demo street, scan a signboard" to {
+        seeded().use { m ->
+            val first = m.shopsOn("富义街").ok().first()
+            val shop = m.scan("https://$HOST/s/${first.code}").ok()
+            assertEquals(first.name, shop.name)
+            assertEquals("右安门街道", shop.subdistrict)
+            assertEquals(shop.id, m.shopByCode(first.code).ok().id)
+            assertTrue(m.search(shop.name.take(2)).ok().any { it.id == shop.id })
+            assertEquals(120, m.shopsOn("富义街").ok().size)
+        }
+    },
+    "run and submit an inspection" to {
+        seeded().use { m ->
+            val shop = m.shopsOn("富义街").ok().first()
+            val id = m.startInspection(shop.id, "beijing-1v5", "officer-1", DAY, null).ok()
+            val lines = m.inspection(id).ok().lines
+            assertEquals("核实是否签订门前三包责任书", lines.first().text)
+            m.submit(id, DAY + 60_000).problem<Problem.Incomplete>()
+            for (line in lines) m.record(id, line.code, Outcome.PASS).ok()
+            val result = m.submit(id, DAY + 60_000).ok()
+            assertEquals(100u, result.score)
+            assertTrue(result.passed)
+            assertEquals("合格", result.verdict)
+            // Submitted: evidence, never changed again.
+            m.record(id, lines.first().code, Outcome.FAIL).problem<Problem.NotAllowed>()
+        }
+    },
+    "a failed item needs a photo before submitting" to {
+        seeded().use { m ->
+            val shop = m.shopsOn("富义街").ok().first()
+            val id = m.startInspection(shop.id, "beijing-1v5", "officer-1", DAY, null).ok()
+            val lines = m.inspection(id).ok().lines
+            val needsPhoto = lines.first { it.photoOnFail }
+            for (line in lines) m.record(id, line.code, Outcome.PASS).ok()
+            m.record(id, needsPhoto.code, Outcome.FAIL, "门前堆物").ok()
+            val refused = m.submit(id, DAY + 1).problem<Problem.PhotoRequired>()
+            assertEquals(needsPhoto.code, refused.code)
+            m.record(id, needsPhoto.code, Outcome.FAIL, "门前堆物", listOf("photo-1")).ok()
+            val result = m.submit(id, DAY + 1).ok()
+            assertEquals("需整改", result.verdict)
+            assertEquals(listOf(needsPhoto.code), result.failed)
+        }
+    },
+    "report an issue and list it" to {
+        seeded().use { m ->
+            val shop = m.shopsOn("富义街").ok().first()
+            val report = CaseReport(
+                ReportSource.STEWARD, "0504", shop.lat, shop.lon, shop.id, emptyList(),
+                "店外摆摊", "steward-1", DAY,
+            )
+            val id = m.report(report).ok()
+            val listed = m.cases().ok().single()
+            assertEquals(id, listed.id)
+            assertEquals("已上报", listed.statusLabel)
+            m.report(report.copy(category = "9999")).problem<Problem.Invalid>()
+        }
+    },
+    "typed errors: bad codes, unknown shops, bad times" to {
+        seeded().use { m ->
+            m.scan("https://evil.example.com/s/110106000001X").problem<Problem.BadQrCode>()
+            m.scan("not a code").problem<Problem.BadQrCode>()
+            m.shopByCode("1101069999990").problem<Problem>()
+            m.shop("shop/nope").problem<Problem.NotFound>()
+            val bad = m.startInspection("shop/nope", "beijing-1v5", "officer-1", DAY, null)
+            bad.problem<Problem.NotFound>()
+            m.startPatrol("officer-1", Long.MAX_VALUE).problem<Problem.Invalid>()
+        }
+    },
+    "sync against a real station server, as a Flow" to {
+        Station().use { station ->
+            phone().use { m ->
+                val enrolled = m.enroll(station.url, station.code, "测试手机").ok()
+                assertEquals("officer-1", enrolled.userId)
+                val states = m.sync(station.url, enrolled.token).toList()
+                val done = assertIs<SyncState.Done>(states.last())
+                assertTrue(done.summary.pulled >= 120u, "pulled ${done.summary.pulled}")
+                assertTrue(states.any { it is SyncState.Running && it.phase == Phase.PULL })
+                assertEquals(120, m.shopsOn("富义街").ok().size)
+                // Work offline, then sync it up.
+                val shop = m.shopsOn("富义街").ok().first()
+                val id = m.startInspection(shop.id, "beijing-1v5", "officer-1", DAY, null).ok()
+                for (line in m.inspection(id).ok().lines) m.record(id, line.code, Outcome.PASS).ok()
+                m.submit(id, DAY + 1).ok()
+                assertTrue(m.pendingChanges().ok() > 0)
+                val second = assertIs<SyncState.Done>(m.sync(station.url, enrolled.token).toList().last())
+                assertTrue(second.summary.pushed > 0u)
+                assertEquals(0L, m.pendingChanges().ok())
+                // A wrong token is refused with a typed problem; the work is safe.
+                val refused = m.sync(station.url, "wrong").toList().last()
+                assertIs<Problem.Unauthorized>(assertIs<SyncState.Failed>(refused).problem)
+            }
+        }
+    },
+    "a listener that throws does not break the sync or the store" to {
+        Station().use { station ->
+            phone().use { m ->
+                val token = m.enroll(station.url, station.code, "手机").ok().token
+                var calls = 0
+                val throwing = object : ProgressListener {
+                    override fun onProgress(phase: Phase, done: ULong, total: ULong): Boolean {
+                        calls++
+                        throw IllegalStateException("a buggy screen")
+                    }
+                }
+                val summary = m.store.sync(station.url, token, throwing, null)
+                assertTrue(calls > 0)
+                assertTrue(summary.pulled >= 120u)
+                assertEquals(120, m.shopsOn("富义街").ok().size)
+                val again = m.store.sync(station.url, token, throwing, null)
+                assertEquals(0uL, again.pushed)
+            }
+        }
+    },
+    "a listener that answers false stops the sync; the next sync finishes" to {
+        Station().use { station ->
+            phone().use { m ->
+                val token = m.enroll(station.url, station.code, "手机").ok().token
+                val stop = object : ProgressListener {
+                    override fun onProgress(phase: Phase, done: ULong, total: ULong) = false
+                }
+                assertFailsWith<MenqianException.Cancelled> { m.store.sync(station.url, token, stop, null) }
+                val done = assertIs<SyncState.Done>(m.sync(station.url, token).toList().last())
+                assertTrue(done.summary.pulled > 0u)
+                assertEquals(120, m.shopsOn("富义街").ok().size)
+            }
+        }
+    },
+    "offline and cancelled syncs are typed and lose nothing" to {
+        seeded().use { m ->
+            val patrol = m.startPatrol("officer-1", DAY).ok()
+            val dead = "http://127.0.0.1:${ServerSocket(0).use { it.localPort }}"
+            val cancel = CancelHandle()
+            cancel.cancel()
+            assertFailsWith<MenqianException.Cancelled> { m.store.sync(dead, "t", null, cancel) }
+            val pending = m.pendingChanges().ok()
+            assertTrue(pending > 0)
+            assertFailsWith<MenqianException.Offline> { m.store.sync(dead, "t", null, null) }
+            assertEquals(pending, m.pendingChanges().ok())
+            m.stopPatrol(patrol, DAY + 1).ok()
+        }
+    },
+)
+
+fun main() {
+    val failed = runBlocking {
+        var failed = 0
+        for ((name, test) in tests) {
+            try {
+                test()
+                println("PASS  $name")
+            } catch (t: Throwable) {
+                failed++
+                println("FAIL  $name\n      $t")
+                t.printStackTrace()
+            }
+        }
+        failed
+    }
+    println("${tests.size - failed} passed, $failed failed")
+    exitProcess(if (failed == 0) 0 else 1)
+}

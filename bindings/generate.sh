@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the bindings library and generates its Kotlin and Swift from it
+# (uniffi library mode; uniffi.toml sets the Kotlin package and Swift module):
+#   Kotlin → android/menqian/src/main/kotlin/cn/menqian/core/menqian.kt
+#   Swift  → ios/MenqianKit/Sources/MenqianCore/MenqianCore.swift, and the C
+#            header and module map → ios/MenqianKit/Sources/MenqianCoreFFI/
+# Usage: bindings/generate.sh [cargo profile: dev (default) | release | release-small]
+# The generated files are not committed; Gradle and the XCFramework script run this.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+profile="${1:-dev}"
+dir="$profile"
+[ "$profile" = dev ] && dir=debug
+cargo build --quiet -p menqian-bindings --profile "$profile"
+lib="target/$dir/libmenqian.so"
+[ -f "$lib" ] || lib="target/$dir/libmenqian.dylib"
+bindgen() { cargo run --quiet -p uniffi-bindgen -- generate "$lib" --no-format "$@"; }
+
+kotlin="android/menqian/src/main/kotlin"
+rm -rf "$kotlin/cn/menqian/core"
+bindgen --language kotlin --out-dir "$kotlin"
+
+swift="ios/MenqianKit/Sources"
+tmp="$(mktemp -d)"
+bindgen --language swift --out-dir "$tmp"
+mkdir -p "$swift/MenqianCore" "$swift/MenqianCoreFFI/include"
+mv "$tmp/MenqianCore.swift" "$swift/MenqianCore/"
+mv "$tmp/MenqianCoreFFI.h" "$swift/MenqianCoreFFI/include/"
+# SwiftPM and XCFrameworks look for module.modulemap.
+mv "$tmp/MenqianCoreFFI.modulemap" "$swift/MenqianCoreFFI/include/module.modulemap"
+rm -rf "$tmp"
+echo "generated from $lib: $kotlin/cn/menqian/core, $swift/MenqianCore, $swift/MenqianCoreFFI"

@@ -1,0 +1,360 @@
+//! UniFFI bindings for the phone apps: thin wrappers over `menqian-core` (each a
+//! few lines; the logic stays in the core), a small error enum a screen can act
+//! on, a progress listener and cancellation. Times cross as milliseconds since
+//! the Unix epoch; photos cross as ids or file paths, never as pixels.
+//!
+//! `MenqianStore` is one phone's store. It is safe to call from any thread: calls
+//! take turns on one SQLite connection (a sync holds it while it runs).
+
+mod error;
+mod views;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use menqian_core::client::{CancelToken, SyncClient, SyncListener, SyncPhase, SyncProgress};
+use menqian_core::{GeoPoint, NewCase, NewInspection, Shop, Store, StoreConfig};
+
+pub use error::{ListenerError, MenqianError};
+pub use views::*;
+
+uniffi::setup_scaffolding!();
+
+type Result<T, E = MenqianError> = std::result::Result<T, E>;
+
+/// Receives progress of a sync or an import. Return `false` to stop the work
+/// at its next step (as `MenqianError::Cancelled`; what finished stays). An
+/// exception thrown here is caught and ignored: it cannot stop or damage the work.
+#[uniffi::export(with_foreign)]
+pub trait ProgressListener: Send + Sync {
+    fn on_progress(&self, phase: Phase, done: u64, total: u64) -> Result<bool, ListenerError>;
+}
+
+/// Cancels a running sync from another thread: it stops at the next page or
+/// retry wait with `MenqianError::Cancelled`.
+#[derive(Debug, Default, uniffi::Object)]
+pub struct CancelHandle(CancelToken);
+
+#[uniffi::export]
+impl CancelHandle {
+    #[uniffi::constructor]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn cancel(&self) {
+        self.0.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+}
+
+/// One phone's store.
+#[derive(Debug, uniffi::Object)]
+pub struct MenqianStore {
+    store: Mutex<Store>,
+}
+
+/// Shops per import step: progress is reported between steps.
+const IMPORT_STEP: usize = 2_000;
+
+impl MenqianStore {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic cannot leave a half-written transaction (SQLite rolls it back
+        // when it is dropped), so a poisoned lock is still a sound store.
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[uniffi::export]
+impl MenqianStore {
+    /// Opens (creating if needed) the store at `path`. `qr_hosts` are the
+    /// district's signboard hosts; a link to any other host is refused.
+    #[uniffi::constructor]
+    pub fn open(path: String, qr_hosts: Vec<String>) -> Result<Arc<Self>> {
+        let config = StoreConfig {
+            qr_hosts,
+            ..StoreConfig::default()
+        };
+        Ok(Arc::new(MenqianStore {
+            store: Mutex::new(Store::open(path, config)?),
+        }))
+    }
+
+    /// This phone's Automerge actor id, bound to it at enrollment.
+    pub fn actor_id(&self) -> String {
+        self.store().actor_id()
+    }
+
+    /// Imports a registry (a JSON array of shops, the fixtures' format). Every
+    /// shop is checked first: one bad record imports nothing. Progress goes to
+    /// `listener` in steps of 2,000 shops; each step commits on its own, and
+    /// importing the same list again finishes an interrupted import.
+    pub fn import_registry_json(
+        &self,
+        json: String,
+        listener: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<ImportSummary> {
+        let shops: Vec<Shop> =
+            serde_json::from_str(&json).map_err(|e| error::invalid("json", e))?;
+        for (i, s) in shops.iter().enumerate() {
+            s.clone()
+                .validated()
+                .map_err(|e| error::invalid(&format!("shops[{i}]"), e))?;
+        }
+        let total = shops.len() as u64;
+        let mut summary = ImportSummary::default();
+        let steps = shops.chunks(IMPORT_STEP).count();
+        for (step, chunk) in shops.chunks(IMPORT_STEP).enumerate() {
+            let r = self.store().import_registry(chunk.to_vec())?;
+            summary.add(r);
+            let done = ((step + 1) * IMPORT_STEP).min(shops.len()) as u64;
+            if !keep_going(listener.as_deref(), Phase::Import, done, total) && step + 1 < steps {
+                return Err(MenqianError::Cancelled);
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Imports checklist templates (JSON array); returns how many versions were new.
+    pub fn import_templates_json(&self, json: String) -> Result<u32> {
+        let t = serde_json::from_str(&json).map_err(|e| error::invalid("json", e))?;
+        Ok(self.store().import_templates(t)? as u32)
+    }
+
+    /// Imports the category table (JSON array).
+    pub fn import_categories_json(&self, json: String) -> Result<()> {
+        let c = serde_json::from_str(&json).map_err(|e| error::invalid("json", e))?;
+        Ok(self.store().import_categories(c)?)
+    }
+
+    /// The shop behind a scanned signboard QR payload.
+    pub fn scan(&self, payload: String) -> Result<ShopView> {
+        Ok(ShopView::from(self.store().scan(&payload)?))
+    }
+
+    /// A shop by its typed code (the fallback when a signboard is unreadable).
+    pub fn shop_by_code(&self, code: String) -> Result<ShopView> {
+        Ok(ShopView::from(self.store().shop_by_code(&code)?))
+    }
+
+    pub fn shop(&self, id: String) -> Result<ShopView> {
+        Ok(ShopView::from(self.store().shop(&id)?))
+    }
+
+    /// Shops whose name or address contains `text` (Chinese substring search).
+    pub fn search_shops(&self, text: String, limit: u32) -> Result<Vec<ShopRow>> {
+        let rows = self.store().search_shops(&text, limit)?;
+        Ok(rows.into_iter().map(ShopRow::from).collect())
+    }
+
+    /// The shops on a street, or on one of its lanes.
+    pub fn shops_on(&self, street: String, lane: Option<String>) -> Result<Vec<ShopRow>> {
+        let rows = self.store().shops_on(&street, lane.as_deref())?;
+        Ok(rows.into_iter().map(ShopRow::from).collect())
+    }
+
+    pub fn templates(&self) -> Result<Vec<TemplateRef>> {
+        let rows = self.store().templates()?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, version, name)| TemplateRef { id, version, name })
+            .collect())
+    }
+
+    pub fn categories(&self) -> Result<Vec<CategoryRow>> {
+        let rows = self.store().categories()?;
+        Ok(rows.into_iter().map(CategoryRow::from).collect())
+    }
+
+    /// Starts an inspection of a shop with a checklist (its newest version);
+    /// the items that apply to this shop and month are fixed now.
+    pub fn start_inspection(
+        &self,
+        shop_id: String,
+        template_id: String,
+        inspector: String,
+        started_at_ms: i64,
+        fix: Option<Fix>,
+    ) -> Result<String> {
+        let new = NewInspection {
+            shop_id,
+            template_id,
+            template_version: None,
+            inspector,
+            started_at: views::time("started_at_ms", started_at_ms)?,
+            fix: fix.map(Fix::into_core).transpose()?,
+        };
+        Ok(self.store().start_inspection(new)?)
+    }
+
+    /// An inspection with its checklist items (text, weight) and results so far.
+    pub fn inspection(&self, id: String) -> Result<InspectionView> {
+        let store = self.store();
+        let i = store.inspection(&id)?;
+        let t = store.template(&i.template_id, Some(i.template_version))?;
+        Ok(InspectionView::new(i, &t))
+    }
+
+    /// Records one item's result; `photos` are evidence ids.
+    pub fn record_item(
+        &self,
+        inspection_id: String,
+        code: String,
+        outcome: Outcome,
+        note: Option<String>,
+        photos: Vec<String>,
+    ) -> Result<()> {
+        let result = menqian_core::ItemResult {
+            outcome: outcome.into(),
+            note,
+            photos,
+        };
+        Ok(self.store().record_item(&inspection_id, &code, result)?)
+    }
+
+    /// Submits: computes the score and verdict; the inspection never changes again.
+    pub fn submit_inspection(&self, id: String, ended_at_ms: i64) -> Result<SubmitResult> {
+        let at = views::time("ended_at_ms", ended_at_ms)?;
+        Ok(SubmitResult::from(self.store().submit_inspection(&id, at)?))
+    }
+
+    /// Files a problem report (随手拍, inspection finding …); returns its id.
+    pub fn report_case(&self, report: CaseReport) -> Result<String> {
+        let new = NewCase {
+            source: report.source.into(),
+            category: report.category,
+            location: GeoPoint::new(report.lat, report.lon),
+            shop_id: report.shop_id,
+            photos: report.photos,
+            description: report.description,
+            deadline: None,
+            reported_by: report.reported_by,
+            reported_at: views::time("reported_at_ms", report.reported_at_ms)?,
+            subdistrict: None,
+            lane: None,
+        };
+        Ok(self.store().report_case(new)?)
+    }
+
+    /// Moves a case to `status`, signed by `by`.
+    pub fn set_case_status(
+        &self,
+        id: String,
+        status: CaseState,
+        by: String,
+        at_ms: i64,
+        note: Option<String>,
+    ) -> Result<()> {
+        let at = views::time("at_ms", at_ms)?;
+        Ok(self
+            .store()
+            .set_case_status(&id, status.into(), &by, at, note.as_deref())?)
+    }
+
+    /// Cases (newest first), in one status or all.
+    pub fn cases(&self, status: Option<CaseState>, limit: u32) -> Result<Vec<CaseRow>> {
+        let rows = self.store().cases(status.map(Into::into), limit)?;
+        Ok(rows.into_iter().map(CaseRow::from).collect())
+    }
+
+    pub fn start_patrol(&self, user: String, at_ms: i64) -> Result<String> {
+        let at = views::time("at_ms", at_ms)?;
+        Ok(self.store().start_patrol(&user, at)?)
+    }
+
+    /// Appends GPS points as they arrive (from the foreground location service).
+    pub fn append_track(&self, patrol_id: String, points: Vec<TrackFix>) -> Result<()> {
+        let points = points
+            .into_iter()
+            .map(TrackFix::into_core)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.store().append_track(&patrol_id, &points)?)
+    }
+
+    pub fn stop_patrol(&self, patrol_id: String, at_ms: i64) -> Result<()> {
+        let at = views::time("at_ms", at_ms)?;
+        Ok(self.store().stop_patrol(&patrol_id, at)?)
+    }
+
+    /// Enrolls this phone with a one-time code from the supervisor. Keep the
+    /// returned token in the platform's secure storage.
+    pub fn enroll(
+        &self,
+        server_url: String,
+        code: String,
+        device_name: String,
+    ) -> Result<Enrollment> {
+        let client = SyncClient::new(&server_url, None)?;
+        let e = client.enroll(&code, &self.store(), &device_name)?;
+        Ok(Enrollment {
+            device_id: e.device_id,
+            token: e.token,
+            user_id: e.user_id,
+            role: e.role,
+        })
+    }
+
+    /// Pushes this phone's changes and pulls everyone else's. Safe to interrupt
+    /// anywhere and to call again: nothing is lost or applied twice.
+    pub fn sync(
+        &self,
+        server_url: String,
+        token: String,
+        listener: Option<Arc<dyn ProgressListener>>,
+        cancel: Option<Arc<CancelHandle>>,
+    ) -> Result<SyncSummary> {
+        let client = SyncClient::new(&server_url, Some(token))?;
+        let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
+        let adapter = listener.map(|l| Adapter(l, cancel.clone()));
+        let report = self.store().sync(
+            &client,
+            adapter.as_ref().map(|a| a as &dyn SyncListener),
+            &cancel,
+        )?;
+        Ok(SyncSummary {
+            pushed: report.pushed,
+            pulled: report.pulled,
+        })
+    }
+
+    /// Changes made on this phone that the server has not acknowledged yet.
+    pub fn pending_changes(&self) -> Result<u64> {
+        let store = self.store();
+        let pushed = store.sync_cursors()?.pushed;
+        Ok(store.count_changes_since(pushed, true)?)
+    }
+
+    /// Folds the write-ahead log into the database; call when the app idles.
+    pub fn checkpoint(&self) -> Result<()> {
+        Ok(self.store().checkpoint()?)
+    }
+}
+
+/// Tells the listener; `false` only when it asked to stop (a listener that
+/// throws is ignored and the work goes on).
+fn keep_going(
+    listener: Option<&dyn ProgressListener>,
+    phase: Phase,
+    done: u64,
+    total: u64,
+) -> bool {
+    listener.is_none_or(|l| l.on_progress(phase, done, total).unwrap_or(true))
+}
+
+/// The core's listener, forwarding to the app's; a `false` cancels the sync.
+struct Adapter(Arc<dyn ProgressListener>, CancelToken);
+
+impl SyncListener for Adapter {
+    fn on_progress(&self, p: SyncProgress) -> std::result::Result<(), String> {
+        let phase = match p.phase {
+            SyncPhase::Push => Phase::Push,
+            SyncPhase::Pull => Phase::Pull,
+        };
+        if !keep_going(Some(self.0.as_ref()), phase, p.done, p.total) {
+            self.1.cancel();
+        }
+        Ok(())
+    }
+}

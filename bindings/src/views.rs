@@ -1,0 +1,417 @@
+//! What crosses the boundary: plain records and enums, converted from the
+//! core's types. Labels a screen shows are in Chinese.
+
+use chrono::{DateTime, Utc};
+use menqian_core as core;
+
+use crate::error::{MenqianError, invalid};
+
+pub(crate) fn time(field: &str, ms: i64) -> Result<DateTime<Utc>, MenqianError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| invalid(field, "not a time"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Phase {
+    Import,
+    Push,
+    Pull,
+}
+
+/// A shop's page.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ShopView {
+    pub id: String,
+    /// The signboard code.
+    pub code: String,
+    pub name: String,
+    pub address: String,
+    /// e.g. 沿街商户.
+    pub category: String,
+    /// Empty on a steward's phone: listings carry no contact.
+    pub contact_person: String,
+    pub contact_phone: String,
+    pub subdistrict: Option<String>,
+    pub street: String,
+    pub lane: Option<String>,
+    /// e.g. 学校周边.
+    pub tags: Vec<String>,
+    pub open: bool,
+    /// The signed responsibility letter's version, if any.
+    pub letter: Option<String>,
+    /// The zone's centre, WGS-84.
+    pub lat: f64,
+    pub lon: f64,
+}
+
+impl From<core::Shop> for ShopView {
+    fn from(s: core::Shop) -> Self {
+        let centre = s.zone.centroid();
+        ShopView {
+            id: s.id(),
+            category: s.category.label_zh().to_string(),
+            contact_person: s.contact.person,
+            contact_phone: s.contact.phone,
+            tags: s.tags.iter().map(|t| t.label_zh().to_string()).collect(),
+            open: s.status == core::ShopStatus::Active,
+            letter: s.letter.map(|l| l.version),
+            lat: centre.lat,
+            lon: centre.lon,
+            code: s.code,
+            name: s.name,
+            address: s.address,
+            subdistrict: s.subdistrict,
+            street: s.street,
+            lane: s.lane,
+        }
+    }
+}
+
+/// A line of a shop list.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ShopRow {
+    pub id: String,
+    pub code: String,
+    pub name: String,
+    pub address: String,
+    pub street: String,
+    pub lane: Option<String>,
+    pub open: bool,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+impl From<core::ShopSummary> for ShopRow {
+    fn from(s: core::ShopSummary) -> Self {
+        ShopRow {
+            id: s.id,
+            code: s.code,
+            name: s.name,
+            address: s.address,
+            street: s.street,
+            lane: s.lane,
+            open: s.status == core::ShopStatus::Active,
+            lat: s.lat,
+            lon: s.lon,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct TemplateRef {
+    pub id: String,
+    pub version: u32,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct CategoryRow {
+    pub code: String,
+    pub name: String,
+    pub group: String,
+}
+
+impl From<core::Category> for CategoryRow {
+    fn from(c: core::Category) -> Self {
+        CategoryRow {
+            code: c.code,
+            name: c.name,
+            group: c.group,
+        }
+    }
+}
+
+/// A GPS fix from the phone: WGS-84, accuracy in metres.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Fix {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: f64,
+    pub at_ms: i64,
+}
+
+impl Fix {
+    pub(crate) fn into_core(self) -> Result<core::GpsFix, MenqianError> {
+        Ok(core::GpsFix {
+            lat: self.lat,
+            lon: self.lon,
+            accuracy_m: self.accuracy_m,
+            at: time("fix.at_ms", self.at_ms)?,
+        })
+    }
+}
+
+/// One point of a patrol track.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct TrackFix {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: f64,
+    pub at_ms: i64,
+}
+
+impl TrackFix {
+    pub(crate) fn into_core(self) -> Result<core::TrackPoint, MenqianError> {
+        Ok(core::TrackPoint {
+            lat: self.lat,
+            lon: self.lon,
+            accuracy_m: self.accuracy_m,
+            at: time("points.at_ms", self.at_ms)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Outcome {
+    /// 合格
+    Pass,
+    /// 不合格
+    Fail,
+    /// 不适用
+    NotApplicable,
+}
+
+impl From<Outcome> for core::ItemOutcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Pass => core::ItemOutcome::Pass,
+            Outcome::Fail => core::ItemOutcome::Fail,
+            Outcome::NotApplicable => core::ItemOutcome::NotApplicable,
+        }
+    }
+}
+
+impl From<core::ItemOutcome> for Outcome {
+    fn from(o: core::ItemOutcome) -> Self {
+        match o {
+            core::ItemOutcome::Pass => Outcome::Pass,
+            core::ItemOutcome::Fail => Outcome::Fail,
+            core::ItemOutcome::NotApplicable => Outcome::NotApplicable,
+        }
+    }
+}
+
+/// A checklist line as the officer reads it.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ChecklistLine {
+    pub code: String,
+    pub text: String,
+    /// The duty group's name, e.g. 包环境有序.
+    pub duty: String,
+    pub weight: u32,
+    /// A failed result needs a photo.
+    pub photo_on_fail: bool,
+    pub outcome: Option<Outcome>,
+    pub note: Option<String>,
+    pub photos: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct InspectionView {
+    pub id: String,
+    pub shop_id: String,
+    pub checklist: String,
+    pub inspector: String,
+    pub started_at_ms: i64,
+    /// The applicable items, in checklist order, with their results so far.
+    pub lines: Vec<ChecklistLine>,
+    pub submitted: bool,
+    pub score: Option<u32>,
+}
+
+impl InspectionView {
+    pub(crate) fn new(i: core::Inspection, t: &core::ChecklistTemplate) -> Self {
+        let lines = t
+            .items
+            .iter()
+            .filter(|item| i.applicable.contains(&item.code))
+            .map(|item| {
+                let result = i.items.get(&item.code);
+                ChecklistLine {
+                    code: item.code.clone(),
+                    text: item.text.clone(),
+                    duty: t
+                        .duties
+                        .iter()
+                        .find(|d| d.code == item.duty)
+                        .map_or_else(|| item.duty.clone(), |d| d.name.clone()),
+                    weight: item.weight,
+                    photo_on_fail: item.photo_on_fail,
+                    outcome: result.map(|r| r.outcome.into()),
+                    note: result.and_then(|r| r.note.clone()),
+                    photos: result.map(|r| r.photos.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        InspectionView {
+            submitted: i.is_submitted(),
+            id: i.id,
+            shop_id: i.shop_id,
+            checklist: t.name.clone(),
+            inspector: i.inspector,
+            started_at_ms: i.started_at.timestamp_millis(),
+            lines,
+            score: i.score,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SubmitResult {
+    pub score: u32,
+    pub passed: bool,
+    /// 合格 or 需整改.
+    pub verdict: String,
+    /// Codes of the failed items: each needs rectification.
+    pub failed: Vec<String>,
+}
+
+impl From<core::Submitted> for SubmitResult {
+    fn from(s: core::Submitted) -> Self {
+        SubmitResult {
+            score: s.score,
+            passed: s.verdict == core::Verdict::Passed,
+            verdict: s.verdict.label_zh().to_string(),
+            failed: s.failed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ReportSource {
+    Inspection,
+    Steward,
+    Citizen,
+    Camera,
+    Hotline,
+}
+
+impl From<ReportSource> for core::CaseSource {
+    fn from(s: ReportSource) -> Self {
+        match s {
+            ReportSource::Inspection => core::CaseSource::Inspection,
+            ReportSource::Steward => core::CaseSource::Steward,
+            ReportSource::Citizen => core::CaseSource::Citizen,
+            ReportSource::Camera => core::CaseSource::Camera,
+            ReportSource::Hotline => core::CaseSource::Hotline,
+        }
+    }
+}
+
+/// A problem report as the report screen fills it in.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct CaseReport {
+    pub source: ReportSource,
+    /// A code from the category table, e.g. `0504` (店外经营).
+    pub category: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub shop_id: Option<String>,
+    pub photos: Vec<String>,
+    pub description: String,
+    pub reported_by: String,
+    pub reported_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum CaseState {
+    Reported,
+    Accepted,
+    Rejected,
+    Dispatched,
+    InProgress,
+    AwaitingVerification,
+    Closed,
+}
+
+const CASE_STATES: [(CaseState, core::CaseStatus); 7] = [
+    (CaseState::Reported, core::CaseStatus::Reported),
+    (CaseState::Accepted, core::CaseStatus::Accepted),
+    (CaseState::Rejected, core::CaseStatus::Rejected),
+    (CaseState::Dispatched, core::CaseStatus::Dispatched),
+    (CaseState::InProgress, core::CaseStatus::InProgress),
+    (
+        CaseState::AwaitingVerification,
+        core::CaseStatus::AwaitingVerification,
+    ),
+    (CaseState::Closed, core::CaseStatus::Closed),
+];
+
+impl From<CaseState> for core::CaseStatus {
+    fn from(s: CaseState) -> Self {
+        CASE_STATES
+            .iter()
+            .find(|(b, _)| *b == s)
+            .map_or(core::CaseStatus::Reported, |(_, c)| *c)
+    }
+}
+
+impl From<core::CaseStatus> for CaseState {
+    fn from(s: core::CaseStatus) -> Self {
+        CASE_STATES
+            .iter()
+            .find(|(_, c)| *c == s)
+            .map_or(CaseState::Reported, |(b, _)| *b)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct CaseRow {
+    pub id: String,
+    pub category: String,
+    pub status: CaseState,
+    /// e.g. 已受理.
+    pub status_label: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub shop_id: Option<String>,
+    pub reported_at_ms: i64,
+    pub deadline_ms: Option<i64>,
+}
+
+impl From<core::CaseSummary> for CaseRow {
+    fn from(c: core::CaseSummary) -> Self {
+        CaseRow {
+            id: c.id,
+            category: c.category,
+            status: c.status.into(),
+            status_label: c.status.label_zh().to_string(),
+            lat: c.location.lat,
+            lon: c.location.lon,
+            shop_id: c.shop_id,
+            reported_at_ms: c.reported_at.timestamp_millis(),
+            deadline_ms: c.deadline.map(|d| d.timestamp_millis()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Enrollment {
+    pub device_id: String,
+    /// Keep in the platform's secure storage (Android Keystore, iOS Keychain).
+    pub token: String,
+    pub user_id: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct SyncSummary {
+    /// This phone's changes the server acknowledged.
+    pub pushed: u64,
+    /// Changes received that were new here.
+    pub pulled: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, uniffi::Record)]
+pub struct ImportSummary {
+    pub created: u32,
+    pub updated: u32,
+    pub unchanged: u32,
+}
+
+impl ImportSummary {
+    pub(crate) fn add(&mut self, r: core::ImportReport) {
+        self.created += r.created as u32;
+        self.updated += r.updated as u32;
+        self.unchanged += r.unchanged as u32;
+    }
+}

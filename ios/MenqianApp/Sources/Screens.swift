@@ -1,0 +1,333 @@
+import AVFoundation
+import CoreLocation
+import MenqianKit
+import Security
+import SwiftUI
+import UIKit
+
+struct ChecklistView: View {
+    @EnvironmentObject var model: AppModel
+    let inspectionId: String
+    @State private var inspection: InspectionView?
+    @State private var result: SubmitResult?
+    @State private var photoFor: String?
+
+    var body: some View {
+        List {
+            if let r = result { Text("得分 \(r.score) · \(r.verdict)") }
+            ForEach(inspection?.lines ?? [], id: \.code) { line in
+                VStack(alignment: .leading) {
+                    Text("\(line.duty)｜\(line.text)")
+                    HStack {
+                        choice("合格", line, .pass)
+                        choice("不合格", line, .fail)
+                        choice("不适用", line, .notApplicable)
+                    }
+                }
+            }
+            if inspection?.submitted == false {
+                Button("提交检查") {
+                    model.run {
+                        result = try await model.menqian.submit(inspection: inspectionId)
+                        try await reload()
+                    }
+                }
+            }
+        }
+        .navigationTitle(inspection?.checklist ?? "检查")
+        .sheet(item: $photoFor) { code in
+            CameraPicker { path in
+                model.run {
+                    try await model.menqian.record(inspection: inspectionId, code: code, outcome: .fail, photos: [path])
+                    try await reload()
+                }
+            }
+        }
+        .task { model.run { try await reload() } }
+    }
+
+    private func reload() async throws {
+        inspection = try await model.menqian.inspection(id: inspectionId)
+    }
+
+    private func choice(_ label: String, _ line: ChecklistLine, _ outcome: Outcome) -> some View {
+        Button(label) {
+            if outcome == .fail && line.photoOnFail {
+                photoFor = line.code
+            } else {
+                model.run {
+                    try await model.menqian.record(inspection: inspectionId, code: line.code, outcome: outcome)
+                    try await reload()
+                }
+            }
+        }
+        .buttonStyle(.bordered)
+        .tint(line.outcome == outcome ? .accentColor : .secondary)
+        .disabled(inspection?.submitted ?? true)
+    }
+}
+
+extension String: @retroactive Identifiable {
+    public var id: String { self }
+}
+
+struct ReportView: View {
+    @EnvironmentObject var model: AppModel
+    @Environment(\.dismiss) private var dismiss
+    let shop: ShopView?
+    @State private var category = "0504"
+    @State private var description = ""
+    @State private var photo: String?
+    @State private var camera = false
+
+    var body: some View {
+        Form {
+            if let s = shop { Text("上报：\(s.name)") }
+            TextField("问题类别编码（如 0504 店外经营）", text: $category)
+            TextField("问题描述", text: $description)
+            Button(photo == nil ? "拍照" : "重新拍照") { camera = true }
+            Button("提交上报") {
+                let fix = Location.shared.fix
+                guard let lat = fix?.lat ?? shop?.lat, let lon = fix?.lon ?? shop?.lon else { return }
+                let report = CaseReport(
+                    source: model.role == "steward" ? .steward : .inspection,
+                    category: category, lat: lat, lon: lon, shopId: shop?.id,
+                    photos: photo.map { [$0] } ?? [], description: description,
+                    reportedBy: model.user ?? "", reportedAtMs: Int64(Date().timeIntervalSince1970 * 1000))
+                model.run {
+                    _ = try await model.menqian.report(report)
+                    dismiss()
+                }
+            }
+        }
+        .sheet(isPresented: $camera) { CameraPicker { photo = $0 } }
+        .navigationTitle("上报问题")
+    }
+}
+
+struct PatrolView: View {
+    @EnvironmentObject var model: AppModel
+    @ObservedObject private var location = Location.shared
+
+    var body: some View {
+        Form {
+            Text(location.patrol == nil ? "开始巡查后记录 GPS 轨迹" : "巡查中：已记录 \(location.recorded) 个点")
+            if location.patrol == nil {
+                Button("开始巡查") { location.start(model: model) }
+            } else {
+                Button("结束巡查") { location.stop(model: model) }
+            }
+        }
+        .navigationTitle("巡查")
+    }
+}
+
+struct SyncView: View {
+    @EnvironmentObject var model: AppModel
+
+    var body: some View {
+        Form {
+            Text("待上传的修改：\(model.pending)")
+            switch model.sync {
+            case let .running(phase, done, total)?:
+                Text(phase == .push ? "正在上传…" : "正在下载…")
+                if total > 0 { ProgressView(value: Double(done), total: Double(total)) }
+            case let .done(summary)?:
+                Text("同步完成：上传 \(summary.pushed)，下载 \(summary.pulled)")
+            case let .failed(problem)?:
+                Text(problem.text)
+            case nil:
+                Text("尚未同步")
+            }
+            Button("立即同步") { model.syncNow() }
+        }
+        .navigationTitle("同步")
+    }
+}
+
+/// Scans a signboard QR code with AVFoundation (no third-party SDK).
+struct ScanView: View {
+    @EnvironmentObject var model: AppModel
+    @State private var shop: String?
+
+    var body: some View {
+        QRScanner { payload in
+            model.run { shop = try await model.menqian.scan(payload).id }
+        }
+        .navigationDestination(item: $shop) { ShopPage(shopId: $0) }
+        .navigationTitle("扫描门牌码")
+    }
+}
+
+struct QRScanner: UIViewControllerRepresentable {
+    let found: (String) -> Void
+
+    func makeUIViewController(context: Context) -> ScannerController {
+        let controller = ScannerController()
+        controller.found = found
+        return controller
+    }
+
+    func updateUIViewController(_ controller: ScannerController, context: Context) {}
+}
+
+final class ScannerController: UIViewController, AVCaptureMetadataOutputObjectsDelegate {
+    var found: ((String) -> Void)?
+    private let session = AVCaptureSession()
+    private var done = false
+
+    override func viewDidLoad() {
+        super.viewDidLoad()
+        guard let camera = AVCaptureDevice.default(for: .video),
+              let input = try? AVCaptureDeviceInput(device: camera),
+              session.canAddInput(input) else { return }
+        session.addInput(input)
+        let output = AVCaptureMetadataOutput()
+        session.addOutput(output)
+        output.setMetadataObjectsDelegate(self, queue: .main)
+        output.metadataObjectTypes = [.qr]
+        let preview = AVCaptureVideoPreviewLayer(session: session)
+        preview.frame = view.layer.bounds
+        preview.videoGravity = .resizeAspectFill
+        view.layer.addSublayer(preview)
+        DispatchQueue.global(qos: .userInitiated).async { self.session.startRunning() }
+    }
+
+    func metadataOutput(_ output: AVCaptureMetadataOutput, didOutput objects: [AVMetadataObject], from connection: AVCaptureConnection) {
+        guard !done, let code = objects.first as? AVMetadataMachineReadableCodeObject, let text = code.stringValue else { return }
+        done = true
+        session.stopRunning()
+        found?(text)
+    }
+}
+
+/// Takes a photo and hands back the path of the JPEG it wrote.
+struct CameraPicker: UIViewControllerRepresentable {
+    let taken: (String) -> Void
+
+    func makeCoordinator() -> Coordinator { Coordinator(taken) }
+
+    func makeUIViewController(context: Context) -> UIImagePickerController {
+        let picker = UIImagePickerController()
+        picker.sourceType = UIImagePickerController.isSourceTypeAvailable(.camera) ? .camera : .photoLibrary
+        picker.delegate = context.coordinator
+        return picker
+    }
+
+    func updateUIViewController(_ picker: UIImagePickerController, context: Context) {}
+
+    final class Coordinator: NSObject, UIImagePickerControllerDelegate, UINavigationControllerDelegate {
+        let taken: (String) -> Void
+
+        init(_ taken: @escaping (String) -> Void) { self.taken = taken }
+
+        func imagePickerController(_ picker: UIImagePickerController, didFinishPickingMediaWithInfo info: [UIImagePickerController.InfoKey: Any]) {
+            defer { picker.dismiss(animated: true) }
+            guard let image = info[.originalImage] as? UIImage, let data = image.jpegData(compressionQuality: 0.9) else { return }
+            let dir = FileManager.default.urls(for: .applicationSupportDirectory, in: .userDomainMask)[0]
+                .appendingPathComponent("evidence", isDirectory: true)
+            try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let file = dir.appendingPathComponent("\(Int(Date().timeIntervalSince1970 * 1000)).jpg")
+            // Photos cross into the core as file paths (issue 5 turns them into evidence).
+            if (try? data.write(to: file)) != nil { taken(file.path) }
+        }
+    }
+}
+
+/// GPS for inspections and patrols; a patrol keeps recording in the background.
+final class Location: NSObject, ObservableObject, CLLocationManagerDelegate {
+    static let shared = Location()
+    private let manager = CLLocationManager()
+    @Published var patrol: String?
+    @Published var recorded = 0
+    private var batch: [TrackFix] = []
+    private weak var model: AppModel?
+
+    override init() {
+        super.init()
+        manager.delegate = self
+        manager.desiredAccuracy = kCLLocationAccuracyBest
+        manager.requestWhenInUseAuthorization()
+        manager.startUpdatingLocation()
+    }
+
+    var fix: Fix? {
+        guard let l = manager.location else { return nil }
+        return Fix(lat: l.coordinate.latitude, lon: l.coordinate.longitude,
+                   accuracyM: l.horizontalAccuracy, atMs: Int64(l.timestamp.timeIntervalSince1970 * 1000))
+    }
+
+    @MainActor
+    func start(model: AppModel) {
+        self.model = model
+        manager.requestAlwaysAuthorization()
+        manager.allowsBackgroundLocationUpdates = true
+        manager.showsBackgroundLocationIndicator = true
+        model.run {
+            self.patrol = try await model.menqian.startPatrol(user: model.user ?? "")
+        }
+    }
+
+    @MainActor
+    func stop(model: AppModel) {
+        guard let id = patrol else { return }
+        flush()
+        manager.allowsBackgroundLocationUpdates = false
+        model.run {
+            try await model.menqian.stopPatrol(id)
+            self.patrol = nil
+        }
+    }
+
+    func locationManager(_ manager: CLLocationManager, didUpdateLocations locations: [CLLocation]) {
+        guard patrol != nil else { return }
+        for l in locations {
+            batch.append(TrackFix(lat: l.coordinate.latitude, lon: l.coordinate.longitude,
+                                  accuracyM: l.horizontalAccuracy, atMs: Int64(l.timestamp.timeIntervalSince1970 * 1000)))
+        }
+        if batch.count >= 10 { flush() }
+    }
+
+    /// Appends the batch in one transaction: a killed app loses at most ten seconds.
+    private func flush() {
+        guard let id = patrol, let model = model, !batch.isEmpty else { return }
+        let points = batch
+        batch.removeAll()
+        recorded += points.count
+        Task { @MainActor in
+            model.run { try await model.menqian.appendTrack(patrol: id, points: points) }
+        }
+    }
+}
+
+/// The enrollment token and user, in the iOS Keychain.
+struct Keychain {
+    private let service = "cn.menqian.account"
+
+    func read(_ key: String) -> String? {
+        let query: [String: Any] = [
+            kSecClass as String: kSecClassGenericPassword, kSecAttrService as String: service,
+            kSecAttrAccount as String: key, kSecReturnData as String: true,
+        ]
+        var out: AnyObject?
+        guard SecItemCopyMatching(query as CFDictionary, &out) == errSecSuccess, let data = out as? Data else { return nil }
+        return String(data: data, encoding: .utf8)
+    }
+
+    func write(_ key: String, _ value: String) {
+        let query: [String: Any] = [
+            kSecClass as String: kSecClassGenericPassword, kSecAttrService as String: service,
+            kSecAttrAccount as String: key,
+        ]
+        SecItemDelete(query as CFDictionary)
+        var add = query
+        add[kSecValueData as String] = Data(value.utf8)
+        add[kSecAttrAccessible as String] = kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly
+        SecItemAdd(add as CFDictionary, nil)
+    }
+
+    func clear() {
+        let query: [String: Any] = [kSecClass as String: kSecClassGenericPassword, kSecAttrService as String: service]
+        SecItemDelete(query as CFDictionary)
+    }
+}

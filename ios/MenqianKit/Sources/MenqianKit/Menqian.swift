@@ -1,0 +1,197 @@
+// The app's way into the core: async functions that run the generated
+// bindings off the main thread and throw a `Problem` a screen can show or act
+// on; sync is an AsyncStream of `SyncState` that cancels the sync when the
+// consumer stops listening.
+import Foundation
+@_exported import MenqianCore
+
+/// The core's errors, as cases a screen handles.
+public enum Problem: Error, Equatable {
+    case invalid(field: String, reason: String)
+    case notFound(String)
+    case badQrCode(String)
+    case incomplete(codes: [String])
+    case photoRequired(code: String)
+    case notAllowed(String)
+    case offline(String)
+    case unauthorized(String)
+    case rejected(String)
+    case server(String)
+    case cancelled
+    case storage(String)
+
+    init(_ e: MenqianError) {
+        switch e {
+        case let .InvalidInput(field, reason): self = .invalid(field: field, reason: reason)
+        case let .NotFound(what): self = .notFound(what)
+        case let .BadQrCode(reason): self = .badQrCode(reason)
+        case let .IncompleteInspection(codes): self = .incomplete(codes: codes)
+        case let .PhotoRequired(code): self = .photoRequired(code: code)
+        case let .NotAllowed(reason): self = .notAllowed(reason)
+        case let .Offline(reason): self = .offline(reason)
+        case let .Unauthorized(reason): self = .unauthorized(reason)
+        case let .Rejected(reason): self = .rejected(reason)
+        case let .Server(reason): self = .server(reason)
+        case .Cancelled: self = .cancelled
+        case let .Storage(reason): self = .storage(reason)
+        }
+    }
+
+    /// What the screen says, in Chinese.
+    public var text: String {
+        switch self {
+        case let .invalid(field, reason): return "\(field)：\(reason)"
+        case let .notFound(what): return "未找到：\(what)"
+        case let .badQrCode(reason): return "无法识别的门牌码：\(reason)"
+        case let .incomplete(codes): return "还有未检查的项目：\(codes.joined(separator: "、"))"
+        case let .photoRequired(code): return "不合格项目 \(code) 需要拍照取证"
+        case let .notAllowed(reason): return reason
+        case let .offline(reason): return "网络不可用，记录已保存在手机上：\(reason)"
+        case let .unauthorized(reason): return "设备未授权，请重新登记：\(reason)"
+        case let .rejected(reason): return "服务器拒绝：\(reason)"
+        case let .server(reason): return "服务器出错，稍后再试：\(reason)"
+        case .cancelled: return "已取消"
+        case let .storage(reason): return "手机存储出错：\(reason)"
+        }
+    }
+}
+
+/// Where a sync stands.
+public enum SyncState: Equatable {
+    case running(phase: Phase, done: UInt64, total: UInt64)
+    case done(SyncSummary)
+    case failed(Problem)
+}
+
+/// One phone's store, safe to share: every call runs on a background queue.
+public final class Menqian: @unchecked Sendable {
+    public let store: MenqianStore
+    private let queue = DispatchQueue(label: "cn.menqian.store", qos: .userInitiated)
+
+    public init(path: String, qrHosts: [String]) throws {
+        do {
+            store = try MenqianStore.open(path: path, qrHosts: qrHosts)
+        } catch let e as MenqianError {
+            throw Problem(e)
+        }
+    }
+
+    private func call<T>(_ work: @escaping (MenqianStore) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { [store] in
+                do {
+                    continuation.resume(returning: try work(store))
+                } catch let e as MenqianError {
+                    continuation.resume(throwing: Problem(e))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    public func importRegistry(json: String) async throws -> ImportSummary {
+        try await call { try $0.importRegistryJson(json: json, listener: nil) }
+    }
+
+    public func scan(_ payload: String) async throws -> ShopView {
+        try await call { try $0.scan(payload: payload) }
+    }
+
+    public func shop(id: String) async throws -> ShopView {
+        try await call { try $0.shop(id: id) }
+    }
+
+    public func search(_ text: String, limit: UInt32 = 50) async throws -> [ShopRow] {
+        try await call { try $0.searchShops(text: text, limit: limit) }
+    }
+
+    public func shops(on street: String, lane: String? = nil) async throws -> [ShopRow] {
+        try await call { try $0.shopsOn(street: street, lane: lane) }
+    }
+
+    public func startInspection(shopId: String, template: String, inspector: String, fix: Fix?) async throws -> String {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await call {
+            try $0.startInspection(shopId: shopId, templateId: template, inspector: inspector, startedAtMs: now, fix: fix)
+        }
+    }
+
+    public func inspection(id: String) async throws -> InspectionView {
+        try await call { try $0.inspection(id: id) }
+    }
+
+    public func record(inspection: String, code: String, outcome: Outcome, note: String? = nil, photos: [String] = []) async throws {
+        try await call { try $0.recordItem(inspectionId: inspection, code: code, outcome: outcome, note: note, photos: photos) }
+    }
+
+    public func submit(inspection: String) async throws -> SubmitResult {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await call { try $0.submitInspection(id: inspection, endedAtMs: now) }
+    }
+
+    public func report(_ report: CaseReport) async throws -> String {
+        try await call { try $0.reportCase(report: report) }
+    }
+
+    public func cases(limit: UInt32 = 100) async throws -> [CaseRow] {
+        try await call { try $0.cases(status: nil, limit: limit) }
+    }
+
+    public func startPatrol(user: String) async throws -> String {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await call { try $0.startPatrol(user: user, atMs: now) }
+    }
+
+    public func appendTrack(patrol: String, points: [TrackFix]) async throws {
+        try await call { try $0.appendTrack(patrolId: patrol, points: points) }
+    }
+
+    public func stopPatrol(_ patrol: String) async throws {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await call { try $0.stopPatrol(patrolId: patrol, atMs: now) }
+    }
+
+    public func enroll(server: String, code: String, deviceName: String) async throws -> Enrollment {
+        try await call { try $0.enroll(serverUrl: server, code: code, deviceName: deviceName) }
+    }
+
+    public func pendingChanges() async throws -> UInt64 {
+        try await call { try $0.pendingChanges() }
+    }
+
+    /// Syncs with the station. The stream ends after `.done` or `.failed`;
+    /// when the consumer stops iterating, the sync is cancelled at its next page.
+    public func sync(server: String, token: String) -> AsyncStream<SyncState> {
+        AsyncStream { continuation in
+            let cancel = CancelHandle()
+            let listener = StreamListener(continuation)
+            continuation.onTermination = { _ in cancel.cancel() }
+            queue.async { [store] in
+                do {
+                    let summary = try store.sync(serverUrl: server, token: token, listener: listener, cancel: cancel)
+                    continuation.yield(.done(summary))
+                } catch let e as MenqianError {
+                    continuation.yield(.failed(Problem(e)))
+                } catch {
+                    continuation.yield(.failed(.storage(error.localizedDescription)))
+                }
+                continuation.finish()
+            }
+        }
+    }
+}
+
+/// Forwards the core's progress into an AsyncStream.
+final class StreamListener: ProgressListener, @unchecked Sendable {
+    private let continuation: AsyncStream<SyncState>.Continuation
+
+    init(_ continuation: AsyncStream<SyncState>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func onProgress(phase: Phase, done: UInt64, total: UInt64) throws -> Bool {
+        continuation.yield(.running(phase: phase, done: done, total: total))
+        return true
+    }
+}
