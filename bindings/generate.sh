@@ -4,17 +4,17 @@
 #   Kotlin → android/menqian/src/main/kotlin/cn/menqian/core/menqian.kt
 #   Swift  → ios/MenqianKit/Sources/MenqianCore/MenqianCore.swift, and the C
 #            header and module map → ios/MenqianKit/Sources/MenqianCoreFFI/
-# Usage: bindings/generate.sh [cargo profile: dev (default) | release | release-small]
+# Usage: bindings/generate.sh
+# The generator reads uniffi's metadata from the library's symbol table, which
+# the stripped phone build (profile release-small) no longer has, so it reads the
+# dev build; the generated code is the same for every profile of the same source.
 # The generated files are not committed; Gradle and the XCFramework script run this.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-profile="${1:-dev}"
-dir="$profile"
-[ "$profile" = dev ] && dir=debug
-cargo build --quiet -p menqian-bindings --profile "$profile"
-lib="target/$dir/libmenqian.so"
-[ -f "$lib" ] || lib="target/$dir/libmenqian.dylib"
+cargo build --quiet -p menqian-bindings
+lib="target/debug/libmenqian.so"
+[ -f "$lib" ] || lib="target/debug/libmenqian.dylib"
 bindgen() { cargo run --quiet -p uniffi-bindgen -- generate "$lib" --no-format "$@"; }
 
 kotlin="android/menqian/src/main/kotlin"

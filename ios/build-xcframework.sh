@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 profile=release-small
-bash bindings/generate.sh "$profile"
+bash bindings/generate.sh
 for target in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios; do
   cargo build -p menqian-bindings --profile "$profile" --target "$target"
 done

@@ -6,7 +6,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source scripts/tools.sh
-bash bindings/generate.sh release-small
+bash bindings/generate.sh
+cargo build --quiet -p menqian-bindings --profile release-small
 so="target/release-small/libmenqian.so"
 echo "libmenqian.so (release-small, $(uname -m)): $(stat -c %s "$so") bytes ($(( $(stat -c %s "$so") / 1024 )) KiB)"
 lib="$KOTLIN_HOME/lib"

@@ -8,7 +8,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source scripts/tools.sh
 
-bash bindings/generate.sh dev
+bash bindings/generate.sh
 cargo build --quiet -p menqian-sync-server --bin menqian-sync-server
 
 lib="$KOTLIN_HOME/lib"

@@ -32,7 +32,7 @@ val repo = rootDir.parentFile
 // Kotlin from the host-built library (the generator reads its metadata).
 val generateBindings by tasks.registering(Exec::class) {
     workingDir = repo
-    commandLine("bash", "bindings/generate.sh", "release-small")
+    commandLine("bash", "bindings/generate.sh")
 }
 
 // The phone libraries: `cargo install cargo-ndk` and
