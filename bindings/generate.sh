@@ -12,10 +12,12 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-cargo build --quiet -p menqian-bindings
+# One build of both: with the features unified as in a workspace build, the test
+# command reuses what `cargo nextest run --workspace` already compiled.
+cargo build --quiet -p menqian-bindings -p uniffi-bindgen
 lib="target/debug/libmenqian.so"
 [ -f "$lib" ] || lib="target/debug/libmenqian.dylib"
-bindgen() { cargo run --quiet -p uniffi-bindgen -- generate "$lib" --no-format "$@"; }
+bindgen() { target/debug/uniffi-bindgen generate "$lib" --no-format "$@"; }
 
 kotlin="android/menqian/src/main/kotlin"
 rm -rf "$kotlin/cn/menqian/core"

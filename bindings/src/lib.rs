@@ -98,23 +98,12 @@ impl MenqianStore {
     ) -> Result<ImportSummary> {
         let shops: Vec<Shop> =
             serde_json::from_str(&json).map_err(|e| error::invalid("json", e))?;
-        for (i, s) in shops.iter().enumerate() {
-            s.clone()
-                .validated()
-                .map_err(|e| error::invalid(&format!("shops[{i}]"), e))?;
-        }
-        let total = shops.len() as u64;
-        let mut summary = ImportSummary::default();
-        let steps = shops.chunks(IMPORT_STEP).count();
-        for (step, chunk) in shops.chunks(IMPORT_STEP).enumerate() {
-            let r = self.store().import_registry(chunk.to_vec())?;
-            summary.add(r);
-            let done = ((step + 1) * IMPORT_STEP).min(shops.len()) as u64;
-            if !keep_going(listener.as_deref(), Phase::Import, done, total) && step + 1 < steps {
-                return Err(MenqianError::Cancelled);
-            }
-        }
-        Ok(summary)
+        let r = self
+            .store()
+            .import_registry_in_steps(shops, IMPORT_STEP, |done, total| {
+                keep_going(listener.as_deref(), Phase::Import, done, total)
+            })?;
+        Ok(ImportSummary::from(r))
     }
 
     /// Imports checklist templates (JSON array); returns how many versions were new.

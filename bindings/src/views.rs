@@ -401,17 +401,20 @@ pub struct SyncSummary {
     pub pulled: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct ImportSummary {
     pub created: u32,
     pub updated: u32,
     pub unchanged: u32,
 }
 
-impl ImportSummary {
-    pub(crate) fn add(&mut self, r: core::ImportReport) {
-        self.created += r.created as u32;
-        self.updated += r.updated as u32;
-        self.unchanged += r.unchanged as u32;
+impl From<core::ImportReport> for ImportSummary {
+    fn from(r: core::ImportReport) -> Self {
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        ImportSummary {
+            created: n(r.created),
+            updated: n(r.updated),
+            unchanged: n(r.unchanged),
+        }
     }
 }

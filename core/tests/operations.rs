@@ -493,3 +493,37 @@ fn a_store_reopens_with_its_data_and_actor() {
     assert_eq!(s.index_snapshot().unwrap(), snapshot);
     assert_eq!(s.search_shops("超市", 100).unwrap().len(), 4);
 }
+
+#[test]
+fn a_stepped_import_reports_progress_can_stop_and_checks_everything_first() {
+    let (_d, mut store) = empty_store();
+    let shops = street();
+    // A record that is bad, or a code given twice, in the last step imports nothing.
+    let mut twice = shops.clone();
+    twice.push(shops[0].clone());
+    let mut told = Vec::new();
+    match store.import_registry_in_steps(twice, 50, |done, total| {
+        told.push((done, total));
+        true
+    }) {
+        Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "shops[120].code"),
+        other => panic!("expected a refused duplicate, got {other:?}"),
+    }
+    assert!(told.is_empty());
+    assert_eq!(store.counts().unwrap(), (0, 0));
+
+    // Stopped after the first step: that step stays, the rest waits.
+    let stopped = store.import_registry_in_steps(shops.clone(), 50, |_, _| false);
+    assert!(matches!(stopped, Err(Error::Cancelled)));
+    assert_eq!(store.counts().unwrap().0, 50);
+
+    // The same list again finishes it, with progress after every step.
+    let r = store
+        .import_registry_in_steps(shops, 50, |done, total| {
+            told.push((done, total));
+            true
+        })
+        .unwrap();
+    assert_eq!((r.created, r.unchanged), (70, 50));
+    assert_eq!(told, vec![(50, 120), (100, 120), (120, 120)]);
+}

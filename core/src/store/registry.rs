@@ -52,24 +52,45 @@ impl Store {
     /// nothing. Every record is validated first; one bad record imports nothing
     /// and the error names it (`shops[12].name`).
     pub fn import_registry(&mut self, shops: Vec<Shop>) -> Result<ImportReport> {
-        let mut clean = Vec::with_capacity(shops.len());
-        let mut seen = BTreeSet::new();
-        for (i, shop) in shops.into_iter().enumerate() {
-            let shop = shop
-                .validated()
-                .map_err(|e| prefix(e, &format!("shops[{i}]")))?;
-            if !seen.insert(shop.code.clone()) {
-                return Err(Error::invalid(
-                    format!("shops[{i}].code"),
-                    format!("code {} appears twice in this import", shop.code),
-                ));
+        let clean = validate_registry(shops)?;
+        self.import_clean(&clean)
+    }
+
+    /// The same import committed in steps of `step` shops, telling
+    /// `progress(done, total)` after each; `progress` returning `false` stops
+    /// after that step with [`Error::Cancelled`]. Every record is validated
+    /// before the first step, so a bad record still imports nothing; importing
+    /// the same list again finishes an interrupted import.
+    pub fn import_registry_in_steps(
+        &mut self,
+        shops: Vec<Shop>,
+        step: usize,
+        mut progress: impl FnMut(u64, u64) -> bool,
+    ) -> Result<ImportReport> {
+        let clean = validate_registry(shops)?;
+        let total = clean.len() as u64;
+        let mut report = ImportReport::default();
+        let mut done = 0u64;
+        let mut steps = clean.chunks(step.max(1)).peekable();
+        while let Some(chunk) = steps.next() {
+            let r = self.import_clean(chunk)?;
+            report.created += r.created;
+            report.updated += r.updated;
+            report.unchanged += r.unchanged;
+            done += chunk.len() as u64;
+            if !progress(done, total) && steps.peek().is_some() {
+                return Err(Error::Cancelled);
             }
-            clean.push(shop);
         }
+        Ok(report)
+    }
+
+    /// Imports validated shops in one transaction.
+    fn import_clean(&mut self, clean: &[Shop]) -> Result<ImportReport> {
         let tx = self.conn.transaction()?;
         let mut report = ImportReport::default();
         let mut fresh = Vec::new();
-        for shop in &clean {
+        for shop in clean {
             let id = shop.id();
             let Some(mut d) = load_doc(&tx, &id, &self.actor)? else {
                 fresh.push(shop);
@@ -434,6 +455,26 @@ fn summary_from_row(r: &Row<'_>) -> rusqlite::Result<Result<ShopSummary>> {
         lat: r.get(8)?,
         lon: r.get(9)?,
     }))
+}
+
+/// Validates every shop of an import and refuses a code given twice; the error
+/// names the record (`shops[12].name`).
+fn validate_registry(shops: Vec<Shop>) -> Result<Vec<Shop>> {
+    let mut clean = Vec::with_capacity(shops.len());
+    let mut seen = BTreeSet::new();
+    for (i, shop) in shops.into_iter().enumerate() {
+        let shop = shop
+            .validated()
+            .map_err(|e| prefix(e, &format!("shops[{i}]")))?;
+        if !seen.insert(shop.code.clone()) {
+            return Err(Error::invalid(
+                format!("shops[{i}].code"),
+                format!("code {} appears twice in this import", shop.code),
+            ));
+        }
+        clean.push(shop);
+    }
+    Ok(clean)
 }
 
 /// A shop from the index by document id.

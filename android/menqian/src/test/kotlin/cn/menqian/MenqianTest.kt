@@ -77,15 +77,19 @@ class Station : AutoCloseable {
             found = Regex("code \\(valid 24 h\\): ([A-Z0-9]{8})").find(line)?.groupValues?.get(1)
         }
         code = found
-        // Wait until it answers.
-        repeat(100) {
-            try {
-                java.net.Socket("127.0.0.1", port).close()
-                return@repeat
-            } catch (_: java.io.IOException) {
-                Thread.sleep(50)
-            }
+        // The code is printed before the listener binds: wait until it answers.
+        val deadline = System.nanoTime() + 30_000_000_000L
+        while (!answers()) {
+            if (System.nanoTime() > deadline) fail("the server did not answer on port $port")
+            Thread.sleep(50)
         }
+    }
+
+    private fun answers(): Boolean = try {
+        java.net.Socket("127.0.0.1", port).close()
+        true
+    } catch (_: java.io.IOException) {
+        false
     }
 
     override fun close() {
@@ -104,6 +108,25 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             assertEquals(shop.id, m.shopByCode(first.code).ok().id)
             assertTrue(m.search(shop.name.take(2)).ok().any { it.id == shop.id })
             assertEquals(120, m.shopsOn("富义街").ok().size)
+        }
+    },
+    "an import reports progress; bad JSON and bad records import nothing" to {
+        phone().use { m ->
+            m.importRegistry("[{\"code\": 1").problem<Problem.Invalid>()
+            val broken = fixture("fuyi-street.json").replaceFirst("\"name\":\"", "\"name\":\"  \"  ,\"x\":\"")
+            val bad = m.importRegistry(broken).problem<Problem.Invalid>()
+            assertEquals("shops[0].name", bad.field)
+            assertEquals(0, m.shopsOn("富义街").ok().size)
+            val told = mutableListOf<Pair<ULong, ULong>>()
+            val listener = object : ProgressListener {
+                override fun onProgress(phase: Phase, done: ULong, total: ULong): Boolean {
+                    assertEquals(Phase.IMPORT, phase)
+                    told += done to total
+                    return true
+                }
+            }
+            assertEquals(120u, m.store.importRegistryJson(fixture("fuyi-street.json"), listener).created)
+            assertEquals(listOf(120uL to 120uL), told)
         }
     },
     "run and submit an inspection" to {
@@ -156,7 +179,9 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
         seeded().use { m ->
             m.scan("https://evil.example.com/s/110106000001X").problem<Problem.BadQrCode>()
             m.scan("not a code").problem<Problem.BadQrCode>()
-            m.shopByCode("1101069999990").problem<Problem>()
+            // A typed code with a wrong check character, and a valid one nobody holds.
+            m.shopByCode("1101069999990").problem<Problem.BadQrCode>()
+            m.shopByCode("1101069999991").problem<Problem.NotFound>()
             m.shop("shop/nope").problem<Problem.NotFound>()
             val bad = m.startInspection("shop/nope", "beijing-1v5", "officer-1", DAY, null)
             bad.problem<Problem.NotFound>()
