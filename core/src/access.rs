@@ -215,10 +215,10 @@ const IN_AREA: &str = "(:sub IS NULL OR s.subdistrict = :sub)
 pub(crate) fn visible_doc(doc: &str) -> String {
     format!(
         "(:all = 1
+    OR (:public = 0 AND :sub IS NULL AND :lanes IS NULL AND {doc} NOT LIKE 'pub/%')
     OR {doc} LIKE 'tmpl/%' OR {doc} LIKE 'cat/%'
     OR {doc} IN (SELECT id FROM cases WHERE reported_by = :user)
     OR {doc} IN (SELECT id FROM patrols WHERE user = :user)
-    OR (:public = 0 AND :sub IS NULL AND :lanes IS NULL AND {doc} NOT LIKE 'pub/%')
     OR (:public = 1 AND {doc} LIKE 'pub/%'
         AND {doc} IN (SELECT 'pub/' || s.code FROM shops s WHERE {IN_AREA}))
     OR (:public = 0 AND {doc} LIKE 'shop/%' AND {doc} IN (SELECT s.id FROM shops s WHERE {IN_AREA}))
