@@ -82,6 +82,10 @@ pub enum Error {
     #[error("sync cancelled")]
     Cancelled,
 
+    /// A photo was refused (not a JPEG, too large, corrupt): nothing was stored.
+    #[error("photo: {0}")]
+    Photo(#[from] crate::evidence::PhotoError),
+
     /// Bytes that should be an Automerge change or document could not be read.
     #[error("corrupt data for {id}: {reason}")]
     Corrupt { id: String, reason: String },

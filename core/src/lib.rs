@@ -10,6 +10,7 @@ pub mod access;
 pub mod client;
 pub mod doc;
 pub mod error;
+pub mod evidence;
 pub mod model;
 pub mod qr;
 pub mod store;

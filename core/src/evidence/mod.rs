@@ -1,0 +1,110 @@
+//! Evidence: photos (pipeline, watermark), the content-addressed blob store
+//! they live in, and the trusted-time stamp every record carries.
+
+pub mod blobs;
+#[cfg(feature = "photos")]
+pub mod photo;
+pub mod time;
+#[cfg(feature = "photos")]
+pub mod watermark;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::model::geo::GpsFix;
+use time::RecordTime;
+
+/// Why a photo was refused. Nothing is stored when a photo is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhotoError {
+    #[error("不是 JPEG 照片 (not a JPEG file)")]
+    NotJpeg,
+    #[error("照片文件过大：{bytes} 字节，上限 {limit} (file too large)")]
+    TooLarge { bytes: u64, limit: u64 },
+    #[error("照片像素过多：{width}×{height}，上限 {limit} 像素 (too many pixels)")]
+    TooManyPixels { width: u64, height: u64, limit: u64 },
+    #[error("照片已损坏或不完整：{reason} (corrupt or truncated)")]
+    Corrupt { reason: String },
+    #[error("照片处理失败：{reason}")]
+    Codec { reason: String },
+}
+
+impl PhotoError {
+    #[cfg(feature = "photos")]
+    pub(crate) fn corrupt(e: impl std::fmt::Display) -> Self {
+        PhotoError::Corrupt {
+            reason: e.to_string(),
+        }
+    }
+
+    #[cfg(feature = "photos")]
+    pub(crate) fn decoder(e: impl std::fmt::Display) -> Self {
+        PhotoError::Codec {
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Lower-case hex SHA-256: a blob's name everywhere.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Whether `s` is a blob name: 64 lower-case hex digits.
+pub fn is_hash(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+pub(crate) fn validate_hash(field: &str, s: &str) -> Result<()> {
+    if is_hash(s) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            "a photo is named by its SHA-256: 64 lower-case hex digits",
+        ))
+    }
+}
+
+/// What a record keeps about each photo it refers to: the photo itself is a
+/// blob named by `hash`; this travels in the record's document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhotoMeta {
+    /// The 320 px thumbnail's blob.
+    pub thumb: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    /// The camera's own capture time (EXIF), if it wrote one.
+    #[serde(
+        default,
+        with = "chrono::serde::ts_milliseconds_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub taken_at: Option<DateTime<Utc>>,
+    /// The camera's EXIF position, if it wrote one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exif_lat: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exif_lon: Option<f64>,
+    /// The phone's GPS fix when the photo was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<GpsFix>,
+    /// When the app took it, with the clock evidence.
+    pub time: RecordTime,
+}
+
+/// Photo metadata by blob hash, as records hold it.
+pub type Evidence = BTreeMap<String, PhotoMeta>;

@@ -1,0 +1,329 @@
+//! The photo pipeline: a camera JPEG in, an evidence JPEG and a thumbnail out.
+//!
+//! decode (libjpeg-turbo, DCT-scaled to just above the target size) → resize
+//! (SIMD, Catmull-Rom) → orient by EXIF → burn in the watermark → encode both →
+//! hash both. The output carries no EXIF at all: the camera's make, model,
+//! serial and software never leave the phone; the capture time and GPS position
+//! are read first and kept in the record.
+
+use std::io::Cursor;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
+use fast_image_resize::images::Image as FirImage;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::metadata::Orientation;
+use image::{DynamicImage, RgbImage};
+use turbojpeg::{Compressor, Decompressor, PixelFormat, Subsamp};
+
+use super::watermark::{self, Stamp};
+use super::{PhotoError, sha256_hex};
+use crate::model::geo::GeoPoint;
+
+/// Long edge of the evidence image, in pixels.
+pub const EVIDENCE_LONG_EDGE: u32 = 1600;
+/// Long edge of the thumbnail, in pixels.
+pub const THUMB_LONG_EDGE: u32 = 320;
+/// JPEG quality of both outputs.
+pub const QUALITY: i32 = 80;
+
+/// What a photo may be before it is refused unread: a phone camera makes
+/// 12–50 MP files of 2–20 MB; a decompression bomb claims far more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhotoLimits {
+    pub max_file_bytes: u64,
+    pub max_pixels: u64,
+    pub max_side: u32,
+}
+
+impl Default for PhotoLimits {
+    fn default() -> Self {
+        PhotoLimits {
+            max_file_bytes: 40 * 1024 * 1024,
+            max_pixels: 64_000_000,
+            max_side: 16_384,
+        }
+    }
+}
+
+/// One processed photo: both JPEGs in memory with their hashes, and what the
+/// camera said about where and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessedPhoto {
+    pub evidence: Vec<u8>,
+    pub evidence_hash: String,
+    pub width: u32,
+    pub height: u32,
+    pub thumb: Vec<u8>,
+    pub thumb_hash: String,
+    /// EXIF DateTimeOriginal, with its offset if the camera wrote one, else
+    /// read as Beijing time (UTC+8).
+    pub taken_at: Option<DateTime<Utc>>,
+    /// EXIF GPS position (WGS-84), if the camera wrote one.
+    pub exif_position: Option<GeoPoint>,
+    /// The EXIF orientation that was applied (1 = upright).
+    pub orientation: u8,
+}
+
+/// Runs the whole pipeline on the bytes of a camera JPEG.
+pub fn process(
+    jpeg: &[u8],
+    stamp: &Stamp,
+    limits: &PhotoLimits,
+) -> Result<ProcessedPhoto, PhotoError> {
+    if jpeg.len() as u64 > limits.max_file_bytes {
+        return Err(PhotoError::TooLarge {
+            bytes: jpeg.len() as u64,
+            limit: limits.max_file_bytes,
+        });
+    }
+    if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Err(PhotoError::NotJpeg);
+    }
+    let mut decoder = Decompressor::new().map_err(PhotoError::decoder)?;
+    let header = decoder.read_header(jpeg).map_err(PhotoError::corrupt)?;
+    let (w, h) = (header.width as u64, header.height as u64);
+    if w == 0 || h == 0 {
+        return Err(PhotoError::Corrupt {
+            reason: "no picture frame (the file is cut off before it)".into(),
+        });
+    }
+    if w > u64::from(limits.max_side) || h > u64::from(limits.max_side) || w * h > limits.max_pixels
+    {
+        return Err(PhotoError::TooManyPixels {
+            width: w,
+            height: h,
+            limit: limits.max_pixels,
+        });
+    }
+    let meta = read_exif(jpeg);
+
+    // Decode scaled by the smallest n/8 that keeps the long edge at or above
+    // the target: libjpeg-turbo then skips most of the inverse DCT work.
+    let (sw, sh) = dct_scaled_size(header.width, header.height, EVIDENCE_LONG_EDGE as usize);
+    let mut pixels = vec![0u8; sw * sh * 3];
+    decoder
+        .decompress(
+            jpeg,
+            turbojpeg::Image {
+                pixels: pixels.as_mut_slice(),
+                width: sw,
+                pitch: sw * 3,
+                height: sh,
+                format: PixelFormat::RGB,
+            },
+        )
+        .map_err(PhotoError::corrupt)?;
+    drop(decoder);
+
+    let (ew, eh) = fit(sw as u32, sh as u32, EVIDENCE_LONG_EDGE);
+    let scaled = resize(pixels, sw as u32, sh as u32, ew, eh)?;
+    let mut upright = DynamicImage::ImageRgb8(scaled);
+    if let Some(o) = Orientation::from_exif(meta.orientation) {
+        upright.apply_orientation(o);
+    }
+    let DynamicImage::ImageRgb8(mut upright) = upright else {
+        return Err(PhotoError::Corrupt {
+            reason: "orientation changed the pixel format".into(),
+        });
+    };
+
+    let (tw, th) = fit(upright.width(), upright.height(), THUMB_LONG_EDGE);
+    let thumb_pixels = resize(
+        upright.as_raw().clone(),
+        upright.width(),
+        upright.height(),
+        tw,
+        th,
+    )?;
+    watermark::burn(&mut upright, stamp);
+
+    let mut encoder = Compressor::new().map_err(PhotoError::decoder)?;
+    encoder.set_quality(QUALITY);
+    encoder.set_subsamp(Subsamp::Sub2x2);
+    let evidence = encode(&mut encoder, &upright)?;
+    let thumb = encode(&mut encoder, &thumb_pixels)?;
+    Ok(ProcessedPhoto {
+        evidence_hash: sha256_hex(&evidence),
+        width: upright.width(),
+        height: upright.height(),
+        evidence,
+        thumb_hash: sha256_hex(&thumb),
+        thumb,
+        taken_at: meta.taken_at,
+        exif_position: meta.position,
+        orientation: meta.orientation,
+    })
+}
+
+/// Reads a JPEG's dimensions without decoding it, applying the same limits.
+/// The server uses it to check that an uploaded blob is a photo it can show.
+pub fn check_jpeg(jpeg: &[u8], limits: &PhotoLimits) -> Result<(u32, u32), PhotoError> {
+    if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Err(PhotoError::NotJpeg);
+    }
+    let header = turbojpeg::read_header(jpeg).map_err(PhotoError::corrupt)?;
+    let (w, h) = (header.width as u64, header.height as u64);
+    if w == 0 || h == 0 {
+        return Err(PhotoError::Corrupt {
+            reason: "no picture frame".into(),
+        });
+    }
+    if w * h > limits.max_pixels {
+        return Err(PhotoError::TooManyPixels {
+            width: w,
+            height: h,
+            limit: limits.max_pixels,
+        });
+    }
+    Ok((header.width as u32, header.height as u32))
+}
+
+/// The DCT-scaled size (n/8, n = 1..8) closest above `target` on the long edge,
+/// computed the way libjpeg-turbo rounds (`TJSCALED`: ceiling).
+fn dct_scaled_size(w: usize, h: usize, target: usize) -> (usize, usize) {
+    let long = w.max(h);
+    for n in 1..=8 {
+        let scaled = (long * n).div_ceil(8);
+        if scaled >= target {
+            return ((w * n).div_ceil(8), (h * n).div_ceil(8));
+        }
+    }
+    (w, h)
+}
+
+/// Fits `(w, h)` into a square of `long_edge`, never enlarging.
+fn fit(w: u32, h: u32, long_edge: u32) -> (u32, u32) {
+    let long = w.max(h);
+    if long <= long_edge {
+        return (w, h);
+    }
+    let scale = f64::from(long_edge) / f64::from(long);
+    let side = |v: u32| ((f64::from(v) * scale).round() as u32).max(1);
+    (side(w), side(h))
+}
+
+fn resize(pixels: Vec<u8>, w: u32, h: u32, dw: u32, dh: u32) -> Result<RgbImage, PhotoError> {
+    if (w, h) == (dw, dh) {
+        return RgbImage::from_raw(w, h, pixels).ok_or_else(|| PhotoError::Corrupt {
+            reason: "decoded buffer has the wrong size".into(),
+        });
+    }
+    let src =
+        FirImage::from_vec_u8(w, h, pixels, PixelType::U8x3).map_err(|e| PhotoError::Corrupt {
+            reason: e.to_string(),
+        })?;
+    let mut dst = FirImage::new(dw, dh, PixelType::U8x3);
+    Resizer::new()
+        .resize(
+            &src,
+            &mut dst,
+            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)),
+        )
+        .map_err(|e| PhotoError::Corrupt {
+            reason: e.to_string(),
+        })?;
+    RgbImage::from_raw(dw, dh, dst.into_vec()).ok_or_else(|| PhotoError::Corrupt {
+        reason: "resized buffer has the wrong size".into(),
+    })
+}
+
+fn encode(encoder: &mut Compressor, img: &RgbImage) -> Result<Vec<u8>, PhotoError> {
+    encoder
+        .compress_to_vec(turbojpeg::Image {
+            pixels: img.as_raw().as_slice(),
+            width: img.width() as usize,
+            pitch: img.width() as usize * 3,
+            height: img.height() as usize,
+            format: PixelFormat::RGB,
+        })
+        .map_err(PhotoError::decoder)
+}
+
+struct ExifMeta {
+    orientation: u8,
+    taken_at: Option<DateTime<Utc>>,
+    position: Option<GeoPoint>,
+}
+
+/// What the camera wrote. Damaged or missing EXIF is not an error: the photo
+/// is upright as stored and has no camera time or position.
+fn read_exif(jpeg: &[u8]) -> ExifMeta {
+    use exif::{In, Tag, Value};
+    let mut meta = ExifMeta {
+        orientation: 1,
+        taken_at: None,
+        position: None,
+    };
+    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(jpeg)) else {
+        return meta;
+    };
+    if let Some(o) = exif
+        .get_field(Tag::Orientation, In::PRIMARY)
+        .and_then(|f| f.value.get_uint(0))
+        && (1..=8).contains(&o)
+    {
+        meta.orientation = o as u8;
+    }
+    let ascii = |tag| match exif.get_field(tag, In::PRIMARY).map(|f| &f.value) {
+        Some(Value::Ascii(v)) => v
+            .first()
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .map(str::to_string),
+        _ => None,
+    };
+    if let Some(local) = ascii(Tag::DateTimeOriginal)
+        .and_then(|s| NaiveDateTime::parse_from_str(s.trim(), "%Y:%m:%d %H:%M:%S").ok())
+    {
+        let offset = ascii(Tag::OffsetTimeOriginal)
+            .and_then(|s| DateTime::parse_from_str(&format!("2000-01-01T00:00:00{s}"), "%+").ok())
+            .map(|d| *d.offset())
+            .or_else(|| FixedOffset::east_opt(8 * 3600));
+        meta.taken_at = offset
+            .and_then(|o| o.from_local_datetime(&local).single())
+            .map(|d| d.with_timezone(&Utc));
+    }
+    let degrees = |tag, ref_tag, negative: u8| -> Option<f64> {
+        let Value::Rational(r) = &exif.get_field(tag, In::PRIMARY)?.value else {
+            return None;
+        };
+        if r.len() < 3 || r.iter().take(3).any(|x| x.denom == 0) {
+            return None;
+        }
+        let v = r[0].to_f64() + r[1].to_f64() / 60.0 + r[2].to_f64() / 3600.0;
+        let sign = match &exif.get_field(ref_tag, In::PRIMARY)?.value {
+            Value::Ascii(a) if a.first().and_then(|s| s.first()) == Some(&negative) => -1.0,
+            _ => 1.0,
+        };
+        Some(sign * v)
+    };
+    if let (Some(lat), Some(lon)) = (
+        degrees(Tag::GPSLatitude, Tag::GPSLatitudeRef, b'S'),
+        degrees(Tag::GPSLongitude, Tag::GPSLongitudeRef, b'W'),
+    ) {
+        let p = GeoPoint::new(lat, lon);
+        if p.validate("exif").is_ok() {
+            meta.position = Some(p);
+        }
+    }
+    meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dct_scale_stays_at_or_above_the_target() {
+        // 5640 × 3/8 = 2115 ≥ 1600, 5640 × 2/8 = 1410 < 1600.
+        assert_eq!(dct_scaled_size(5640, 3172, 1600), (2115, 1190));
+        assert_eq!(dct_scaled_size(1200, 900, 1600), (1200, 900));
+        assert_eq!(dct_scaled_size(3172, 5640, 1600), (1190, 2115));
+    }
+
+    #[test]
+    fn fit_never_enlarges() {
+        assert_eq!(fit(2115, 1190, 1600), (1600, 900));
+        assert_eq!(fit(800, 600, 1600), (800, 600));
+        assert_eq!(fit(1600, 900, 320), (320, 180));
+    }
+}
