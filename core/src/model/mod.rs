@@ -6,8 +6,10 @@ pub mod category;
 pub mod geo;
 pub mod inspection;
 pub mod patrol;
+pub mod place;
 pub mod shop;
 pub mod template;
+pub mod track;
 
 use crate::error::{Error, Result};
 
