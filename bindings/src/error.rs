@@ -37,6 +37,9 @@ pub enum MenqianError {
     /// The server failed; nothing was lost, try later.
     #[error("{reason}")]
     Server { reason: String },
+    /// The photo cannot be used (not a JPEG, too large, damaged): take it again.
+    #[error("{reason}")]
+    BadPhoto { reason: String },
     /// The user cancelled; what finished stays finished.
     #[error("cancelled")]
     Cancelled,
@@ -67,6 +70,7 @@ impl From<Core> for MenqianError {
             }
             Core::Server { .. } => MenqianError::Server { reason },
             Core::Cancelled => MenqianError::Cancelled,
+            Core::Photo(_) => MenqianError::BadPhoto { reason },
             Core::MissingDependencies { .. }
             | Core::Corrupt { .. }
             | Core::DatabaseTooNew { .. }

@@ -186,7 +186,63 @@ impl MenqianStore {
         Ok(InspectionView::new(i, &t))
     }
 
-    /// Records one item's result; `photos` are evidence ids.
+    /// Turns a camera JPEG into evidence: oriented, 1600 px, watermarked with
+    /// time, place, coordinates, the taker and the shop; EXIF removed; stored
+    /// with its thumbnail until sync uploads them. Put the returned hash in an
+    /// item's or a report's photos. The camera file can be deleted afterwards.
+    pub fn capture_photo(
+        &self,
+        path: String,
+        taken_by: String,
+        at_ms: i64,
+        fix: Option<Fix>,
+        shop_id: Option<String>,
+        place: Option<String>,
+    ) -> Result<PhotoView> {
+        let capture = menqian_core::store::Capture {
+            at: views::time("at_ms", at_ms)?,
+            fix: fix.map(Fix::into_core).transpose()?,
+            taken_by,
+            shop_id,
+            place,
+        };
+        let photo = self
+            .store()
+            .capture_photo(std::path::Path::new(&path), capture)?;
+        Ok(photo.into())
+    }
+
+    /// The file of a photo or thumbnail on this phone, to show it.
+    pub fn photo_path(&self, hash: String) -> Result<String> {
+        Ok(self.store().blob_path(&hash)?.display().to_string())
+    }
+
+    /// Photos and thumbnails still waiting for upload.
+    pub fn pending_photos(&self) -> Result<u64> {
+        Ok(self.store().pending_blobs()?.len() as u64)
+    }
+
+    /// What the clocks say about an inspection's, report's or patrol's time.
+    pub fn time_check(&self, record_id: String) -> Result<TimeVerdict> {
+        Ok(self.store().time_check(&record_id)?.into())
+    }
+
+    /// A patrol's track with implausible points dropped, simplified and measured.
+    pub fn patrol_summary(&self, patrol_id: String) -> Result<PatrolSummary> {
+        use menqian_core::model::track::{self, TrackRules};
+        let report = self
+            .store()
+            .patrol_report(&patrol_id, &[], &TrackRules::default())?;
+        Ok(PatrolSummary {
+            points: report.track.len() as u64,
+            dropped: (report.dropped_inaccurate + report.dropped_jumps) as u64,
+            distance_m: report.distance_m,
+            duration_s: report.duration_s,
+            geojson: track::to_geojson(&report, &[], &patrol_id).to_string(),
+        })
+    }
+
+    /// Records one item's result; `photos` are hashes from `capture_photo`.
     pub fn record_item(
         &self,
         inspection_id: String,
@@ -305,6 +361,7 @@ impl MenqianStore {
         Ok(SyncSummary {
             pushed: report.pushed,
             pulled: report.pulled,
+            photos_uploaded: report.photos_uploaded,
         })
     }
 
@@ -318,6 +375,27 @@ impl MenqianStore {
     /// Folds the write-ahead log into the database; call when the app idles.
     pub fn checkpoint(&self) -> Result<()> {
         Ok(self.store().checkpoint()?)
+    }
+}
+
+/// WGS-84 (what GPS reports and the store keeps) to GCJ-02, for drawing on
+/// AMap or Tencent maps. Outside mainland China the point is unchanged.
+#[uniffi::export]
+pub fn wgs84_to_gcj02(lat: f64, lon: f64) -> MapPoint {
+    let p = menqian_core::model::place::wgs84_to_gcj02(GeoPoint::new(lat, lon));
+    MapPoint {
+        lat: p.lat,
+        lon: p.lon,
+    }
+}
+
+/// GCJ-02 (a point picked on AMap or Tencent) back to WGS-84, within 1 mm.
+#[uniffi::export]
+pub fn gcj02_to_wgs84(lat: f64, lon: f64) -> MapPoint {
+    let p = menqian_core::model::place::gcj02_to_wgs84(GeoPoint::new(lat, lon));
+    MapPoint {
+        lat: p.lat,
+        lon: p.lon,
     }
 }
 
@@ -340,6 +418,7 @@ impl SyncListener for Adapter {
         let phase = match p.phase {
             SyncPhase::Push => Phase::Push,
             SyncPhase::Pull => Phase::Pull,
+            SyncPhase::Photos => Phase::Photos,
         };
         if !keep_going(Some(self.0.as_ref()), phase, p.done, p.total) {
             self.1.cancel();

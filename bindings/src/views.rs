@@ -15,6 +15,8 @@ pub enum Phase {
     Import,
     Push,
     Pull,
+    /// Photo upload, after the records; `done`/`total` are bytes.
+    Photos,
 }
 
 /// A shop's page.
@@ -216,6 +218,10 @@ pub struct InspectionView {
     pub lines: Vec<ChecklistLine>,
     pub submitted: bool,
     pub score: Option<u32>,
+    /// Metres from the start fix to the shop's zone (none without a fix).
+    pub distance_m: Option<f64>,
+    /// Farther than the fix's accuracy + the district's margin: 不在现场.
+    pub off_site: bool,
 }
 
 impl InspectionView {
@@ -244,6 +250,8 @@ impl InspectionView {
             .collect();
         InspectionView {
             submitted: i.is_submitted(),
+            distance_m: i.geofence.map(|g| g.distance_m),
+            off_site: i.geofence.is_some_and(|g| g.flagged),
             id: i.id,
             shop_id: i.shop_id,
             checklist: t.name.clone(),
@@ -399,6 +407,8 @@ pub struct SyncSummary {
     pub pushed: u64,
     /// Changes received that were new here.
     pub pulled: u64,
+    /// Photos and thumbnails uploaded whole.
+    pub photos_uploaded: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
@@ -417,4 +427,72 @@ impl From<core::ImportReport> for ImportSummary {
             unchanged: n(r.unchanged),
         }
     }
+}
+
+/// A photo taken and stored as evidence (watermarked, 1600 px, EXIF removed).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct PhotoView {
+    /// Its SHA-256: what an item's or a report's `photos` list holds.
+    pub hash: String,
+    pub thumb: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    /// The camera's own capture time (EXIF), if it wrote one.
+    pub taken_at_ms: Option<i64>,
+}
+
+impl From<menqian_core::store::CapturedPhoto> for PhotoView {
+    fn from(p: menqian_core::store::CapturedPhoto) -> Self {
+        PhotoView {
+            hash: p.hash,
+            thumb: p.meta.thumb,
+            width: p.meta.width,
+            height: p.meta.height,
+            bytes: p.meta.bytes,
+            taken_at_ms: p.meta.taken_at.map(|t| t.timestamp_millis()),
+        }
+    }
+}
+
+/// What the clocks say about a record's time.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct TimeVerdict {
+    /// 时间可信 / 时间存疑 / 时间待核验.
+    pub label: String,
+    pub flagged: bool,
+    /// Device clock minus the server's, when known.
+    pub skew_ms: Option<i64>,
+}
+
+impl From<menqian_core::evidence::time::TimeCheck> for TimeVerdict {
+    fn from(c: menqian_core::evidence::time::TimeCheck) -> Self {
+        use menqian_core::evidence::time::TimeCheck as T;
+        TimeVerdict {
+            label: c.label_zh().to_string(),
+            flagged: c.is_flagged(),
+            skew_ms: match c {
+                T::Consistent { skew_ms } | T::Skewed { skew_ms } => Some(skew_ms),
+                T::Unverified => None,
+            },
+        }
+    }
+}
+
+/// A patrol's cleaned track, measured.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct PatrolSummary {
+    pub points: u64,
+    pub dropped: u64,
+    pub distance_m: f64,
+    pub duration_s: i64,
+    /// The cleaned track as GeoJSON (RFC 7946), for a map layer.
+    pub geojson: String,
+}
+
+/// A position on a map.
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
+pub struct MapPoint {
+    pub lat: f64,
+    pub lon: f64,
 }

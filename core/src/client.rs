@@ -47,6 +47,8 @@ impl Default for RetryPolicy {
 pub enum SyncPhase {
     Push,
     Pull,
+    /// Uploading photos, after the records: `done`/`total` count bytes.
+    Photos,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +93,8 @@ pub struct SyncReport {
     pub pushed: u64,
     /// Changes pulled that were new here.
     pub pulled: u64,
+    /// Photos and thumbnails the server now holds whole.
+    pub photos_uploaded: u64,
 }
 
 /// What enrollment returns: keep the token in the platform's secure storage.
@@ -117,7 +121,13 @@ pub struct SyncClient {
     token: Option<String>,
     http: Client,
     pub retry: RetryPolicy,
+    /// The server's clock from its last reply, and when that reply came.
+    server_time: Arc<std::sync::Mutex<Option<(i64, std::time::Instant)>>>,
 }
+
+/// Upload chunk size: small enough that a cut costs little, large enough
+/// that a 400 KB photo is two requests.
+pub const BLOB_CHUNK: usize = 256 * 1024;
 
 impl SyncClient {
     /// `base_url` like `http://127.0.0.1:8080`; `token` from [`SyncClient::enroll`].
@@ -138,6 +148,7 @@ impl SyncClient {
             base,
             token,
             http,
+            server_time: Arc::new(std::sync::Mutex::new(None)),
             retry: RetryPolicy::default(),
         })
     }
@@ -163,14 +174,15 @@ impl SyncClient {
         })
     }
 
-    fn push(&self, changes: &[DocChange], cancel: &CancelToken) -> Result<()> {
+    /// Pushes a page; returns the server's receive time (Unix ms).
+    fn push(&self, changes: &[DocChange], cancel: &CancelToken) -> Result<Option<i64>> {
         let body = wire::encode(&WireBatch {
             changes: changes.to_vec(),
             ..WireBatch::default()
         })
         .map_err(|e| Error::invalid("changes", e.to_string()))?;
         let token = self.token()?;
-        self.send(cancel, || {
+        let response = self.send(cancel, || {
             self.http
                 .post(format!("{}/v1/push", self.base))
                 .bearer_auth(token)
@@ -178,7 +190,94 @@ impl SyncClient {
                 .body(body.clone())
                 .send()
         })?;
+        #[derive(Deserialize)]
+        struct Ack {
+            received_at: Option<i64>,
+        }
+        Ok(response.json::<Ack>().ok().and_then(|a| a.received_at))
+    }
+
+    /// The server's clock now, from its last reply.
+    pub fn server_now_ms(&self) -> Option<i64> {
+        let guard = self.server_time.lock().ok()?;
+        let (ms, at) = (*guard)?;
+        Some(ms + at.elapsed().as_millis() as i64)
+    }
+
+    /// How much of a blob the server holds.
+    fn blob_received(&self, hash: &str, cancel: &CancelToken) -> Result<(u64, bool)> {
+        let token = self.token()?;
+        let r = self.send(cancel, || {
+            self.http
+                .get(format!("{}/v1/blobs/{hash}/status", self.base))
+                .bearer_auth(token)
+                .send()
+        })?;
+        blob_reply(r)
+    }
+
+    /// Uploads a blob from where the server's copy ends, chunk by chunk.
+    /// `progress` gets the bytes sent of this blob.
+    fn upload_blob(
+        &self,
+        hash: &str,
+        bytes: &[u8],
+        cancel: &CancelToken,
+        progress: &dyn Fn(u64),
+    ) -> Result<()> {
+        let token = self.token()?;
+        let total = bytes.len() as u64;
+        let (mut offset, mut complete) = self.blob_received(hash, cancel)?;
+        while !complete {
+            cancel.check()?;
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let end = (start + BLOB_CHUNK).min(bytes.len());
+            let chunk = bytes[start..end].to_vec();
+            let r = self.send(cancel, || {
+                self.http
+                    .put(format!(
+                        "{}/v1/blobs/{hash}?offset={offset}&total={total}",
+                        self.base
+                    ))
+                    .bearer_auth(token)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(chunk.clone())
+                    .send()
+            })?;
+            let (now, done) = blob_reply(r)?;
+            if !done && now <= offset && end > start {
+                // The server kept nothing of a chunk at the right offset.
+                return Err(Error::Rejected {
+                    reason: format!("photo {hash}: upload did not advance"),
+                });
+            }
+            offset = now;
+            complete = done;
+            progress(offset.min(total));
+        }
         Ok(())
+    }
+
+    /// Downloads a photo or thumbnail that a visible record refers to.
+    pub fn download_blob(&self, hash: &str, cancel: &CancelToken) -> Result<Vec<u8>> {
+        let token = self.token()?;
+        let r = self.send(cancel, || {
+            self.http
+                .get(format!("{}/v1/blobs/{hash}", self.base))
+                .bearer_auth(token)
+                .send()
+        })?;
+        let bytes = r.bytes().map_err(|e| Error::Offline {
+            reason: e.to_string(),
+        })?;
+        if crate::evidence::sha256_hex(&bytes) != hash {
+            return Err(Error::Rejected {
+                reason: format!("photo {hash}: the download does not match its name"),
+            });
+        }
+        Ok(bytes.to_vec())
     }
 
     fn pull(&self, after: u64, cancel: &CancelToken) -> Result<WireBatch> {
@@ -247,7 +346,10 @@ impl SyncClient {
             attempt += 1;
             let last = attempt >= self.retry.attempts;
             match request() {
-                Ok(r) if r.status().is_success() => return Ok(r),
+                Ok(r) if r.status().is_success() => {
+                    self.note_server_time(&r);
+                    return Ok(r);
+                }
                 Ok(r) if r.status().is_server_error() && !last => {}
                 Ok(r) => return Err(status_error(r)),
                 Err(e) if last => {
@@ -278,6 +380,31 @@ impl SyncClient {
         }
         Ok(())
     }
+}
+
+impl SyncClient {
+    fn note_server_time(&self, r: &Response) {
+        let ms = r
+            .headers()
+            .get("x-menqian-time")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        if let (Some(ms), Ok(mut slot)) = (ms, self.server_time.lock()) {
+            *slot = Some((ms, std::time::Instant::now()));
+        }
+    }
+}
+
+fn blob_reply(r: Response) -> Result<(u64, bool)> {
+    #[derive(Deserialize)]
+    struct State {
+        received: u64,
+        complete: bool,
+    }
+    let s: State = r.json().map_err(|e| Error::Offline {
+        reason: format!("blob reply: {e}"),
+    })?;
+    Ok((s.received, s.complete))
 }
 
 fn status_error(r: Response) -> Error {
@@ -330,8 +457,11 @@ impl Store {
             if page.changes.is_empty() {
                 break;
             }
-            client.push(&page.changes, cancel)?;
+            let received = client.push(&page.changes, cancel)?;
             self.set_pushed(page.cursor)?;
+            if let Some(ms) = received {
+                self.mark_received(page.cursor, ms)?;
+            }
             pushed_to = page.cursor;
             report.pushed += page.changes.len() as u64;
             tell(SyncPhase::Push, report.pushed, total);
@@ -348,9 +478,43 @@ impl Store {
                     restarted = true;
                     self.restart_pull()?;
                 }
-                other => return other.map(|()| report),
+                other => {
+                    other?;
+                    break;
+                }
             }
         }
+        if let Some(ms) = client.server_now_ms() {
+            self.set_clock_anchor(ms)?;
+        }
+        // Photos after the records, so a slow upload never holds them back.
+        self.upload_photos(client, &tell, cancel, &mut report)?;
+        Ok(report)
+    }
+
+    fn upload_photos(
+        &mut self,
+        client: &SyncClient,
+        tell: &dyn Fn(SyncPhase, u64, u64),
+        cancel: &CancelToken,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let pending = self.pending_blobs()?;
+        let total: u64 = pending.iter().map(|b| b.bytes).sum();
+        let mut done = 0u64;
+        tell(SyncPhase::Photos, 0, total);
+        for blob in pending {
+            cancel.check()?;
+            let bytes = self.blobs().read(&blob.hash)?;
+            client.upload_blob(&blob.hash, &bytes, cancel, &|sent| {
+                tell(SyncPhase::Photos, done + sent, total)
+            })?;
+            self.mark_uploaded(&blob.hash)?;
+            done += blob.bytes;
+            report.photos_uploaded += 1;
+            tell(SyncPhase::Photos, done, total);
+        }
+        Ok(())
     }
 
     fn pull_all(

@@ -142,7 +142,7 @@ fn shops_are_listed_by_street_and_lane() {
 
 #[test]
 fn an_inspection_runs_and_is_immutable_once_submitted() {
-    let (_dir, mut store) = demo_store();
+    let (dir, mut store) = demo_store();
     let shop = first_shop(&store);
     // July: 扫雪铲冰 (BJ-06) does not apply.
     let id = inspection_at(&mut store, &shop, beijing(2026, 7, 15));
@@ -177,11 +177,30 @@ fn an_inspection_runs_and_is_immutable_once_submitted() {
         store.submit_inspection(&id, beijing(2026, 7, 15)),
         Err(Error::PhotoRequired { code }) if code == "BJ-04"
     ));
+    // A photo id that is not a SHA-256, or one never captured here, is refused.
+    for bad in ["sha256-abc", &"ab".repeat(32)] {
+        let refused = ItemResult {
+            photos: vec![bad.to_string()],
+            ..fail.clone()
+        };
+        assert!(store.record_item(&id, "BJ-04", refused).is_err(), "{bad}");
+    }
+    let hash = common::photo(&mut store, dir.path(), "王磊");
     let with_photo = ItemResult {
-        photos: vec!["sha256-abc".into()],
+        photos: vec![hash.clone()],
         ..fail
     };
     store.record_item(&id, "BJ-04", with_photo).unwrap();
+    // The record carries the photo's metadata; the blob waits for upload.
+    let evidence = &store.inspection(&id).unwrap().evidence;
+    assert_eq!((evidence[&hash].width, evidence[&hash].height), (640, 480));
+    let pending: Vec<String> = store
+        .pending_blobs()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.hash)
+        .collect();
+    assert_eq!(pending, [evidence[&hash].thumb.clone(), hash.clone()]);
     let done = store
         .submit_inspection(&id, beijing(2026, 7, 15) + Duration::minutes(5))
         .unwrap();
@@ -250,9 +269,10 @@ fn seasonal_and_category_items_apply_only_when_they_should() {
 
 #[test]
 fn cases_are_reported_and_moved_with_their_history() {
-    let (_dir, mut store) = demo_store();
+    let (dir, mut store) = demo_store();
     let shop = first_shop(&store);
     let at = beijing(2026, 7, 1);
+    let hash = common::photo(&mut store, dir.path(), "李娜");
     let new = NewCase {
         subdistrict: None,
         lane: None,
@@ -260,7 +280,7 @@ fn cases_are_reported_and_moved_with_their_history() {
         category: "0504".into(),
         location: GeoPoint::new(39.8661, 116.3451),
         shop_id: Some(shop.id()),
-        photos: vec!["sha256-1".into()],
+        photos: vec![hash.clone()],
         description: "水果摊摆到了人行道上".into(),
         deadline: Some(at + Duration::hours(8)),
         reported_by: "steward-7".into(),

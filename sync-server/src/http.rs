@@ -33,7 +33,10 @@ pub fn router(store: SharedStore) -> Router {
         .route("/v1/push", post(push))
         .route("/v1/pull", get(pull))
         .route("/v1/snapshot", get(snapshot))
+        .route("/v1/blobs/{hash}", get(blob_get).put(blob_put))
+        .route("/v1/blobs/{hash}/status", get(blob_status))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(stamp_time))
         .with_state(store)
 }
 
@@ -229,15 +232,151 @@ async fn push(
         role: user.role,
         actor: device.actor.clone(),
     };
+    let received = Utc::now();
     let report = with_store(&store, move |s| {
-        Ok(s.push(&writer, &batch.changes, Utc::now())?)
+        Ok(s.push(&writer, &batch.changes, received)?)
     })
     .await?;
     let device = device.id;
     tracing::info!(device = %device, changes = count, applied = report.applied, duplicates = report.duplicates, "push accepted");
-    Ok(Json(
-        json!({ "applied": report.applied, "duplicates": report.duplicates }),
-    ))
+    Ok(Json(json!({
+        "applied": report.applied,
+        "duplicates": report.duplicates,
+        "received_at": received.timestamp_millis(),
+    })))
+}
+
+/// The header every reply carries: the server's clock (Unix ms), from which
+/// phones take the time their records' clock evidence counts from.
+pub const TIME_HEADER: &str = "x-menqian-time";
+
+async fn stamp_time(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        TIME_HEADER,
+        axum::http::HeaderValue::from(Utc::now().timestamp_millis()),
+    );
+    response
+}
+
+/// The largest upload chunk.
+pub const MAX_BLOB_CHUNK: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+pub struct BlobPutQuery {
+    pub offset: u64,
+    pub total: u64,
+}
+
+fn blob_state(r: menqian_core::evidence::blobs::Received) -> serde_json::Value {
+    use menqian_core::evidence::blobs::Received;
+    match r {
+        Received::Complete { bytes } => json!({ "received": bytes, "complete": true }),
+        Received::Partial { bytes } => json!({ "received": bytes, "complete": false }),
+    }
+}
+
+fn check_hash(hash: &str) -> Result<(), ApiError> {
+    if menqian_core::evidence::is_hash(hash) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_hash",
+            "a blob is named by its SHA-256: 64 lower-case hex digits",
+        ))
+    }
+}
+
+/// How much of a blob the server holds: where an interrupted upload resumes.
+async fn blob_status(
+    State(store): State<SharedStore>,
+    headers: HeaderMap,
+    axum::extract::Path(hash): axum::extract::Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_hash(&hash)?;
+    let token = bearer(&headers)?;
+    let state = with_store(&store, move |s| {
+        s.authenticate(&token)?;
+        Ok(s.documents()
+            .blobs()
+            .received(&hash)
+            .map_err(StoreError::from)?)
+    })
+    .await?;
+    Ok(Json(blob_state(state)))
+}
+
+/// Appends a chunk at `offset` of a `total`-byte blob. The last chunk makes
+/// the server hash the whole: a blob whose content does not match its name is
+/// discarded (422). A chunk at the wrong offset writes nothing and the reply
+/// says where to resume.
+async fn blob_put(
+    State(store): State<SharedStore>,
+    headers: HeaderMap,
+    axum::extract::Path(hash): axum::extract::Path<String>,
+    query: Result<Query<BlobPutQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_hash(&hash)?;
+    let token = bearer(&headers)?;
+    with_store(&store, move |s| Ok(s.authenticate(&token).map(|_| ())?)).await?;
+    let Query(q) = query.map_err(bad_query)?;
+    require_content_type(&headers, "application/octet-stream")?;
+    if body.len() > MAX_BLOB_CHUNK {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "chunk_too_large",
+            format!("send at most {MAX_BLOB_CHUNK} bytes per chunk"),
+        ));
+    }
+    if q.offset == 0 && !body.is_empty() && !body.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_jpeg",
+            "photos are JPEG files",
+        ));
+    }
+    let state = with_store(&store, move |s| {
+        s.documents()
+            .blobs()
+            .append(&hash, q.offset, q.total, &body)
+            .map_err(|e| match e {
+                CoreError::InvalidInput { field, reason } if field == "blob" => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch", reason)
+                }
+                other => ApiError::from(StoreError::from(other)),
+            })
+    })
+    .await?;
+    Ok(Json(blob_state(state)))
+}
+
+/// Downloads a photo or thumbnail that a record the reader may see refers to.
+/// Anything else is 404, whether or not it exists.
+async fn blob_get(
+    State(store): State<SharedStore>,
+    headers: HeaderMap,
+    axum::extract::Path(hash): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    check_hash(&hash)?;
+    let token = bearer(&headers)?;
+    let bytes = with_store(&store, move |s| {
+        let (_, user) = s.authenticate(&token)?;
+        let store = s.documents();
+        let visible = store
+            .blob_visible(&hash, &user.visibility())
+            .map_err(StoreError::from)?;
+        if !visible || !store.blobs().contains(&hash).map_err(StoreError::from)? {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("photo {hash}"),
+            ));
+        }
+        Ok(store.blobs().read(&hash).map_err(StoreError::from)?)
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -160,6 +160,7 @@ impl SqliteSyncStore {
                 qr_hosts,
                 durable: true,
                 publish_listings: true,
+                ..StoreConfig::default()
             },
         )?;
         let mut accounts = Connection::open(dir.join("accounts.sqlite"))?;

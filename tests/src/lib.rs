@@ -8,6 +8,7 @@ pub fn fixtures_config() -> StoreConfig {
         qr_hosts: vec![menqian_fixtures::DEMO_HOST.to_string()],
         durable: false,
         publish_listings: false,
+        ..StoreConfig::default()
     }
 }
 

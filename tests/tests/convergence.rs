@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 
 use chrono::{Duration, TimeZone, Utc};
+use menqian_core::evidence::photo::sample_jpeg;
+use menqian_core::store::Capture;
 use menqian_core::*;
 use menqian_tests::{fixtures_config, shop_pool};
 use proptest::prelude::*;
@@ -255,7 +257,16 @@ impl World {
                         ItemOutcome::Pass
                     };
                     let photos = if outcome == ItemOutcome::Fail {
-                        vec!["p1".to_string()]
+                        let camera = self._dirs[at].path().join("camera.jpg");
+                        std::fs::write(&camera, sample_jpeg(64, 48).unwrap()).unwrap();
+                        let capture = Capture {
+                            at: now,
+                            fix: None,
+                            taken_by: format!("巡查员{at}"),
+                            shop_id: None,
+                            place: None,
+                        };
+                        vec![store.capture_photo(&camera, capture).unwrap().hash]
                     } else {
                         vec![]
                     };

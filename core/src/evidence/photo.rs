@@ -178,6 +178,44 @@ pub fn check_jpeg(jpeg: &[u8], limits: &PhotoLimits) -> Result<(u32, u32), Photo
     Ok((header.width as u32, header.height as u32))
 }
 
+/// A synthetic street-front picture as a camera JPEG (sky, a shop front with
+/// a door and a signboard, pavement): what the demo district's inspections
+/// and the tests photograph when no camera is at hand.
+pub fn sample_jpeg(width: u32, height: u32) -> Result<Vec<u8>, PhotoError> {
+    let (w, h) = (width.max(16) as usize, height.max(16) as usize);
+    let mut pixels = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+            let rgb = if fy < 0.3 {
+                [120, 170, (230.0 - fy * 100.0) as u8]
+            } else if fy > 0.85 {
+                [150, 150, 145]
+            } else if (0.38..0.62).contains(&fx) && fy > 0.5 {
+                [70, 50, 40]
+            } else if fy < 0.42 && (0.15..0.85).contains(&fx) {
+                [190, 30, 30]
+            } else {
+                [(200.0 - fx * 40.0) as u8, 190, 170]
+            };
+            pixels[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&rgb);
+        }
+    }
+    let jpeg = turbojpeg::compress(
+        turbojpeg::Image {
+            pixels: pixels.as_slice(),
+            width: w,
+            pitch: w * 3,
+            height: h,
+            format: PixelFormat::RGB,
+        },
+        90,
+        Subsamp::Sub2x2,
+    )
+    .map_err(PhotoError::decoder)?;
+    Ok(jpeg.to_vec())
+}
+
 /// The DCT-scaled size (n/8, n = 1..8) closest above `target` on the long edge,
 /// computed the way libjpeg-turbo rounds (`TJSCALED`: ceiling).
 fn dct_scaled_size(w: usize, h: usize, target: usize) -> (usize, usize) {

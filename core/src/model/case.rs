@@ -136,6 +136,12 @@ pub struct Case {
     /// Append-only: concurrent moves made offline are all kept, in the same order
     /// on every device.
     pub history: Vec<StatusChange>,
+    /// The photos of `photos`, by blob hash.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub evidence: crate::evidence::Evidence,
+    /// The device's clocks when the report was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<crate::evidence::time::RecordTime>,
 }
 
 impl Case {

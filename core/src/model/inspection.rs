@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::geo::GpsFix;
+use super::place::Geofence;
 use super::template::ChecklistTemplate;
+use crate::evidence::Evidence;
+use crate::evidence::time::RecordTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -103,6 +106,15 @@ pub struct Inspection {
     pub score: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
+    /// The photos the items refer to, by blob hash.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub evidence: Evidence,
+    /// The device's clocks when the inspection started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<RecordTime>,
+    /// How far the start fix was from the shop's zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geofence: Option<Geofence>,
 }
 
 impl Inspection {

@@ -95,6 +95,9 @@ pub struct Patrol {
     /// Encoded chunks, see [`Patrol::points`].
     #[serde(default)]
     pub chunks: Vec<String>,
+    /// The device's clocks when the patrol started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<crate::evidence::time::RecordTime>,
 }
 
 impl Patrol {

@@ -84,9 +84,15 @@ impl Store {
                 by: reported_by,
                 note: None,
             }],
+            evidence: Default::default(),
+            time: Some(self.record_time(new.reported_at)?),
         };
         let id = new_id("case");
-        self.mutate(&id, true, |_, d| doc::write_root(d, &case))?;
+        self.mutate(&id, true, |tx, d| {
+            let mut case = case;
+            case.evidence = Store::evidence_for(tx, &case.photos, &Default::default())?;
+            doc::write_root(d, &case)
+        })?;
         Ok(id)
     }
 
@@ -142,7 +148,8 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT source, category, lat, lon, shop_id, description, photos, deadline,
-                        reported_by, reported_at, subdistrict, lane FROM cases WHERE id = ?1",
+                        reported_by, reported_at, subdistrict, lane, evidence, time
+                 FROM cases WHERE id = ?1",
             )?
             .query_row([id], |r| {
                 Ok((
@@ -158,6 +165,8 @@ impl Store {
                     (
                         r.get::<_, Option<String>>(10)?,
                         r.get::<_, Option<String>>(11)?,
+                        r.get::<_, Option<String>>(12)?,
+                        r.get::<_, Option<String>>(13)?,
                     ),
                 ))
             })
@@ -173,8 +182,13 @@ impl Store {
             deadline,
             reported_by,
             reported_at,
-            (subdistrict, lane),
+            (subdistrict, lane, evidence, record_time),
         ) = base;
+        let evidence = match evidence {
+            Some(e) => serde_json::from_str(&e).map_err(|e| Error::corrupt(id, e))?,
+            None => Default::default(),
+        };
+        let record_time = record_time.and_then(|t| serde_json::from_str(&t).ok());
         let time = |ms: i64| time_from_ms(id, ms);
         let source: CaseSource = parse_enum(id, &source)?;
         let mut history = Vec::new();
@@ -205,6 +219,8 @@ impl Store {
             subdistrict,
             lane,
             history,
+            evidence,
+            time: record_time,
         })
     }
 

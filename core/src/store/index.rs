@@ -210,8 +210,8 @@ fn inspection(tx: &Transaction<'_>, i: &Inspection) -> Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO inspections (id, shop_id, template_id, template_version,
             inspector, started_at, ended_at, fix_lat, fix_lon, fix_accuracy_m, fix_at,
-            applicable, score, verdict)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            applicable, score, verdict, evidence, time, distance_m, off_site)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
         i.id,
@@ -228,7 +228,12 @@ fn inspection(tx: &Transaction<'_>, i: &Inspection) -> Result<()> {
         i.applicable.join(","),
         i.score,
         i.verdict.map(|v| v.as_str()),
+        json_or_null(&i.evidence, i.evidence.is_empty())?,
+        i.time.map(|t| json_text(&t)).transpose()?,
+        i.geofence.map(|g| g.distance_m),
+        i.geofence.map(|g| g.flagged),
     ])?;
+    evidence_refs(tx, &i.id, &i.evidence)?;
     tx.prepare_cached("DELETE FROM inspection_items WHERE inspection_id = ?1")?
         .execute([&i.id])?;
     let mut ins = tx.prepare_cached(
@@ -251,8 +256,9 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
     let last_at = c.history.last().map_or(c.reported_at, |s| s.at);
     tx.prepare_cached(
         "INSERT OR REPLACE INTO cases (id, source, category, lat, lon, shop_id, description,
-            photos, deadline, reported_by, reported_at, status, status_at, subdistrict, lane)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            photos, deadline, reported_by, reported_at, status, status_at, subdistrict, lane,
+            evidence, time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         c.id,
@@ -270,7 +276,10 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
         last_at.timestamp_millis(),
         c.subdistrict,
         c.lane,
+        json_or_null(&c.evidence, c.evidence.is_empty())?,
+        c.time.map(|t| json_text(&t)).transpose()?,
     ])?;
+    evidence_refs(tx, &c.id, &c.evidence)?;
     tx.prepare_cached("DELETE FROM case_history WHERE case_id = ?1")?
         .execute([&c.id])?;
     let mut ins = tx.prepare_cached(
@@ -293,8 +302,8 @@ fn patrol(tx: &Transaction<'_>, p: &Patrol) -> Result<()> {
     let points = p.points()?;
     let track = crate::model::patrol::encode_chunk(&points);
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO patrols (id, user, started_at, ended_at, points, track)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO patrols (id, user, started_at, ended_at, points, track, time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         p.id,
@@ -302,8 +311,39 @@ fn patrol(tx: &Transaction<'_>, p: &Patrol) -> Result<()> {
         p.started_at.timestamp_millis(),
         p.ended_at.map(|t| t.timestamp_millis()),
         points.len() as i64,
-        track
+        track,
+        p.time.map(|t| json_text(&t)).transpose()?,
     ])?;
+    Ok(())
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::corrupt("index", e))
+}
+
+fn json_or_null<T: serde::Serialize>(value: &T, empty: bool) -> Result<Option<String>> {
+    if empty {
+        Ok(None)
+    } else {
+        json_text(value).map(Some)
+    }
+}
+
+/// Which photos a record refers to: the sync server decides by this who may
+/// download a photo.
+fn evidence_refs(
+    tx: &Transaction<'_>,
+    doc_id: &str,
+    evidence: &crate::evidence::Evidence,
+) -> Result<()> {
+    tx.prepare_cached("DELETE FROM evidence_refs WHERE doc_id = ?1")?
+        .execute([doc_id])?;
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO evidence_refs (hash, thumb, doc_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for (hash, meta) in evidence {
+        ins.execute(params![hash, meta.thumb, doc_id])?;
+    }
     Ok(())
 }
 
@@ -315,6 +355,7 @@ const TABLES: &[(&str, &str)] = &[
     ("inspection_items", "inspection_id, code"),
     ("cases", "id"),
     ("case_history", "case_id, idx"),
+    ("evidence_refs", "hash, doc_id"),
     ("patrols", "id"),
 ];
 

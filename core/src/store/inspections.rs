@@ -40,6 +40,11 @@ impl Store {
         let shop = self.shop(&new.shop_id)?;
         let template = self.template(&new.template_id, new.template_version)?;
         let applicable = template.applicable_items(shop.category, new.started_at);
+        let margin = self.config.geofence_margin_m();
+        let geofence = new
+            .fix
+            .map(|f| crate::model::place::Geofence::check(&f, &shop.zone, margin));
+        let time = Some(self.record_time(new.started_at)?);
         let record = Inspection {
             id: String::new(),
             shop_id: new.shop_id.clone(),
@@ -53,6 +58,9 @@ impl Store {
             items: Default::default(),
             score: None,
             verdict: None,
+            evidence: Default::default(),
+            time,
+            geofence,
         };
         let id = new_id("insp");
         self.mutate(&id, true, |_, d| doc::write_root(d, &record))?;
@@ -82,7 +90,17 @@ impl Store {
             note: optional_text("note", result.note.as_deref(), 500)?,
             photos: validate_photos(result.photos)?,
         };
-        self.mutate(id, false, |_, d| {
+        self.mutate(id, false, |tx, d| {
+            let evidence = Store::evidence_for(tx, &result.photos, &current.evidence)?;
+            if !evidence.is_empty() {
+                let map = doc::map_at(d, "evidence")?;
+                for (hash, meta) in evidence
+                    .iter()
+                    .filter(|(h, _)| !current.evidence.contains_key(*h))
+                {
+                    doc::put_field(d, &map, hash, meta)?;
+                }
+            }
             let items = doc::map_at(d, "items")?;
             doc::put_field(d, &items, code, &result)
         })
@@ -137,7 +155,8 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT shop_id, template_id, template_version, inspector, started_at, ended_at,
-                        fix_lat, fix_lon, fix_accuracy_m, fix_at, applicable, score, verdict
+                        fix_lat, fix_lon, fix_accuracy_m, fix_at, applicable, score, verdict,
+                 evidence, time, distance_m, off_site
                  FROM inspections WHERE id = ?1",
             )?
             .query_row([id], |r| {
@@ -160,6 +179,12 @@ impl Store {
                         r.get::<_, Option<u32>>(11)?,
                         r.get::<_, Option<String>>(12)?,
                     ),
+                    (
+                        r.get::<_, Option<String>>(13)?,
+                        r.get::<_, Option<String>>(14)?,
+                        r.get::<_, Option<f64>>(15)?,
+                        r.get::<_, Option<bool>>(16)?,
+                    ),
                 ))
             })
             .optional()?
@@ -169,8 +194,25 @@ impl Store {
             (started, ended),
             fix,
             (applicable, score, verdict),
+            (evidence, record_time, distance_m, off_site),
         ) = row;
+        let evidence = match evidence {
+            Some(e) => serde_json::from_str(&e).map_err(|e| Error::corrupt(id, e))?,
+            None => Default::default(),
+        };
+        let record_time = record_time.and_then(|t| serde_json::from_str(&t).ok());
         let time = |ms: i64| time_from_ms(id, ms);
+        let geofence = match (distance_m, off_site, fix.2) {
+            (Some(distance_m), Some(flagged), Some(accuracy_m)) => {
+                Some(crate::model::place::Geofence {
+                    distance_m,
+                    accuracy_m,
+                    margin_m: self.config.geofence_margin_m(),
+                    flagged,
+                })
+            }
+            _ => None,
+        };
         let fix = match fix {
             (Some(lat), Some(lon), Some(accuracy_m), Some(at)) => Some(crate::model::geo::GpsFix {
                 lat,
@@ -221,6 +263,9 @@ impl Store {
             items,
             score,
             verdict,
+            evidence,
+            time: record_time,
+            geofence,
         })
     }
 
@@ -245,25 +290,15 @@ impl Store {
     }
 }
 
+/// Photos are named by their SHA-256 (what `capture_photo` returned).
 pub(crate) fn validate_photos(photos: Vec<String>) -> Result<Vec<String>> {
-    photos
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let p = p.trim().to_string();
-            if p.is_empty()
-                || p.len() > 128
-                || !p
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                Err(Error::invalid(
-                    format!("photos[{i}]"),
-                    "a photo id is 1–128 letters, digits, '-' or '_'",
-                ))
-            } else {
-                Ok(p)
-            }
-        })
-        .collect()
+    let mut out: Vec<String> = Vec::with_capacity(photos.len());
+    for (i, p) in photos.into_iter().enumerate() {
+        let p = p.trim().to_ascii_lowercase();
+        crate::evidence::validate_hash(&format!("photos[{i}]"), &p)?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }

@@ -33,9 +33,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0004_areas.sql"),
         rebuilds_index: true,
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/0005_evidence.sql"),
+        rebuilds_index: true,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 4;
+pub const LATEST_VERSION: i64 = 5;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.

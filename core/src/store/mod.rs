@@ -2,6 +2,7 @@
 //! and a change feed for merging with other stores.
 
 mod cases;
+mod evidence;
 mod index;
 mod inspections;
 pub(crate) mod migrations;
@@ -19,6 +20,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::error::{Error, Result};
 
 pub use cases::CaseSummary;
+pub use evidence::{Capture, CapturedPhoto, PendingBlob};
 pub use inspections::{InspectionRef, Submitted};
 pub use patrols::MAX_POINTS_PER_APPEND;
 pub use registry::{ImportReport, ShopSummary};
@@ -41,16 +43,46 @@ pub struct StoreConfig {
     /// every shop, written by this store: the sync server sets this so it can
     /// send stewards listings instead of shops.
     pub publish_listings: bool,
+    /// Records whose device clock is off from the server's by more than this
+    /// are flagged 时间存疑 (default five minutes).
+    pub clock_skew_bound_ms: Option<i64>,
+    /// An inspection fix farther than its accuracy plus this from the shop's
+    /// zone is flagged 不在现场 (default 30 m).
+    pub geofence_margin_m: Option<f64>,
+}
+
+impl StoreConfig {
+    pub fn clock_skew_bound_ms(&self) -> i64 {
+        self.clock_skew_bound_ms
+            .unwrap_or(crate::evidence::time::DEFAULT_SKEW_BOUND_MS)
+    }
+
+    pub fn geofence_margin_m(&self) -> f64 {
+        self.geofence_margin_m
+            .unwrap_or(crate::model::place::DEFAULT_GEOFENCE_MARGIN_M)
+    }
 }
 
 /// One device's (or the server's) store. Every public method runs in one SQLite
 /// transaction: it either does all of its work or returns an error and writes
 /// nothing.
-#[derive(Debug)]
 pub struct Store {
     conn: Connection,
     actor: ActorId,
     config: StoreConfig,
+    /// Photos and thumbnails by SHA-256, beside the database file.
+    blobs: crate::evidence::blobs::BlobDir,
+    uptime: crate::evidence::time::UptimeSource,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("actor", &self.actor)
+            .field("config", &self.config)
+            .field("blobs", &self.blobs)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -93,10 +125,13 @@ impl Store {
                 commit(tx)?;
             }
         }
+        let blobs = crate::evidence::blobs::BlobDir::open(blob_dir_for(path))?;
         let mut store = Store {
             conn,
             actor,
             config,
+            blobs,
+            uptime: std::sync::Arc::new(crate::evidence::time::system_uptime),
         };
         if rebuild {
             store.rebuild_index()?;
@@ -193,6 +228,13 @@ impl Store {
     pub fn index_snapshot(&self) -> Result<Vec<String>> {
         index::snapshot(&self.conn)
     }
+}
+
+/// Where a store keeps its blobs: `<database file>-blobs/`.
+pub fn blob_dir_for(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-blobs");
+    std::path::PathBuf::from(name)
 }
 
 fn load_or_create_actor(conn: &mut Connection) -> Result<ActorId> {

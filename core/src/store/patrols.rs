@@ -21,6 +21,7 @@ impl Store {
             started_at: at,
             ended_at: None,
             chunks: Vec::new(),
+            time: Some(self.record_time(at)?),
         };
         let id = new_id("patrol");
         self.mutate(&id, true, |_, d| doc::write_root(d, &patrol))?;

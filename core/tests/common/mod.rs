@@ -29,6 +29,7 @@ pub fn config() -> StoreConfig {
         qr_hosts: vec![HOST.to_string()],
         durable: false,
         publish_listings: false,
+        ..StoreConfig::default()
     }
 }
 
@@ -51,4 +52,27 @@ pub fn demo_store() -> (tempfile::TempDir, Store) {
 /// 10:00 Beijing time on the given day.
 pub fn beijing(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 2, 0, 0).unwrap()
+}
+
+/// A synthetic camera JPEG written to `dir` and captured into the store as
+/// evidence: returns the photo's hash.
+pub fn photo(store: &mut Store, dir: &std::path::Path, taken_by: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path = dir.join(format!("camera-{}.jpg", N.fetch_add(1, Ordering::Relaxed)));
+    let jpeg = menqian_core::evidence::photo::sample_jpeg(640, 480).unwrap();
+    std::fs::write(&path, jpeg).unwrap();
+    store
+        .capture_photo(
+            &path,
+            menqian_core::store::Capture {
+                at: beijing(2026, 7, 1),
+                fix: None,
+                taken_by: taken_by.to_string(),
+                shop_id: None,
+                place: Some("富义街".into()),
+            },
+        )
+        .unwrap()
+        .hash
 }

@@ -163,6 +163,7 @@ impl Device {
                 qr_hosts: vec![HOST.into()],
                 durable: false,
                 publish_listings: false,
+                ..StoreConfig::default()
             },
         )
         .unwrap();

@@ -1,0 +1,298 @@
+//! Evidence in the store: capturing photos into the blob directory, the upload
+//! queue, photo metadata carried into records, clock stamps and time checks,
+//! and patrol track reports.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::{Store, get_meta, set_meta};
+use crate::error::{Error, Result};
+use crate::evidence::time::{self, ClockAnchor, RecordTime, TimeCheck};
+use crate::evidence::{Evidence, PhotoMeta, validate_hash};
+use crate::model::track::{self, LaneLine, TrackReport, TrackRules};
+
+const CLOCK_ANCHOR: &str = "clock_anchor";
+
+/// A blob waiting for upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingBlob {
+    pub hash: String,
+    pub bytes: u64,
+}
+
+/// What capturing a photo produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CapturedPhoto {
+    pub hash: String,
+    pub meta: PhotoMeta,
+}
+
+/// Where and by whom a photo is taken: what the watermark says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    pub at: DateTime<Utc>,
+    pub fix: Option<crate::model::geo::GpsFix>,
+    /// The officer's or steward's display name.
+    pub taken_by: String,
+    /// The shop photographed, if any: its street, lane and name go in the stamp.
+    pub shop_id: Option<String>,
+    /// The place to print when there is no shop (e.g. "富义街东一巷口").
+    pub place: Option<String>,
+}
+
+impl Store {
+    /// The clocks to stamp a record made at `device` with.
+    pub(crate) fn record_time(&self, device: DateTime<Utc>) -> Result<RecordTime> {
+        let anchor: Option<ClockAnchor> =
+            get_meta(&self.conn, CLOCK_ANCHOR)?.and_then(|s| serde_json::from_str(&s).ok());
+        Ok(RecordTime::stamp(device, anchor.as_ref(), (self.uptime)()))
+    }
+
+    /// Records that the server's clock read `server_ms` now (a sync does this):
+    /// later records carry the monotonic time since.
+    pub fn set_clock_anchor(&mut self, server_ms: i64) -> Result<()> {
+        let Some(up) = (self.uptime)() else {
+            return Ok(());
+        };
+        let anchor = ClockAnchor {
+            server_ms,
+            boot_id: up.boot_id,
+            uptime_ms: up.ms,
+        };
+        let text = serde_json::to_string(&anchor).map_err(|e| Error::corrupt("meta", e))?;
+        let tx = self.conn.transaction()?;
+        set_meta(&tx, CLOCK_ANCHOR, &text)?;
+        super::commit(tx)
+    }
+
+    /// Sets where the monotonic boot clock is read (phones pass their own).
+    pub fn set_uptime_source(&mut self, source: time::UptimeSource) {
+        self.uptime = source;
+    }
+
+    /// What the clocks say about a record's time: its device time against the
+    /// monotonic evidence, or against the server's receive time.
+    pub fn time_check(&self, doc_id: &str) -> Result<TimeCheck> {
+        let table = match super::kind_name(doc_id) {
+            "inspection" => "inspections",
+            "case" => "cases",
+            "patrol" => "patrols",
+            _ => {
+                return Err(Error::invalid(
+                    "doc_id",
+                    "only records carry clock evidence",
+                ));
+            }
+        };
+        let t: Option<Option<String>> = self
+            .conn
+            .query_row(
+                &format!("SELECT time FROM {table} WHERE id = ?1"),
+                [doc_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(t) = t else {
+            return Err(Error::not_found("record", doc_id));
+        };
+        let Some(t) = t.and_then(|s| serde_json::from_str::<RecordTime>(&s).ok()) else {
+            return Ok(TimeCheck::Unverified);
+        };
+        Ok(time::check(
+            &t,
+            self.received_at(doc_id)?,
+            self.config.clock_skew_bound_ms(),
+        ))
+    }
+
+    /// When the sync server first received any change of this document.
+    pub fn received_at(&self, doc_id: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT min(received_at) FROM changes WHERE doc_id = ?1")?
+            .query_row([doc_id], |r| r.get(0))?)
+    }
+
+    /// Notes the server's receive time on this device's changes up to `cursor`
+    /// (the push reply carries it).
+    pub fn mark_received(&mut self, cursor: u64, received_ms: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE changes SET received_at = ?1
+                 WHERE local = 1 AND received_at IS NULL AND seq <= ?2",
+            )?
+            .execute(params![received_ms, cursor as i64])?;
+        Ok(())
+    }
+
+    /// Photos taken on this device, processed and stored as blobs: the evidence
+    /// JPEG (watermarked, 1600 px) and its thumbnail. Both wait for upload; the
+    /// returned hash goes into an item's or a report's `photos`.
+    #[cfg(feature = "photos")]
+    pub fn capture_photo(
+        &mut self,
+        path: &std::path::Path,
+        capture: Capture,
+    ) -> Result<CapturedPhoto> {
+        use crate::evidence::photo::{self, PhotoLimits};
+        use crate::evidence::watermark::Stamp;
+        let limits = PhotoLimits::default();
+        let size = std::fs::metadata(path)?.len();
+        if size > limits.max_file_bytes {
+            return Err(crate::evidence::PhotoError::TooLarge {
+                bytes: size,
+                limit: limits.max_file_bytes,
+            }
+            .into());
+        }
+        if let Some(fix) = &capture.fix {
+            fix.validate("fix")?;
+        }
+        let taken_by = crate::model::required_text("taken_by", &capture.taken_by, 50)?;
+        let (place, shop) = match &capture.shop_id {
+            Some(id) => {
+                let s = self.shop(id)?;
+                let place = [
+                    s.subdistrict.clone(),
+                    s.lane.clone(),
+                    Some(s.address.clone()),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+                (place, Some(format!("{}（{}）", s.name, s.code)))
+            }
+            None => (capture.place.clone().unwrap_or_default(), None),
+        };
+        let stamp = Stamp {
+            at: capture.at,
+            place,
+            position: capture.fix.map(|f| f.point()),
+            inspector: taken_by,
+            shop,
+        };
+        let bytes = std::fs::read(path)?;
+        let out = photo::process(&bytes, &stamp, &limits)?;
+        drop(bytes);
+        let meta = PhotoMeta {
+            thumb: out.thumb_hash.clone(),
+            width: out.width,
+            height: out.height,
+            bytes: out.evidence.len() as u64,
+            taken_at: out.taken_at,
+            exif_lat: out.exif_position.map(|p| p.lat),
+            exif_lon: out.exif_position.map(|p| p.lon),
+            fix: capture.fix,
+            time: self.record_time(capture.at)?,
+        };
+        // Blobs first (each written whole or not at all), then the rows: a
+        // crash between leaves an unreferenced file, never a row without one.
+        self.blobs.put(&out.thumb)?;
+        self.blobs.put(&out.evidence)?;
+        let text = serde_json::to_string(&meta).map_err(|e| Error::corrupt("photo", e))?;
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("INSERT OR REPLACE INTO photos (hash, meta) VALUES (?1, ?2)")?
+            .execute(params![out.evidence_hash, text])?;
+        let mut queue =
+            tx.prepare_cached("INSERT OR IGNORE INTO blob_queue (hash, bytes) VALUES (?1, ?2)")?;
+        queue.execute(params![out.thumb_hash, out.thumb.len() as i64])?;
+        queue.execute(params![out.evidence_hash, out.evidence.len() as i64])?;
+        drop(queue);
+        super::commit(tx)?;
+        Ok(CapturedPhoto {
+            hash: out.evidence_hash,
+            meta,
+        })
+    }
+
+    /// The metadata of photos a record is about to refer to: each must have
+    /// been captured on this device, or already be in the record.
+    pub(crate) fn evidence_for(
+        tx: &Transaction<'_>,
+        photos: &[String],
+        existing: &Evidence,
+    ) -> Result<Evidence> {
+        let mut out = BTreeMap::new();
+        for (i, hash) in photos.iter().enumerate() {
+            validate_hash(&format!("photos[{i}]"), hash)?;
+            if let Some(meta) = existing.get(hash) {
+                out.insert(hash.clone(), meta.clone());
+                continue;
+            }
+            let text: String = tx
+                .prepare_cached("SELECT meta FROM photos WHERE hash = ?1")?
+                .query_row([hash], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| Error::not_found("photo", hash.clone()))?;
+            let meta: PhotoMeta =
+                serde_json::from_str(&text).map_err(|e| Error::corrupt(hash.clone(), e))?;
+            out.insert(hash.clone(), meta);
+        }
+        Ok(out)
+    }
+
+    /// The file of a photo or thumbnail this device holds.
+    pub fn blob_path(&self, hash: &str) -> Result<std::path::PathBuf> {
+        let path = self.blobs.path(hash)?;
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(Error::not_found("photo", hash))
+        }
+    }
+
+    pub fn blobs(&self) -> &crate::evidence::blobs::BlobDir {
+        &self.blobs
+    }
+
+    /// Blobs still to upload, oldest first.
+    pub fn pending_blobs(&self) -> Result<Vec<PendingBlob>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash, bytes FROM blob_queue WHERE uploaded = 0 ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(PendingBlob {
+                hash: r.get(0)?,
+                bytes: r.get::<_, i64>(1)?.unsigned_abs(),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn mark_uploaded(&mut self, hash: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE blob_queue SET uploaded = 1 WHERE hash = ?1")?
+            .execute([hash])?;
+        Ok(())
+    }
+
+    /// Whether a reader may download a blob: some record they may see refers
+    /// to it (as a photo or as its thumbnail).
+    pub fn blob_visible(&self, hash: &str, reader: &crate::access::Visibility) -> Result<bool> {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM evidence_refs e
+               WHERE (e.hash = :hash OR e.thumb = :hash) AND {})",
+            crate::access::visible_doc("e.doc_id")
+        );
+        let bind = reader.bindings();
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(bind.with(&[(":hash", &hash)]).as_slice(), |r| r.get(0))?)
+    }
+
+    /// A patrol's track, cleaned and measured, with the coverage of `lanes`.
+    pub fn patrol_report(
+        &self,
+        id: &str,
+        lanes: &[LaneLine],
+        rules: &TrackRules,
+    ) -> Result<TrackReport> {
+        let points = self.patrol_track(id)?;
+        Ok(track::analyse(&points, lanes, rules))
+    }
+}
