@@ -2,6 +2,7 @@
 //! lomiri-wallpapers; `scripts/test.sh` installs them) and on generated JPEGs
 //! carrying each EXIF orientation.
 #![cfg(feature = "photos")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use chrono::{DateTime, TimeZone, Utc};
 use image::metadata::Orientation;

@@ -70,7 +70,8 @@ pub fn analyse(points: &[TrackPoint], lanes: &[LaneLine], rules: &TrackRules) ->
     let mut dropped_jumps = 0;
     let mut kept: Vec<TrackPoint> = Vec::with_capacity(points.len());
     for p in points {
-        if !(p.accuracy_m <= rules.max_accuracy_m) {
+        // NaN accuracy counts as poor.
+        if p.accuracy_m.is_nan() || p.accuracy_m > rules.max_accuracy_m {
             dropped_inaccurate += 1;
             continue;
         }

@@ -91,6 +91,26 @@ impl TestServer {
         }
     }
 
+    /// Stops the server (as a kill would: in-flight requests are cut) and
+    /// starts a new one on the same data, at a new port.
+    pub fn restart(mut self) -> TestServer {
+        self.shut_down();
+        let dir = tempfile::TempDir::new_in(self.dir.path().parent().unwrap()).unwrap();
+        // Move the data into a fresh guard so the old one can drop.
+        std::fs::remove_dir(dir.path()).unwrap();
+        std::fs::rename(self.dir.path(), dir.path()).unwrap();
+        Self::start_in(dir)
+    }
+
+    fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
     /// Opens the server's data directly (another connection), e.g. to issue codes.
     pub fn admin(&self) -> SqliteSyncStore {
         SqliteSyncStore::open(self.dir.path(), vec![HOST.into()]).unwrap()
@@ -136,12 +156,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.shut_down();
     }
 }
 
