@@ -8,8 +8,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source scripts/tools.sh
 
+# One build of the server, the library and the generator, so the features are
+# unified once (a server built alone would rebuild the core without photos);
+# bindings/generate.sh then finds its build done.
+cargo build --quiet -p menqian-sync-server -p menqian-bindings -p uniffi-bindgen
 bash bindings/generate.sh
-cargo build --quiet -p menqian-sync-server --bin menqian-sync-server
 
 lib="$KOTLIN_HOME/lib"
 classpath="$JNA_JAR:$lib/kotlinx-coroutines-core-jvm.jar:$lib/kotlin-test.jar"

@@ -3,7 +3,8 @@
 # integration, the 200-case convergence property test), the Kotlin layer's JVM
 # tests against the real library and a real server, and a syntax check of every
 # Swift file. CI runs exactly this (.ci/run). It needs a Rust toolchain, Java 17,
-# npm and Python 3; scripts/tools.sh installs kotlinc, JNA and tree-sitter.
+# npm and Python 3; scripts/system-deps.sh installs libjpeg-turbo and the test
+# photos (apt), scripts/tools.sh kotlinc, JNA and tree-sitter.
 # Benchmarks are not run here (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ for component in rustfmt clippy; do
   fi
 done
 
+echo "== system packages"
+bash scripts/system-deps.sh
 echo "== format"
 cargo fmt --all -- --check
 echo "== lints"

@@ -38,7 +38,10 @@ struct ChecklistView: View {
         .sheet(item: $photoFor) { code in
             CameraPicker { path in
                 model.run {
-                    try await model.menqian.record(inspection: inspectionId, code: code, outcome: .fail, photos: [path])
+                    let photo = try await model.menqian.capturePhoto(
+                        path: path, takenBy: model.user ?? "", fix: Location.shared.fix, shopId: inspection?.shopId)
+                    try? FileManager.default.removeItem(atPath: path)
+                    try await model.menqian.record(inspection: inspectionId, code: code, outcome: .fail, photos: [photo.hash])
                     try await reload()
                 }
             }
@@ -89,12 +92,19 @@ struct ReportView: View {
             Button("提交上报") {
                 let fix = Location.shared.fix
                 guard let lat = fix?.lat ?? shop?.lat, let lon = fix?.lon ?? shop?.lon else { return }
-                let report = CaseReport(
-                    source: model.role == "steward" ? .steward : .inspection,
-                    category: category, lat: lat, lon: lon, shopId: shop?.id,
-                    photos: photo.map { [$0] } ?? [], description: description,
-                    reportedBy: model.user ?? "", reportedAtMs: Int64(Date().timeIntervalSince1970 * 1000))
                 model.run {
+                    var photos: [String] = []
+                    if let path = photo {
+                        let p = try await model.menqian.capturePhoto(
+                            path: path, takenBy: model.user ?? "", fix: fix, shopId: shop?.id)
+                        try? FileManager.default.removeItem(atPath: path)
+                        photos = [p.hash]
+                    }
+                    let report = CaseReport(
+                        source: model.role == "steward" ? .steward : .inspection,
+                        category: category, lat: lat, lon: lon, shopId: shop?.id,
+                        photos: photos, description: description,
+                        reportedBy: model.user ?? "", reportedAtMs: Int64(Date().timeIntervalSince1970 * 1000))
                     _ = try await model.menqian.report(report)
                     dismiss()
                 }

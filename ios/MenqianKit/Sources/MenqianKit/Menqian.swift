@@ -125,6 +125,29 @@ public final class Menqian: @unchecked Sendable {
         try await call { try $0.recordItem(inspectionId: inspection, code: code, outcome: outcome, note: note, photos: photos) }
     }
 
+    /// Turns the camera's JPEG into evidence (oriented, 1600 px, watermarked,
+    /// EXIF removed); the returned hash goes into a record's photos. The camera
+    /// file may be deleted afterwards.
+    public func capturePhoto(path: String, takenBy: String, fix: Fix? = nil, shopId: String? = nil, place: String? = nil) async throws -> PhotoView {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await call {
+            try $0.capturePhoto(path: path, takenBy: takenBy, atMs: now, fix: fix, shopId: shopId, place: place)
+        }
+    }
+
+    public func photoPath(hash: String) async throws -> String {
+        try await call { try $0.photoPath(hash: hash) }
+    }
+
+    /// 时间可信 / 时间存疑 / 时间待核验 for an inspection, report or patrol.
+    public func timeCheck(record: String) async throws -> TimeVerdict {
+        try await call { try $0.timeCheck(recordId: record) }
+    }
+
+    public func patrolSummary(_ patrol: String) async throws -> PatrolSummary {
+        try await call { try $0.patrolSummary(patrolId: patrol) }
+    }
+
     public func submit(inspection: String) async throws -> SubmitResult {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         return try await call { try $0.submitInspection(id: inspection, endedAtMs: now) }

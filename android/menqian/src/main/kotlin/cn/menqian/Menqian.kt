@@ -11,12 +11,15 @@ import cn.menqian.core.InspectionView
 import cn.menqian.core.MenqianException
 import cn.menqian.core.MenqianStore
 import cn.menqian.core.Outcome
+import cn.menqian.core.PatrolSummary
 import cn.menqian.core.Phase
+import cn.menqian.core.PhotoView
 import cn.menqian.core.ProgressListener
 import cn.menqian.core.ShopRow
 import cn.menqian.core.ShopView
 import cn.menqian.core.SubmitResult
 import cn.menqian.core.SyncSummary
+import cn.menqian.core.TimeVerdict
 import cn.menqian.core.TrackFix
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.Dispatchers
@@ -50,6 +53,7 @@ sealed class Problem(val text: String) {
     class ServerError(reason: String) : Problem("服务器出错，稍后再试：$reason")
     object Cancelled : Problem("已取消")
     class Storage(reason: String) : Problem("手机存储出错：$reason")
+    class BadPhoto(reason: String) : Problem("照片无法使用，请重拍：$reason")
 
     override fun toString(): String = "${this::class.simpleName}($text)"
 
@@ -67,6 +71,7 @@ sealed class Problem(val text: String) {
             is MenqianException.Server -> ServerError(e.reason)
             is MenqianException.Cancelled -> Cancelled
             is MenqianException.Storage -> Storage(e.reason)
+            is MenqianException.BadPhoto -> BadPhoto(e.reason)
         }
     }
 }
@@ -142,6 +147,29 @@ class Menqian(
         note: String? = null,
         photos: List<String> = emptyList(),
     ): Answer<Unit> = call { recordItem(inspectionId, code, outcome, note, photos) }
+
+    /**
+     * Turns the camera's JPEG at [path] into evidence (oriented, 1600 px,
+     * watermarked with time, place, coordinates, [takenBy] and the shop; EXIF
+     * removed). Put the returned hash in [record]'s or a report's photos; the
+     * camera file may be deleted afterwards.
+     */
+    suspend fun capturePhoto(
+        path: String,
+        takenBy: String,
+        atMs: Long,
+        fix: Fix? = null,
+        shopId: String? = null,
+        place: String? = null,
+    ): Answer<PhotoView> = call { capturePhoto(path, takenBy, atMs, fix, shopId, place) }
+
+    /** The file of a photo or thumbnail on this phone, to show it. */
+    suspend fun photoPath(hash: String): Answer<String> = call { photoPath(hash) }
+    suspend fun pendingPhotos(): Answer<Long> = call { pendingPhotos().toLong() }
+
+    /** 时间可信 / 时间存疑 / 时间待核验 for an inspection, report or patrol. */
+    suspend fun timeCheck(recordId: String): Answer<TimeVerdict> = call { timeCheck(recordId) }
+    suspend fun patrolSummary(patrolId: String): Answer<PatrolSummary> = call { patrolSummary(patrolId) }
 
     suspend fun submit(inspectionId: String, atMs: Long): Answer<SubmitResult> =
         call { submitInspection(inspectionId, atMs) }

@@ -155,7 +155,17 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             m.record(id, needsPhoto.code, Outcome.FAIL, "门前堆物").ok()
             val refused = m.submit(id, DAY + 1).problem<Problem.PhotoRequired>()
             assertEquals(needsPhoto.code, refused.code)
-            m.record(id, needsPhoto.code, Outcome.FAIL, "门前堆物", listOf("photo-1")).ok()
+            // A made-up photo id is refused; a real camera photo becomes evidence.
+            m.record(id, needsPhoto.code, Outcome.FAIL, "门前堆物", listOf("photo-1")).problem<Problem.Invalid>()
+            val camera = "/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg"
+            val photo = m.capturePhoto(camera, "王磊", DAY, shopId = shop.id).ok()
+            assertEquals(1600u, photo.width)
+            assertEquals(900u, photo.height)
+            assertEquals(64, photo.hash.length)
+            assertTrue(File(m.photoPath(photo.hash).ok()).length() == photo.bytes.toLong())
+            assertEquals(2L, m.pendingPhotos().ok())
+            m.capturePhoto("/usr/share/backgrounds/mate/abstract/Flow.png", "王磊", DAY).problem<Problem.BadPhoto>()
+            m.record(id, needsPhoto.code, Outcome.FAIL, "门前堆物", listOf(photo.hash)).ok()
             val result = m.submit(id, DAY + 1).ok()
             assertEquals("需整改", result.verdict)
             assertEquals(listOf(needsPhoto.code), result.failed)

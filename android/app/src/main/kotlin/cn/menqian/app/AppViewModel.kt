@@ -70,9 +70,13 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
         menqian.shop(id).handled()?.let { shop.value = it }
     }
 
+    /** The fix the inspection started with: photos taken during it carry it too. */
+    private var lastFix: cn.menqian.core.Fix? = null
+
     fun startInspection(shopId: String, fix: cn.menqian.core.Fix?, open: (String) -> Unit) =
         viewModelScope.launch {
             val user = account.user ?: return@launch
+            lastFix = fix
             menqian.startInspection(shopId, "beijing-1v5", user, System.currentTimeMillis(), fix)
                 .handled()?.let { id ->
                     submitted.value = null
@@ -85,7 +89,19 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
         menqian.inspection(id).handled()?.let { inspection.value = it }
     }
 
-    fun record(id: String, code: String, outcome: Outcome, photo: String?) = viewModelScope.launch {
+    /** Turns the camera file into watermarked evidence, then deletes the camera file. */
+    private suspend fun evidence(cameraFile: String?, shopId: String?): String? {
+        cameraFile ?: return null
+        val user = account.user ?: return null
+        val photo = menqian.capturePhoto(cameraFile, user, System.currentTimeMillis(), lastFix, shopId).handled()
+        java.io.File(cameraFile).delete()
+        return photo?.hash
+    }
+
+    fun record(id: String, code: String, outcome: Outcome, cameraFile: String?) = viewModelScope.launch {
+        val shopId = inspection.value?.shopId
+        val photo = evidence(cameraFile, shopId)
+        if (cameraFile != null && photo == null) return@launch
         menqian.record(id, code, outcome, photos = listOfNotNull(photo)).handled()
         refreshInspection(id)
     }
@@ -95,9 +111,11 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
         refreshInspection(id)
     }
 
-    fun report(category: String, description: String, lat: Double, lon: Double, shopId: String?, photo: String?, done: () -> Unit) =
+    fun report(category: String, description: String, lat: Double, lon: Double, shopId: String?, cameraFile: String?, done: () -> Unit) =
         viewModelScope.launch {
             val user = account.user ?: return@launch
+            val photo = evidence(cameraFile, shopId)
+            if (cameraFile != null && photo == null) return@launch
             val source = if (account.role == "steward") ReportSource.STEWARD else ReportSource.INSPECTION
             val report = CaseReport(
                 source, category, lat, lon, shopId, listOfNotNull(photo), description, user,

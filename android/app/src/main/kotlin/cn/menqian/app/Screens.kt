@@ -115,7 +115,7 @@ fun ChecklistScreen(vm: AppViewModel, id: String) {
     var photoFor by remember { mutableStateOf<Pair<String, File>?>(null) }
     val camera = rememberLauncherForActivityResult(ActivityResultContracts.TakePicture()) { saved ->
         val (code, file) = photoFor ?: return@rememberLauncherForActivityResult
-        // Photos cross into the core as file paths (issue 5 turns them into evidence).
+        // The view model turns the camera file into watermarked evidence.
         if (saved) vm.record(id, code, Outcome.FAIL, file.path)
         photoFor = null
     }

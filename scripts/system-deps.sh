@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the tests need, if missing:
+#   pkg-config, libturbojpeg0-dev  libjpeg-turbo for the photo pipeline (phone library, tests)
+#   mate-backgrounds               real camera photos the tests process (a Sony RX100
+#   lomiri-wallpapers              photo with EXIF; a 15.9 MP CC0 photo)
+# With `--bench` also the peers the photo benchmark runs side by side:
+#   libvips-tools, imagemagick
+# Prints nothing when everything is there. Sourced or run by scripts/test.sh.
+set -euo pipefail
+packages=(pkg-config libturbojpeg0-dev mate-backgrounds lomiri-wallpapers)
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(libvips-tools imagemagick)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} (apt)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
