@@ -1,7 +1,8 @@
 //! UniFFI bindings for the phone apps: thin wrappers over `menqian-core` (each a
 //! few lines; the logic stays in the core), a small error enum a screen can act
 //! on, a progress listener and cancellation. Times cross as milliseconds since
-//! the Unix epoch; photos cross as ids or file paths, never as pixels.
+//! the Unix epoch; photos cross as file paths in and SHA-256 names out, never
+//! as pixels.
 //!
 //! `MenqianStore` is one phone's store. It is safe to call from any thread: calls
 //! take turns on one SQLite connection (a sync holds it while it runs).

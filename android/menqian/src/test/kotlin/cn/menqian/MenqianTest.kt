@@ -163,8 +163,9 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             assertEquals(900u, photo.height)
             assertEquals(64, photo.hash.length)
             assertTrue(File(m.photoPath(photo.hash).ok()).length() == photo.bytes.toLong())
-            assertEquals(2L, m.pendingPhotos().ok())
             m.capturePhoto("/usr/share/backgrounds/mate/abstract/Flow.png", "王磊", DAY).problem<Problem.BadPhoto>()
+            // The photo and its thumbnail wait for upload; the refused PNG left nothing.
+            assertEquals(2L, m.pendingPhotos().ok())
             m.record(id, needsPhoto.code, Outcome.FAIL, "门前堆物", listOf(photo.hash)).ok()
             val result = m.submit(id, DAY + 1).ok()
             assertEquals("需整改", result.verdict)
