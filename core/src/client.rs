@@ -204,16 +204,20 @@ impl SyncClient {
         Some(ms + at.elapsed().as_millis() as i64)
     }
 
-    /// How much of a blob the server holds.
-    fn blob_received(&self, hash: &str, cancel: &CancelToken) -> Result<(u64, bool)> {
+    /// An authenticated GET of `path` (with retries).
+    fn get(&self, path: &str, cancel: &CancelToken) -> Result<Response> {
         let token = self.token()?;
-        let r = self.send(cancel, || {
+        self.send(cancel, || {
             self.http
-                .get(format!("{}/v1/blobs/{hash}/status", self.base))
+                .get(format!("{}{path}", self.base))
                 .bearer_auth(token)
                 .send()
-        })?;
-        blob_reply(r)
+        })
+    }
+
+    /// How much of a blob the server holds.
+    fn blob_received(&self, hash: &str, cancel: &CancelToken) -> Result<(u64, bool)> {
+        blob_reply(self.get(&format!("/v1/blobs/{hash}/status"), cancel)?)
     }
 
     /// Uploads a blob from where the server's copy ends, chunk by chunk.
@@ -262,16 +266,12 @@ impl SyncClient {
 
     /// Downloads a photo or thumbnail that a visible record refers to.
     pub fn download_blob(&self, hash: &str, cancel: &CancelToken) -> Result<Vec<u8>> {
-        let token = self.token()?;
-        let r = self.send(cancel, || {
-            self.http
-                .get(format!("{}/v1/blobs/{hash}", self.base))
-                .bearer_auth(token)
-                .send()
-        })?;
-        let bytes = r.bytes().map_err(|e| Error::Offline {
-            reason: e.to_string(),
-        })?;
+        let bytes = self
+            .get(&format!("/v1/blobs/{hash}"), cancel)?
+            .bytes()
+            .map_err(|e| Error::Offline {
+                reason: e.to_string(),
+            })?;
         if crate::evidence::sha256_hex(&bytes) != hash {
             return Err(Error::Rejected {
                 reason: format!("photo {hash}: the download does not match its name"),

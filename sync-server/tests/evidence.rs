@@ -19,6 +19,37 @@ use menqian_sync_server::SyncStore;
 
 const SEEDING: &str = "/usr/share/backgrounds/seeding_by_Clements_Engelhardt.jpg";
 
+/// PUTs `body` as the chunk at `offset` of a `total`-byte blob.
+fn put_chunk(
+    url: &str,
+    token: &str,
+    hash: &str,
+    offset: usize,
+    total: usize,
+    body: &[u8],
+) -> reqwest::blocking::Response {
+    reqwest::blocking::Client::new()
+        .put(format!(
+            "{url}/v1/blobs/{hash}?offset={offset}&total={total}"
+        ))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(body.to_vec())
+        .send()
+        .unwrap()
+}
+
+/// The server's `{received, complete}` for a blob.
+fn blob_status(url: &str, token: &str, hash: &str) -> serde_json::Value {
+    reqwest::blocking::Client::new()
+        .get(format!("{url}/v1/blobs/{hash}/status"))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 /// Records the phases a sync reports, in order.
 #[derive(Default)]
 struct Phases(Mutex<Vec<SyncPhase>>);
@@ -165,49 +196,37 @@ fn an_upload_cut_off_by_a_server_restart_resumes_where_the_server_stopped() {
     let shop = shop_off_the_stewards_lane(&officer);
     let (_, hash) = inspect_with_photo(&mut officer, &shop);
     let bytes = officer.store.blobs().read(&hash).unwrap();
-    let http = reqwest::blocking::Client::new();
+    let total = bytes.len();
     // The first 100 kB arrive; then the server goes down.
-    let first = http
-        .put(format!(
-            "{}/v1/blobs/{hash}?offset=0&total={}",
-            server.url,
-            bytes.len()
-        ))
-        .bearer_auth(&officer.token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes[..100_000].to_vec())
-        .send()
-        .unwrap();
+    let first = put_chunk(
+        &server.url,
+        &officer.token,
+        &hash,
+        0,
+        total,
+        &bytes[..100_000],
+    );
     assert_eq!(first.status(), 200);
     let server = server.restart();
     officer.client =
         menqian_core::client::SyncClient::new(&server.url, Some(officer.token.clone())).unwrap();
-    let status: serde_json::Value = http
-        .get(format!("{}/v1/blobs/{hash}/status", server.url))
-        .bearer_auth(&officer.token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let status = blob_status(&server.url, &officer.token, &hash);
     assert_eq!(
         status["received"], 100_000,
         "the acknowledged bytes survived"
     );
     assert_eq!(status["complete"], false);
     // A chunk at a stale offset is not written twice: the reply says where to resume.
-    let stale: serde_json::Value = http
-        .put(format!(
-            "{}/v1/blobs/{hash}?offset=0&total={}",
-            server.url,
-            bytes.len()
-        ))
-        .bearer_auth(&officer.token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes[..50_000].to_vec())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let stale: serde_json::Value = put_chunk(
+        &server.url,
+        &officer.token,
+        &hash,
+        0,
+        total,
+        &bytes[..50_000],
+    )
+    .json()
+    .unwrap();
     assert_eq!(stale["received"], 100_000);
 
     let report = officer.sync().unwrap();
@@ -216,17 +235,7 @@ fn an_upload_cut_off_by_a_server_restart_resumes_where_the_server_stopped() {
     let on_server = menqian_core::evidence::blobs::BlobDir::open(blob_dir).unwrap();
     assert_eq!(on_server.read(&hash).unwrap(), bytes);
     // Sending it again is a no-op: the server already has it whole.
-    let again: serde_json::Value = http
-        .put(format!(
-            "{}/v1/blobs/{hash}?offset=0&total={}",
-            server.url,
-            bytes.len()
-        ))
-        .bearer_auth(&officer.token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes.clone())
-        .send()
-        .unwrap()
+    let again: serde_json::Value = put_chunk(&server.url, &officer.token, &hash, 0, total, &bytes)
         .json()
         .unwrap();
     assert_eq!(again["complete"], true);
@@ -236,20 +245,10 @@ fn an_upload_cut_off_by_a_server_restart_resumes_where_the_server_stopped() {
 fn forged_and_foreign_uploads_are_refused_and_nothing_is_kept() {
     let server = TestServer::start();
     let token = server.token_for("officer-1");
-    let http = reqwest::blocking::Client::new();
     let real = std::fs::read(SEEDING).unwrap();
     let hash = sha256_hex(&real);
     let put = |name: &str, token: &str, body: Vec<u8>| {
-        http.put(format!(
-            "{}/v1/blobs/{name}?offset=0&total={}",
-            server.url,
-            body.len()
-        ))
-        .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .unwrap()
+        put_chunk(&server.url, token, name, 0, body.len(), &body)
     };
     // Bytes that do not hash to their name.
     let mut forged = real.clone();
@@ -263,17 +262,11 @@ fn forged_and_foreign_uploads_are_refused_and_nothing_is_kept() {
     assert_eq!(put(&sha256_hex(&png), &token, png).status(), 415);
     assert_eq!(put("not-a-hash", &token, real.clone()).status(), 400);
     assert_eq!(put(&hash, "wrong-token", real.clone()).status(), 401);
-    let status: serde_json::Value = http
-        .get(format!("{}/v1/blobs/{hash}/status", server.url))
-        .bearer_auth(&token)
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let status = blob_status(&server.url, &token, &hash);
     assert_eq!(status["received"], 0, "nothing of the forgery was kept");
     // A photo no visible record refers to cannot be downloaded, even by its uploader.
     assert_eq!(put(&hash, &token, real).status(), 200);
-    let r = http
+    let r = reqwest::blocking::Client::new()
         .get(format!("{}/v1/blobs/{hash}", server.url))
         .bearer_auth(&token)
         .send()

@@ -94,6 +94,8 @@ struct World {
     patrols: Vec<String>,
     shops: BTreeSet<String>,
     clock: i64,
+    /// One photo per replica, taken on first need: failed items refer to it.
+    photos: [Option<String>; REPLICAS],
 }
 
 impl World {
@@ -121,6 +123,7 @@ impl World {
             patrols: vec![],
             shops: BTreeSet::new(),
             clock: 0,
+            photos: Default::default(),
         }
     }
 
@@ -257,16 +260,20 @@ impl World {
                         ItemOutcome::Pass
                     };
                     let photos = if outcome == ItemOutcome::Fail {
-                        let camera = self._dirs[at].path().join("camera.jpg");
-                        std::fs::write(&camera, sample_jpeg(64, 48).unwrap()).unwrap();
-                        let capture = Capture {
-                            at: now,
-                            fix: None,
-                            taken_by: format!("巡查员{at}"),
-                            shop_id: None,
-                            place: None,
-                        };
-                        vec![store.capture_photo(&camera, capture).unwrap().hash]
+                        let taken = &mut self.photos[at];
+                        if taken.is_none() {
+                            let camera = self._dirs[at].path().join("camera.jpg");
+                            std::fs::write(&camera, sample_jpeg(64, 48).unwrap()).unwrap();
+                            let capture = Capture {
+                                at: now,
+                                fix: None,
+                                taken_by: format!("巡查员{at}"),
+                                shop_id: None,
+                                place: None,
+                            };
+                            *taken = Some(store.capture_photo(&camera, capture).unwrap().hash);
+                        }
+                        taken.iter().cloned().collect()
                     } else {
                         vec![]
                     };
