@@ -4,6 +4,8 @@
 pub mod blobs;
 #[cfg(feature = "photos")]
 pub mod photo;
+#[cfg(feature = "photos")]
+mod resample;
 pub mod time;
 #[cfg(feature = "photos")]
 pub mod watermark;

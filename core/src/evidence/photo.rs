@@ -1,7 +1,7 @@
 //! The photo pipeline: a camera JPEG in, an evidence JPEG and a thumbnail out.
 //!
 //! decode (libjpeg-turbo, DCT-scaled to just above the target size) → resize
-//! (SIMD, Catmull-Rom) → orient by EXIF → burn in the watermark → encode both →
+//! (Catmull-Rom, `resample.rs`) → orient by EXIF → burn in the watermark → encode both →
 //! hash both. The output carries no EXIF at all: the camera's make, model,
 //! serial and software never leave the phone; the capture time and GPS position
 //! are read first and kept in the record.
@@ -9,8 +9,6 @@
 use std::io::Cursor;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
-use fast_image_resize::images::Image as FirImage;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage};
 use turbojpeg::{Compressor, Decompressor, PixelFormat, Subsamp};
@@ -241,27 +239,13 @@ fn fit(w: u32, h: u32, long_edge: u32) -> (u32, u32) {
 }
 
 fn resize(pixels: Vec<u8>, w: u32, h: u32, dw: u32, dh: u32) -> Result<RgbImage, PhotoError> {
-    if (w, h) == (dw, dh) {
-        return RgbImage::from_raw(w, h, pixels).ok_or_else(|| PhotoError::Corrupt {
-            reason: "decoded buffer has the wrong size".into(),
-        });
-    }
-    let src =
-        FirImage::from_vec_u8(w, h, pixels, PixelType::U8x3).map_err(|e| PhotoError::Corrupt {
-            reason: e.to_string(),
-        })?;
-    let mut dst = FirImage::new(dw, dh, PixelType::U8x3);
-    Resizer::new()
-        .resize(
-            &src,
-            &mut dst,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)),
-        )
-        .map_err(|e| PhotoError::Corrupt {
-            reason: e.to_string(),
-        })?;
-    RgbImage::from_raw(dw, dh, dst.into_vec()).ok_or_else(|| PhotoError::Corrupt {
-        reason: "resized buffer has the wrong size".into(),
+    let out = if (w, h) == (dw, dh) {
+        pixels
+    } else {
+        super::resample::resize_rgb(&pixels, w as usize, h as usize, dw as usize, dh as usize)
+    };
+    RgbImage::from_raw(dw, dh, out).ok_or_else(|| PhotoError::Corrupt {
+        reason: "decoded buffer has the wrong size".into(),
     })
 }
 
