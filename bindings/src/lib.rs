@@ -30,6 +30,19 @@ pub trait ProgressListener: Send + Sync {
     fn on_progress(&self, phase: Phase, done: u64, total: u64) -> Result<bool, ListenerError>;
 }
 
+/// The phone's monotonic boot clock, for the clock evidence records carry:
+/// Android `SystemClock.elapsedRealtime()` with `Settings.Global.BOOT_COUNT`;
+/// iOS the continuous clock with the boot time. Without one, the core reads
+/// Linux's `/proc` (Android) and iOS records carry no monotonic evidence. A
+/// clock that throws counts as no reading for that record.
+#[uniffi::export(with_foreign)]
+pub trait DeviceClock: Send + Sync {
+    /// Changes on every boot.
+    fn boot_id(&self) -> Result<String, ListenerError>;
+    /// Milliseconds since boot, counting sleep.
+    fn since_boot_ms(&self) -> Result<i64, ListenerError>;
+}
+
 /// Cancels a running sync from another thread: it stops at the next page or
 /// retry wait with `MenqianError::Cancelled`.
 #[derive(Debug, Default, uniffi::Object)]
@@ -221,6 +234,16 @@ impl MenqianStore {
     /// Photos and thumbnails still waiting for upload.
     pub fn pending_photos(&self) -> Result<u64> {
         Ok(self.store().pending_blobs()?.len() as u64)
+    }
+
+    /// Uses the app's boot clock for records' clock evidence (see `DeviceClock`).
+    pub fn set_device_clock(&self, clock: Arc<dyn DeviceClock>) {
+        self.store().set_uptime_source(Arc::new(move || {
+            Some(menqian_core::evidence::time::Uptime {
+                boot_id: clock.boot_id().ok()?,
+                ms: clock.since_boot_ms().ok()?,
+            })
+        }));
     }
 
     /// What the clocks say about an inspection's, report's or patrol's time.

@@ -19,6 +19,7 @@ public enum Problem: Error, Equatable {
     case server(String)
     case cancelled
     case storage(String)
+    case badPhoto(String)
 
     init(_ e: MenqianError) {
         switch e {
@@ -34,6 +35,7 @@ public enum Problem: Error, Equatable {
         case let .Server(reason): self = .server(reason)
         case .Cancelled: self = .cancelled
         case let .Storage(reason): self = .storage(reason)
+        case let .BadPhoto(reason): self = .badPhoto(reason)
         }
     }
 
@@ -52,6 +54,7 @@ public enum Problem: Error, Equatable {
         case let .server(reason): return "服务器出错，稍后再试：\(reason)"
         case .cancelled: return "已取消"
         case let .storage(reason): return "手机存储出错：\(reason)"
+        case let .badPhoto(reason): return "照片无法使用，请重拍：\(reason)"
         }
     }
 }
@@ -61,6 +64,26 @@ public enum SyncState: Equatable {
     case running(phase: Phase, done: UInt64, total: UInt64)
     case done(SyncSummary)
     case failed(Problem)
+}
+
+/// The boot clock for records' clock evidence: CLOCK_MONOTONIC on Darwin
+/// counts sleep and cannot be set by the user; the boot time tells a reboot
+/// apart.
+struct ClockUnavailable: Error {}
+
+final class DarwinClock: DeviceClock {
+    func bootId() throws -> String {
+        var boot = timeval()
+        var size = MemoryLayout<timeval>.size
+        guard sysctlbyname("kern.boottime", &boot, &size, nil, 0) == 0 else {
+            throw ClockUnavailable()
+        }
+        return "\(boot.tv_sec).\(boot.tv_usec)"
+    }
+
+    func sinceBootMs() throws -> Int64 {
+        Int64(clock_gettime_nsec_np(CLOCK_MONOTONIC) / 1_000_000)
+    }
 }
 
 /// One phone's store, safe to share: every call runs on a background queue.
@@ -74,6 +97,7 @@ public final class Menqian: @unchecked Sendable {
         } catch let e as MenqianError {
             throw Problem(e)
         }
+        store.setDeviceClock(clock: DarwinClock())
     }
 
     private func call<T>(_ work: @escaping (MenqianStore) throws -> T) async throws -> T {

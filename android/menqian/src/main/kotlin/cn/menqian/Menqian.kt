@@ -4,6 +4,7 @@ import cn.menqian.core.CancelHandle
 import cn.menqian.core.CaseReport
 import cn.menqian.core.CaseRow
 import cn.menqian.core.CaseState
+import cn.menqian.core.DeviceClock
 import cn.menqian.core.Enrollment
 import cn.menqian.core.Fix
 import cn.menqian.core.ImportSummary
@@ -166,6 +167,9 @@ class Menqian(
     /** The file of a photo or thumbnail on this phone, to show it. */
     suspend fun photoPath(hash: String): Answer<String> = call { photoPath(hash) }
     suspend fun pendingPhotos(): Answer<Long> = call { pendingPhotos().toLong() }
+
+    /** The phone's boot clock for records' clock evidence (the app passes Android's). */
+    fun setDeviceClock(clock: DeviceClock) = store.setDeviceClock(clock)
 
     /** 时间可信 / 时间存疑 / 时间待核验 for an inspection, report or patrol. */
     suspend fun timeCheck(recordId: String): Answer<TimeVerdict> = call { timeCheck(recordId) }

@@ -2,6 +2,7 @@ package cn.menqian
 
 import cn.menqian.core.CancelHandle
 import cn.menqian.core.CaseReport
+import cn.menqian.core.DeviceClock
 import cn.menqian.core.MenqianException
 import cn.menqian.core.Outcome
 import cn.menqian.core.Phase
@@ -221,6 +222,36 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
                 // A wrong token is refused with a typed problem; the work is safe.
                 val refused = m.sync(station.url, "wrong").toList().last()
                 assertIs<Problem.Unauthorized>(assertIs<SyncState.Failed>(refused).problem)
+            }
+        }
+    },
+    "records carry clock evidence: a phone clock set back is flagged" to {
+        Station().use { station ->
+            phone().use { m ->
+                val boot = System.nanoTime()
+                m.setDeviceClock(object : DeviceClock {
+                    override fun bootId() = "jvm-test-boot"
+                    override fun sinceBootMs() = (System.nanoTime() - boot) / 1_000_000
+                })
+                val token = m.enroll(station.url, station.code, "手机").ok().token
+                assertIs<SyncState.Done>(m.sync(station.url, token).toList().last())
+                val shop = m.shopsOn("富义街").ok().first()
+                val now = System.currentTimeMillis()
+                val honest = m.startInspection(shop.id, "beijing-1v5", "officer-1", now, null).ok()
+                val verdict = m.timeCheck(honest).ok()
+                assertEquals("时间可信", verdict.label)
+                val setBack = m.startInspection(shop.id, "beijing-1v5", "officer-1", now - 7_200_000, null).ok()
+                val flagged = m.timeCheck(setBack).ok()
+                assertEquals("时间存疑", flagged.label)
+                assertTrue(flagged.flagged)
+                assertTrue(kotlin.math.abs(flagged.skewMs!! + 7_200_000) < 60_000, "skew ${flagged.skewMs}")
+                // A clock that throws leaves records without monotonic evidence, nothing worse.
+                m.setDeviceClock(object : DeviceClock {
+                    override fun bootId(): String = throw IllegalStateException("no clock")
+                    override fun sinceBootMs(): Long = throw IllegalStateException("no clock")
+                })
+                val unclocked = m.startInspection(shop.id, "beijing-1v5", "officer-1", now, null).ok()
+                assertEquals("时间待核验", m.timeCheck(unclocked).ok().label)
             }
         }
     },

@@ -24,12 +24,26 @@ class MenqianApp : Application() {
             is Answer.Ok -> opened.value
             is Answer.Err -> error("cannot open the store: ${opened.problem.text}")
         }
+        menqian.setDeviceClock(AndroidClock(this))
     }
 
     companion object {
         /** The district's signboard host; a QR link to any other host is refused. */
         const val SIGNBOARD_HOST = "mq.fengtai.example.cn"
     }
+}
+
+/**
+ * The boot clock for records' clock evidence: elapsedRealtime counts deep sleep
+ * and cannot be set by the user; the boot count tells a reboot apart.
+ */
+class AndroidClock(private val context: Context) : cn.menqian.core.DeviceClock {
+    override fun bootId(): String =
+        android.provider.Settings.Global.getInt(
+            context.contentResolver, android.provider.Settings.Global.BOOT_COUNT, -1,
+        ).toString()
+
+    override fun sinceBootMs(): Long = android.os.SystemClock.elapsedRealtime()
 }
 
 /** The enrollment: server, user and token, in encrypted preferences (Android Keystore). */
