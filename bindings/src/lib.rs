@@ -251,18 +251,28 @@ impl MenqianStore {
         Ok(self.store().time_check(&record_id)?.into())
     }
 
-    /// A patrol's track with implausible points dropped, simplified and measured.
+    /// A patrol's track with implausible points dropped, simplified and
+    /// measured, and how much of each lane it passed it covered.
     pub fn patrol_summary(&self, patrol_id: String) -> Result<PatrolSummary> {
         use menqian_core::model::track::{self, TrackRules};
-        let report = self
+        let (report, lanes) = self
             .store()
-            .patrol_report(&patrol_id, &[], &TrackRules::default())?;
+            .patrol_report_near(&patrol_id, &TrackRules::default())?;
         Ok(PatrolSummary {
             points: report.track.len() as u64,
             dropped: (report.dropped_inaccurate + report.dropped_jumps) as u64,
             distance_m: report.distance_m,
             duration_s: report.duration_s,
-            geojson: track::to_geojson(&report, &[], &patrol_id).to_string(),
+            lanes: report
+                .lanes
+                .iter()
+                .map(|l| LaneCovered {
+                    name: l.name.clone(),
+                    length_m: l.length_m,
+                    covered: l.covered,
+                })
+                .collect(),
+            geojson: track::to_geojson(&report, &lanes, &patrol_id).to_string(),
         })
     }
 

@@ -486,8 +486,18 @@ pub struct PatrolSummary {
     pub dropped: u64,
     pub distance_m: f64,
     pub duration_s: i64,
-    /// The cleaned track as GeoJSON (RFC 7946), for a map layer.
+    /// The lanes it passed, with the share of each it covered (within 20 m).
+    pub lanes: Vec<LaneCovered>,
+    /// The cleaned track and those lanes as GeoJSON (RFC 7946), for a map layer.
     pub geojson: String,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct LaneCovered {
+    pub name: String,
+    pub length_m: f64,
+    /// 0–1.
+    pub covered: f64,
 }
 
 /// A position on a map.

@@ -385,6 +385,45 @@ fn a_patrol_records_its_track_until_stopped() {
 }
 
 #[test]
+fn a_patrol_along_a_lane_covers_that_lane() {
+    let (_dir, mut store) = demo_store();
+    let lane = "富义街东一巷";
+    let mut shops = store.shops_on("富义街", Some(lane)).unwrap();
+    assert!(shops.len() >= 5, "{}", shops.len());
+    shops.sort_by(|a, b| (a.lat + a.lon).total_cmp(&(b.lat + b.lon)));
+    // Walk from frontage to frontage at about 1 m/s, one fix a second.
+    let start = beijing(2026, 7, 1);
+    let id = store.start_patrol("chief-3", start).unwrap();
+    let mut points = Vec::new();
+    for pair in shops.windows(2) {
+        let (a, b) = (
+            GeoPoint::new(pair[0].lat, pair[0].lon),
+            GeoPoint::new(pair[1].lat, pair[1].lon),
+        );
+        let steps = (model::place::distance_m(a, b).ceil() as usize).max(1);
+        for k in 0..steps {
+            let t = k as f64 / steps as f64;
+            points.push(TrackPoint {
+                at: start + Duration::seconds(points.len() as i64),
+                lat: a.lat + (b.lat - a.lat) * t,
+                lon: a.lon + (b.lon - a.lon) * t,
+                accuracy_m: 5.0,
+            });
+        }
+    }
+    for chunk in points.chunks(store::MAX_POINTS_PER_APPEND) {
+        store.append_track(&id, chunk).unwrap();
+    }
+    let (report, lanes) = store
+        .patrol_report_near(&id, &model::track::TrackRules::default())
+        .unwrap();
+    assert!(lanes.iter().any(|l| l.name == lane));
+    let walked = report.lanes.iter().find(|l| l.name == lane).unwrap();
+    assert!(walked.covered > 0.95, "{walked:?}");
+    assert!(report.distance_m > 0.0 && report.duration_s > 0);
+}
+
+#[test]
 fn invalid_shops_are_refused_and_nothing_partial_is_written() {
     let (_dir, mut store) = demo_store();
     let before = (store.counts().unwrap(), store.index_snapshot().unwrap());

@@ -33,6 +33,14 @@ impl LocalFrame {
             y: (p.lat - self.origin.lat).to_radians() * EARTH_R,
         }
     }
+
+    /// The point at (east, north) metres.
+    pub fn unproject(&self, c: geo::Coord<f64>) -> GeoPoint {
+        GeoPoint::new(
+            self.origin.lat + (c.y / EARTH_R).to_degrees(),
+            self.origin.lon + (c.x / (EARTH_R * self.cos_lat)).to_degrees(),
+        )
+    }
 }
 
 /// The default allowance beyond the fix's own accuracy: 30 m.

@@ -143,6 +143,43 @@ fn uncovered(lane: &LaneLine) -> LaneCoverage {
     }
 }
 
+/// The line a lane implies when all that is known is where its shops are:
+/// through their frontages (zone centroids), along their main direction (least
+/// squares), from the first shop to the last. `None` for fewer than two shops
+/// or shops all in one place.
+pub fn lane_line_through(name: &str, shops: &[GeoPoint]) -> Option<LaneLine> {
+    if shops.len() < 2 {
+        return None;
+    }
+    let n = shops.len() as f64;
+    let mean = GeoPoint::new(
+        shops.iter().map(|p| p.lat).sum::<f64>() / n,
+        shops.iter().map(|p| p.lon).sum::<f64>() / n,
+    );
+    let frame = LocalFrame::new(mean);
+    let xy: Vec<geo::Coord<f64>> = shops.iter().map(|p| frame.project(*p)).collect();
+    let (sxx, syy, sxy) = xy.iter().fold((0.0, 0.0, 0.0), |(a, b, c), p| {
+        (a + p.x * p.x, b + p.y * p.y, c + p.x * p.y)
+    });
+    let angle = 0.5 * (2.0 * sxy).atan2(sxx - syy);
+    let (dx, dy) = (angle.cos(), angle.sin());
+    let along = xy.iter().map(|p| p.x * dx + p.y * dy);
+    let (lo, hi) = along.fold((f64::MAX, f64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+    if hi - lo < 1.0 {
+        return None;
+    }
+    let end = |t: f64| {
+        frame.unproject(geo::Coord {
+            x: t * dx,
+            y: t * dy,
+        })
+    };
+    Some(LaneLine {
+        name: name.to_string(),
+        line: vec![end(lo), end(hi)],
+    })
+}
+
 /// Track segments bucketed in square cells of `cell` metres.
 struct SegmentGrid {
     cell: f64,
@@ -327,6 +364,23 @@ mod tests {
         assert_eq!(f[1]["properties"]["name"], "甲巷");
         let covered = f[1]["properties"]["covered"].as_f64().unwrap_or(0.0);
         assert!((covered - 0.597).abs() < 0.01, "{covered}");
+    }
+
+    #[test]
+    fn a_lane_line_runs_through_its_shops_from_first_to_last() {
+        // Shops 10 m apart along a lane running north-east, ±3 m off its line.
+        let m_lon = M_LAT / 39.87f64.to_radians().cos();
+        let shops: Vec<GeoPoint> = (0..12)
+            .map(|i| {
+                let t = f64::from(i) * 10.0 / 2f64.sqrt();
+                let off = if i % 2 == 0 { 3.0 } else { -3.0 } / 2f64.sqrt();
+                GeoPoint::new(39.87 + (t + off) * M_LAT, 116.36 + (t - off) * m_lon)
+            })
+            .collect();
+        let lane = lane_line_through("东一巷", &shops).expect("a line");
+        let length: f64 = distance_m(lane.line[0], lane.line[1]);
+        assert!((length - 110.0).abs() < 1.0, "{length}");
+        assert!(lane_line_through("独门", &shops[..1]).is_none());
     }
 
     #[test]

@@ -285,6 +285,62 @@ impl Store {
             .query_row(bind.with(&[(":hash", &hash)]).as_slice(), |r| r.get(0))?)
     }
 
+    /// The lanes with a shop within `margin_m` of the box around `points`, each
+    /// as the line its shops imply ([`track::lane_line_through`]: the registry
+    /// holds no lane geometry).
+    pub fn lanes_near(
+        &self,
+        points: &[crate::model::patrol::TrackPoint],
+        margin_m: f64,
+    ) -> Result<Vec<LaneLine>> {
+        let Some(first) = points.first() else {
+            return Ok(Vec::new());
+        };
+        let fold = |f: fn(f64, f64) -> f64, get: fn(&crate::model::patrol::TrackPoint) -> f64| {
+            points.iter().map(get).fold(get(first), f)
+        };
+        let (lat_lo, lat_hi) = (fold(f64::min, |p| p.lat), fold(f64::max, |p| p.lat));
+        let (lon_lo, lon_hi) = (fold(f64::min, |p| p.lon), fold(f64::max, |p| p.lon));
+        let dlat = margin_m / 111_195.0;
+        let dlon = dlat / lat_lo.to_radians().cos().max(0.01);
+        let names: Vec<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT lane FROM shops WHERE lane IS NOT NULL
+                   AND lat BETWEEN ?1 AND ?2 AND lon BETWEEN ?3 AND ?4 ORDER BY lane",
+            )?
+            .query_map(
+                params![lat_lo - dlat, lat_hi + dlat, lon_lo - dlon, lon_hi + dlon],
+                |r| r.get(0),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut lanes = Vec::with_capacity(names.len());
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT lat, lon FROM shops WHERE lane = ?1")?;
+        for name in names {
+            let shops: Vec<crate::model::geo::GeoPoint> = stmt
+                .query_map([&name], |r| {
+                    Ok(crate::model::geo::GeoPoint::new(r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            lanes.extend(track::lane_line_through(&name, &shops));
+        }
+        Ok(lanes)
+    }
+
+    /// A patrol's track, cleaned and measured, with the coverage of the lanes
+    /// it passed (those with a shop within 30 m of its box).
+    pub fn patrol_report_near(
+        &self,
+        id: &str,
+        rules: &TrackRules,
+    ) -> Result<(TrackReport, Vec<LaneLine>)> {
+        let points = self.patrol_track(id)?;
+        let lanes = self.lanes_near(&points, 30.0)?;
+        Ok((track::analyse(&points, &lanes, rules), lanes))
+    }
+
     /// A patrol's track, cleaned and measured, with the coverage of `lanes`.
     pub fn patrol_report(
         &self,
