@@ -33,6 +33,9 @@ ALTER TABLE cases ADD COLUMN evidence TEXT;
 ALTER TABLE inspections ADD COLUMN time TEXT;
 ALTER TABLE cases ADD COLUMN time TEXT;
 ALTER TABLE patrols ADD COLUMN time TEXT;
--- Geofence: metres from the fix to the shop zone, and the not-on-site flag.
-ALTER TABLE inspections ADD COLUMN distance_m REAL;
+-- Geofence (Geofence JSON as the document holds it), and its flag for queries.
+ALTER TABLE inspections ADD COLUMN geofence TEXT;
 ALTER TABLE inspections ADD COLUMN off_site INTEGER;
+
+-- A record's server receive time is the first received_at of its changes.
+CREATE INDEX changes_by_doc ON changes (doc_id, received_at);

@@ -462,10 +462,12 @@ impl Store {
                 break;
             }
             let received = client.push(&page.changes, cancel)?;
-            self.set_pushed(page.cursor)?;
+            // The receive time first: if the app dies before the cursor moves,
+            // the page is pushed again and the first time noted is kept.
             if let Some(ms) = received {
-                self.mark_received(page.cursor, ms)?;
+                self.mark_received(pushed_to, page.cursor, ms)?;
             }
+            self.set_pushed(page.cursor)?;
             pushed_to = page.cursor;
             report.pushed += page.changes.len() as u64;
             tell(SyncPhase::Push, report.pushed, total);

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use menqian_core::evidence::blobs::BlobDir;
 use menqian_core::wire::{self, WireBatch};
 use menqian_core::{Error as CoreError, Writer};
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,24 @@ pub const MAX_PULL_PAGE: u32 = 5_000;
 
 pub type SharedStore = Arc<Mutex<Box<dyn SyncStore>>>;
 
+/// The station's photo files. Uploads and downloads use them outside the
+/// store's lock, so a photo on a slow link never holds up a push; appends take
+/// turns on their own lock (an append checks the size, then writes).
+#[derive(Debug)]
+pub struct Blobs {
+    dir: BlobDir,
+    appending: Mutex<()>,
+}
+
 pub fn router(store: SharedStore) -> Router {
+    let dir = {
+        let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+        guard.documents().blobs().clone()
+    };
+    let blobs = Arc::new(Blobs {
+        dir,
+        appending: Mutex::new(()),
+    });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
@@ -37,6 +55,7 @@ pub fn router(store: SharedStore) -> Router {
         .route("/v1/blobs/{hash}/status", get(blob_status))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(stamp_time))
+        .layer(axum::Extension(blobs))
         .with_state(store)
 }
 
@@ -119,7 +138,7 @@ async fn with_store<T: Send + 'static>(
     work: impl FnOnce(&mut dyn SyncStore) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || {
+    on_files(move || {
         let mut guard = store.lock().map_err(|_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -130,13 +149,6 @@ async fn with_store<T: Send + 'static>(
         work(guard.as_mut())
     })
     .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the request's worker failed",
-        )
-    })?
 }
 
 fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -287,22 +299,39 @@ fn check_hash(hash: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Who is asking (any enrolled device may upload; reading is checked per blob).
+async fn authenticated(store: &SharedStore, headers: &HeaderMap) -> Result<User, ApiError> {
+    let token = bearer(headers)?;
+    with_store(store, move |s| Ok(s.authenticate(&token)?.1)).await
+}
+
+/// Runs blocking work (files, the store) on the blocking pool.
+async fn on_files<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request's worker failed",
+        )
+    })?
+}
+
+fn file_error(e: CoreError) -> ApiError {
+    ApiError::from(StoreError::from(e))
+}
+
 /// How much of a blob the server holds: where an interrupted upload resumes.
 async fn blob_status(
     State(store): State<SharedStore>,
+    axum::Extension(blobs): axum::Extension<Arc<Blobs>>,
     headers: HeaderMap,
     axum::extract::Path(hash): axum::extract::Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_hash(&hash)?;
-    let token = bearer(&headers)?;
-    let state = with_store(&store, move |s| {
-        s.authenticate(&token)?;
-        Ok(s.documents()
-            .blobs()
-            .received(&hash)
-            .map_err(StoreError::from)?)
-    })
-    .await?;
+    authenticated(&store, &headers).await?;
+    let state = on_files(move || blobs.dir.received(&hash).map_err(file_error)).await?;
     Ok(Json(blob_state(state)))
 }
 
@@ -312,14 +341,14 @@ async fn blob_status(
 /// says where to resume.
 async fn blob_put(
     State(store): State<SharedStore>,
+    axum::Extension(blobs): axum::Extension<Arc<Blobs>>,
     headers: HeaderMap,
     axum::extract::Path(hash): axum::extract::Path<String>,
     query: Result<Query<BlobPutQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_hash(&hash)?;
-    let token = bearer(&headers)?;
-    with_store(&store, move |s| Ok(s.authenticate(&token).map(|_| ())?)).await?;
+    authenticated(&store, &headers).await?;
     let Query(q) = query.map_err(bad_query)?;
     require_content_type(&headers, "application/octet-stream")?;
     if body.len() > MAX_BLOB_CHUNK {
@@ -336,15 +365,16 @@ async fn blob_put(
             "photos are JPEG files",
         ));
     }
-    let state = with_store(&store, move |s| {
-        s.documents()
-            .blobs()
+    let state = on_files(move || {
+        let _turn = blobs.appending.lock().unwrap_or_else(|p| p.into_inner());
+        blobs
+            .dir
             .append(&hash, q.offset, q.total, &body)
             .map_err(|e| match e {
                 CoreError::InvalidInput { field, reason } if field == "blob" => {
                     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch", reason)
                 }
-                other => ApiError::from(StoreError::from(other)),
+                other => file_error(other),
             })
     })
     .await?;
@@ -355,27 +385,31 @@ async fn blob_put(
 /// Anything else is 404, whether or not it exists.
 async fn blob_get(
     State(store): State<SharedStore>,
+    axum::Extension(blobs): axum::Extension<Arc<Blobs>>,
     headers: HeaderMap,
     axum::extract::Path(hash): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     check_hash(&hash)?;
     let token = bearer(&headers)?;
-    let bytes = with_store(&store, move |s| {
+    let asked = hash.clone();
+    let visible = with_store(&store, move |s| {
         let (_, user) = s.authenticate(&token)?;
-        let store = s.documents();
-        let visible = store
-            .blob_visible(&hash, &user.visibility())
-            .map_err(StoreError::from)?;
-        if !visible || !store.blobs().contains(&hash).map_err(StoreError::from)? {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("photo {hash}"),
-            ));
-        }
-        Ok(store.blobs().read(&hash).map_err(StoreError::from)?)
+        Ok(s.documents()
+            .blob_visible(&asked, &user.visibility())
+            .map_err(StoreError::from)?)
     })
     .await?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("photo {hash}"));
+    if !visible {
+        return Err(not_found());
+    }
+    let name = hash.clone();
+    let bytes = on_files(move || match blobs.dir.read(&name) {
+        Err(CoreError::NotFound { .. }) => Ok(None),
+        other => other.map(Some).map_err(file_error),
+    })
+    .await?
+    .ok_or_else(not_found)?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
 }
 

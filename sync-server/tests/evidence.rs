@@ -74,6 +74,14 @@ fn shop_off_the_stewards_lane(d: &Device) -> menqian_core::Shop {
         .unwrap()
 }
 
+/// officer-1's phone, enrolled and synced, and a shop not on the steward's lane.
+fn synced_officer(server: &TestServer) -> (Device, menqian_core::Shop) {
+    let mut officer = Device::enroll(&server.url, &server.code_for("officer-1"), "officer");
+    officer.sync().unwrap();
+    let shop = shop_off_the_stewards_lane(&officer);
+    (officer, shop)
+}
+
 /// The officer photographs a failed item at `shop`, submits, and returns the
 /// inspection id and the photo's hash.
 fn inspect_with_photo(d: &mut Device, shop: &menqian_core::Shop) -> (String, String) {
@@ -122,9 +130,7 @@ fn inspect_with_photo(d: &mut Device, shop: &menqian_core::Shop) -> (String, Str
 #[test]
 fn photos_follow_their_records_to_the_readers_of_those_records() {
     let server = TestServer::start();
-    let mut officer = Device::enroll(&server.url, &server.code_for("officer-1"), "officer");
-    officer.sync().unwrap();
-    let shop = shop_off_the_stewards_lane(&officer);
+    let (mut officer, shop) = synced_officer(&server);
     let (inspection, hash) = inspect_with_photo(&mut officer, &shop);
     let record = officer.store.inspection(&inspection).unwrap();
     let geofence = record.geofence.unwrap();
@@ -191,9 +197,7 @@ fn photos_follow_their_records_to_the_readers_of_those_records() {
 #[test]
 fn an_upload_cut_off_by_a_server_restart_resumes_where_the_server_stopped() {
     let server = TestServer::start();
-    let mut officer = Device::enroll(&server.url, &server.code_for("officer-1"), "officer");
-    officer.sync().unwrap();
-    let shop = shop_off_the_stewards_lane(&officer);
+    let (mut officer, shop) = synced_officer(&server);
     let (_, hash) = inspect_with_photo(&mut officer, &shop);
     let bytes = officer.store.blobs().read(&hash).unwrap();
     let total = bytes.len();
@@ -277,9 +281,7 @@ fn forged_and_foreign_uploads_are_refused_and_nothing_is_kept() {
 #[test]
 fn a_phone_clock_set_back_is_flagged_and_an_inspection_far_away_is_off_site() {
     let server = TestServer::start();
-    let mut officer = Device::enroll(&server.url, &server.code_for("officer-1"), "officer");
-    officer.sync().unwrap(); // takes the server's time
-    let shop = shop_off_the_stewards_lane(&officer);
+    let (mut officer, shop) = synced_officer(&server); // the sync takes the server's time
     let centre = shop.zone.centroid();
     // The phone says it is two hours earlier than it is, and stands 300 m away.
     let wrong = chrono::Utc::now() - chrono::Duration::hours(2);

@@ -153,29 +153,6 @@ pub fn process(
     })
 }
 
-/// Reads a JPEG's dimensions without decoding it, applying the same limits.
-/// The server uses it to check that an uploaded blob is a photo it can show.
-pub fn check_jpeg(jpeg: &[u8], limits: &PhotoLimits) -> Result<(u32, u32), PhotoError> {
-    if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return Err(PhotoError::NotJpeg);
-    }
-    let header = turbojpeg::read_header(jpeg).map_err(PhotoError::corrupt)?;
-    let (w, h) = (header.width as u64, header.height as u64);
-    if w == 0 || h == 0 {
-        return Err(PhotoError::Corrupt {
-            reason: "no picture frame".into(),
-        });
-    }
-    if w * h > limits.max_pixels {
-        return Err(PhotoError::TooManyPixels {
-            width: w,
-            height: h,
-            limit: limits.max_pixels,
-        });
-    }
-    Ok((header.width as u32, header.height as u32))
-}
-
 /// A synthetic street-front picture as a camera JPEG (sky, a shop front with
 /// a door and a signboard, pavement): what the demo district's inspections
 /// and the tests photograph when no camera is at hand.

@@ -188,7 +188,9 @@ impl Store {
             Some(e) => serde_json::from_str(&e).map_err(|e| Error::corrupt(id, e))?,
             None => Default::default(),
         };
-        let record_time = record_time.and_then(|t| serde_json::from_str(&t).ok());
+        let record_time = record_time
+            .map(|t| serde_json::from_str(&t).map_err(|e| Error::corrupt(id, e)))
+            .transpose()?;
         let time = |ms: i64| time_from_ms(id, ms);
         let source: CaseSource = parse_enum(id, &source)?;
         let mut history = Vec::new();

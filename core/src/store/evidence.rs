@@ -115,15 +115,19 @@ impl Store {
             .query_row([doc_id], |r| r.get(0))?)
     }
 
-    /// Notes the server's receive time on this device's changes up to `cursor`
-    /// (the push reply carries it).
-    pub fn mark_received(&mut self, cursor: u64, received_ms: i64) -> Result<()> {
+    /// Notes the server's receive time on this device's changes after `after`
+    /// up to `upto` (one pushed page; the push reply carries the time).
+    pub fn mark_received(&mut self, after: u64, upto: u64, received_ms: i64) -> Result<()> {
+        let (after, upto) = (
+            i64::try_from(after).unwrap_or(i64::MAX),
+            i64::try_from(upto).unwrap_or(i64::MAX),
+        );
         self.conn
             .prepare_cached(
                 "UPDATE changes SET received_at = ?1
-                 WHERE local = 1 AND received_at IS NULL AND seq <= ?2",
+                 WHERE seq > ?2 AND seq <= ?3 AND local = 1 AND received_at IS NULL",
             )?
-            .execute(params![received_ms, cursor as i64])?;
+            .execute(params![received_ms, after, upto])?;
         Ok(())
     }
 

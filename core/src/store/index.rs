@@ -210,7 +210,7 @@ fn inspection(tx: &Transaction<'_>, i: &Inspection) -> Result<()> {
     tx.prepare_cached(
         "INSERT OR REPLACE INTO inspections (id, shop_id, template_id, template_version,
             inspector, started_at, ended_at, fix_lat, fix_lon, fix_accuracy_m, fix_at,
-            applicable, score, verdict, evidence, time, distance_m, off_site)
+            applicable, score, verdict, evidence, time, geofence, off_site)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?
     .execute(params![
@@ -230,7 +230,7 @@ fn inspection(tx: &Transaction<'_>, i: &Inspection) -> Result<()> {
         i.verdict.map(|v| v.as_str()),
         json_or_null(&i.evidence, i.evidence.is_empty())?,
         i.time.map(|t| json_text(&t)).transpose()?,
-        i.geofence.map(|g| g.distance_m),
+        i.geofence.map(|g| json_text(&g)).transpose()?,
         i.geofence.map(|g| g.flagged),
     ])?;
     evidence_refs(tx, &i.id, &i.evidence)?;

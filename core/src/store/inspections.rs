@@ -156,7 +156,7 @@ impl Store {
             .prepare_cached(
                 "SELECT shop_id, template_id, template_version, inspector, started_at, ended_at,
                         fix_lat, fix_lon, fix_accuracy_m, fix_at, applicable, score, verdict,
-                 evidence, time, distance_m, off_site
+                 evidence, time, geofence
                  FROM inspections WHERE id = ?1",
             )?
             .query_row([id], |r| {
@@ -182,8 +182,7 @@ impl Store {
                     (
                         r.get::<_, Option<String>>(13)?,
                         r.get::<_, Option<String>>(14)?,
-                        r.get::<_, Option<f64>>(15)?,
-                        r.get::<_, Option<bool>>(16)?,
+                        r.get::<_, Option<String>>(15)?,
                     ),
                 ))
             })
@@ -194,25 +193,19 @@ impl Store {
             (started, ended),
             fix,
             (applicable, score, verdict),
-            (evidence, record_time, distance_m, off_site),
+            (evidence, record_time, geofence),
         ) = row;
         let evidence = match evidence {
             Some(e) => serde_json::from_str(&e).map_err(|e| Error::corrupt(id, e))?,
             None => Default::default(),
         };
-        let record_time = record_time.and_then(|t| serde_json::from_str(&t).ok());
+        let record_time = record_time
+            .map(|t| serde_json::from_str(&t).map_err(|e| Error::corrupt(id, e)))
+            .transpose()?;
         let time = |ms: i64| time_from_ms(id, ms);
-        let geofence = match (distance_m, off_site, fix.2) {
-            (Some(distance_m), Some(flagged), Some(accuracy_m)) => {
-                Some(crate::model::place::Geofence {
-                    distance_m,
-                    accuracy_m,
-                    margin_m: self.config.geofence_margin_m(),
-                    flagged,
-                })
-            }
-            _ => None,
-        };
+        let geofence = geofence
+            .map(|g| serde_json::from_str(&g).map_err(|e| Error::corrupt(id, e)))
+            .transpose()?;
         let fix = match fix {
             (Some(lat), Some(lon), Some(accuracy_m), Some(at)) => Some(crate::model::geo::GpsFix {
                 lat,

@@ -89,13 +89,17 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
         menqian.inspection(id).handled()?.let { inspection.value = it }
     }
 
-    /** Turns the camera file into watermarked evidence, then deletes the camera file. */
+    /**
+     * Turns the camera file into watermarked evidence. The camera file is
+     * deleted only once the evidence is stored: a failed capture keeps it.
+     */
     private suspend fun evidence(cameraFile: String?, shopId: String?): String? {
         cameraFile ?: return null
         val user = account.user ?: return null
         val photo = menqian.capturePhoto(cameraFile, user, System.currentTimeMillis(), lastFix, shopId).handled()
+            ?: return null
         java.io.File(cameraFile).delete()
-        return photo?.hash
+        return photo.hash
     }
 
     fun record(id: String, code: String, outcome: Outcome, cameraFile: String?) = viewModelScope.launch {
