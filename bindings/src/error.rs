@@ -63,6 +63,7 @@ impl From<Core> for MenqianError {
             | Core::UnknownItem { .. }
             | Core::ItemNotApplicable { .. }
             | Core::PatrolEnded { .. } => MenqianError::NotAllowed { reason },
+            Core::NotAllowed { reason } => MenqianError::NotAllowed { reason },
             Core::Offline { .. } => MenqianError::Offline { reason },
             Core::Unauthorized { .. } => MenqianError::Unauthorized { reason },
             Core::Refused { .. } | Core::Rejected { .. } | Core::AreaChanged { .. } => {

@@ -7,6 +7,7 @@
 //! `MenqianStore` is one phone's store. It is safe to call from any thread: calls
 //! take turns on one SQLite connection (a sync holds it while it runs).
 
+mod duty;
 mod error;
 mod views;
 
@@ -315,21 +316,6 @@ impl MenqianStore {
             lane: None,
         };
         Ok(self.store().report_case(new)?)
-    }
-
-    /// Moves a case to `status`, signed by `by`.
-    pub fn set_case_status(
-        &self,
-        id: String,
-        status: CaseState,
-        by: String,
-        at_ms: i64,
-        note: Option<String>,
-    ) -> Result<()> {
-        let at = views::time("at_ms", at_ms)?;
-        Ok(self
-            .store()
-            .set_case_status(&id, status.into(), &by, at, note.as_deref())?)
     }
 
     /// Cases (newest first), in one status or all.

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::case::Case;
+use crate::model::case::CaseStatus::Reported;
+use crate::model::case::{Case, CaseSource, may_ever_move_to};
 use crate::model::inspection::Inspection;
 use crate::model::patrol::Patrol;
 
@@ -216,7 +217,7 @@ pub(crate) fn visible_doc(doc: &str) -> String {
     format!(
         "(:all = 1
     OR (:public = 0 AND :sub IS NULL AND :lanes IS NULL AND {doc} NOT LIKE 'pub/%')
-    OR {doc} LIKE 'tmpl/%' OR {doc} LIKE 'cat/%'
+    OR {doc} LIKE 'tmpl/%' OR {doc} LIKE 'cat/%' OR {doc} LIKE 'rules/%'
     OR {doc} IN (SELECT id FROM cases WHERE reported_by = :user)
     OR {doc} IN (SELECT id FROM patrols WHERE user = :user)
     OR (:public = 1 AND {doc} LIKE 'pub/%'
@@ -237,6 +238,7 @@ pub(crate) enum Touched<'a> {
     Listing,
     Template,
     Category,
+    Rules,
     Inspection {
         before: Option<&'a Inspection>,
         after: &'a Inspection,
@@ -262,8 +264,9 @@ pub(crate) fn refusal(writer: &Writer, touched: &Touched<'_>) -> Option<String> 
         Touched::Listing => {
             Some("public listings are written only by the station server".to_string())
         }
-        Touched::Template | Touched::Category => (role != Admin)
-            .then(|| "only an administrator publishes checklists and categories".to_string()),
+        Touched::Template | Touched::Category | Touched::Rules => (role != Admin).then(|| {
+            "only an administrator publishes checklists, categories and rules".to_string()
+        }),
         Touched::Inspection { before, after } => {
             if role == Steward {
                 Some("a steward may not write inspections".to_string())
@@ -275,44 +278,75 @@ pub(crate) fn refusal(writer: &Writer, touched: &Touched<'_>) -> Option<String> 
                 None
             }
         }
-        Touched::Case { before, after } => {
-            if before.is_none() && after.reported_by != me {
-                return Some("a report is filed under its reporter's own name".to_string());
-            }
-            if role == Steward && before.is_some() {
-                return Some("a steward reports cases but does not move them".to_string());
-            }
-            if before.is_some_and(|b| !same_report(b, after)) {
-                return Some(
-                    "a filed report does not change; add a status step instead".to_string(),
-                );
-            }
-            // Concurrent steps may merge in anywhere in the list: the new ones are
-            // those the list had no equal of before.
-            let mut old: Vec<_> = before
-                .map(|b| b.history.iter().collect())
-                .unwrap_or_default();
-            let new_steps =
-                after
-                    .history
-                    .iter()
-                    .filter(|step| match old.iter().position(|o| o == step) {
-                        Some(i) => {
-                            old.swap_remove(i);
-                            false
-                        }
-                        None => true,
-                    });
-            new_steps
-                .collect::<Vec<_>>()
-                .iter()
-                .any(|step| step.by != me)
-                .then(|| "a status step is signed by the user who makes it".to_string())
-        }
+        Touched::Case { before, after } => case_refusal(writer, *before, after),
         Touched::Patrol { before, after } => (after.user != me
             || before.is_some_and(|b| b.user != me))
         .then(|| "a patrol log is written only by the user who walked it".to_string()),
     }
+}
+
+/// Why `writer` may not make this change to a case, or `None` if it may.
+fn case_refusal(writer: &Writer, before: Option<&Case>, after: &Case) -> Option<String> {
+    let me = writer.user.as_str();
+    if before.is_none() {
+        if after.reported_by != me {
+            return Some("a report is filed under its reporter's own name".to_string());
+        }
+        if after.source == CaseSource::Rectification || after.rectification.is_some() {
+            return Some("only the district platform escalates rectification items".to_string());
+        }
+    }
+    if before.is_some_and(|b| !same_report(b, after)) {
+        return Some("a filed report does not change; add a status step instead".to_string());
+    }
+    let old_history = before.map(|b| b.history.as_slice()).unwrap_or_default();
+    let new_steps = appended(old_history, &after.history);
+    if before.is_none() {
+        // The report's own first step; anything else comes as a move.
+        if new_steps.len() != 1 || after.history.first().map(|s| s.status) != Some(Reported) {
+            return Some("a new report starts with one 已上报 step".to_string());
+        }
+    } else {
+        for step in &new_steps {
+            if step.by != me {
+                return Some("a status step is signed by the user who makes it".to_string());
+            }
+            if step.role != Some(writer.role) {
+                return Some(format!(
+                    "a status step names the role its author acts in ({})",
+                    writer.role.as_str()
+                ));
+            }
+            if !may_ever_move_to(step.status, writer.role) {
+                return Some(format!(
+                    "a {} may not move a case to {}",
+                    writer.role.as_str(),
+                    step.status.as_str()
+                ));
+            }
+        }
+    }
+    let old_links = before.map(|b| b.linked.as_slice()).unwrap_or_default();
+    appended(old_links, &after.linked)
+        .iter()
+        .any(|l| l.reported_by != me)
+        .then(|| "a linked report is filed under its reporter's own name".to_string())
+}
+
+/// The items of `after` that `before` had no equal of: concurrent appends may
+/// merge in anywhere in a list.
+fn appended<'a, T: PartialEq>(before: &[T], after: &'a [T]) -> Vec<&'a T> {
+    let mut old: Vec<&T> = before.iter().collect();
+    after
+        .iter()
+        .filter(|item| match old.iter().position(|o| o == item) {
+            Some(i) => {
+                old.swap_remove(i);
+                false
+            }
+            None => true,
+        })
+        .collect()
 }
 
 /// The report itself (everything but the history) is unchanged.
@@ -328,4 +362,5 @@ fn same_report(a: &Case, b: &Case) -> bool {
         && a.reported_at == b.reported_at
         && a.subdistrict == b.subdistrict
         && a.lane == b.lane
+        && a.rectification == b.rectification
 }

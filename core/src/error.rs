@@ -39,6 +39,11 @@ pub enum Error {
     #[error("failed item {code} needs photo evidence")]
     PhotoRequired { code: String },
 
+    /// The workflow does not let this role make this move now (e.g. a steward
+    /// closing a case, or accepting one already rejected).
+    #[error("not allowed: {reason}")]
+    NotAllowed { reason: String },
+
     /// The patrol was already stopped.
     #[error("patrol {id} has ended")]
     PatrolEnded { id: String },

@@ -13,20 +13,26 @@ pub mod error;
 pub mod evidence;
 pub mod model;
 pub mod qr;
+pub mod scores;
 pub mod store;
 pub mod wire;
 
 pub use access::{Area, Role, Visibility, Writer};
 pub use error::{Error, Result};
-pub use model::case::{Case, CaseSource, CaseStatus, NewCase, StatusChange};
+pub use model::case::{
+    Case, CaseMove, CaseSource, CaseStatus, LinkedReport, NewCase, StatusChange, Whistle,
+};
 pub use model::category::Category;
 pub use model::geo::{GeoPoint, GpsFix, Zone};
 pub use model::inspection::{Inspection, ItemOutcome, ItemResult, NewInspection, Verdict};
 pub use model::patrol::TrackPoint;
+pub use model::period::{Period, PeriodKind};
+pub use model::rules::{DistrictRules, Grade};
 pub use model::shop::{Contact, Letter, Shop, ShopCategory, ShopPatch, ShopStatus, ShopTag};
 pub use model::template::{ChecklistItem, ChecklistTemplate, Duty};
 pub use qr::{QrError, ShopCode};
 pub use store::{
-    ApplyReport, CaseSummary, ChangeBatch, DocChange, ImportReport, InspectionRef, ShopSummary,
-    Store, StoreConfig, Submitted, SyncCursors,
+    ApplyReport, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed, ImportReport, InspectionRef,
+    LaneChiefWeek, PlanStop, ShopSummary, Standing, StewardScore, Store, StoreConfig, Submitted,
+    SweepReport, SyncCursors,
 };

@@ -28,6 +28,19 @@ fn refused(r: Result<ApplyReport>, needle: &str) {
     }
 }
 
+/// A status step as a modified client could write it.
+fn step(status: CaseStatus, by: &str, role: Role, minutes: i64) -> StatusChange {
+    StatusChange {
+        status,
+        at: Utc::now() + Duration::minutes(minutes),
+        by: by.into(),
+        note: None,
+        role: Some(role),
+        department: None,
+        whistle: None,
+    }
+}
+
 fn new_case(by: &str) -> NewCase {
     NewCase {
         subdistrict: None,
@@ -97,7 +110,10 @@ fn each_rule_refuses_and_applies_nothing() {
     // A steward reports but does not move cases; a step is signed by its maker.
     let head = device.feed_head().unwrap();
     device
-        .set_case_status(&case, CaseStatus::Closed, "steward-9", Utc::now(), None)
+        .append_case_step_unchecked(
+            &case,
+            step(CaseStatus::Closed, "steward-9", Role::Steward, 0),
+        )
         .unwrap();
     refused(
         server.apply_changes_as(
@@ -105,7 +121,7 @@ fn each_rule_refuses_and_applies_nothing() {
             &writer(&device, "steward-9", Role::Steward),
             Utc::now(),
         ),
-        "does not move them",
+        "a steward may not move a case",
     );
     refused(
         server.apply_changes_as(
@@ -117,12 +133,9 @@ fn each_rule_refuses_and_applies_nothing() {
     );
     let head = device.feed_head().unwrap();
     device
-        .set_case_status(
+        .append_case_step_unchecked(
             &case,
-            CaseStatus::Accepted,
-            "officer-1",
-            Utc::now() + Duration::minutes(1),
-            None,
+            step(CaseStatus::Accepted, "officer-1", Role::Officer, 1),
         )
         .unwrap();
     // The earlier refused step (by steward-9) travels with it: still refused.

@@ -100,20 +100,23 @@ fn concurrent_edits_merge_in_either_order() {
         let case = report(&mut a, "steward-1");
         b.merge_from(&a, ha).unwrap();
         let ha2 = a.feed_head().unwrap();
-        a.set_case_status(
+        let step = |to, by: &str, role, hours| CaseMove {
+            to,
+            by: by.into(),
+            role,
+            at: beijing(2026, 7, 1) + Duration::hours(hours),
+            note: None,
+            department: None,
+            whistle: None,
+        };
+        a.move_case(
             &case,
-            CaseStatus::Accepted,
-            "officer-1",
-            beijing(2026, 7, 1) + Duration::hours(1),
-            None,
+            step(CaseStatus::Accepted, "supervisor-1", Role::Supervisor, 1),
         )
         .unwrap();
-        b.set_case_status(
+        b.move_case(
             &case,
-            CaseStatus::Rejected,
-            "officer-2",
-            beijing(2026, 7, 1) + Duration::hours(2),
-            None,
+            step(CaseStatus::Rejected, "chief-2", Role::LaneChief, 2),
         )
         .unwrap();
         // New inspections on both.

@@ -288,12 +288,17 @@ fn cases_are_reported_and_moved_with_their_history() {
     };
     let id = store.report_case(new.clone()).unwrap();
     store
-        .set_case_status(
+        .move_case(
             &id,
-            CaseStatus::Accepted,
-            "supervisor-1",
-            at + Duration::minutes(10),
-            Some("已受理"),
+            CaseMove {
+                to: CaseStatus::Accepted,
+                by: "supervisor-1".into(),
+                role: Role::Supervisor,
+                at: at + Duration::minutes(10),
+                note: Some("已受理".into()),
+                department: None,
+                whistle: None,
+            },
         )
         .unwrap();
     let case = store.case(&id).unwrap();
@@ -343,9 +348,23 @@ fn cases_are_reported_and_moved_with_their_history() {
         store.report_case(no_shop),
         Err(Error::NotFound { .. })
     ));
+    let close = CaseMove {
+        to: CaseStatus::Closed,
+        by: "x".into(),
+        role: Role::Admin,
+        at,
+        note: None,
+        department: None,
+        whistle: None,
+    };
     assert!(matches!(
-        store.set_case_status("case/nope", CaseStatus::Closed, "x", at, None),
+        store.move_case("case/nope", close.clone()),
         Err(Error::NotFound { kind: "case", .. })
+    ));
+    // Closing needs the case to be awaiting verification first.
+    assert!(matches!(
+        store.move_case(&id, close),
+        Err(Error::NotAllowed { .. })
     ));
     assert_eq!(store.counts().unwrap(), before);
 }

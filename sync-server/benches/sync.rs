@@ -186,7 +186,8 @@ fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize
                     lane: None,
                     source: CaseSource::Steward,
                     category: "0504".into(),
-                    location: GeoPoint::new(39.866, 116.345),
+                    // 44 m apart: distinct problems, not repeats of one.
+                    location: GeoPoint::new(39.866 + k as f64 * 4e-4, 116.345),
                     shop_id: None,
                     photos: vec![],
                     description: format!("并发{concurrency}设备{i}第{k}条"),

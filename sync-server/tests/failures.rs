@@ -81,7 +81,13 @@ fn report_many(store: &mut Store, n: usize) {
                 lane: None,
                 source: CaseSource::Inspection,
                 category: "0107".into(),
-                location: GeoPoint::new(39.866 + i as f64 * 1e-6, 116.345),
+                // A grid 35 m apart around the demo street: each is its own
+                // problem, not a repeat of its neighbour, and all lie in the
+                // street's subdistrict.
+                location: GeoPoint::new(
+                    39.866 + (i % 50) as f64 * 3.2e-4,
+                    116.345 + (i / 50) as f64 * 4.2e-4,
+                ),
                 shop_id: None,
                 photos: vec![],
                 description: format!("第{i}处乱堆物料"),

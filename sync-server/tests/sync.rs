@@ -74,15 +74,40 @@ fn two_officers_and_a_steward_converge_in_any_order() {
     let i1 = inspect(&mut o1, &target, "officer-1", true);
     let i2 = inspect(&mut o2, &shop(1), "officer-2", true);
     let case = report(&mut st, "steward-1");
-    // Sync in a scattered order, moving the case in between.
+    // Sync in a scattered order, moving the case in between: the supervisor
+    // accepts and dispatches it, an officer starts handling it.
+    let mut sv = Device::enroll(&server.url, &server.code_for("supervisor-1"), "sv");
     st.sync().unwrap();
     o2.sync().unwrap();
-    o2.store
-        .set_case_status(&case, CaseStatus::Accepted, "officer-2", at(3), None)
+    sv.sync().unwrap();
+    let step = |to, by: &str, role| CaseMove {
+        to,
+        by: by.into(),
+        role,
+        at: at(3),
+        note: None,
+        department: Some("zhifa".into()),
+        whistle: Some(Whistle::Routine),
+    };
+    sv.store
+        .move_case(
+            &case,
+            step(CaseStatus::Accepted, "supervisor-1", Role::Supervisor),
+        )
         .unwrap();
+    sv.store
+        .move_case(
+            &case,
+            step(CaseStatus::Dispatched, "supervisor-1", Role::Supervisor),
+        )
+        .unwrap();
+    sv.sync().unwrap();
     o1.sync().unwrap();
     o1.store
-        .set_case_status(&case, CaseStatus::Dispatched, "officer-1", at(3), None)
+        .move_case(
+            &case,
+            step(CaseStatus::InProgress, "officer-1", Role::Officer),
+        )
         .unwrap();
     o1.sync().unwrap();
     o2.sync().unwrap();
@@ -105,7 +130,9 @@ fn two_officers_and_a_steward_converge_in_any_order() {
     );
     let merged = st.store.shop(&target).unwrap();
     assert!(merged.tags.contains(&ShopTag::School));
-    assert_eq!(st.store.case(&case).unwrap().history.len(), 3);
+    let moved = st.store.case(&case).unwrap();
+    assert_eq!(moved.history.len(), 4);
+    assert_eq!(moved.status(), CaseStatus::InProgress);
     // Inspections reach the officers, not the steward.
     assert!(
         o2.store.inspection(&i1).unwrap().is_submitted()

@@ -214,7 +214,10 @@ impl World {
                         reported_at: now,
                     })
                     .unwrap();
-                self.cases.push(id);
+                // A repeat of an open case is linked to it, not filed again.
+                if !self.cases.contains(&id) {
+                    self.cases.push(id);
+                }
             }
             Op::MoveCase { at, case, status } => {
                 let Some(id) = self.cases.get(case).cloned() else {
@@ -232,9 +235,25 @@ impl World {
                     CaseStatus::Closed,
                 ][status as usize];
                 let now = self.now();
-                self.stores[at]
-                    .set_case_status(&id, status, &format!("user-{at}"), now, None)
-                    .unwrap();
+                // Replica 0 is a supervisor's phone, 1 a lane chief's, 2 an officer's.
+                let role = [Role::Supervisor, Role::LaneChief, Role::Officer][at];
+                let moved = self.stores[at].move_case(
+                    &id,
+                    CaseMove {
+                        to: status,
+                        by: format!("user-{at}"),
+                        role,
+                        at: now,
+                        note: None,
+                        department: Some("zhifa".into()),
+                        whistle: Some(Whistle::Routine),
+                    },
+                );
+                // A move the workflow does not allow from here is refused, and
+                // writes nothing.
+                if let Err(e) = moved {
+                    assert!(matches!(e, Error::NotAllowed { .. }), "{e}");
+                }
             }
             Op::Inspect { at, shop, fail } => {
                 let shop_id = pool[shop].id();

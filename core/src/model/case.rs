@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::geo::GeoPoint;
+use crate::access::Role;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,6 +20,9 @@ pub enum CaseSource {
     Camera,
     /// 12345 热线
     Hotline,
+    /// 逾期未整改: a rectification item past its deadline, escalated by the
+    /// district platform.
+    Rectification,
 }
 
 impl CaseSource {
@@ -29,6 +33,44 @@ impl CaseSource {
             CaseSource::Citizen => "citizen",
             CaseSource::Camera => "camera",
             CaseSource::Hotline => "hotline",
+            CaseSource::Rectification => "rectification",
+        }
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            CaseSource::Inspection => "巡查发现",
+            CaseSource::Steward => "小巷管家",
+            CaseSource::Citizen => "市民反映",
+            CaseSource::Camera => "智能摄像头",
+            CaseSource::Hotline => "12345热线",
+            CaseSource::Rectification => "逾期未整改",
+        }
+    }
+}
+
+/// How urgently a dispatched department is summoned (吹哨).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Whistle {
+    /// 紧急哨
+    Urgent,
+    /// 常规哨
+    Routine,
+}
+
+impl Whistle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Whistle::Urgent => "urgent",
+            Whistle::Routine => "routine",
+        }
+    }
+
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Whistle::Urgent => "紧急哨",
+            Whistle::Routine => "常规哨",
         }
     }
 }
@@ -87,6 +129,140 @@ pub struct StatusChange {
     pub by: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The role the mover acted in; the workflow decides by it whether the step
+    /// takes effect (a step without one never does, but the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// A dispatch names the department (its code in the district's rules) …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// … and blows an urgent or a routine whistle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whistle: Option<Whistle>,
+}
+
+/// One move a user makes on a case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseMove {
+    pub to: CaseStatus,
+    pub by: String,
+    pub role: Role,
+    pub at: DateTime<Utc>,
+    pub note: Option<String>,
+    /// Needed to dispatch.
+    pub department: Option<String>,
+    pub whistle: Option<Whistle>,
+}
+
+/// A later report of the same problem, kept on the case it duplicates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkedReport {
+    pub source: CaseSource,
+    pub reported_by: String,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub reported_at: DateTime<Utc>,
+    pub location: GeoPoint,
+    #[serde(default)]
+    pub photos: Vec<String>,
+    pub description: String,
+    /// The photos of `photos`, by blob hash.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub evidence: crate::evidence::Evidence,
+}
+
+/// Which moves each role may make (from, to, roles). The workflow is the same
+/// in every district; what districts change (deadlines, departments) is in
+/// [`crate::model::rules::DistrictRules`].
+pub const WORKFLOW: &[(CaseStatus, CaseStatus, &[Role])] = {
+    use CaseStatus::*;
+    use Role::*;
+    &[
+        (Reported, Accepted, &[LaneChief, Supervisor, Admin]),
+        (Reported, Rejected, &[LaneChief, Supervisor, Admin]),
+        (Accepted, Dispatched, &[LaneChief, Supervisor, Admin]),
+        (Dispatched, Dispatched, &[LaneChief, Supervisor, Admin]),
+        (
+            Dispatched,
+            InProgress,
+            &[Officer, LaneChief, Supervisor, Admin],
+        ),
+        (
+            InProgress,
+            AwaitingVerification,
+            &[Officer, LaneChief, Supervisor, Admin],
+        ),
+        (AwaitingVerification, Closed, &[Supervisor, Admin]),
+        (AwaitingVerification, InProgress, &[Supervisor, Admin]),
+    ]
+};
+
+/// May `role` move a case from `from` to `to`?
+pub fn may_move(from: CaseStatus, to: CaseStatus, role: Role) -> bool {
+    WORKFLOW
+        .iter()
+        .any(|(f, t, roles)| *f == from && *t == to && roles.contains(&role))
+}
+
+/// May `role` make a move to `to` from some status? (What the server checks of
+/// a pushed step: whether it takes effect is decided when the history is replayed.)
+pub fn may_ever_move_to(to: CaseStatus, role: Role) -> bool {
+    WORKFLOW
+        .iter()
+        .any(|(_, t, roles)| *t == to && roles.contains(&role))
+}
+
+/// Does this step take effect from `from`? A dispatch also needs a department
+/// and a whistle.
+pub fn step_allowed(from: CaseStatus, step: &StatusChange) -> bool {
+    step.role.is_some_and(|r| may_move(from, step.status, r))
+        && (step.status != CaseStatus::Dispatched
+            || (step.department.is_some() && step.whistle.is_some()))
+}
+
+/// The merged history replayed under the workflow: which steps took effect
+/// and where the case is now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    pub status: CaseStatus,
+    /// Per history step: did it take effect? A step made offline that another
+    /// person's concurrent move overtook stays in the history, without effect.
+    pub effective: Vec<bool>,
+    /// The last effective dispatch: department code, whistle, when.
+    pub dispatch: Option<(String, Whistle, DateTime<Utc>)>,
+    /// When the current status was reached.
+    pub since: DateTime<Utc>,
+}
+
+/// Replays `history` in its merged order (the same on every device: Automerge
+/// orders concurrent appends deterministically, and causally later steps come
+/// after what their author had seen). The first step is the report; every
+/// other step takes effect only if the workflow allows it from the status the
+/// effective steps before it reached.
+pub fn replay(history: &[StatusChange], reported_at: DateTime<Utc>) -> Replay {
+    let mut out = Replay {
+        status: CaseStatus::Reported,
+        effective: Vec::with_capacity(history.len()),
+        dispatch: None,
+        since: reported_at,
+    };
+    for (i, step) in history.iter().enumerate() {
+        let ok = if i == 0 {
+            step.status == CaseStatus::Reported
+        } else {
+            step_allowed(out.status, step)
+        };
+        out.effective.push(ok);
+        if ok {
+            out.status = step.status;
+            out.since = step.at;
+            if let (CaseStatus::Dispatched, Some(d), Some(w)) =
+                (step.status, &step.department, step.whistle)
+            {
+                out.dispatch = Some((d.clone(), w, step.at));
+            }
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,13 +318,23 @@ pub struct Case {
     /// The device's clocks when the report was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<crate::evidence::time::RecordTime>,
+    /// Later reports of the same problem (same category, near, soon after):
+    /// append-only, each signed by its reporter. Always written, even empty, so
+    /// that concurrent first links append to one list.
+    #[serde(default)]
+    pub linked: Vec<LinkedReport>,
+    /// For an escalated rectification item: the ledger entry (`<inspection id>#<item>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rectification: Option<String>,
 }
 
 impl Case {
-    /// The current status: the last step of the merged history.
+    /// The current status: the merged history replayed under the workflow.
     pub fn status(&self) -> CaseStatus {
-        self.history
-            .last()
-            .map_or(CaseStatus::Reported, |s| s.status)
+        self.replay().status
+    }
+
+    pub fn replay(&self) -> Replay {
+        replay(&self.history, self.reported_at)
     }
 }

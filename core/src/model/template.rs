@@ -35,6 +35,11 @@ pub struct ChecklistItem {
     /// Shop categories the item applies to; empty means all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<ShopCategory>,
+    /// The problem category (code in the category table) a failure of this
+    /// item is: it decides the rectification deadline and, when overdue, the
+    /// department the case goes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +109,7 @@ impl ChecklistTemplate {
                 ));
             }
             item.text = required_text(&f("text"), &item.text, 200)?;
+            item.category = super::optional_text(&f("category"), item.category.as_deref(), 16)?;
             if !duty_codes.contains(&item.duty) {
                 return Err(Error::invalid(
                     f("duty"),

@@ -4,12 +4,20 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::inspections::validate_photos;
-use super::{Store, new_id, split_list, time_from_ms};
+use super::{Store, new_id, time_from_ms};
 use crate::doc;
 use crate::error::{Error, Result};
-use crate::model::case::{Case, CaseSource, CaseStatus, NewCase, StatusChange};
+use crate::model::case::{Case, CaseMove, CaseStatus, LinkedReport, NewCase, StatusChange};
 use crate::model::geo::GeoPoint;
 use crate::model::{optional_text, user_id};
+
+/// Where a report went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filed {
+    pub case_id: String,
+    /// The report was linked to an open case of the same problem.
+    pub linked: bool,
+}
 
 /// What a case list shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +33,15 @@ pub struct CaseSummary {
 
 impl Store {
     /// Reports a problem (随手拍, inspection finding, hotline …); it starts as 已上报.
+    /// Returns the id of the case the report is on: a report of the same
+    /// category near an open case, soon after it, is linked to that case.
     pub fn report_case(&mut self, new: NewCase) -> Result<String> {
+        self.file_report(new).map(|f| f.case_id)
+    }
+
+    /// [`Store::report_case`], saying whether the report opened a case or was
+    /// linked to an open one.
+    pub fn file_report(&mut self, new: NewCase) -> Result<Filed> {
         let reported_by = user_id("reported_by", &new.reported_by)?;
         new.location.validate("location")?;
         if !self.category_exists(&new.category)? {
@@ -65,6 +81,32 @@ impl Store {
                 "the deadline is before the report",
             ));
         }
+        if let Some(open) = self.open_duplicate(
+            &new.category,
+            new.shop_id.as_deref(),
+            new.location,
+            new.reported_at,
+            None,
+        )? {
+            let link = LinkedReport {
+                source: new.source,
+                reported_by,
+                reported_at: new.reported_at,
+                location: new.location,
+                photos,
+                description,
+                evidence: Default::default(),
+            };
+            self.mutate(&open, false, |tx, d| {
+                let mut link = link;
+                link.evidence = Store::evidence_for(tx, &link.photos, &Default::default())?;
+                doc::append(d, "linked", &link)
+            })?;
+            return Ok(Filed {
+                case_id: open,
+                linked: true,
+            });
+        }
         let case = Case {
             id: String::new(),
             source: new.source,
@@ -81,11 +123,16 @@ impl Store {
             history: vec![StatusChange {
                 status: CaseStatus::Reported,
                 at: new.reported_at,
-                by: reported_by,
+                by: reported_by.clone(),
                 note: None,
+                role: None,
+                department: None,
+                whistle: None,
             }],
             evidence: Default::default(),
             time: Some(self.record_time(new.reported_at)?),
+            linked: Vec::new(),
+            rectification: None,
         };
         let id = new_id("case");
         self.mutate(&id, true, |tx, d| {
@@ -93,7 +140,58 @@ impl Store {
             case.evidence = Store::evidence_for(tx, &case.photos, &Default::default())?;
             doc::write_root(d, &case)
         })?;
-        Ok(id)
+        Ok(Filed {
+            case_id: id,
+            linked: false,
+        })
+    }
+
+    /// The open case (not rejected, not closed) of `category` nearest to `at`
+    /// within the rules' radius, reported within their window of `when`;
+    /// the earliest reported on a tie. A report about a shop repeats only a
+    /// case about that shop or about no shop. `reported_before` limits it to
+    /// cases filed before that (time, id).
+    pub(crate) fn open_duplicate(
+        &self,
+        category: &str,
+        shop: Option<&str>,
+        at: GeoPoint,
+        when: DateTime<Utc>,
+        reported_before: Option<(i64, &str)>,
+    ) -> Result<Option<String>> {
+        let rule = self.rules()?.duplicates;
+        const M_PER_DEG: f64 = 111_320.0;
+        let lon_scale = at.lat.to_radians().cos().max(0.01);
+        let (dlat, dlon) = (
+            rule.radius_m / M_PER_DEG * 1.01,
+            rule.radius_m / (M_PER_DEG * lon_scale) * 1.01,
+        );
+        let window = i64::from(rule.window_hours) * 3_600_000;
+        let ms = when.timestamp_millis();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, lat, lon, reported_at FROM cases
+             WHERE category = ?1 AND reported_at BETWEEN ?2 - ?3 AND ?2 + ?3
+               AND status NOT IN ('rejected', 'closed') AND rectification IS NULL
+               AND lat BETWEEN ?4 - ?6 AND ?4 + ?6 AND lon BETWEEN ?5 - ?7 AND ?5 + ?7
+               AND (?8 IS NULL OR shop_id IS NULL OR shop_id = ?8)
+             ORDER BY reported_at, id",
+        )?;
+        let mut rows = stmt.query(params![
+            category, ms, window, at.lat, at.lon, dlat, dlon, shop
+        ])?;
+        let mut best: Option<(f64, String)> = None;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let reported_at: i64 = r.get(3)?;
+            if reported_before.is_some_and(|(t, b)| (reported_at, id.as_str()) >= (t, b)) {
+                continue;
+            }
+            let d = crate::model::place::distance_m(at, GeoPoint::new(r.get(1)?, r.get(2)?));
+            if d <= rule.radius_m && best.as_ref().is_none_or(|(bd, _)| d < *bd) {
+                best = Some((d, id));
+            }
+        }
+        Ok(best.map(|(_, id)| id))
     }
 
     /// The subdistrict and lane of the shop nearest to `at` (searched within
@@ -123,107 +221,77 @@ impl Store {
         Ok((None, None))
     }
 
-    /// Moves a case to `status`. Moves made offline on several devices are all
-    /// kept in the history; the last one in the merged order is the status.
-    pub fn set_case_status(
-        &mut self,
-        id: &str,
-        status: CaseStatus,
-        by: &str,
-        at: DateTime<Utc>,
-        note: Option<&str>,
-    ) -> Result<()> {
+    /// Moves a case along the workflow. The move must be one the role may make
+    /// from the case's current status here; made offline, it may still be
+    /// overtaken by someone else's concurrent move (see [`crate::model::case::replay`]).
+    pub fn move_case(&mut self, id: &str, m: CaseMove) -> Result<()> {
         let step = StatusChange {
-            status,
-            at,
-            by: user_id("by", by)?,
-            note: optional_text("note", note, 500)?,
+            status: m.to,
+            at: m.at,
+            by: user_id("by", &m.by)?,
+            note: optional_text("note", m.note.as_deref(), 500)?,
+            role: Some(m.role),
+            department: optional_text("department", m.department.as_deref(), 32)?,
+            whistle: m.whistle,
         };
+        if m.to == CaseStatus::Dispatched {
+            let Some(dept) = &step.department else {
+                return Err(Error::invalid(
+                    "department",
+                    "a dispatch names a department",
+                ));
+            };
+            if step.whistle.is_none() {
+                return Err(Error::invalid(
+                    "whistle",
+                    "a dispatch blows an urgent or a routine whistle (紧急哨 / 常规哨)",
+                ));
+            }
+            if !self.rules()?.departments.iter().any(|d| &d.code == dept) {
+                return Err(Error::invalid(
+                    "department",
+                    format!("{dept} is not a department in the district's rules"),
+                ));
+            }
+        }
+        let case = self.case(id)?;
+        let from = case.status();
+        if !crate::model::case::step_allowed(from, &step) {
+            return Err(Error::NotAllowed {
+                reason: format!(
+                    "a {} may not move a case from {} to {}",
+                    m.role.label_zh(),
+                    from.label_zh(),
+                    m.to.label_zh()
+                ),
+            });
+        }
+        if m.at < case.replay().since {
+            return Err(Error::invalid(
+                "at",
+                "a move is not dated before the case's last step",
+            ));
+        }
         self.mutate(id, false, |_, d| doc::append(d, "history", &step))
     }
 
-    /// A case with its whole history.
+    /// Appends a step with no checks at all: what a modified client could push.
+    /// Only for tests of the sync server's checks.
+    #[doc(hidden)]
+    pub fn append_case_step_unchecked(&mut self, id: &str, step: StatusChange) -> Result<()> {
+        self.mutate(id, false, |_, d| doc::append(d, "history", &step))
+    }
+
+    /// A case with its whole history and linked reports.
     pub fn case(&self, id: &str) -> Result<Case> {
-        let base = self
-            .conn
-            .prepare_cached(
-                "SELECT source, category, lat, lon, shop_id, description, photos, deadline,
-                        reported_by, reported_at, subdistrict, lane, evidence, time
-                 FROM cases WHERE id = ?1",
-            )?
-            .query_row([id], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    GeoPoint::new(r.get(2)?, r.get(3)?),
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                    r.get::<_, String>(8)?,
-                    r.get::<_, i64>(9)?,
-                    (
-                        r.get::<_, Option<String>>(10)?,
-                        r.get::<_, Option<String>>(11)?,
-                        r.get::<_, Option<String>>(12)?,
-                        r.get::<_, Option<String>>(13)?,
-                    ),
-                ))
-            })
-            .optional()?
-            .ok_or_else(|| Error::not_found("case", id))?;
-        let (
-            source,
-            category,
-            location,
-            shop_id,
-            description,
-            photos,
-            deadline,
-            reported_by,
-            reported_at,
-            (subdistrict, lane, evidence, record_time),
-        ) = base;
-        let evidence = match evidence {
-            Some(e) => serde_json::from_str(&e).map_err(|e| Error::corrupt(id, e))?,
-            None => Default::default(),
-        };
-        let record_time = record_time
-            .map(|t| serde_json::from_str(&t).map_err(|e| Error::corrupt(id, e)))
-            .transpose()?;
-        let time = |ms: i64| time_from_ms(id, ms);
-        let source: CaseSource = parse_enum(id, &source)?;
-        let mut history = Vec::new();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT status, at, by, note FROM case_history WHERE case_id = ?1 ORDER BY idx",
-        )?;
-        let mut rows = stmt.query(params![id])?;
-        while let Some(r) = rows.next()? {
-            let status: String = r.get(0)?;
-            history.push(StatusChange {
-                status: parse_enum(id, &status)?,
-                at: time(r.get(1)?)?,
-                by: r.get(2)?,
-                note: r.get(3)?,
-            });
+        if !id.starts_with("case/") {
+            return Err(Error::not_found("case", id));
         }
-        Ok(Case {
-            id: id.to_string(),
-            source,
-            category,
-            location,
-            shop_id,
-            photos: split_list(&photos),
-            description,
-            deadline: deadline.map(time).transpose()?,
-            reported_by,
-            reported_at: time(reported_at)?,
-            subdistrict,
-            lane,
-            history,
-            evidence,
-            time: record_time,
-        })
+        let d = super::load_doc(&self.conn, id, &self.actor)?
+            .ok_or_else(|| Error::not_found("case", id))?;
+        let mut case: Case = doc::read(&d, id)?;
+        case.id = id.to_string();
+        Ok(case)
     }
 
     /// Cases in a status (all when `None`), newest report first.
@@ -253,7 +321,7 @@ impl Store {
 }
 
 /// Parses a snake_case enum name stored in the index.
-fn parse_enum<T: serde::de::DeserializeOwned>(id: &str, s: &str) -> Result<T> {
+pub(crate) fn parse_enum<T: serde::de::DeserializeOwned>(id: &str, s: &str) -> Result<T> {
     serde_json::from_value(serde_json::Value::String(s.to_string()))
         .map_err(|e| Error::corrupt(id, e))
 }

@@ -12,6 +12,7 @@ use crate::model::case::Case;
 use crate::model::category::Category;
 use crate::model::inspection::Inspection;
 use crate::model::patrol::Patrol;
+use crate::model::rules::{DistrictRules, RULES_DOC};
 use crate::model::shop::Shop;
 use crate::model::template::ChecklistTemplate;
 use automerge::AutoCommit;
@@ -26,6 +27,7 @@ pub(crate) enum Entity {
     Inspection(Inspection),
     Case(Case),
     Patrol(Patrol),
+    Rules(DistrictRules),
 }
 
 pub(crate) fn reindex(tx: &Transaction<'_>, id: &str, d: &AutoCommit) -> Result<()> {
@@ -72,6 +74,10 @@ pub(crate) fn read_entity(id: &str, d: &AutoCommit) -> Result<Entity> {
             p.id = id.to_string();
             Entity::Patrol(p)
         }
+        "rules" => {
+            same_id(id, RULES_DOC)?;
+            Entity::Rules(doc::read::<DistrictRules>(d, id)?.validated()?)
+        }
         _ => return Err(Error::corrupt(id, "unknown document kind")),
     })
 }
@@ -104,6 +110,11 @@ pub(crate) fn write_entity(tx: &Transaction<'_>, id: &str, entity: &Entity) -> R
         Entity::Inspection(i) => inspection(tx, i),
         Entity::Case(c) => case(tx, c),
         Entity::Patrol(p) => patrol(tx, p),
+        Entity::Rules(r) => {
+            tx.prepare_cached("INSERT OR REPLACE INTO rules (id, body) VALUES (?1, ?2)")?
+                .execute(params![id, json_text(r)?])?;
+            Ok(())
+        }
     }
 }
 
@@ -253,12 +264,20 @@ fn inspection(tx: &Transaction<'_>, i: &Inspection) -> Result<()> {
 }
 
 fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
-    let last_at = c.history.last().map_or(c.reported_at, |s| s.at);
+    let replay = c.replay();
+    let closed_at = (replay.status == crate::model::case::CaseStatus::Closed)
+        .then(|| replay.since.timestamp_millis());
+    let accepted = c
+        .history
+        .iter()
+        .zip(&replay.effective)
+        .any(|(s, ok)| *ok && s.status == crate::model::case::CaseStatus::Accepted);
     tx.prepare_cached(
         "INSERT OR REPLACE INTO cases (id, source, category, lat, lon, shop_id, description,
             photos, deadline, reported_by, reported_at, status, status_at, subdistrict, lane,
-            evidence, time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            evidence, time, department, whistle, dispatched_at, rectification, accepted, closed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?18, ?19, ?20, ?21, ?22, ?23)",
     )?
     .execute(params![
         c.id,
@@ -272,27 +291,58 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
         c.deadline.map(|t| t.timestamp_millis()),
         c.reported_by,
         c.reported_at.timestamp_millis(),
-        c.status().as_str(),
-        last_at.timestamp_millis(),
+        replay.status.as_str(),
+        replay.since.timestamp_millis(),
         c.subdistrict,
         c.lane,
         json_or_null(&c.evidence, c.evidence.is_empty())?,
         c.time.map(|t| json_text(&t)).transpose()?,
+        replay.dispatch.as_ref().map(|d| d.0.as_str()),
+        replay.dispatch.as_ref().map(|d| d.1.as_str()),
+        replay.dispatch.as_ref().map(|d| d.2.timestamp_millis()),
+        c.rectification,
+        accepted,
+        closed_at,
     ])?;
-    evidence_refs(tx, &c.id, &c.evidence)?;
+    let mut evidence = c.evidence.clone();
+    for l in &c.linked {
+        evidence.extend(l.evidence.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    evidence_refs(tx, &c.id, &evidence)?;
     tx.prepare_cached("DELETE FROM case_history WHERE case_id = ?1")?
         .execute([&c.id])?;
     let mut ins = tx.prepare_cached(
-        "INSERT INTO case_history (case_id, idx, status, at, by, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO case_history (case_id, idx, status, at, by, note, role, department, whistle,
+            effective)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
-    for (idx, s) in c.history.iter().enumerate() {
+    for (idx, (s, effective)) in c.history.iter().zip(&replay.effective).enumerate() {
         ins.execute(params![
             c.id,
             idx as i64,
             s.status.as_str(),
             s.at.timestamp_millis(),
             s.by,
-            s.note
+            s.note,
+            s.role.map(|r| r.as_str()),
+            s.department,
+            s.whistle.map(|w| w.as_str()),
+            effective,
+        ])?;
+    }
+    tx.prepare_cached("DELETE FROM case_links WHERE case_id = ?1")?
+        .execute([&c.id])?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO case_links (case_id, idx, source, reported_by, reported_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (idx, l) in c.linked.iter().enumerate() {
+        ins.execute(params![
+            c.id,
+            idx as i64,
+            l.source.as_str(),
+            l.reported_by,
+            l.reported_at.timestamp_millis()
         ])?;
     }
     Ok(())
@@ -355,6 +405,8 @@ const TABLES: &[(&str, &str)] = &[
     ("inspection_items", "inspection_id, code"),
     ("cases", "id"),
     ("case_history", "case_id, idx"),
+    ("case_links", "case_id, idx"),
+    ("rules", "id"),
     ("evidence_refs", "hash, doc_id"),
     ("patrols", "id"),
 ];

@@ -38,9 +38,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0005_evidence.sql"),
         rebuilds_index: true,
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../../migrations/0006_cases_scores.sql"),
+        rebuilds_index: true,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 5;
+pub const LATEST_VERSION: i64 = 6;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.

@@ -2,13 +2,16 @@
 //! and a change feed for merging with other stores.
 
 mod cases;
+mod district;
 mod evidence;
 mod index;
 mod inspections;
+pub mod ledger;
 pub(crate) mod migrations;
 mod patrols;
 mod publish;
 mod registry;
+mod scores;
 pub(crate) mod search;
 mod sync;
 
@@ -19,11 +22,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 
-pub use cases::CaseSummary;
+pub use cases::{CaseSummary, Filed};
+pub use district::SweepReport;
 pub use evidence::{Capture, CapturedPhoto, PendingBlob};
 pub use inspections::{InspectionRef, Submitted};
 pub use patrols::MAX_POINTS_PER_APPEND;
 pub use registry::{ImportReport, ShopSummary};
+pub use scores::{DayPlan, LaneChiefWeek, PlanStop, ShopExtra, Standing, StewardScore};
 pub use sync::{ApplyReport, ChangeBatch, DocChange, SnapshotPage, SyncCursors};
 
 /// The schema version a store has after opening (`PRAGMA user_version`).
@@ -335,6 +340,7 @@ pub(crate) fn kind_name(id: &str) -> &'static str {
         Some("insp") => "inspection",
         Some("case") => "case",
         Some("patrol") => "patrol",
+        Some("rules") => "district rules",
         _ => "record",
     }
 }

@@ -611,6 +611,7 @@ fn check_access(
         (_, E::Listing(_)) => Touched::Listing,
         (_, E::Template(_)) => Touched::Template,
         (_, E::Category(_)) => Touched::Category,
+        (_, E::Rules(_)) => Touched::Rules,
         (b, E::Inspection(a)) => Touched::Inspection {
             before: match b {
                 Some(E::Inspection(b)) => Some(b),

@@ -1,0 +1,41 @@
+-- Cases and scores (issue 6): the district's rules, the workflow's view of each
+-- case (who moved it in which role, which steps took effect, where it was
+-- dispatched), reports linked to a case they duplicate, and indexes the
+-- rectification ledger and the scores read. The index is rebuilt afterwards.
+
+-- The district's rules document as JSON (one row, `rules/district`).
+CREATE TABLE rules (
+    id   TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+
+ALTER TABLE cases ADD COLUMN department TEXT;       -- the last effective dispatch
+ALTER TABLE cases ADD COLUMN whistle TEXT;
+ALTER TABLE cases ADD COLUMN dispatched_at INTEGER;
+ALTER TABLE cases ADD COLUMN rectification TEXT;    -- `<inspection>#<item>` it escalates
+ALTER TABLE cases ADD COLUMN accepted INTEGER NOT NULL DEFAULT 0;  -- ever accepted
+ALTER TABLE cases ADD COLUMN closed_at INTEGER;
+CREATE INDEX cases_by_category ON cases (category, reported_at);
+CREATE INDEX cases_by_reporter ON cases (reported_by, reported_at);
+CREATE INDEX cases_by_rectification ON cases (rectification) WHERE rectification IS NOT NULL;
+
+ALTER TABLE case_history ADD COLUMN role TEXT;
+ALTER TABLE case_history ADD COLUMN department TEXT;
+ALTER TABLE case_history ADD COLUMN whistle TEXT;
+ALTER TABLE case_history ADD COLUMN effective INTEGER NOT NULL DEFAULT 1;
+
+-- Later reports of the same problem, kept on the case they duplicate.
+CREATE TABLE case_links (
+    case_id     TEXT NOT NULL,
+    idx         INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    reported_by TEXT NOT NULL,
+    reported_at INTEGER NOT NULL,
+    PRIMARY KEY (case_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX case_links_by_reporter ON case_links (reported_by, reported_at);
+
+-- The ledger starts from failed items; scores read inspections by end time.
+CREATE INDEX failed_items ON inspection_items (inspection_id, code) WHERE outcome = 'fail';
+CREATE INDEX inspections_by_shop_end ON inspections (shop_id, ended_at) WHERE verdict IS NOT NULL;
+CREATE INDEX inspections_by_end ON inspections (ended_at) WHERE verdict IS NOT NULL;

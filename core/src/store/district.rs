@@ -1,0 +1,175 @@
+//! The district platform's work: its rules, and the station's sweep that
+//! escalates overdue rectification items into dispatched cases and folds
+//! duplicate reports that were filed offline into the case they repeat.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::Store;
+use super::ledger::{LedgerState, Scope, escalation_case_id};
+use crate::access::Role;
+use crate::doc;
+use crate::error::{Error, Result};
+use crate::model::case::{Case, CaseSource, CaseStatus, LinkedReport, StatusChange, Whistle};
+use crate::model::rules::{DistrictRules, RULES_DOC};
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Escalation cases opened (ids).
+    pub escalated: Vec<String>,
+    /// (duplicate case, the open case it was folded into).
+    pub folded: Vec<(String, String)>,
+}
+
+impl Store {
+    /// The district's rules: the published document, or the defaults until
+    /// an administrator publishes one.
+    pub fn rules(&self) -> Result<DistrictRules> {
+        let body: Option<String> = self
+            .conn
+            .prepare_cached("SELECT body FROM rules WHERE id = ?1")?
+            .query_row([RULES_DOC], |r| r.get(0))
+            .optional()?;
+        match body {
+            Some(b) => serde_json::from_str(&b).map_err(|e| Error::corrupt(RULES_DOC, e)),
+            None => Ok(DistrictRules::default()),
+        }
+    }
+
+    /// Publishes the district's rules (an administrator's act; the sync server
+    /// refuses anyone else's). Every device recomputes with them once synced.
+    pub fn publish_rules(&mut self, rules: DistrictRules) -> Result<()> {
+        let rules = rules.validated()?;
+        self.mutate(RULES_DOC, true, |_, d| doc::write_root(d, &rules))
+    }
+
+    /// The station's periodic work, as user `by` (e.g. `system`) acting as the
+    /// district platform: every rectification item past its deadline without a
+    /// case gets one, accepted and dispatched with a routine whistle to the
+    /// department the rules name for its category (逾期未改自动汇入区级平台，
+    /// 智能分派处置); every report still 已上报 that repeats an earlier open
+    /// case (same category, within the rules' radius and window) is linked to
+    /// it and set aside as a duplicate. Running it again changes nothing.
+    pub fn sweep(&mut self, now: DateTime<Utc>, by: &str) -> Result<SweepReport> {
+        let rules = self.rules()?;
+        let mut report = SweepReport::default();
+        for item in self.ledger_with(&rules, Scope::All, now)? {
+            if item.state != LedgerState::Overdue {
+                continue;
+            }
+            let case_id = escalation_case_id(&item.id);
+            let shop = self.shop(&item.shop_id)?;
+            let inspection_id = item.id.split_once('#').map_or("", |(i, _)| i);
+            let evidence = self
+                .inspection(inspection_id)
+                .map(|i| i.evidence)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(hash, _)| item.photos.contains(hash))
+                .collect();
+            let category = item.category.clone().unwrap_or_else(|| item.item.clone());
+            let group = self.category_group(&category)?;
+            let department = rules.department_for(Some(&category), group.as_deref());
+            let step = |status, note: Option<String>| StatusChange {
+                status,
+                at: now,
+                by: by.to_string(),
+                note,
+                role: Some(Role::Admin),
+                department: (status == CaseStatus::Dispatched).then(|| department.code.clone()),
+                whistle: (status == CaseStatus::Dispatched).then_some(Whistle::Routine),
+            };
+            let deadline = item
+                .deadline
+                .with_timezone(&crate::model::template::BEIJING)
+                .format("%Y-%m-%d %H:%M");
+            let case = Case {
+                id: String::new(),
+                source: CaseSource::Rectification,
+                category,
+                location: shop.zone.centroid(),
+                shop_id: Some(item.shop_id.clone()),
+                photos: item.photos.clone(),
+                description: format!(
+                    "逾期未整改：{}（{}，整改期限 {deadline}）",
+                    item.item_text, shop.name
+                ),
+                deadline: None,
+                reported_by: by.to_string(),
+                reported_at: now,
+                subdistrict: shop.subdistrict.clone(),
+                lane: shop.lane.clone(),
+                history: vec![
+                    step(CaseStatus::Reported, None),
+                    step(CaseStatus::Accepted, Some("逾期自动立案".into())),
+                    step(
+                        CaseStatus::Dispatched,
+                        Some(format!("智能派遣：{}", department.name)),
+                    ),
+                ],
+                evidence,
+                time: None,
+                linked: Vec::new(),
+                rectification: Some(item.id.clone()),
+            };
+            self.mutate(&case_id, true, |_, d| doc::write_root(d, &case))?;
+            report.escalated.push(case_id);
+        }
+        // Reports still waiting, oldest first: each may repeat an earlier one.
+        let waiting: Vec<(String, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, reported_at FROM cases
+                 WHERE status = 'reported' AND rectification IS NULL ORDER BY reported_at, id",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, at) in waiting {
+            let dup = self.case(&id)?;
+            if dup.status() != CaseStatus::Reported {
+                continue;
+            }
+            let Some(original) = self.open_duplicate(
+                &dup.category,
+                dup.shop_id.as_deref(),
+                dup.location,
+                dup.reported_at,
+                Some((at, &id)),
+            )?
+            else {
+                continue;
+            };
+            let link = LinkedReport {
+                source: dup.source,
+                reported_by: dup.reported_by.clone(),
+                reported_at: dup.reported_at,
+                location: dup.location,
+                photos: dup.photos.clone(),
+                description: dup.description.clone(),
+                evidence: dup.evidence.clone(),
+            };
+            self.mutate(&original, false, |_, d| doc::append(d, "linked", &link))?;
+            let step = StatusChange {
+                status: CaseStatus::Rejected,
+                at: now.max(dup.replay().since),
+                by: by.to_string(),
+                note: Some(format!("重复上报，已并入 {original}")),
+                role: Some(Role::Admin),
+                department: None,
+                whistle: None,
+            };
+            self.mutate(&id, false, |_, d| doc::append(d, "history", &step))?;
+            report.folded.push((id, original));
+        }
+        Ok(report)
+    }
+
+    fn category_group(&self, code: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT grp FROM categories WHERE code = ?1")?
+            .query_row(params![code], |r| r.get(0))
+            .optional()?)
+    }
+}

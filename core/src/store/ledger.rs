@@ -1,0 +1,360 @@
+//! The rectification ledger (整改台账), derived from submitted inspections and
+//! the district's escalation cases: a failed item opens an entry with a
+//! deadline from its category's rule, later inspections of the item re-check
+//! it (a pass closes it), and past its deadline the station escalates it into
+//! a case dispatched to a department.
+//!
+//! Nothing here is stored: the ledger is a function of the synced documents
+//! and the rules, so every device shows the same one.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{Store, split_list, time_from_ms};
+use crate::error::Result;
+use crate::model::case::CaseStatus;
+use crate::model::period::end_of_day_after;
+use crate::model::rules::DistrictRules;
+use crate::model::template::ChecklistTemplate;
+
+/// Which shops' ledger to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    All,
+    Shop(&'a str),
+    Subdistrict(&'a str),
+}
+
+impl<'a> Scope<'a> {
+    fn shop(&self) -> Option<&'a str> {
+        match self {
+            Scope::Shop(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn subdistrict(&self) -> Option<&'a str> {
+        match self {
+            Scope::Subdistrict(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerState {
+    /// 整改中
+    Open,
+    /// 已逾期 (not yet escalated: the station does it at its next sweep)
+    Overdue,
+    /// 已升级 (a district case, dispatched to a department)
+    Escalated,
+    /// 已整改 (a re-check passed)
+    Closed,
+}
+
+impl LedgerState {
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            LedgerState::Open => "整改中",
+            LedgerState::Overdue => "已逾期",
+            LedgerState::Escalated => "已升级派遣",
+            LedgerState::Closed => "已整改",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStepKind {
+    /// 检查不合格，立整改
+    Opened,
+    /// 复查仍不合格
+    RecheckFailed,
+    /// 逾期未整改
+    Overdue,
+    /// 升级立案，派遣部门
+    Escalated,
+    /// 复查合格，整改完成
+    Closed,
+}
+
+impl LedgerStepKind {
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            LedgerStepKind::Opened => "检查不合格，限期整改",
+            LedgerStepKind::RecheckFailed => "复查仍不合格",
+            LedgerStepKind::Overdue => "逾期未整改",
+            LedgerStepKind::Escalated => "升级区级平台，派遣处置",
+            LedgerStepKind::Closed => "复查合格，整改完成",
+        }
+    }
+}
+
+/// One step of an entry's history: what happened, when and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerStep {
+    pub kind: LedgerStepKind,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub at: DateTime<Utc>,
+    /// A user id, or `system` for the deadline passing.
+    pub by: String,
+    /// The inspection that opened, re-checked or closed the item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inspection: Option<String>,
+    /// The escalation case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
+}
+
+/// A rectification item (整改事项).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RectificationItem {
+    /// `<inspection id>#<item code>`: the failure that opened it.
+    pub id: String,
+    pub shop_id: String,
+    pub item: String,
+    pub item_text: String,
+    /// The problem category (code), when the checklist item names one.
+    pub category: Option<String>,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub opened_at: DateTime<Utc>,
+    pub opened_by: String,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub deadline: DateTime<Utc>,
+    pub state: LedgerState,
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
+    pub closed_at: Option<DateTime<Utc>>,
+    pub case_id: Option<String>,
+    pub case_status: Option<CaseStatus>,
+    /// The failing result's photos.
+    pub photos: Vec<String>,
+    pub steps: Vec<LedgerStep>,
+}
+
+impl RectificationItem {
+    /// Put right by the deadline? (`None` while open.)
+    pub fn on_time(&self) -> Option<bool> {
+        self.closed_at.map(|c| c <= self.deadline)
+    }
+
+    pub(crate) fn fact(&self) -> crate::scores::RectFact {
+        crate::scores::RectFact {
+            opened_at: self.opened_at.timestamp_millis(),
+            deadline: self.deadline.timestamp_millis(),
+            closed_at: self.closed_at.map(|t| t.timestamp_millis()),
+            escalated_at: self
+                .steps
+                .iter()
+                .find(|s| s.kind == LedgerStepKind::Escalated)
+                .map(|s| s.at.timestamp_millis()),
+        }
+    }
+}
+
+/// The deterministic id of the case escalating ledger entry `entry`.
+pub(crate) fn escalation_case_id(entry: &str) -> String {
+    let (inspection, item) = entry.split_once('#').unwrap_or((entry, ""));
+    format!(
+        "case/rect-{}-{item}",
+        inspection.strip_prefix("insp/").unwrap_or(inspection)
+    )
+}
+
+/// One submitted result of an item that failed at least once.
+struct ResultRow {
+    shop: String,
+    code: String,
+    inspection: String,
+    at: i64,
+    inspector: String,
+    failed: bool,
+    template: (String, u32),
+    photos: String,
+}
+
+impl Store {
+    /// The rectification ledger of `scope` as of `now`, by shop, then item,
+    /// then opening time.
+    pub fn rectification_ledger(
+        &self,
+        scope: Scope<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RectificationItem>> {
+        let rules = self.rules()?;
+        self.ledger_with(&rules, scope, now)
+    }
+
+    pub(crate) fn ledger_with(
+        &self,
+        rules: &DistrictRules,
+        scope: Scope<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<RectificationItem>> {
+        // Every submitted result, from the first failure on, of each (shop,
+        // item) that ever failed.
+        let mut stmt = self.conn.prepare_cached(
+            "WITH f AS (
+                SELECT i.shop_id AS shop_id, it.code AS code,
+                       min(coalesce(i.ended_at, i.started_at)) AS first
+                FROM inspection_items it JOIN inspections i ON i.id = it.inspection_id
+                WHERE it.outcome = 'fail' AND i.verdict IS NOT NULL
+                  AND (?1 IS NULL OR i.shop_id = ?1)
+                  AND (?2 IS NULL OR i.shop_id IN (SELECT id FROM shops WHERE subdistrict = ?2))
+                GROUP BY i.shop_id, it.code)
+             SELECT f.shop_id, f.code, i.id, coalesce(i.ended_at, i.started_at) AS t,
+                    i.inspector, it.outcome, i.template_id, i.template_version, it.photos
+             FROM f
+             JOIN inspections i ON i.shop_id = f.shop_id AND i.verdict IS NOT NULL
+                               AND coalesce(i.ended_at, i.started_at) >= f.first
+             JOIN inspection_items it ON it.inspection_id = i.id AND it.code = f.code
+                                     AND it.outcome != 'not_applicable'
+             ORDER BY f.shop_id, f.code, t, i.id",
+        )?;
+        let mut rows = stmt.query(params![scope.shop(), scope.subdistrict()])?;
+        let mut results = Vec::new();
+        while let Some(r) = rows.next()? {
+            results.push(ResultRow {
+                shop: r.get(0)?,
+                code: r.get(1)?,
+                inspection: r.get(2)?,
+                at: r.get(3)?,
+                inspector: r.get(4)?,
+                failed: r.get::<_, String>(5)? == "fail",
+                template: (r.get(6)?, r.get(7)?),
+                photos: r.get(8)?,
+            });
+        }
+        drop(rows);
+        drop(stmt);
+        let escalations = self.escalations()?;
+        let mut templates: HashMap<(String, u32), Option<ChecklistTemplate>> = HashMap::new();
+        let mut out = Vec::new();
+        let mut open: Option<RectificationItem> = None;
+        let mut current: Option<(&str, &str)> = None;
+        for r in &results {
+            if current != Some((r.shop.as_str(), r.code.as_str())) {
+                if let Some(e) = open.take() {
+                    out.push(finish(e, now, &escalations));
+                }
+                current = Some((r.shop.as_str(), r.code.as_str()));
+            }
+            let at = time_from_ms(&r.inspection, r.at)?;
+            let step = |kind| LedgerStep {
+                kind,
+                at,
+                by: r.inspector.clone(),
+                inspection: Some(r.inspection.clone()),
+                case_id: None,
+            };
+            match (&mut open, r.failed) {
+                (None, true) => {
+                    if !templates.contains_key(&r.template) {
+                        let t = self.template(&r.template.0, Some(r.template.1)).ok();
+                        templates.insert(r.template.clone(), t);
+                    }
+                    let item = templates
+                        .get(&r.template)
+                        .and_then(|t| t.as_ref())
+                        .and_then(|t| t.item(&r.code));
+                    let category = item.and_then(|i| i.category.clone());
+                    let days = rules.rectification_days(category.as_deref());
+                    open = Some(RectificationItem {
+                        id: format!("{}#{}", r.inspection, r.code),
+                        shop_id: r.shop.clone(),
+                        item: r.code.clone(),
+                        item_text: item.map(|i| i.text.clone()).unwrap_or_default(),
+                        category,
+                        opened_at: at,
+                        opened_by: r.inspector.clone(),
+                        deadline: end_of_day_after(at, days),
+                        state: LedgerState::Open,
+                        closed_at: None,
+                        case_id: None,
+                        case_status: None,
+                        photos: split_list(&r.photos),
+                        steps: vec![step(LedgerStepKind::Opened)],
+                    });
+                }
+                (Some(e), true) => e.steps.push(step(LedgerStepKind::RecheckFailed)),
+                (Some(_), false) => {
+                    if let Some(mut e) = open.take() {
+                        e.closed_at = Some(at);
+                        e.steps.push(step(LedgerStepKind::Closed));
+                        out.push(finish(e, now, &escalations));
+                    }
+                }
+                (None, false) => {}
+            }
+        }
+        if let Some(e) = open.take() {
+            out.push(finish(e, now, &escalations));
+        }
+        Ok(out)
+    }
+
+    /// Escalation cases by ledger entry: (case id, status, escalated at, by).
+    fn escalations(&self) -> Result<BTreeMap<String, (String, CaseStatus, i64, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rectification, id, status, reported_at, reported_by FROM cases
+             WHERE rectification IS NOT NULL",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = BTreeMap::new();
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(1)?;
+            let status: String = r.get(2)?;
+            let status = super::cases::parse_enum(&id, &status)?;
+            out.insert(r.get(0)?, (id, status, r.get(3)?, r.get(4)?));
+        }
+        Ok(out)
+    }
+}
+
+/// Adds the deadline passing and the escalation to an entry's history and
+/// settles its state as of `now`.
+fn finish(
+    mut e: RectificationItem,
+    now: DateTime<Utc>,
+    escalations: &BTreeMap<String, (String, CaseStatus, i64, String)>,
+) -> RectificationItem {
+    let passed_deadline = e.closed_at.map_or(now > e.deadline, |c| c > e.deadline);
+    if passed_deadline {
+        e.steps.push(LedgerStep {
+            kind: LedgerStepKind::Overdue,
+            at: e.deadline,
+            by: "system".into(),
+            inspection: None,
+            case_id: None,
+        });
+    }
+    if let Some((case_id, status, at, by)) = escalations.get(&e.id) {
+        if let Some(at) = DateTime::from_timestamp_millis(*at) {
+            e.steps.push(LedgerStep {
+                kind: LedgerStepKind::Escalated,
+                at,
+                by: by.clone(),
+                inspection: None,
+                case_id: Some(case_id.clone()),
+            });
+        }
+        e.case_id = Some(case_id.clone());
+        e.case_status = Some(*status);
+    }
+    // In time order; a stable sort keeps a step's own order on equal times.
+    e.steps.sort_by_key(|s| s.at);
+    e.state = if e.closed_at.is_some() {
+        LedgerState::Closed
+    } else if e.case_id.is_some() {
+        LedgerState::Escalated
+    } else if now > e.deadline {
+        LedgerState::Overdue
+    } else {
+        LedgerState::Open
+    };
+    e
+}
