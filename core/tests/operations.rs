@@ -440,6 +440,44 @@ fn a_patrol_along_a_lane_covers_that_lane() {
     let walked = report.lanes.iter().find(|l| l.name == lane).unwrap();
     assert!(walked.covered > 0.95, "{walked:?}");
     assert!(report.distance_m > 0.0 && report.duration_s > 0);
+
+    // The lane chief's week: the walked lane counts, the other does not; a
+    // problem found on the way is counted and open.
+    store
+        .report_case(NewCase {
+            source: CaseSource::Inspection,
+            category: "0107".into(),
+            location: GeoPoint::new(shops[2].lat, shops[2].lon),
+            shop_id: Some(shops[2].id.clone()),
+            photos: vec![],
+            description: "门前堆放纸箱".into(),
+            deadline: None,
+            reported_by: "chief-3".into(),
+            reported_at: start + Duration::minutes(3),
+            subdistrict: None,
+            lane: None,
+        })
+        .unwrap();
+    let mine = [lane.to_string(), "富义街西一巷".to_string()];
+    let week = store.lane_chief_week("chief-3", &mine, start).unwrap();
+    assert_eq!(week.week, "2026-W27");
+    assert_eq!(
+        (
+            week.lanes_covered,
+            week.patrols,
+            week.found,
+            week.handled,
+            week.open
+        ),
+        (1, 1, 1, 0, 1)
+    );
+    assert_eq!(week.lanes[0].0, lane);
+    assert!(
+        week.lanes[0].1 > 0.95 && week.lanes[1].1 == 0.0,
+        "{:?}",
+        week.lanes
+    );
+    assert!((week.patrol_m - report.distance_m).abs() < 1e-6);
 }
 
 #[test]

@@ -149,3 +149,71 @@ pub fn route(start: GeoPoint, stops: &[GeoPoint]) -> Route {
         length_m: length(&path),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+    use super::*;
+    use proptest::prelude::*;
+
+    fn at(east_m: f64, north_m: f64) -> GeoPoint {
+        LocalFrame::new(GeoPoint::new(39.866, 116.35)).unproject(geo::Coord {
+            x: east_m,
+            y: north_m,
+        })
+    }
+
+    #[test]
+    fn two_opt_untangles_what_nearest_neighbour_crosses() {
+        // Along one lane: nearest neighbour zigzags 10 m east, 30 m west,
+        // 60 m east, 120 m west (220 m); all of the east first, then the west, is 160 m.
+        let start = at(0.0, 0.0);
+        let stops = [at(10.0, 0.0), at(-20.0, 0.0), at(40.0, 0.0), at(-80.0, 0.0)];
+        let r = route(start, &stops);
+        let mut seen = r.order.clone();
+        seen.sort();
+        assert_eq!(seen, [0, 1, 2, 3]);
+        assert!((r.nearest_neighbour_m - 220.0).abs() < 0.01, "{r:?}");
+        assert!((r.length_m - 160.0).abs() < 0.01, "{r:?}");
+        // Both shortest orders end at the far west stop.
+        assert_eq!(r.order[3], 3);
+    }
+
+    #[test]
+    fn choose_takes_rechecks_then_new_then_longest_due() {
+        let c = |code: &str, reason, grade, days| Candidate {
+            shop_id: code.into(),
+            code: code.into(),
+            location: at(0.0, 0.0),
+            reason,
+            grade,
+            days_overdue: days,
+        };
+        let chosen = choose(
+            vec![
+                c("d", Reason::Due, Grade::A, 9),
+                c("c", Reason::Due, Grade::D, 2),
+                c("b", Reason::NeverInspected, Grade::B, 0),
+                c("a", Reason::Recheck, Grade::A, 0),
+                c("e", Reason::Due, Grade::D, 9),
+            ],
+            4,
+        );
+        let codes: Vec<&str> = chosen.iter().map(|c| c.code.as_str()).collect();
+        assert_eq!(codes, ["a", "b", "e", "d"]);
+    }
+
+    proptest! {
+        #[test]
+        fn the_route_visits_every_stop_once_and_never_loses_to_nearest_neighbour(
+            pts in prop::collection::vec((-800.0f64..800.0, -800.0f64..800.0), 0..40)
+        ) {
+            let stops: Vec<GeoPoint> = pts.iter().map(|(e, n)| at(*e, *n)).collect();
+            let r = route(at(0.0, 0.0), &stops);
+            let mut seen = r.order.clone();
+            seen.sort();
+            prop_assert_eq!(seen, (0..stops.len()).collect::<Vec<_>>());
+            prop_assert!(r.length_m <= r.nearest_neighbour_m + 1e-6);
+        }
+    }
+}
