@@ -35,7 +35,9 @@ CREATE TABLE case_links (
 ) WITHOUT ROWID;
 CREATE INDEX case_links_by_reporter ON case_links (reported_by, reported_at);
 
--- The ledger starts from failed items; scores read inspections by end time.
+-- The ledger starts from failed items; scores and plans read submitted
+-- inspections by shop and end time, from the index alone (it covers them).
 CREATE INDEX failed_items ON inspection_items (inspection_id, code) WHERE outcome = 'fail';
-CREATE INDEX inspections_by_shop_end ON inspections (shop_id, ended_at) WHERE verdict IS NOT NULL;
-CREATE INDEX inspections_by_end ON inspections (ended_at) WHERE verdict IS NOT NULL;
+CREATE INDEX inspections_by_shop_end ON inspections (shop_id, ended_at, score, id)
+    WHERE verdict IS NOT NULL;
+CREATE INDEX inspections_by_end ON inspections (ended_at, shop_id, score) WHERE verdict IS NOT NULL;

@@ -179,6 +179,21 @@ fn fortnight() -> Fortnight {
     f.inspect('H', bj(11, 13, 9), &[]);
     let first = f.report('H', CaseSource::Steward, "steward-1", bj(11, 13, 10));
     assert!(!first.linked);
+    // Phones do not file escalations: the district platform makes them.
+    let forged = f.store.file_report(NewCase {
+        source: CaseSource::Rectification,
+        category: "0504".into(),
+        location: GeoPoint::new(39.8661, 116.3451),
+        shop_id: None,
+        photos: vec![],
+        description: "伪造".into(),
+        deadline: None,
+        reported_by: "officer-1".into(),
+        reported_at: bj(11, 13, 10),
+        subdistrict: None,
+        lane: None,
+    });
+    assert!(matches!(forged, Err(Error::InvalidInput { field, .. }) if field == "source"));
     // Same shop, same category, an hour later: linked to the open case.
     let second = f.report('H', CaseSource::Steward, "steward-2", bj(11, 13, 11));
     assert_eq!(

@@ -12,6 +12,27 @@ use std::sync::{Arc, Mutex};
 pub use http::{SharedStore, router};
 pub use store::{SqliteSyncStore, StoreError, SyncStore, User};
 
+pub mod report;
+
+/// The user the district platform's own writes are signed by.
+pub const SYSTEM_USER: &str = "system";
+
+/// How the server runs besides answering requests.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How often the district platform sweeps: escalating overdue
+    /// rectification items and folding duplicate reports (`Store::sweep`).
+    pub sweep_every: std::time::Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sweep_every: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then finishes the
 /// requests in flight (graceful shutdown).
 pub async fn serve(
@@ -19,13 +40,56 @@ pub async fn serve(
     store: Box<dyn SyncStore>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(Arc::new(Mutex::new(store)));
-    axum::serve(
+    serve_with(listener, store, shutdown, Options::default()).await
+}
+
+/// [`serve`] with options.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    store: Box<dyn SyncStore>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    options: Options,
+) -> std::io::Result<()> {
+    let store: SharedStore = Arc::new(Mutex::new(store));
+    let sweeper = tokio::spawn(sweep_forever(store.clone(), options.sweep_every));
+    let app = router(store);
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    sweeper.abort();
+    served
+}
+
+/// Sweeps every `every`, first after one interval. A failed sweep is logged
+/// and tried again next time: it writes nothing unless it succeeds.
+async fn sweep_forever(store: SharedStore, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let store = store.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            guard.documents().sweep(chrono::Utc::now(), SYSTEM_USER)
+        })
+        .await;
+        match swept {
+            Ok(Ok(r)) if r.escalated.is_empty() && r.folded.is_empty() => {}
+            Ok(Ok(r)) => tracing::info!(
+                escalated = r.escalated.len(),
+                folded = r.folded.len(),
+                "district sweep"
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "district sweep failed; retrying next interval")
+            }
+            Err(e) => tracing::warn!(error = %e, "district sweep stopped"),
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -51,6 +51,67 @@ enum Command {
         #[command(subcommand)]
         action: DeviceAction,
     },
+    /// Print rankings, the rectification ledger, stewards' points, a lane chief's week.
+    Report {
+        #[command(subcommand)]
+        what: ReportKind,
+    },
+    /// Show or publish the district's rules (deadlines, departments, scoring).
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// Run the district sweep once now (escalate overdue items, fold duplicates).
+    Sweep,
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportKind {
+    /// The week's scores per street, 流动红旗 and 黑榜.
+    Week {
+        /// Any day of the week (Beijing), e.g. 2026-11-16; default this week.
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        subdistrict: Option<String>,
+        /// Shops shown per street.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// The month's scores per street and 黑榜.
+    Month {
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        subdistrict: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Open rectification items (整改台账), soonest deadline first.
+    Ledger {
+        #[arg(long)]
+        subdistrict: Option<String>,
+    },
+    /// Stewards' points (积分) for a week.
+    Stewards {
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+    /// A lane chief's week: lanes patrolled, problems found and handled.
+    LaneChief {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesAction {
+    /// Print the rules in force as JSON.
+    Show,
+    /// Publish rules from a JSON file (as printed by `rules show`).
+    Publish { file: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -170,6 +231,34 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             store.revoke_device(&device, Utc::now())?;
             println!("revoked {device}");
         }
+        Some(Command::Report { what }) => report(&mut store, what)?,
+        Some(Command::Rules {
+            action: RulesAction::Show,
+        }) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&store.documents().rules()?)?
+            );
+        }
+        Some(Command::Rules {
+            action: RulesAction::Publish { file },
+        }) => {
+            let text = std::fs::read_to_string(&file)?;
+            let rules: menqian_core::DistrictRules = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not rules JSON: {e}", file.display()))?;
+            store.documents().publish_rules(rules)?;
+            println!("published the district's rules; devices receive them at their next sync");
+        }
+        Some(Command::Sweep) => {
+            let r = store
+                .documents()
+                .sweep(Utc::now(), menqian_sync_server::SYSTEM_USER)?;
+            println!(
+                "escalated {} overdue item(s), folded {} duplicate report(s)",
+                r.escalated.len(),
+                r.folded.len()
+            );
+        }
         None => {
             if cli.demo {
                 load_demo(&mut store, &cli.listen)?;
@@ -185,13 +274,98 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Noon (Beijing) of `date`, or now.
+fn day(date: Option<chrono::NaiveDate>) -> chrono::DateTime<Utc> {
+    date.map_or_else(Utc::now, |d| {
+        menqian_core::model::period::beijing_midnight(d) + Duration::hours(12)
+    })
+}
+
+fn report(store: &mut SqliteSyncStore, what: ReportKind) -> Result<(), Box<dyn std::error::Error>> {
+    use menqian_core::PeriodKind;
+    use menqian_sync_server::report as text;
+    let now = Utc::now();
+    let out = match what {
+        ReportKind::Week {
+            date,
+            subdistrict,
+            top,
+        } => text::scoreboard(
+            &store.documents().scoreboard(
+                PeriodKind::Week,
+                day(date),
+                subdistrict.as_deref(),
+                now,
+            )?,
+            top,
+        ),
+        ReportKind::Month {
+            date,
+            subdistrict,
+            top,
+        } => text::scoreboard(
+            &store.documents().scoreboard(
+                PeriodKind::Month,
+                day(date),
+                subdistrict.as_deref(),
+                now,
+            )?,
+            top,
+        ),
+        ReportKind::Ledger { subdistrict } => text::ledger(
+            &store
+                .documents()
+                .open_rectifications(subdistrict.as_deref(), now)?,
+        ),
+        ReportKind::Stewards { date } => {
+            let at = day(date);
+            text::stewards(
+                &menqian_core::Period::week_of(at).label(),
+                &store.documents().steward_points(PeriodKind::Week, at)?,
+            )
+        }
+        ReportKind::LaneChief { user, date } => {
+            let u = store
+                .users()?
+                .into_iter()
+                .find(|u| u.id == user)
+                .ok_or_else(|| format!("no user {user}"))?;
+            let Area::Lanes(lanes) = &u.area else {
+                return Err(format!("{user}'s area is {}, not lanes", u.area).into());
+            };
+            text::lane_chief(&store.documents().lane_chief_week(&user, lanes, day(date))?)
+        }
+    };
+    print!("{out}");
+    Ok(())
+}
+
 /// The demo district and users; running it again changes nothing.
 fn load_demo(store: &mut SqliteSyncStore, listen: &str) -> Result<(), Box<dyn std::error::Error>> {
     let docs = store.documents();
     docs.import_templates(menqian_fixtures::templates()?)?;
     docs.import_categories(menqian_fixtures::categories()?)?;
-    let report =
-        docs.import_registry(menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS)?)?;
+    let street = menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS)?;
+    let report = docs.import_registry(street.clone())?;
+    // Four weeks of district life, once, so rankings, the ledger and plans have
+    // something to show: inspections (failures of the responsibility letter,
+    // which needs no photo), re-checks, citizens' and stewards' reports.
+    let mut fresh = true;
+    for shop in &street {
+        fresh &= docs.inspections_of_shop(&shop.id())?.is_empty();
+    }
+    if fresh {
+        let now = Utc::now();
+        let stats = menqian_fixtures::history(docs, &street, 28, now, None)?;
+        let swept = docs.sweep(now, menqian_sync_server::SYSTEM_USER)?;
+        println!(
+            "demo history: {} inspections ({} failed items, {} escalated), {} reports over 28 days",
+            stats.inspections,
+            stats.failed_items,
+            swept.escalated.len(),
+            stats.reports
+        );
+    }
     let users = [
         ("admin", "区管理员", Role::Admin, Area::District),
         ("supervisor-1", "赵督导", Role::Supervisor, Area::District),

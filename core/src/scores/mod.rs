@@ -70,18 +70,27 @@ fn mean(values: impl Iterator<Item = u32>) -> Option<u32> {
     (n > 0).then(|| ((sum * 2 + n) / (n * 2)) as u32)
 }
 
-/// A shop's score for `[start, end)`: the mean of its inspection scores there
-/// (or the rules' base when it was not inspected), less a penalty per valid
-/// report (capped), per item put right late and per item overdue at the end.
-pub fn period_score(f: &ShopFacts, rules: &ScoringRules, start: i64, end: i64) -> PeriodScore {
+/// What a shop's score for `[start, end)` is made of.
+struct Tally {
+    inspections: u32,
+    mean: Option<u32>,
+    reports: u32,
+    late: u32,
+    overdue: u32,
+    open_at_end: u32,
+    score: u32,
+}
+
+fn tally(f: &ShopFacts, rules: &ScoringRules, start: i64, end: i64) -> Tally {
     let within = |t: i64| start <= t && t < end;
-    let scores: Vec<u32> = f
-        .inspections
-        .iter()
-        .filter(|(t, _)| within(*t))
-        .map(|(_, s)| *s)
-        .collect();
-    let inspection_mean = mean(scores.iter().copied());
+    let scored = || {
+        f.inspections
+            .iter()
+            .filter(|(t, _)| within(*t))
+            .map(|(_, s)| *s)
+    };
+    let inspections = scored().count() as u32;
+    let mean = mean(scored());
     let reports = f.reports.iter().filter(|t| within(**t)).count() as u32;
     let late = f
         .rectifications
@@ -94,22 +103,38 @@ pub fn period_score(f: &ShopFacts, rules: &ScoringRules, start: i64, end: i64) -
         .filter(|r| r.deadline < end && r.open_at(end))
         .count() as u32;
     let open_at_end = f.rectifications.iter().filter(|r| r.open_at(end)).count() as u32;
-    let base = inspection_mean.unwrap_or(rules.uninspected_base).min(100);
+    let base = mean.unwrap_or(rules.uninspected_base).min(100);
     let penalty = (reports * rules.report_penalty).min(rules.report_penalty_cap)
         + late * rules.late_penalty
         + overdue * rules.overdue_penalty;
+    Tally {
+        inspections,
+        mean,
+        reports,
+        late,
+        overdue,
+        open_at_end,
+        score: base.saturating_sub(penalty),
+    }
+}
+
+/// A shop's score for `[start, end)`: the mean of its inspection scores there
+/// (or the rules' base when it was not inspected), less a penalty per valid
+/// report (capped), per item put right late and per item overdue at the end.
+pub fn period_score(f: &ShopFacts, rules: &ScoringRules, start: i64, end: i64) -> PeriodScore {
+    let t = tally(f, rules, start, end);
     PeriodScore {
         shop_id: f.shop_id.clone(),
         code: f.code.clone(),
         name: f.name.clone(),
         street: f.street.clone(),
-        score: base.saturating_sub(penalty),
-        inspections: scores.len() as u32,
-        inspection_mean,
-        reports,
-        late,
-        overdue,
-        open_at_end,
+        score: t.score,
+        inspections: t.inspections,
+        inspection_mean: t.mean,
+        reports: t.reports,
+        late: t.late,
+        overdue: t.overdue,
+        open_at_end: t.open_at_end,
     }
 }
 
@@ -214,33 +239,40 @@ pub struct Credit {
     pub escalated: bool,
 }
 
-/// The whole weeks the credit window covers before the week holding `now`.
-pub fn credit_window(rules: &DistrictRules, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+/// The whole weeks the credit window covers before the week holding `now`,
+/// as `[start, end)` in ms: computed once for any number of shops.
+pub fn credit_weeks(rules: &DistrictRules, now: DateTime<Utc>) -> Vec<(i64, i64)> {
     let this_week = Period::week_of(now);
     let start = this_week.start - Duration::weeks(i64::from(rules.grades.window_weeks));
-    (start, this_week.start)
-}
-
-/// The credit profile as of `now`: weekly scores of the window's weeks
-/// averaged, graded by the rules (an escalation caps the grade), and starred.
-pub fn credit(f: &ShopFacts, rules: &DistrictRules, now: DateTime<Utc>) -> Credit {
-    let (start, end) = credit_window(rules, now);
     let mut week = Period::week_of(start);
-    let mut weekly = Vec::with_capacity(rules.grades.window_weeks as usize);
-    while week.start < end {
-        weekly.push(
-            period_score(
-                f,
-                &rules.scoring,
-                week.start.timestamp_millis(),
-                week.end.timestamp_millis(),
-            )
-            .score,
-        );
+    let mut out = Vec::with_capacity(rules.grades.window_weeks as usize);
+    while week.start < this_week.start {
+        out.push((week.start.timestamp_millis(), week.end.timestamp_millis()));
         week = week.next();
     }
-    let score = mean(weekly.into_iter()).unwrap_or(rules.scoring.uninspected_base);
-    let (lo, hi) = (start.timestamp_millis(), now.timestamp_millis());
+    out
+}
+
+/// The first instant the credit window covers.
+pub fn credit_window_start(rules: &DistrictRules, now: DateTime<Utc>) -> DateTime<Utc> {
+    Period::week_of(now).start - Duration::weeks(i64::from(rules.grades.window_weeks))
+}
+
+/// The credit profile as of `now` over `weeks` (from [`credit_weeks`]): the
+/// weekly scores averaged, graded by the rules (an escalation in the window
+/// caps the grade), and starred.
+pub fn credit(
+    f: &ShopFacts,
+    rules: &DistrictRules,
+    weeks: &[(i64, i64)],
+    now: DateTime<Utc>,
+) -> Credit {
+    let weekly = weeks
+        .iter()
+        .map(|(start, end)| tally(f, &rules.scoring, *start, *end).score);
+    let score = mean(weekly).unwrap_or(rules.scoring.uninspected_base);
+    let lo = weeks.first().map_or(i64::MAX, |w| w.0);
+    let hi = now.timestamp_millis();
     let escalated = f
         .rectifications
         .iter()

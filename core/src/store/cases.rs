@@ -7,7 +7,9 @@ use super::inspections::validate_photos;
 use super::{Store, new_id, time_from_ms};
 use crate::doc;
 use crate::error::{Error, Result};
-use crate::model::case::{Case, CaseMove, CaseStatus, LinkedReport, NewCase, StatusChange};
+use crate::model::case::{
+    Case, CaseMove, CaseSource, CaseStatus, LinkedReport, NewCase, StatusChange,
+};
 use crate::model::geo::GeoPoint;
 use crate::model::{optional_text, user_id};
 
@@ -43,6 +45,12 @@ impl Store {
     /// linked to an open one.
     pub fn file_report(&mut self, new: NewCase) -> Result<Filed> {
         let reported_by = user_id("reported_by", &new.reported_by)?;
+        if new.source == CaseSource::Rectification {
+            return Err(Error::invalid(
+                "source",
+                "overdue rectification items are escalated by the district platform, not reported",
+            ));
+        }
         new.location.validate("location")?;
         if !self.category_exists(&new.category)? {
             return Err(Error::invalid(

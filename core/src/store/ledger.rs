@@ -117,6 +117,7 @@ pub struct RectificationItem {
     /// `<inspection id>#<item code>`: the failure that opened it.
     pub id: String,
     pub shop_id: String,
+    pub shop_name: String,
     pub item: String,
     pub item_text: String,
     /// The problem category (code), when the checklist item names one.
@@ -175,6 +176,7 @@ struct ResultRow {
     failed: bool,
     template: (String, u32),
     photos: String,
+    shop_name: String,
 }
 
 impl Store {
@@ -197,25 +199,47 @@ impl Store {
     ) -> Result<Vec<RectificationItem>> {
         // Every submitted result, from the first failure on, of each (shop,
         // item) that ever failed.
-        let mut stmt = self.conn.prepare_cached(
-            "WITH f AS (
-                SELECT i.shop_id AS shop_id, it.code AS code,
-                       min(coalesce(i.ended_at, i.started_at)) AS first
-                FROM inspection_items it JOIN inspections i ON i.id = it.inspection_id
-                WHERE it.outcome = 'fail' AND i.verdict IS NOT NULL
-                  AND (?1 IS NULL OR i.shop_id = ?1)
-                  AND (?2 IS NULL OR i.shop_id IN (SELECT id FROM shops WHERE subdistrict = ?2))
-                GROUP BY i.shop_id, it.code)
-             SELECT f.shop_id, f.code, i.id, coalesce(i.ended_at, i.started_at) AS t,
-                    i.inspector, it.outcome, i.template_id, i.template_version, it.photos
+        // The failures: from the failed-item index for the whole district;
+        // for one shop or subdistrict, from its shops' inspections (CROSS JOIN
+        // keeps that order, and the partial index of failed items is read
+        // instead of every item: a few thousand index seeks, not a district scan).
+        let failures = match scope {
+            Scope::All => {
+                "SELECT i.shop_id AS shop_id, it.code AS code, min(i.ended_at) AS first
+                 FROM inspection_items it JOIN inspections i ON i.id = it.inspection_id
+                 WHERE ?1 IS NULL AND it.outcome = 'fail' AND i.verdict IS NOT NULL
+                 GROUP BY i.shop_id, it.code"
+            }
+            Scope::Shop(_) => {
+                "SELECT i.shop_id AS shop_id, it.code AS code, min(i.ended_at) AS first
+                 FROM inspections i CROSS JOIN inspection_items it INDEXED BY failed_items
+                 WHERE i.shop_id = ?1 AND i.verdict IS NOT NULL AND i.ended_at IS NOT NULL
+                   AND it.inspection_id = i.id AND it.outcome = 'fail'
+                 GROUP BY i.shop_id, it.code"
+            }
+            Scope::Subdistrict(_) => {
+                "SELECT i.shop_id AS shop_id, it.code AS code, min(i.ended_at) AS first
+                 FROM shops s CROSS JOIN inspections i
+                      CROSS JOIN inspection_items it INDEXED BY failed_items
+                 WHERE s.subdistrict = ?1 AND i.shop_id = s.id AND i.verdict IS NOT NULL
+                   AND i.ended_at IS NOT NULL AND it.inspection_id = i.id AND it.outcome = 'fail'
+                 GROUP BY i.shop_id, it.code"
+            }
+        };
+        let sql = format!(
+            "WITH f AS ({failures})
+             SELECT f.shop_id, f.code, i.id, i.ended_at AS t,
+                    i.inspector, it.outcome, i.template_id, i.template_version, it.photos,
+                    (SELECT name FROM shops WHERE id = f.shop_id)
              FROM f
              JOIN inspections i ON i.shop_id = f.shop_id AND i.verdict IS NOT NULL
-                               AND coalesce(i.ended_at, i.started_at) >= f.first
+                               AND i.ended_at >= f.first
              JOIN inspection_items it ON it.inspection_id = i.id AND it.code = f.code
                                      AND it.outcome != 'not_applicable'
-             ORDER BY f.shop_id, f.code, t, i.id",
-        )?;
-        let mut rows = stmt.query(params![scope.shop(), scope.subdistrict()])?;
+             ORDER BY f.shop_id, f.code, t, i.id"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![scope.shop().or(scope.subdistrict())])?;
         let mut results = Vec::new();
         while let Some(r) = rows.next()? {
             results.push(ResultRow {
@@ -227,6 +251,7 @@ impl Store {
                 failed: r.get::<_, String>(5)? == "fail",
                 template: (r.get(6)?, r.get(7)?),
                 photos: r.get(8)?,
+                shop_name: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
             });
         }
         drop(rows);
@@ -266,6 +291,7 @@ impl Store {
                     open = Some(RectificationItem {
                         id: format!("{}#{}", r.inspection, r.code),
                         shop_id: r.shop.clone(),
+                        shop_name: r.shop_name.clone(),
                         item: r.code.clone(),
                         item_text: item.map(|i| i.text.clone()).unwrap_or_default(),
                         category,

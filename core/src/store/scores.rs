@@ -146,12 +146,18 @@ impl Store {
         }
         let since_ms = since.timestamp_millis();
         {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT i.shop_id, coalesce(i.ended_at, i.started_at), i.score FROM inspections i
-                 WHERE i.verdict IS NOT NULL AND i.ended_at >= ?2
-                   AND (?1 IS NULL OR i.shop_id IN (SELECT id FROM shops WHERE subdistrict = ?1))
-                 ORDER BY 1, 2",
-            )?;
+            // Driven from the area's shops when there is one (each shop's
+            // inspections by index), else one pass over the period's inspections.
+            let mut stmt = self.conn.prepare_cached(if subdistrict.is_some() {
+                "SELECT i.shop_id, i.ended_at, i.score
+                 FROM shops s JOIN inspections i ON i.shop_id = s.id
+                 WHERE s.subdistrict = ?1 AND i.verdict IS NOT NULL AND i.ended_at >= ?2
+                 ORDER BY 1, 2"
+            } else {
+                "SELECT i.shop_id, i.ended_at, i.score FROM inspections i
+                 WHERE ?1 IS NULL AND i.verdict IS NOT NULL AND i.ended_at >= ?2
+                 ORDER BY 1, 2"
+            })?;
             let mut rows = stmt.query(params![subdistrict, since_ms])?;
             while let Some(r) = rows.next()? {
                 let shop: String = r.get(0)?;
@@ -164,25 +170,23 @@ impl Store {
         }
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT i.shop_id, max(coalesce(i.ended_at, i.started_at)) FROM inspections i
-                 WHERE i.verdict IS NOT NULL
-                   AND (?1 IS NULL OR i.shop_id IN (SELECT id FROM shops WHERE subdistrict = ?1))
-                 GROUP BY i.shop_id",
+                "SELECT s.id, (SELECT max(i.ended_at) FROM inspections i
+                               WHERE i.shop_id = s.id AND i.verdict IS NOT NULL)
+                 FROM shops s WHERE ?1 IS NULL OR s.subdistrict = ?1",
             )?;
             let mut rows = stmt.query(params![subdistrict])?;
             while let Some(r) = rows.next()? {
                 let shop: String = r.get(0)?;
-                if let Some(e) = extra.get_mut(&shop) {
-                    e.last_inspected = DateTime::from_timestamp_millis(r.get(1)?);
+                if let (Some(e), Some(ms)) = (extra.get_mut(&shop), r.get::<_, Option<i64>>(1)?) {
+                    e.last_inspected = DateTime::from_timestamp_millis(ms);
                 }
             }
         }
         {
             let sql = format!(
-                "SELECT c.shop_id, c.reported_at FROM cases c
-                 WHERE c.shop_id IS NOT NULL AND c.status != 'rejected'
+                "SELECT c.shop_id, c.reported_at FROM cases c JOIN shops s ON s.id = c.shop_id
+                 WHERE (?1 IS NULL OR s.subdistrict = ?1) AND c.status != 'rejected'
                    AND c.source IN {REPORT_SOURCES} AND c.reported_at >= ?2
-                   AND (?1 IS NULL OR c.shop_id IN (SELECT id FROM shops WHERE subdistrict = ?1))
                  ORDER BY 1, 2"
             );
             let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -223,7 +227,8 @@ impl Store {
     pub fn standing(&self, shop_id: &str, now: DateTime<Utc>) -> Result<Standing> {
         let shop = self.shop(shop_id)?;
         let rules = self.rules()?;
-        let (since, _) = scores::credit_window(&rules, now);
+        let since = scores::credit_window_start(&rules, now);
+        let weeks = scores::credit_weeks(&rules, now);
         // The street's shops: last week's rank is within the street.
         let (facts, extra) = self.shop_facts(&rules, shop.subdistrict.as_deref(), since, now)?;
         let street: Vec<ShopFacts> = facts
@@ -234,8 +239,8 @@ impl Store {
         let board = scores::scoreboard(&street, &rules, &last_week);
         let mine = street.iter().find(|f| f.shop_id == shop_id);
         let credit = match mine {
-            Some(f) => scores::credit(f, &rules, now),
-            None => scores::credit(&ShopFacts::default(), &rules, now),
+            Some(f) => scores::credit(f, &rules, &weeks, now),
+            None => scores::credit(&ShopFacts::default(), &rules, &weeks, now),
         };
         let last_inspected = extra.get(shop_id).and_then(|e| e.last_inspected);
         let interval = Duration::days(i64::from(rules.grades.interval_days[credit.grade.index()]));
@@ -271,7 +276,8 @@ impl Store {
     ) -> Result<DayPlan> {
         position.validate("position")?;
         let rules = self.rules()?;
-        let (since, _) = scores::credit_window(&rules, now);
+        let since = scores::credit_window_start(&rules, now);
+        let weeks = scores::credit_weeks(&rules, now);
         let (facts, extra) = self.shop_facts(&rules, subdistrict, since, now)?;
         let last_week = Period::week_of(now).previous();
         let exempt_ids = scores::scoreboard(&facts, &rules, &last_week).red_flag;
@@ -284,7 +290,7 @@ impl Store {
             let Some(x) = extra.get(&f.shop_id) else {
                 continue;
             };
-            let credit = scores::credit(f, &rules, now);
+            let credit = scores::credit(f, &rules, &weeks, now);
             info.insert(f.shop_id.as_str(), (f, x, credit.stars));
             let recheck = f
                 .rectifications

@@ -66,6 +66,17 @@ impl TestServer {
     }
 
     pub fn start_in(dir: tempfile::TempDir) -> TestServer {
+        Self::start_with(dir, menqian_sync_server::Options::default())
+    }
+
+    /// A seeded server whose district sweep runs every `every`.
+    pub fn start_sweeping(every: std::time::Duration) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        seed(dir.path());
+        Self::start_with(dir, menqian_sync_server::Options { sweep_every: every })
+    }
+
+    pub fn start_with(dir: tempfile::TempDir, options: menqian_sync_server::Options) -> TestServer {
         let path = dir.path().to_path_buf();
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -75,9 +86,14 @@ impl TestServer {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 let store = SqliteSyncStore::open(&path, vec![HOST.into()]).unwrap();
-                menqian_sync_server::serve(listener, Box::new(store), async {
-                    let _ = stop_rx.await;
-                })
+                menqian_sync_server::serve_with(
+                    listener,
+                    Box::new(store),
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                    options,
+                )
                 .await
                 .unwrap();
             });
@@ -237,7 +253,7 @@ pub fn visible_to(
     let steward = role == Role::Steward;
     docs.into_iter()
         .filter(|(id, d)| match id.split_once('/').map(|(k, _)| k) {
-            Some("tmpl" | "cat") => true,
+            Some("tmpl" | "cat" | "rules") => true,
             Some("case") if d["reported_by"] == user => true,
             Some("patrol") if d["user"] == user => true,
             Some("pub") => steward && in_area(&d["subdistrict"], &d["lane"]),

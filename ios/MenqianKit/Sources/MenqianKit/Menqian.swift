@@ -185,6 +185,30 @@ public final class Menqian: @unchecked Sendable {
         try await call { try $0.cases(status: nil, limit: limit) }
     }
 
+    /// Moves a case (受理, 派遣 with a whistle, 处置, 核查, 结案); a move the
+    /// role may not make throws `NotAllowed`.
+    public func moveCase(_ id: String, move: CaseMoveInput) async throws {
+        try await call { try $0.moveCase(id: id, m: move) }
+    }
+
+    /// Today's due shops in walking order from where the officer stands.
+    public func todayPlan(subdistrict: String?, lat: Double, lon: Double) async throws -> DayPlanView {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await call { try $0.todayPlan(subdistrict: subdistrict, lat: lat, lon: lon, nowMs: now) }
+    }
+
+    /// A shop's credit grade (A–D), stars, red flag and last week's place.
+    public func standing(shopId: String) async throws -> StandingView {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await call { try $0.shopStanding(shopId: shopId, nowMs: now) }
+    }
+
+    /// One shop's rectification ledger, or every open item on the phone.
+    public func rectifications(shopId: String?) async throws -> [RectificationView] {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await call { try $0.rectifications(shopId: shopId, nowMs: now) }
+    }
+
     public func startPatrol(user: String) async throws -> String {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         return try await call { try $0.startPatrol(user: user, atMs: now) }

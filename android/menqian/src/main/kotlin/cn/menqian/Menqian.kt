@@ -3,7 +3,11 @@ package cn.menqian
 import cn.menqian.core.CancelHandle
 import cn.menqian.core.CaseReport
 import cn.menqian.core.CaseRow
+import cn.menqian.core.CaseMoveInput
 import cn.menqian.core.CaseState
+import cn.menqian.core.DayPlanView
+import cn.menqian.core.RectificationView
+import cn.menqian.core.StandingView
 import cn.menqian.core.DeviceClock
 import cn.menqian.core.Enrollment
 import cn.menqian.core.Fix
@@ -179,6 +183,20 @@ class Menqian(
         call { submitInspection(inspectionId, atMs) }
 
     suspend fun report(report: CaseReport): Answer<String> = call { reportCase(report) }
+    /** Moves a case (受理, 派遣 with a whistle, 处置, 核查, 结案); a move the role may not make is [Problem.NotAllowed]. */
+    suspend fun moveCase(id: String, move: CaseMoveInput): Answer<Unit> = call { moveCase(id, move) }
+
+    /** Today's due shops in walking order from where the officer stands, and the red-flag holders left off. */
+    suspend fun todayPlan(subdistrict: String?, lat: Double, lon: Double, nowMs: Long): Answer<DayPlanView> =
+        call { todayPlan(subdistrict, lat, lon, nowMs) }
+
+    /** A shop's credit grade (A–D), stars, red flag and last week's place. */
+    suspend fun standing(shopId: String, nowMs: Long): Answer<StandingView> = call { shopStanding(shopId, nowMs) }
+
+    /** One shop's rectification ledger, or (no shop) every open item on the phone. */
+    suspend fun rectifications(shopId: String?, nowMs: Long): Answer<List<RectificationView>> =
+        call { rectifications(shopId, nowMs) }
+
     suspend fun cases(status: CaseState? = null, limit: Int = 100): Answer<List<CaseRow>> =
         call { cases(status, limit.toUInt()) }
 

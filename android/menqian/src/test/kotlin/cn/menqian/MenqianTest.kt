@@ -1,7 +1,10 @@
 package cn.menqian
 
 import cn.menqian.core.CancelHandle
+import cn.menqian.core.CaseMoveInput
 import cn.menqian.core.CaseReport
+import cn.menqian.core.CaseState
+import cn.menqian.core.WhistleKind
 import cn.menqian.core.DeviceClock
 import cn.menqian.core.MenqianException
 import cn.menqian.core.Outcome
@@ -287,6 +290,43 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
                 assertTrue(done.summary.pulled > 0u)
                 assertEquals(120, m.shopsOn("富义街").ok().size)
             }
+        }
+    },
+    "a failed item is due for re-check on today's plan, and the ledger shows it overdue" to {
+        seeded().use { m ->
+            val shop = m.shopsOn("富义街").ok().first { it.open }
+            val threeDaysAgo = DAY - 3 * 86_400_000L
+            val id = m.startInspection(shop.id, "beijing-1v5", "officer-1", threeDaysAgo, null).ok()
+            for (code in m.inspection(id).ok().applicable) {
+                // 责任书 (BJ-01) needs no photo: fail it, pass the rest.
+                m.record(id, code, if (code == "BJ-01") Outcome.FAIL else Outcome.PASS, null, emptyList()).ok()
+            }
+            m.submit(id, threeDaysAgo + 60_000).ok()
+            val ledger = m.rectifications(shop.id, DAY).ok()
+            assertEquals(1, ledger.size)
+            assertEquals("整改中", ledger[0].state) // 责任书: seven days
+            val late = m.rectifications(null, DAY + 8 * 86_400_000L).ok()
+            assertEquals("已逾期", late.single().state)
+            val plan = m.todayPlan("右安门街道", shop.lat, shop.lon, DAY + 8 * 86_400_000L).ok()
+            assertTrue(plan.stops.any { it.shopId == shop.id && it.reason == "整改复查" })
+            assertTrue(plan.stops.size <= 30 && plan.leftForLater > 0u)
+            val standing = m.standing(shop.id, DAY).ok()
+            assertTrue(standing.grade in listOf("A", "B", "C", "D") && standing.stars in 1u..5u)
+            assertEquals(1u, standing.openItems)
+        }
+    },
+    "the case workflow refuses a move the role may not make" to {
+        seeded().use { m ->
+            val case = m.report(
+                CaseReport(ReportSource.STEWARD, "0504", 39.8661, 116.3451, null, emptyList(), "水果摊占道", "steward-1", DAY),
+            ).ok()
+            val close = CaseMoveInput(CaseState.CLOSED, "steward-1", "steward", DAY + 1, null, null, null)
+            m.moveCase(case, close).problem<Problem.NotAllowed>()
+            val accept = CaseMoveInput(CaseState.ACCEPTED, "supervisor-1", "supervisor", DAY + 2, "已受理", null, null)
+            m.moveCase(case, accept).ok()
+            val dispatch = CaseMoveInput(CaseState.DISPATCHED, "supervisor-1", "supervisor", DAY + 3, null, "zhifa", WhistleKind.URGENT)
+            m.moveCase(case, dispatch).ok()
+            assertEquals(CaseState.DISPATCHED, m.cases().ok().single().status)
         }
     },
     "offline and cancelled syncs are typed and lose nothing" to {
