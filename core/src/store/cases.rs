@@ -8,7 +8,7 @@ use super::{Store, new_id, time_from_ms};
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::case::{
-    Case, CaseMove, CaseSource, CaseStatus, LinkedReport, NewCase, StatusChange,
+    Case, CaseMove, CaseSource, CaseStatus, LinkedReport, NewCase, StatusChange, Whistle,
 };
 use crate::model::geo::GeoPoint;
 use crate::model::{optional_text, user_id};
@@ -30,7 +30,11 @@ pub struct CaseSummary {
     pub location: GeoPoint,
     pub shop_id: Option<String>,
     pub reported_at: DateTime<Utc>,
+    /// When the case is due: once dispatched, the dispatch plus its whistle's
+    /// hours (紧急哨 / 常规哨, from the rules); before, the report's own deadline.
     pub deadline: Option<DateTime<Utc>>,
+    /// The department and whistle of the effective dispatch.
+    pub dispatched_to: Option<(String, Whistle)>,
 }
 
 impl Store {
@@ -304,8 +308,10 @@ impl Store {
 
     /// Cases in a status (all when `None`), newest report first.
     pub fn cases(&self, status: Option<CaseStatus>, limit: u32) -> Result<Vec<CaseSummary>> {
+        let whistles = self.rules()?.whistles;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, category, status, lat, lon, shop_id, reported_at, deadline FROM cases
+            "SELECT id, category, status, lat, lon, shop_id, reported_at, deadline,
+                    department, whistle, dispatched_at FROM cases
              WHERE ?1 IS NULL OR status = ?1 ORDER BY reported_at DESC, id LIMIT ?2",
         )?;
         let mut rows = stmt.query(params![status.map(|s| s.as_str()), limit])?;
@@ -314,13 +320,34 @@ impl Store {
             let id: String = r.get(0)?;
             let status: String = r.get(2)?;
             let time = |ms: i64| time_from_ms(&id, ms);
+            let dispatch = match (
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<i64>>(10)?,
+            ) {
+                (Some(dept), Some(w), Some(at)) => {
+                    Some((dept, parse_enum::<Whistle>(&id, &w)?, time(at)?))
+                }
+                _ => None,
+            };
+            let deadline = match &dispatch {
+                Some((_, w, at)) => {
+                    let hours = match w {
+                        Whistle::Urgent => whistles.urgent_hours,
+                        Whistle::Routine => whistles.routine_hours,
+                    };
+                    Some(*at + chrono::Duration::hours(i64::from(hours)))
+                }
+                None => r.get::<_, Option<i64>>(7)?.map(time).transpose()?,
+            };
             out.push(CaseSummary {
                 status: parse_enum(&id, &status)?,
                 category: r.get(1)?,
                 location: GeoPoint::new(r.get(3)?, r.get(4)?),
                 shop_id: r.get(5)?,
                 reported_at: time(r.get(6)?)?,
-                deadline: r.get::<_, Option<i64>>(7)?.map(time).transpose()?,
+                deadline,
+                dispatched_to: dispatch.map(|(d, w, _)| (d, w)),
                 id: id.clone(),
             });
         }

@@ -109,10 +109,6 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // Read the file through a memory map rather than a read() per page:
-        // scores and plans walk many index pages, and a syscall per page was
-        // most of their time. Pages are the OS's file cache, not the heap.
-        conn.pragma_update(None, "mmap_size", 256i64 * 1024 * 1024)?;
         let rebuild = migrations::migrate(&mut conn, version)?;
         if version >= 2 {
             index::create_search_buffer(&conn)?;

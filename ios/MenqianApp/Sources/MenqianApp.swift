@@ -37,6 +37,8 @@ final class AppModel: ObservableObject {
     let menqian: Menqian
     @Published var problem: Problem?
     @Published var shops: [ShopRow] = []
+    /// An officer's plan for today: due shops in walking order, red-flag holders.
+    @Published var plan: DayPlanView?
     @Published var sync: SyncState?
     @Published var pending: UInt64 = 0
     @Published var enrolled: Bool
@@ -82,6 +84,12 @@ final class AppModel: ObservableObject {
 
     func load(query: String) {
         run {
+            let planner = self.role == "officer" || self.role == "lane_chief"
+            if query.isEmpty, planner, let fix = Location.shared.fix {
+                self.plan = try await self.menqian.todayPlan(subdistrict: nil, lat: fix.lat, lon: fix.lon)
+            } else {
+                self.plan = nil
+            }
             self.shops = query.isEmpty ? try await self.menqian.shops(on: "富义街") : try await self.menqian.search(query)
             self.pending = try await self.menqian.pendingChanges()
         }
@@ -122,11 +130,29 @@ struct TodayView: View {
     @State private var query = ""
 
     var body: some View {
-        List(model.shops, id: \.id) { shop in
-            NavigationLink(destination: ShopPage(shopId: shop.id)) {
-                VStack(alignment: .leading) {
-                    Text(shop.name)
-                    Text(shop.address).font(.caption)
+        List {
+            if let plan = model.plan {
+                Section("今日任务 \(plan.date)：\(plan.stops.count) 家，步行约 \(Int(plan.walkM)) 米") {
+                    ForEach(plan.stops, id: \.shopId) { stop in
+                        NavigationLink(destination: ShopPage(shopId: stop.shopId)) {
+                            VStack(alignment: .leading) {
+                                Text("\(stop.name)  \(String(repeating: "★", count: Int(stop.stars)))  \(stop.grade)级")
+                                Text("\(stop.reason) · \(stop.address) · \(Int(stop.legM)) 米").font(.caption)
+                            }
+                        }
+                    }
+                    ForEach(plan.exempt, id: \.shopId) { shop in
+                        NavigationLink("🚩 \(shop.name) · \(shop.badge)", destination: ShopPage(shopId: shop.shopId))
+                    }
+                }
+            } else {
+                ForEach(model.shops, id: \.id) { shop in
+                    NavigationLink(destination: ShopPage(shopId: shop.id)) {
+                        VStack(alignment: .leading) {
+                            Text(shop.name)
+                            Text(shop.address).font(.caption)
+                        }
+                    }
                 }
             }
         }
@@ -147,6 +173,8 @@ struct ShopPage: View {
     @EnvironmentObject var model: AppModel
     let shopId: String
     @State private var shop: ShopView?
+    @State private var standing: StandingView?
+    @State private var items: [RectificationView] = []
     @State private var inspection: String?
 
     var body: some View {
@@ -157,6 +185,12 @@ struct ShopPage: View {
                 Text("门牌码 \(s.code)")
                 if !s.contactPerson.isEmpty { Text("联系人 \(s.contactPerson) \(s.contactPhone)") }
                 Text(s.letter.map { "已签责任书（\($0)）" } ?? "未签责任书")
+                if let st = standing {
+                    Text("\(String(repeating: "★", count: Int(st.stars))) \(st.gradeLabel)（信用分 \(st.creditScore)）\(st.exempt ? " · 🚩流动红旗 免检一周" : "")")
+                }
+                ForEach(items.filter { !$0.closed }, id: \.id) { item in
+                    Text("整改：\(item.itemText) · \(item.state)")
+                }
                 if model.role != "steward" {
                     Button("开始检查") {
                         model.run {
@@ -169,6 +203,12 @@ struct ShopPage: View {
             }
         }
         .navigationDestination(item: $inspection) { ChecklistView(inspectionId: $0) }
-        .task { model.run { shop = try await model.menqian.shop(id: shopId) } }
+        .task {
+            model.run {
+                shop = try await model.menqian.shop(id: shopId)
+                standing = try await model.menqian.standing(shopId: shopId)
+                items = try await model.menqian.rectifications(shopId: shopId)
+            }
+        }
     }
 }

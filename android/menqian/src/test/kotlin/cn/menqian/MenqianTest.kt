@@ -297,9 +297,9 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             val shop = m.shopsOn("富义街").ok().first { it.open }
             val threeDaysAgo = DAY - 3 * 86_400_000L
             val id = m.startInspection(shop.id, "beijing-1v5", "officer-1", threeDaysAgo, null).ok()
-            for (code in m.inspection(id).ok().applicable) {
+            for (line in m.inspection(id).ok().lines) {
                 // 责任书 (BJ-01) needs no photo: fail it, pass the rest.
-                m.record(id, code, if (code == "BJ-01") Outcome.FAIL else Outcome.PASS, null, emptyList()).ok()
+                m.record(id, line.code, if (line.code == "BJ-01") Outcome.FAIL else Outcome.PASS).ok()
             }
             m.submit(id, threeDaysAgo + 60_000).ok()
             val ledger = m.rectifications(shop.id, DAY).ok()

@@ -8,6 +8,9 @@ import cn.menqian.Problem
 import cn.menqian.SyncState
 import cn.menqian.core.CaseReport
 import cn.menqian.core.CaseRow
+import cn.menqian.core.DayPlanView
+import cn.menqian.core.RectificationView
+import cn.menqian.core.StandingView
 import cn.menqian.core.InspectionView
 import cn.menqian.core.Outcome
 import cn.menqian.core.ReportSource
@@ -26,6 +29,10 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
 
     val problem = MutableStateFlow<Problem?>(null)
     val today = MutableStateFlow<List<ShopRow>>(emptyList())
+    /** An officer's plan for today (due shops in walking order, red-flag holders). */
+    val plan = MutableStateFlow<DayPlanView?>(null)
+    val standing = MutableStateFlow<StandingView?>(null)
+    val rectifications = MutableStateFlow<List<RectificationView>>(emptyList())
     val shop = MutableStateFlow<ShopView?>(null)
     val inspection = MutableStateFlow<InspectionView?>(null)
     val submitted = MutableStateFlow<SubmitResult?>(null)
@@ -52,12 +59,24 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
             }
         }
 
-    /** Today's list: the shops of a street (or the search result). */
-    fun loadToday(street: String = "富义街", query: String = "") = viewModelScope.launch {
-        val rows = if (query.isBlank()) menqian.shopsOn(street) else menqian.search(query)
-        rows.handled()?.let { today.value = it }
-        menqian.pendingChanges().handled()?.let { pending.value = it }
-    }
+    /**
+     * Today's list. For an officer or lane chief with a position: the core's
+     * plan (re-checks, never inspected, due by grade, less red-flag holders,
+     * in walking order). Otherwise, or while searching: a street's shops or
+     * the search result.
+     */
+    fun loadToday(fix: cn.menqian.core.Fix?, street: String = "富义街", query: String = "") =
+        viewModelScope.launch {
+            val planner = account.role == "officer" || account.role == "lane_chief"
+            plan.value = if (query.isBlank() && planner && fix != null) {
+                menqian.todayPlan(null, fix.lat, fix.lon, System.currentTimeMillis()).handled()
+            } else {
+                null
+            }
+            val rows = if (query.isBlank()) menqian.shopsOn(street) else menqian.search(query)
+            rows.handled()?.let { today.value = it }
+            menqian.pendingChanges().handled()?.let { pending.value = it }
+        }
 
     fun scanned(payload: String, open: (String) -> Unit) = viewModelScope.launch {
         menqian.scan(payload).handled()?.let {
@@ -68,6 +87,9 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
 
     fun openShop(id: String) = viewModelScope.launch {
         menqian.shop(id).handled()?.let { shop.value = it }
+        val now = System.currentTimeMillis()
+        standing.value = menqian.standing(id, now).handled()
+        menqian.rectifications(id, now).handled()?.let { rectifications.value = it }
     }
 
     /** The fix the inspection started with: photos taken during it carry it too. */

@@ -65,9 +65,11 @@ fun TodayScreen(
     sync: () -> Unit,
 ) {
     val shops by vm.today.collectAsState()
+    val plan by vm.plan.collectAsState()
     val pending by vm.pending.collectAsState()
+    val context = LocalContext.current
     var query by remember { mutableStateOf("") }
-    LaunchedEffect(query) { vm.loadToday(query = query) }
+    LaunchedEffect(query) { vm.loadToday(lastFix(context), query = query) }
     Column(pad) {
         Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
             Button(onClick = scan) { Text("扫码") }
@@ -76,11 +78,25 @@ fun TodayScreen(
             OutlinedButton(onClick = sync) { Text(if (pending > 0) "同步（$pending）" else "同步") }
         }
         OutlinedTextField(query, { query = it }, label = { Text("搜索店名或地址") }, modifier = Modifier.fillMaxWidth())
+        val p = plan
         LazyColumn {
-            items(shops, key = { it.id }) { s ->
-                Column(Modifier.fillMaxWidth().clickable { openShop(s.id) }.padding(vertical = 8.dp)) {
-                    Text(s.name)
-                    Text(s.address)
+            if (p != null) {
+                item { Text("今日任务 ${p.date}：${p.stops.size} 家，步行约 ${p.walkM.toInt()} 米" + if (p.leftForLater > 0u) "（另有 ${p.leftForLater} 家待安排）" else "") }
+                items(p.stops, key = { "plan-" + it.shopId }) { s ->
+                    Column(Modifier.fillMaxWidth().clickable { openShop(s.shopId) }.padding(vertical = 8.dp)) {
+                        Text("${s.name}  ${"★".repeat(s.stars.toInt())}  ${s.grade}级")
+                        Text("${s.reason} · ${s.address} · ${s.legM.toInt()} 米")
+                    }
+                }
+                items(p.exempt, key = { "flag-" + it.shopId }) { s ->
+                    Text("🚩 ${s.name} · ${s.badge}", Modifier.fillMaxWidth().clickable { openShop(s.shopId) }.padding(vertical = 8.dp))
+                }
+            } else {
+                items(shops, key = { it.id }) { s ->
+                    Column(Modifier.fillMaxWidth().clickable { openShop(s.id) }.padding(vertical = 8.dp)) {
+                        Text(s.name)
+                        Text(s.address)
+                    }
                 }
             }
         }
@@ -100,6 +116,15 @@ fun ShopScreen(vm: AppViewModel, id: String, inspect: (String) -> Unit, report: 
         if (s.contactPerson.isNotEmpty()) Text("联系人 ${s.contactPerson} ${s.contactPhone}")
         Text(if (s.letter != null) "已签责任书（${s.letter}）" else "未签责任书")
         if (s.tags.isNotEmpty()) Text(s.tags.joinToString("、"))
+        val st by vm.standing.collectAsState()
+        st?.let {
+            Text("${"★".repeat(it.stars.toInt())} ${it.gradeLabel}（信用分 ${it.creditScore}）" + if (it.exempt) " · 🚩流动红旗 免检一周" else "")
+            it.lastWeekRank?.let { r -> Text("上周得分 ${it.lastWeekScore}，街内第 $r / ${it.streetShops} 名") }
+        }
+        val items by vm.rectifications.collectAsState()
+        for (r in items.filter { !it.closed }) {
+            Text("整改：${r.itemText} · ${r.state} · 期限 ${java.text.SimpleDateFormat("MM-dd HH:mm").format(java.util.Date(r.deadlineMs))}")
+        }
         if (vm.account.role != "steward") {
             Button(onClick = { vm.startInspection(s.id, lastFix(context), inspect) }) { Text("开始检查") }
         }
