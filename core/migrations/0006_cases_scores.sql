@@ -35,9 +35,22 @@ CREATE TABLE case_links (
 ) WITHOUT ROWID;
 CREATE INDEX case_links_by_reporter ON case_links (reported_by, reported_at);
 
--- The ledger starts from failed items; scores and plans read submitted
--- inspections by shop and end time, from the index alone (it covers them).
-CREATE INDEX failed_items ON inspection_items (inspection_id, code) WHERE outcome = 'fail';
-CREATE INDEX inspections_by_shop_end ON inspections (shop_id, ended_at, score, id)
+-- Each result of a submitted inspection knows its shop and submission time, so
+-- the ledger walks a shop's results of one item in time order from an index:
+-- its failures (`failed_results`) and, after each, the next result that passed
+-- (`results_by_shop`). Scores and plans read submitted inspections by shop and
+-- end time. The indexes cover what those queries read, the columns their
+-- conditions test included (or SQLite reads the row to test them again).
+ALTER TABLE inspection_items ADD COLUMN shop_id TEXT;
+ALTER TABLE inspection_items ADD COLUMN submitted_at INTEGER;  -- NULL until submitted
+CREATE INDEX failed_results
+    ON inspection_items (shop_id, code, submitted_at, inspection_id, outcome, photos)
+    WHERE outcome = 'fail' AND submitted_at IS NOT NULL;
+CREATE INDEX results_by_shop
+    ON inspection_items (shop_id, code, submitted_at, inspection_id, outcome)
+    WHERE submitted_at IS NOT NULL;
+CREATE INDEX inspections_by_shop_end
+    ON inspections (shop_id, ended_at, verdict, score)
     WHERE verdict IS NOT NULL;
-CREATE INDEX inspections_by_end ON inspections (ended_at, shop_id, score) WHERE verdict IS NOT NULL;
+CREATE INDEX inspections_by_end ON inspections (ended_at, verdict, shop_id, score)
+    WHERE verdict IS NOT NULL;

@@ -300,30 +300,33 @@ fn case_refusal(writer: &Writer, before: Option<&Case>, after: &Case) -> Option<
         return Some("a filed report does not change; add a status step instead".to_string());
     }
     let old_history = before.map(|b| b.history.as_slice()).unwrap_or_default();
-    let new_steps = appended(old_history, &after.history);
+    let mut new_steps = appended(old_history, &after.history);
     if before.is_none() {
-        // The report's own first step; anything else comes as a move.
-        if new_steps.len() != 1 || after.history.first().map(|s| s.status) != Some(Reported) {
-            return Some("a new report starts with one 已上报 step".to_string());
+        // The report's own first step; moves made before the first push (a
+        // supervisor filing a hotline call and accepting it offline) follow.
+        match after.history.first() {
+            Some(first) if first.status == Reported && first.by == me => {
+                new_steps.retain(|s| !std::ptr::eq(*s, first));
+            }
+            _ => return Some("a new report starts with its reporter's 已上报 step".to_string()),
         }
-    } else {
-        for step in &new_steps {
-            if step.by != me {
-                return Some("a status step is signed by the user who makes it".to_string());
-            }
-            if step.role != Some(writer.role) {
-                return Some(format!(
-                    "a status step names the role its author acts in ({})",
-                    writer.role.as_str()
-                ));
-            }
-            if !may_ever_move_to(step.status, writer.role) {
-                return Some(format!(
-                    "a {} may not move a case to {}",
-                    writer.role.as_str(),
-                    step.status.as_str()
-                ));
-            }
+    }
+    for step in &new_steps {
+        if step.by != me {
+            return Some("a status step is signed by the user who makes it".to_string());
+        }
+        if step.role != Some(writer.role) {
+            return Some(format!(
+                "a status step names the role its author acts in ({})",
+                writer.role.as_str()
+            ));
+        }
+        if !may_ever_move_to(step.status, writer.role) {
+            return Some(format!(
+                "a {} may not move a case to {}",
+                writer.role.as_str(),
+                step.status.as_str()
+            ));
         }
     }
     let old_links = before.map(|b| b.linked.as_slice()).unwrap_or_default();

@@ -285,40 +285,36 @@ fn report(store: &mut SqliteSyncStore, what: ReportKind) -> Result<(), Box<dyn s
     use menqian_core::PeriodKind;
     use menqian_sync_server::report as text;
     let now = Utc::now();
-    let out = match what {
+    let out = match &what {
         ReportKind::Week {
             date,
             subdistrict,
             top,
-        } => text::scoreboard(
-            &store.documents().scoreboard(
-                PeriodKind::Week,
-                day(date),
-                subdistrict.as_deref(),
-                now,
-            )?,
-            top,
-        ),
-        ReportKind::Month {
+        }
+        | ReportKind::Month {
             date,
             subdistrict,
             top,
-        } => text::scoreboard(
-            &store.documents().scoreboard(
-                PeriodKind::Month,
-                day(date),
-                subdistrict.as_deref(),
-                now,
-            )?,
-            top,
-        ),
+        } => {
+            let kind = if matches!(what, ReportKind::Week { .. }) {
+                PeriodKind::Week
+            } else {
+                PeriodKind::Month
+            };
+            text::scoreboard(
+                &store
+                    .documents()
+                    .scoreboard(kind, day(*date), subdistrict.as_deref(), now)?,
+                *top,
+            )
+        }
         ReportKind::Ledger { subdistrict } => text::ledger(
             &store
                 .documents()
                 .open_rectifications(subdistrict.as_deref(), now)?,
         ),
         ReportKind::Stewards { date } => {
-            let at = day(date);
+            let at = day(*date);
             text::stewards(
                 &menqian_core::Period::week_of(at).label(),
                 &store.documents().steward_points(PeriodKind::Week, at)?,
@@ -328,12 +324,12 @@ fn report(store: &mut SqliteSyncStore, what: ReportKind) -> Result<(), Box<dyn s
             let u = store
                 .users()?
                 .into_iter()
-                .find(|u| u.id == user)
+                .find(|u| &u.id == user)
                 .ok_or_else(|| format!("no user {user}"))?;
             let Area::Lanes(lanes) = &u.area else {
                 return Err(format!("{user}'s area is {}, not lanes", u.area).into());
             };
-            text::lane_chief(&store.documents().lane_chief_week(&user, lanes, day(date))?)
+            text::lane_chief(&store.documents().lane_chief_week(user, lanes, day(*date))?)
         }
     };
     print!("{out}");

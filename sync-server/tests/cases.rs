@@ -215,3 +215,47 @@ fn a_phone_may_not_sign_a_step_in_another_role() {
         1
     );
 }
+
+#[test]
+fn a_report_moved_before_its_first_push_is_accepted_whole() {
+    let server = TestServer::start();
+    let mut sv = Device::enroll(&server.url, &server.code_for("supervisor-1"), "sv");
+    sv.sync().unwrap();
+    // Offline: a 12345 call filed, accepted and dispatched at once.
+    let case = sv
+        .store
+        .report_case(NewCase {
+            source: CaseSource::Hotline,
+            category: "0504".into(),
+            location: GeoPoint::new(39.8661, 116.3451),
+            shop_id: None,
+            photos: vec![],
+            description: "市民来电：早点摊占道".into(),
+            deadline: None,
+            reported_by: "supervisor-1".into(),
+            reported_at: at(1),
+            subdistrict: None,
+            lane: None,
+        })
+        .unwrap();
+    for to in [CaseStatus::Accepted, CaseStatus::Dispatched] {
+        sv.store
+            .move_case(
+                &case,
+                CaseMove {
+                    to,
+                    by: "supervisor-1".into(),
+                    role: Role::Supervisor,
+                    at: at(1),
+                    note: None,
+                    department: Some("zhifa".into()),
+                    whistle: Some(Whistle::Urgent),
+                },
+            )
+            .unwrap();
+    }
+    sv.sync().unwrap();
+    let on_server = server.admin().documents().case(&case).unwrap();
+    assert_eq!(on_server.status(), CaseStatus::Dispatched);
+    assert_eq!(on_server.history.len(), 3);
+}

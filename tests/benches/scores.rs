@@ -27,12 +27,20 @@ fn now() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-const HISTORY_DAYS: i64 = 28;
+/// Days of generated history; `MENQIAN_HISTORY_DAYS=84` fills the whole
+/// 12-week credit window (about three times the inspections; 7 minutes to build).
+fn history_days() -> i64 {
+    std::env::var("MENQIAN_HISTORY_DAYS")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(28)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-data");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("scores-district-{HISTORY_DAYS}d.sqlite"));
+    let days = history_days();
+    let path = dir.join(format!("scores-district-{days}d.sqlite"));
     if !path.exists() {
         build(&dir, &path)?;
     }
@@ -47,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (docs, changes) = store.counts()?;
     println!(
-        "store: {} shops, {docs} documents, {changes} changes ({HISTORY_DAYS} days of history)",
+        "store: {} shops, {docs} documents, {changes} changes ({days} days of history)",
         fx::DISTRICT_SHOPS
     );
 
@@ -159,7 +167,7 @@ fn build(dir: &std::path::Path, path: &std::path::Path) -> Result<(), Box<dyn st
     let stats = fx::history(
         &mut store,
         &district,
-        HISTORY_DAYS,
+        history_days(),
         now(),
         Some(&photo.hash),
     )?;

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use menqian_core::model::case::{WORKFLOW, may_move, step_allowed};
 use menqian_core::*;
-use menqian_tests::fixtures_config;
+use menqian_tests::{fixtures_config, merge_between};
 use proptest::prelude::*;
 
 /// A supervisor, a lane chief, an officer and an administrator, each on a phone.
@@ -94,18 +94,7 @@ impl World {
     }
 
     fn sync(&mut self, from: usize, to: usize) {
-        if from == to {
-            return;
-        }
-        let (a, b) = if from < to {
-            let (l, r) = self.stores.split_at_mut(to);
-            (&l[from], &mut r[0])
-        } else {
-            let (l, r) = self.stores.split_at_mut(from);
-            (&r[0], &mut l[to])
-        };
-        let (cursor, _) = b.merge_from(a, self.cursors[to][from]).unwrap();
-        self.cursors[to][from] = cursor;
+        self.cursors[to][from] = merge_between(&mut self.stores, from, to, self.cursors[to][from]);
     }
 
     fn apply(&mut self, op: &Op) {

@@ -10,7 +10,7 @@ use chrono::{Duration, TimeZone, Utc};
 use menqian_core::evidence::photo::sample_jpeg;
 use menqian_core::store::Capture;
 use menqian_core::*;
-use menqian_tests::{fixtures_config, shop_pool};
+use menqian_tests::{fixtures_config, merge_between, shop_pool};
 use proptest::prelude::*;
 
 const REPLICAS: usize = 3;
@@ -133,18 +133,7 @@ impl World {
     }
 
     fn sync(&mut self, from: usize, to: usize) {
-        if from == to {
-            return;
-        }
-        let (src, dst) = if from < to {
-            let (l, r) = self.stores.split_at_mut(to);
-            (&l[from], &mut r[0])
-        } else {
-            let (l, r) = self.stores.split_at_mut(from);
-            (&r[0], &mut l[to])
-        };
-        let (cursor, _) = dst.merge_from(src, self.cursors[to][from]).unwrap();
-        self.cursors[to][from] = cursor;
+        self.cursors[to][from] = merge_between(&mut self.stores, from, to, self.cursors[to][from]);
     }
 
     fn apply(&mut self, op: &Op, pool: &[Shop]) {

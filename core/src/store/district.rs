@@ -59,7 +59,13 @@ impl Store {
                 continue;
             }
             let case_id = escalation_case_id(&item.id);
-            let shop = self.shop(&item.shop_id)?;
+            // An inspection of a shop this store does not hold cannot be
+            // placed; the others still escalate.
+            let shop = match self.shop(&item.shop_id) {
+                Ok(shop) => shop,
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
             let inspection_id = item.id.split_once('#').map_or("", |(i, _)| i);
             let evidence = self
                 .inspection(inspection_id)

@@ -248,16 +248,20 @@ fn inspection(tx: &Transaction<'_>, i: &Inspection) -> Result<()> {
     tx.prepare_cached("DELETE FROM inspection_items WHERE inspection_id = ?1")?
         .execute([&i.id])?;
     let mut ins = tx.prepare_cached(
-        "INSERT INTO inspection_items (inspection_id, code, outcome, note, photos)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO inspection_items (inspection_id, code, outcome, note, photos, shop_id,
+            submitted_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
+    let submitted_at = i.verdict.and(i.ended_at).map(|t| t.timestamp_millis());
     for (code, r) in &i.items {
         ins.execute(params![
             i.id,
             code,
             r.outcome.as_str(),
             r.note,
-            r.photos.join(",")
+            r.photos.join(","),
+            i.shop_id,
+            submitted_at,
         ])?;
     }
     Ok(())

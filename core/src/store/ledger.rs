@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use super::{Store, split_list, time_from_ms};
@@ -166,14 +166,13 @@ pub(crate) fn escalation_case_id(entry: &str) -> String {
     )
 }
 
-/// One submitted result of an item that failed at least once.
-struct ResultRow {
+/// One failed result of a submitted inspection.
+struct FailureRow {
     shop: String,
     code: String,
     inspection: String,
     at: i64,
     inspector: String,
-    failed: bool,
     template: (String, u32),
     photos: String,
     shop_name: String,
@@ -197,128 +196,137 @@ impl Store {
         scope: Scope<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<RectificationItem>> {
-        // Every submitted result, from the first failure on, of each (shop,
-        // item) that ever failed.
-        // The failures: from the failed-item index for the whole district;
-        // for one shop or subdistrict, from its shops' inspections (CROSS JOIN
-        // keeps that order, and the partial index of failed items is read
-        // instead of every item: a few thousand index seeks, not a district scan).
-        let failures = match scope {
-            Scope::All => {
-                "SELECT i.shop_id AS shop_id, it.code AS code, min(i.ended_at) AS first
-                 FROM inspection_items it JOIN inspections i ON i.id = it.inspection_id
-                 WHERE ?1 IS NULL AND it.outcome = 'fail' AND i.verdict IS NOT NULL
-                 GROUP BY i.shop_id, it.code"
-            }
-            Scope::Shop(_) => {
-                "SELECT i.shop_id AS shop_id, it.code AS code, min(i.ended_at) AS first
-                 FROM inspections i CROSS JOIN inspection_items it INDEXED BY failed_items
-                 WHERE i.shop_id = ?1 AND i.verdict IS NOT NULL AND i.ended_at IS NOT NULL
-                   AND it.inspection_id = i.id AND it.outcome = 'fail'
-                 GROUP BY i.shop_id, it.code"
-            }
-            Scope::Subdistrict(_) => {
-                "SELECT i.shop_id AS shop_id, it.code AS code, min(i.ended_at) AS first
-                 FROM shops s CROSS JOIN inspections i
-                      CROSS JOIN inspection_items it INDEXED BY failed_items
-                 WHERE s.subdistrict = ?1 AND i.shop_id = s.id AND i.verdict IS NOT NULL
-                   AND i.ended_at IS NOT NULL AND it.inspection_id = i.id AND it.outcome = 'fail'
-                 GROUP BY i.shop_id, it.code"
-            }
-        };
-        let sql = format!(
-            "WITH f AS ({failures})
-             SELECT f.shop_id, f.code, i.id, i.ended_at AS t,
-                    i.inspector, it.outcome, i.template_id, i.template_version, it.photos,
-                    (SELECT name FROM shops WHERE id = f.shop_id)
-             FROM f
-             JOIN inspections i ON i.shop_id = f.shop_id AND i.verdict IS NOT NULL
-                               AND i.ended_at >= f.first
-             JOIN inspection_items it ON it.inspection_id = i.id AND it.code = f.code
-                                     AND it.outcome != 'not_applicable'
-             ORDER BY f.shop_id, f.code, t, i.id"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params![scope.shop().or(scope.subdistrict())])?;
-        let mut results = Vec::new();
-        while let Some(r) = rows.next()? {
-            results.push(ResultRow {
-                shop: r.get(0)?,
-                code: r.get(1)?,
-                inspection: r.get(2)?,
-                at: r.get(3)?,
-                inspector: r.get(4)?,
-                failed: r.get::<_, String>(5)? == "fail",
-                template: (r.get(6)?, r.get(7)?),
-                photos: r.get(8)?,
-                shop_name: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
-            });
-        }
-        drop(rows);
-        drop(stmt);
+        let failures = self.failures(scope)?;
         let escalations = self.escalations()?;
         let mut templates: HashMap<(String, u32), Option<ChecklistTemplate>> = HashMap::new();
+        let mut next_pass = self.conn.prepare_cached(
+            // The first later result of this item that passed: it closes the
+            // entry. Walks the shop's results of the item forward by index.
+            "SELECT it.inspection_id, it.submitted_at, i.inspector
+             FROM inspection_items it INDEXED BY results_by_shop
+             JOIN inspections i ON i.id = it.inspection_id
+             WHERE it.shop_id = ?1 AND it.code = ?2 AND it.submitted_at IS NOT NULL
+               AND (it.submitted_at > ?3 OR (it.submitted_at = ?3 AND it.inspection_id > ?4))
+               AND it.outcome = 'pass'
+             ORDER BY it.submitted_at, it.inspection_id LIMIT 1",
+        )?;
         let mut out = Vec::new();
-        let mut open: Option<RectificationItem> = None;
-        let mut current: Option<(&str, &str)> = None;
-        for r in &results {
-            if current != Some((r.shop.as_str(), r.code.as_str())) {
-                if let Some(e) = open.take() {
-                    out.push(finish(e, now, &escalations));
-                }
-                current = Some((r.shop.as_str(), r.code.as_str()));
+        let mut k = 0;
+        while k < failures.len() {
+            let f = &failures[k];
+            if !templates.contains_key(&f.template) {
+                let t = self.template(&f.template.0, Some(f.template.1)).ok();
+                templates.insert(f.template.clone(), t);
             }
-            let at = time_from_ms(&r.inspection, r.at)?;
-            let step = |kind| LedgerStep {
+            let item = templates
+                .get(&f.template)
+                .and_then(|t| t.as_ref())
+                .and_then(|t| t.item(&f.code));
+            let category = item.and_then(|i| i.category.clone());
+            let days = rules.rectification_days(category.as_deref());
+            let at = time_from_ms(&f.inspection, f.at)?;
+            let step = |kind, r: &FailureRow, at| LedgerStep {
                 kind,
                 at,
                 by: r.inspector.clone(),
                 inspection: Some(r.inspection.clone()),
                 case_id: None,
             };
-            match (&mut open, r.failed) {
-                (None, true) => {
-                    if !templates.contains_key(&r.template) {
-                        let t = self.template(&r.template.0, Some(r.template.1)).ok();
-                        templates.insert(r.template.clone(), t);
-                    }
-                    let item = templates
-                        .get(&r.template)
-                        .and_then(|t| t.as_ref())
-                        .and_then(|t| t.item(&r.code));
-                    let category = item.and_then(|i| i.category.clone());
-                    let days = rules.rectification_days(category.as_deref());
-                    open = Some(RectificationItem {
-                        id: format!("{}#{}", r.inspection, r.code),
-                        shop_id: r.shop.clone(),
-                        shop_name: r.shop_name.clone(),
-                        item: r.code.clone(),
-                        item_text: item.map(|i| i.text.clone()).unwrap_or_default(),
-                        category,
-                        opened_at: at,
-                        opened_by: r.inspector.clone(),
-                        deadline: end_of_day_after(at, days),
-                        state: LedgerState::Open,
-                        closed_at: None,
-                        case_id: None,
-                        case_status: None,
-                        photos: split_list(&r.photos),
-                        steps: vec![step(LedgerStepKind::Opened)],
-                    });
+            let mut entry = RectificationItem {
+                id: format!("{}#{}", f.inspection, f.code),
+                shop_id: f.shop.clone(),
+                shop_name: f.shop_name.clone(),
+                item: f.code.clone(),
+                item_text: item.map(|i| i.text.clone()).unwrap_or_default(),
+                category,
+                opened_at: at,
+                opened_by: f.inspector.clone(),
+                deadline: end_of_day_after(at, days),
+                state: LedgerState::Open,
+                closed_at: None,
+                case_id: None,
+                case_status: None,
+                photos: split_list(&f.photos),
+                steps: vec![step(LedgerStepKind::Opened, f, at)],
+            };
+            let pass: Option<(String, i64, String)> = next_pass
+                .query_row(params![f.shop, f.code, f.at, f.inspection], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            // Later failures of the item before that pass are failed re-checks.
+            let mut j = k + 1;
+            while let Some(g) = failures.get(j) {
+                let same = g.shop == f.shop && g.code == f.code;
+                let before_pass = pass
+                    .as_ref()
+                    .is_none_or(|(id, t, _)| (g.at, g.inspection.as_str()) < (*t, id.as_str()));
+                if !(same && before_pass) {
+                    break;
                 }
-                (Some(e), true) => e.steps.push(step(LedgerStepKind::RecheckFailed)),
-                (Some(_), false) => {
-                    if let Some(mut e) = open.take() {
-                        e.closed_at = Some(at);
-                        e.steps.push(step(LedgerStepKind::Closed));
-                        out.push(finish(e, now, &escalations));
-                    }
-                }
-                (None, false) => {}
+                let at = time_from_ms(&g.inspection, g.at)?;
+                entry.steps.push(step(LedgerStepKind::RecheckFailed, g, at));
+                j += 1;
             }
+            if let Some((id, t, by)) = pass {
+                let at = time_from_ms(&id, t)?;
+                entry.closed_at = Some(at);
+                entry.steps.push(LedgerStep {
+                    kind: LedgerStepKind::Closed,
+                    at,
+                    by,
+                    inspection: Some(id),
+                    case_id: None,
+                });
+            }
+            out.push(finish(entry, now, &escalations));
+            k = j;
         }
-        if let Some(e) = open.take() {
-            out.push(finish(e, now, &escalations));
+        Ok(out)
+    }
+
+    /// Every failed result of submitted inspections in `scope`, by shop, item,
+    /// time, from the index of failed results (for a subdistrict, one seek per
+    /// shop: CROSS JOIN keeps the shops first).
+    fn failures(&self, scope: Scope<'_>) -> Result<Vec<FailureRow>> {
+        let from = match scope {
+            Scope::All => {
+                "FROM inspection_items it INDEXED BY failed_results
+                 JOIN inspections i ON i.id = it.inspection_id
+                 WHERE ?1 IS NULL"
+            }
+            Scope::Shop(_) => {
+                "FROM inspection_items it INDEXED BY failed_results
+                 JOIN inspections i ON i.id = it.inspection_id
+                 WHERE it.shop_id = ?1"
+            }
+            Scope::Subdistrict(_) => {
+                "FROM shops s CROSS JOIN inspection_items it INDEXED BY failed_results
+                 JOIN inspections i ON i.id = it.inspection_id
+                 WHERE s.subdistrict = ?1 AND it.shop_id = s.id"
+            }
+        };
+        let sql = format!(
+            "SELECT it.shop_id, it.code, it.inspection_id, it.submitted_at, i.inspector,
+                    i.template_id, i.template_version, it.photos,
+                    (SELECT name FROM shops WHERE id = it.shop_id)
+             {from} AND it.outcome = 'fail' AND it.submitted_at IS NOT NULL
+             ORDER BY it.shop_id, it.code, it.submitted_at, it.inspection_id"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![scope.shop().or(scope.subdistrict())])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(FailureRow {
+                shop: r.get(0)?,
+                code: r.get(1)?,
+                inspection: r.get(2)?,
+                at: r.get(3)?,
+                inspector: r.get(4)?,
+                template: (r.get(5)?, r.get(6)?),
+                photos: r.get(7)?,
+                shop_name: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            });
         }
         Ok(out)
     }

@@ -168,25 +168,33 @@ impl Store {
                 }
             }
         }
+        // The last inspection: the window's latest, else one index seek per
+        // shop not inspected within it.
         {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT s.id, (SELECT max(i.ended_at) FROM inspections i
-                               WHERE i.shop_id = s.id AND i.verdict IS NOT NULL)
-                 FROM shops s WHERE ?1 IS NULL OR s.subdistrict = ?1",
+                "SELECT max(ended_at) FROM inspections WHERE shop_id = ?1 AND verdict IS NOT NULL",
             )?;
-            let mut rows = stmt.query(params![subdistrict])?;
-            while let Some(r) = rows.next()? {
-                let shop: String = r.get(0)?;
-                if let (Some(e), Some(ms)) = (extra.get_mut(&shop), r.get::<_, Option<i64>>(1)?) {
-                    e.last_inspected = DateTime::from_timestamp_millis(ms);
-                }
+            for f in &facts {
+                let Some(e) = extra.get_mut(&f.shop_id) else {
+                    continue;
+                };
+                let last = match f.inspections.last() {
+                    Some((t, _)) => Some(*t),
+                    None => stmt.query_row([&f.shop_id], |r| r.get::<_, Option<i64>>(0))?,
+                };
+                e.last_inspected = last.and_then(DateTime::from_timestamp_millis);
             }
         }
         {
+            let from = if subdistrict.is_some() {
+                "FROM shops s CROSS JOIN cases c WHERE s.subdistrict = ?1 AND c.shop_id = s.id"
+            } else {
+                "FROM cases c WHERE ?1 IS NULL AND c.shop_id IS NOT NULL"
+            };
             let sql = format!(
-                "SELECT c.shop_id, c.reported_at FROM cases c JOIN shops s ON s.id = c.shop_id
-                 WHERE (?1 IS NULL OR s.subdistrict = ?1) AND c.status != 'rejected'
-                   AND c.source IN {REPORT_SOURCES} AND c.reported_at >= ?2
+                "SELECT c.shop_id, c.reported_at {from}
+                   AND c.status != 'rejected' AND c.source IN {REPORT_SOURCES}
+                   AND c.reported_at >= ?2
                  ORDER BY 1, 2"
             );
             let mut stmt = self.conn.prepare_cached(&sql)?;
