@@ -380,20 +380,6 @@ impl Store {
             period.end.timestamp_millis(),
         );
         let mut by: BTreeMap<String, StewardScore> = BTreeMap::new();
-        let entry = |by: &mut BTreeMap<String, StewardScore>, user: String| {
-            by.entry(user.clone())
-                .or_insert_with(|| StewardScore {
-                    user,
-                    reports: 0,
-                    valid: 0,
-                    closed: 0,
-                    linked: 0,
-                    rejected: 0,
-                    pending: 0,
-                    points: 0,
-                })
-                .clone()
-        };
         let mut stmt = self.conn.prepare_cached(
             "SELECT reported_by, status, accepted FROM cases
              WHERE source = 'steward' AND reported_at >= ?1 AND reported_at < ?2",
@@ -403,7 +389,7 @@ impl Store {
             let user: String = r.get(0)?;
             let status: String = r.get(1)?;
             let accepted: bool = r.get(2)?;
-            let mut s = entry(&mut by, user.clone());
+            let s = steward_entry(&mut by, user);
             s.reports += 1;
             match status.as_str() {
                 "rejected" => s.rejected += 1,
@@ -418,7 +404,6 @@ impl Store {
                 }
                 _ => s.pending += 1,
             }
-            by.insert(user, s);
         }
         drop(rows);
         let mut stmt = self.conn.prepare_cached(
@@ -429,11 +414,10 @@ impl Store {
         let mut rows = stmt.query(params![start, end])?;
         while let Some(r) = rows.next()? {
             let user: String = r.get(0)?;
-            let mut s = entry(&mut by, user.clone());
+            let s = steward_entry(&mut by, user);
             s.reports += 1;
             s.linked += 1;
             s.points += rules.linked_report;
-            by.insert(user, s);
         }
         let mut out: Vec<StewardScore> = by.into_values().collect();
         out.sort_by(|a, b| b.points.cmp(&a.points).then(a.user.cmp(&b.user)));
@@ -522,6 +506,20 @@ impl Store {
         items.sort_by(|a, b| a.deadline.cmp(&b.deadline).then(a.id.cmp(&b.id)));
         Ok(items)
     }
+}
+
+/// A steward's running tally, created at zero on first use.
+fn steward_entry(by: &mut BTreeMap<String, StewardScore>, user: String) -> &mut StewardScore {
+    by.entry(user.clone()).or_insert_with(|| StewardScore {
+        user,
+        reports: 0,
+        valid: 0,
+        closed: 0,
+        linked: 0,
+        rejected: 0,
+        pending: 0,
+        points: 0,
+    })
 }
 
 /// What the planner needs of a shop beyond its score facts.
