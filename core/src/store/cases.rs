@@ -94,6 +94,7 @@ impl Store {
             ));
         }
         if let Some(open) = self.open_duplicate(
+            &self.rules()?.duplicates,
             &new.category,
             new.shop_id.as_deref(),
             new.location,
@@ -165,13 +166,13 @@ impl Store {
     /// cases filed before that (time, id).
     pub(crate) fn open_duplicate(
         &self,
+        rule: &crate::model::rules::DuplicateRule,
         category: &str,
         shop: Option<&str>,
         at: GeoPoint,
         when: DateTime<Utc>,
         reported_before: Option<(i64, &str)>,
     ) -> Result<Option<String>> {
-        let rule = self.rules()?.duplicates;
         const M_PER_DEG: f64 = 111_320.0;
         let lon_scale = at.lat.to_radians().cos().max(0.01);
         let (dlat, dlon) = (

@@ -5,13 +5,23 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::Store;
 use super::ledger::{LedgerState, Scope, escalation_case_id};
+use super::{Store, time_from_ms};
 use crate::access::Role;
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::case::{Case, CaseSource, CaseStatus, LinkedReport, StatusChange, Whistle};
+use crate::model::geo::GeoPoint;
 use crate::model::rules::{DistrictRules, RULES_DOC};
+
+/// A report waiting to be accepted, as the index has it.
+struct Waiting {
+    id: String,
+    at: i64,
+    category: String,
+    shop: Option<String>,
+    location: GeoPoint,
+}
 
 /// What a sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,6 +30,18 @@ pub struct SweepReport {
     pub escalated: Vec<String>,
     /// (duplicate case, the open case it was folded into).
     pub folded: Vec<(String, String)>,
+    /// The earliest deadline of an entry still open: until then, and until
+    /// something new is stored, another sweep has nothing to do.
+    pub next_deadline: Option<DateTime<Utc>>,
+    /// The change feed's head after the sweep's own writes.
+    pub feed_head: u64,
+}
+
+impl SweepReport {
+    /// Escalated nothing and folded nothing.
+    pub fn did_nothing(&self) -> bool {
+        self.escalated.is_empty() && self.folded.is_empty()
+    }
 }
 
 impl Store {
@@ -55,6 +77,13 @@ impl Store {
         let rules = self.rules()?;
         let mut report = SweepReport::default();
         for item in self.ledger_with(&rules, Scope::All, now)? {
+            if item.state == LedgerState::Open {
+                report.next_deadline = Some(
+                    report
+                        .next_deadline
+                        .map_or(item.deadline, |d| d.min(item.deadline)),
+                );
+            }
             if item.state != LedgerState::Overdue {
                 continue;
             }
@@ -123,29 +152,42 @@ impl Store {
             report.escalated.push(case_id);
         }
         // Reports still waiting, oldest first: each may repeat an earlier one.
-        let waiting: Vec<(String, i64)> = self
+        // The index has what the search needs; a report's document is read
+        // only when it is folded (most are not, and loading each was most of
+        // a sweep's time).
+        let waiting: Vec<Waiting> = self
             .conn
             .prepare_cached(
-                "SELECT id, reported_at FROM cases
+                "SELECT id, reported_at, category, shop_id, lat, lon FROM cases
                  WHERE status = 'reported' AND rectification IS NULL ORDER BY reported_at, id",
             )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map([], |r| {
+                Ok(Waiting {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    category: r.get(2)?,
+                    shop: r.get(3)?,
+                    location: GeoPoint::new(r.get(4)?, r.get(5)?),
+                })
+            })?
             .collect::<rusqlite::Result<_>>()?;
-        for (id, at) in waiting {
-            let dup = self.case(&id)?;
-            if dup.status() != CaseStatus::Reported {
-                continue;
-            }
+        for w in waiting {
             let Some(original) = self.open_duplicate(
-                &dup.category,
-                dup.shop_id.as_deref(),
-                dup.location,
-                dup.reported_at,
-                Some((at, &id)),
+                &rules.duplicates,
+                &w.category,
+                w.shop.as_deref(),
+                w.location,
+                time_from_ms(&w.id, w.at)?,
+                Some((w.at, &w.id)),
             )?
             else {
                 continue;
             };
+            let id = w.id;
+            let dup = self.case(&id)?;
+            if dup.status() != CaseStatus::Reported {
+                continue;
+            }
             let link = LinkedReport {
                 source: dup.source,
                 reported_by: dup.reported_by.clone(),
@@ -168,7 +210,17 @@ impl Store {
             self.mutate(&id, false, |_, d| doc::append(d, "history", &step))?;
             report.folded.push((id, original));
         }
+        report.feed_head = self.feed_head()?;
         Ok(report)
+    }
+
+    /// Could a sweep at `now` do anything after the one that reported
+    /// `last`? Only if something was stored since (a result, a report, a
+    /// rules change) or an open entry's deadline has passed. The station asks
+    /// this each minute so that an idle district costs one query, not a
+    /// ledger pass under the store's lock.
+    pub fn sweep_due(&self, last: &SweepReport, now: DateTime<Utc>) -> Result<bool> {
+        Ok(self.feed_head()? != last.feed_head || last.next_deadline.is_some_and(|d| now > d))
     }
 
     fn category_group(&self, code: &str) -> Result<Option<String>> {

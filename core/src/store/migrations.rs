@@ -43,9 +43,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0006_cases_scores.sql"),
         rebuilds_index: true,
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../../migrations/0007_duplicate_search.sql"),
+        rebuilds_index: false,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 6;
+pub const LATEST_VERSION: i64 = 7;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.
