@@ -295,9 +295,17 @@ fn the_ledger_opens_rechecks_and_escalates() {
     let swept = f.store.sweep(bj(11, 14, 10), "system").unwrap();
     assert_eq!(swept.escalated.len(), 1);
     assert!(swept.folded.is_empty());
+    // F's signboard is the next deadline: until it passes, and while nothing
+    // new is stored, another sweep has nothing to do.
+    assert_eq!(swept.next_deadline, Some(bj(11, 20, 0)));
+    assert!(!f.store.sweep_due(&swept, bj(11, 14, 11)).unwrap());
+    assert!(!f.store.sweep_due(&swept, bj(11, 20, 0)).unwrap());
+    assert!(f.store.sweep_due(&swept, bj(11, 20, 1)).unwrap());
+    let again = f.store.sweep(bj(11, 14, 11), "system").unwrap();
+    assert!(again.did_nothing(), "{again:?}");
     assert_eq!(
-        f.store.sweep(bj(11, 14, 11), "system").unwrap(),
-        SweepReport::default()
+        again.feed_head, swept.feed_head,
+        "a sweep with nothing to do writes nothing"
     );
     let case = f.store.case(&swept.escalated[0]).unwrap();
     assert_eq!(case.source, CaseSource::Rectification);
@@ -332,6 +340,11 @@ fn the_ledger_opens_rechecks_and_escalates() {
             LedgerStepKind::Escalated
         ]
     );
+
+    // Anything new stored (here a citizen's report) makes the next sweep due
+    // again, deadline or not.
+    f.report('A', CaseSource::Citizen, "citizen-1", bj(11, 14, 12));
+    assert!(f.store.sweep_due(&swept, bj(11, 14, 13)).unwrap());
 }
 
 #[test]

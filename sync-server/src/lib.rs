@@ -6,6 +6,7 @@
 pub mod http;
 pub mod store;
 
+use menqian_core::SweepReport;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -65,25 +66,38 @@ pub async fn serve_with(
 
 /// Sweeps every `every`, first after one interval. A failed sweep is logged
 /// and tried again next time: it writes nothing unless it succeeds.
+/// A sweep is skipped while nothing was stored since the last one and no open
+/// item's deadline has passed (`Store::sweep_due`).
 async fn sweep_forever(store: SharedStore, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut last: Option<SweepReport> = None;
     loop {
         tick.tick().await;
         let store = store.clone();
+        let previous = last.take();
         let swept = tokio::task::spawn_blocking(move || {
             let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
-            guard.documents().sweep(chrono::Utc::now(), SYSTEM_USER)
+            let docs = guard.documents();
+            let now = chrono::Utc::now();
+            match previous {
+                Some(p) if !docs.sweep_due(&p, now)? => Ok((p, false)),
+                _ => docs.sweep(now, SYSTEM_USER).map(|r| (r, true)),
+            }
         })
         .await;
         match swept {
-            Ok(Ok(r)) if r.escalated.is_empty() && r.folded.is_empty() => {}
-            Ok(Ok(r)) => tracing::info!(
-                escalated = r.escalated.len(),
-                folded = r.folded.len(),
-                "district sweep"
-            ),
+            Ok(Ok((r, ran))) => {
+                if ran && !r.did_nothing() {
+                    tracing::info!(
+                        escalated = r.escalated.len(),
+                        folded = r.folded.len(),
+                        "district sweep"
+                    );
+                }
+                last = Some(r);
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "district sweep failed; retrying next interval")
             }

@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !path.exists() {
         build(&dir, &path)?;
     }
-    let store = Store::open(&path, fixtures_config())?;
+    let mut store = Store::open(&path, fixtures_config())?;
     if std::env::args().any(|a| a == "--plan-only") {
         // For profiling the planner alone.
         let shops = fx::registry(fx::SUBDISTRICT_SHOPS)?;
@@ -124,6 +124,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.push(t.elapsed());
     }
     report("one shop's standing (credit, stars, red flag)", times);
+
+    // 4. The station's minute when nothing has changed: a whole sweep (the
+    //    store was swept when built), and the check that lets it be skipped.
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let t = Instant::now();
+        last = Some(store.sweep(now(), "system")?);
+        times.push(t.elapsed());
+    }
+    let last = last.ok_or("no runs")?;
+    report(
+        &format!(
+            "district sweep with nothing to do ({} escalated, {} folded)",
+            last.escalated.len(),
+            last.folded.len()
+        ),
+        times,
+    );
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let t = Instant::now();
+        let due = store.sweep_due(&last, now())?;
+        times.push(t.elapsed());
+        if due {
+            return Err("a sweep that wrote nothing left another due".into());
+        }
+    }
+    report("the check that skips it (sweep_due)", times);
     Ok(())
 }
 
