@@ -20,6 +20,14 @@ for component in rustfmt clippy; do
   fi
 done
 
+# A clean run writes about 3 GB under target/ (README, "The two commands"); say so
+# up front rather than fail mid-build with "No space left on device".
+free_mb=$(df -Pm . | awk 'NR == 2 { print $4 }')
+echo "disk: ${free_mb} MB free here"
+if [ "${free_mb:-0}" -lt 4000 ]; then
+  echo "warning: a clean run needs about 3 GB for target/; free some space if the build fails" >&2
+fi
+
 echo "== system packages"
 bash scripts/system-deps.sh
 echo "== format"
