@@ -643,3 +643,61 @@ fn a_stepped_import_reports_progress_can_stop_and_checks_everything_first() {
     assert_eq!((r.created, r.unchanged), (70, 50));
     assert_eq!(told, vec![(50, 120), (100, 120), (120, 120)]);
 }
+
+#[test]
+fn a_fold_that_fails_halfway_changes_nothing_and_its_retry_links_once() {
+    // The station and a phone that holds what the station has.
+    let (dir, mut station) = demo_store();
+    let (_phone_dir, mut phone) = empty_store();
+    phone.merge_from(&station, 0).unwrap();
+    let shop = first_shop(&station);
+    let at = beijing(2026, 7, 1);
+    let report = |by: &str, at| NewCase {
+        subdistrict: None,
+        lane: None,
+        source: CaseSource::Steward,
+        category: "0504".into(),
+        location: shop.zone.centroid(),
+        shop_id: Some(shop.id()),
+        photos: vec![],
+        description: "店外摆摊".into(),
+        deadline: None,
+        reported_by: by.into(),
+        reported_at: at,
+    };
+    // Filed apart, offline: the station has both, neither linked yet.
+    let first = station.report_case(report("steward-1", at)).unwrap();
+    let second = phone
+        .report_case(report("steward-2", at + Duration::minutes(10)))
+        .unwrap();
+    station.merge_from(&phone, 0).unwrap();
+    assert_ne!(first, second);
+
+    // The second write of the fold (the repeat's 不予受理 step) fails.
+    let raw = rusqlite::Connection::open(dir.path().join("device.sqlite")).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER fail_fold BEFORE INSERT ON case_history WHEN NEW.status = 'rejected'
+         BEGIN SELECT RAISE(ABORT, 'disk failed mid-fold'); END;",
+    )
+    .unwrap();
+    let now = at + Duration::hours(1);
+    assert!(station.sweep(now, "system").is_err());
+    assert!(station.case(&first).unwrap().linked.is_empty());
+    assert_eq!(
+        station.case(&second).unwrap().status(),
+        CaseStatus::Reported
+    );
+
+    // Retried once the fault is gone: linked once, and only once.
+    raw.execute_batch("DROP TRIGGER fail_fold").unwrap();
+    let swept = station.sweep(now, "system").unwrap();
+    assert_eq!(swept.folded, vec![(second.clone(), first.clone())]);
+    assert!(station.sweep(now, "system").unwrap().did_nothing());
+    let original = station.case(&first).unwrap();
+    assert_eq!(original.linked.len(), 1);
+    assert_eq!(original.linked[0].reported_by, "steward-2");
+    assert_eq!(
+        station.case(&second).unwrap().status(),
+        CaseStatus::Rejected
+    );
+}

@@ -65,7 +65,9 @@ pub async fn serve_with(
 }
 
 /// Sweeps every `every`, first after one interval. A failed sweep is logged
-/// and tried again next time: it writes nothing unless it succeeds.
+/// and tried again next time: each escalation (under its deterministic id) and
+/// each fold is its own transaction, so what it finished stays and the rest
+/// is retried.
 /// A sweep is skipped while nothing was stored since the last one and no open
 /// item's deadline has passed (`Store::sweep_due`).
 async fn sweep_forever(store: SharedStore, every: std::time::Duration) {

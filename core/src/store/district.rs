@@ -197,7 +197,6 @@ impl Store {
                 description: dup.description.clone(),
                 evidence: dup.evidence.clone(),
             };
-            self.mutate(&original, false, |_, d| doc::append(d, "linked", &link))?;
             let step = StatusChange {
                 status: CaseStatus::Rejected,
                 at: now.max(dup.replay().since),
@@ -207,7 +206,12 @@ impl Store {
                 department: None,
                 whistle: None,
             };
-            self.mutate(&id, false, |_, d| doc::append(d, "history", &step))?;
+            // The link and the rejection together: a sweep that fails between
+            // them must not leave the report to be linked again next time.
+            self.mutate_both(
+                (&original, |d| doc::append(d, "linked", &link)),
+                (&id, |d| doc::append(d, "history", &step)),
+            )?;
             report.folded.push((id, original));
         }
         report.feed_head = self.feed_head()?;

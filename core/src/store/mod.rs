@@ -180,17 +180,23 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>, &mut AutoCommit) -> Result<R>,
     ) -> Result<R> {
         let tx = self.conn.transaction()?;
-        let mut doc = match load_doc(&tx, id, &self.actor)? {
-            Some(doc) => doc,
-            None if create => AutoCommit::new().with_actor(self.actor.clone()),
-            None => return Err(Error::not_found(kind_name(id), id)),
-        };
-        let out = f(&tx, &mut doc)?;
-        if let Some(hash) = doc.commit() {
-            persist(&tx, id, &mut doc, &[hash], Origin::Local)?;
-        }
+        let out = edit(&tx, &self.actor, id, create, f)?;
         commit(tx)?;
         Ok(out)
+    }
+
+    /// [`Store::mutate`] on two existing documents in one transaction: both
+    /// change or neither (a fold links a report on one case and closes
+    /// another; half of it, retried, would link the report twice).
+    fn mutate_both(
+        &mut self,
+        (a, fa): (&str, impl FnOnce(&mut AutoCommit) -> Result<()>),
+        (b, fb): (&str, impl FnOnce(&mut AutoCommit) -> Result<()>),
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        edit(&tx, &self.actor, a, false, |_, d| fa(d))?;
+        edit(&tx, &self.actor, b, false, |_, d| fb(d))?;
+        commit(tx)
     }
 
     /// Moves everything in the write-ahead log into the database file, so the file
@@ -233,6 +239,27 @@ impl Store {
     pub fn index_snapshot(&self) -> Result<Vec<String>> {
         index::snapshot(&self.conn)
     }
+}
+
+/// Runs `f` on document `id` inside `tx` (a new empty one if `create` and it
+/// is missing), then saves it, logs the change and re-indexes it.
+fn edit<R>(
+    tx: &Transaction<'_>,
+    actor: &ActorId,
+    id: &str,
+    create: bool,
+    f: impl FnOnce(&Transaction<'_>, &mut AutoCommit) -> Result<R>,
+) -> Result<R> {
+    let mut doc = match load_doc(tx, id, actor)? {
+        Some(doc) => doc,
+        None if create => AutoCommit::new().with_actor(actor.clone()),
+        None => return Err(Error::not_found(kind_name(id), id)),
+    };
+    let out = f(tx, &mut doc)?;
+    if let Some(hash) = doc.commit() {
+        persist(tx, id, &mut doc, &[hash], Origin::Local)?;
+    }
+    Ok(out)
 }
 
 /// Where a store keeps its blobs: `<database file>-blobs/`.
