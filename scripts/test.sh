@@ -22,9 +22,9 @@ done
 
 # A clean run writes about 3 GB under target/ (README, "The two commands"); say so
 # up front rather than fail mid-build with "No space left on device".
-free_mb=$(df -Pm . | awk 'NR == 2 { print $4 }')
-echo "disk: ${free_mb} MB free here"
-if [ "${free_mb:-0}" -lt 4000 ]; then
+free_mb=$(df -Pm . 2>/dev/null | awk 'NR == 2 { print $4 }') || free_mb=""
+echo "disk: ${free_mb:-unknown} MB free here"
+if [[ "$free_mb" =~ ^[0-9]+$ ]] && [ "$free_mb" -lt 4000 ]; then
   echo "warning: a clean run needs about 3 GB for target/; free some space if the build fails" >&2
 fi
 
