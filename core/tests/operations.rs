@@ -652,19 +652,7 @@ fn a_fold_that_fails_halfway_changes_nothing_and_its_retry_links_once() {
     phone.merge_from(&station, 0).unwrap();
     let shop = first_shop(&station);
     let at = beijing(2026, 7, 1);
-    let report = |by: &str, at| NewCase {
-        subdistrict: None,
-        lane: None,
-        source: CaseSource::Steward,
-        category: "0504".into(),
-        location: shop.zone.centroid(),
-        shop_id: Some(shop.id()),
-        photos: vec![],
-        description: "店外摆摊".into(),
-        deadline: None,
-        reported_by: by.into(),
-        reported_at: at,
-    };
+    let report = |by: &str, at| doorstep_report(&shop, CaseSource::Steward, by, at);
     // Filed apart, offline: the station has both, neither linked yet.
     let first = station.report_case(report("steward-1", at)).unwrap();
     let second = phone

@@ -110,19 +110,7 @@ impl Fortnight {
     fn report(&mut self, letter: char, source: CaseSource, by: &str, at: DateTime<Utc>) -> Filed {
         let shop = self.store.shop(&self.id(letter)).unwrap();
         self.store
-            .file_report(NewCase {
-                source,
-                category: "0504".into(),
-                location: shop.zone.centroid(),
-                shop_id: Some(shop.id()),
-                photos: vec![],
-                description: "店外摆摊".into(),
-                deadline: None,
-                reported_by: by.into(),
-                reported_at: at,
-                subdistrict: None,
-                lane: None,
-            })
+            .file_report(doorstep_report(&shop, source, by, at))
             .unwrap()
     }
 

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
-use menqian_core::{Category, ChecklistTemplate, Shop, Store, StoreConfig};
+use menqian_core::{CaseSource, Category, ChecklistTemplate, NewCase, Shop, Store, StoreConfig};
 
 pub const HOST: &str = "mq.fengtai.example.cn";
 
@@ -75,4 +75,21 @@ pub fn photo(store: &mut Store, dir: &std::path::Path, taken_by: &str) -> String
         )
         .unwrap()
         .hash
+}
+
+/// A report of 店外摆摊 (category 0504) at `shop`'s doorstep.
+pub fn doorstep_report(shop: &Shop, source: CaseSource, by: &str, at: DateTime<Utc>) -> NewCase {
+    NewCase {
+        source,
+        category: "0504".into(),
+        location: shop.zone.centroid(),
+        shop_id: Some(shop.id()),
+        photos: vec![],
+        description: "店外摆摊".into(),
+        deadline: None,
+        reported_by: by.into(),
+        reported_at: at,
+        subdistrict: None,
+        lane: None,
+    }
 }
