@@ -3,7 +3,14 @@
 # Xcode): the Rust static library for each target, the generated C header and
 # module map, then `xcodebuild -create-xcframework`. Needs
 #   rustup target add aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios
+# and CMake and NASM (`brew install cmake nasm`): libjpeg-turbo is built from
+# turbojpeg-sys's vendored source for every target (pkg-config cannot serve a
+# cross build).
 set -euo pipefail
+export TURBOJPEG_SOURCE=vendor
+for tool in cargo cmake nasm; do
+  command -v "$tool" >/dev/null || { echo "$tool not found: see the comment at the top of $0" >&2; exit 1; }
+done
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 profile=release-small

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, if missing:
-#   pkg-config, libturbojpeg0-dev  libjpeg-turbo for the photo pipeline (phone library, tests)
+#   cmake, nasm                    to build libjpeg-turbo from turbojpeg-sys's vendored
+#                                  source (TURBOJPEG_SOURCE=vendor, as on phones)
+#   openssl                        the TLS tests' second opinion on certificates
 #   mate-backgrounds               real camera photos the tests process (a Sony RX100
 #   lomiri-wallpapers              photo with EXIF; a 15.9 MP CC0 photo)
 # With `--bench` also the peers the photo benchmark runs side by side:
 #   libvips-tools, imagemagick
 # Prints nothing when everything is there. Sourced or run by scripts/test.sh.
 set -euo pipefail
-packages=(pkg-config libturbojpeg0-dev mate-backgrounds lomiri-wallpapers)
+packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(libvips-tools imagemagick)
 fi
