@@ -28,6 +28,11 @@ pub enum MenqianError {
     /// The server could not be reached: work stays on the phone, try later.
     #[error("{reason}")]
     Offline { reason: String },
+    /// The station's certificate is not the one this phone trusts (another
+    /// server, expired, or not from the CA pinned at enrollment). Nothing was
+    /// sent and nothing is lost; check the address, or enroll again.
+    #[error("{reason}")]
+    Untrusted { reason: String },
     /// The server no longer accepts this phone: enroll again.
     #[error("{reason}")]
     Unauthorized { reason: String },
@@ -66,6 +71,7 @@ impl From<Core> for MenqianError {
             Core::NotAllowed { reason } => MenqianError::NotAllowed { reason },
             Core::Offline { .. } => MenqianError::Offline { reason },
             Core::Unauthorized { .. } => MenqianError::Unauthorized { reason },
+            Core::Untrusted { reason } => MenqianError::Untrusted { reason },
             Core::Refused { .. } | Core::Rejected { .. } | Core::AreaChanged { .. } => {
                 MenqianError::Rejected { reason }
             }
@@ -80,6 +86,39 @@ impl From<Core> for MenqianError {
             | Core::Io(_) => MenqianError::Storage { reason },
         }
     }
+}
+
+impl MenqianError {
+    /// What a screen shows, in Chinese: the one home of these texts, read by
+    /// both apps through [`problem_text`].
+    pub fn text(&self) -> String {
+        use MenqianError::*;
+        match self {
+            InvalidInput { field, reason } => format!("{field}：{reason}"),
+            NotFound { what } => format!("未找到：{what}"),
+            BadQrCode { reason } => format!("无法识别的门牌码：{reason}"),
+            IncompleteInspection { codes } => format!("还有未检查的项目：{}", codes.join("、")),
+            PhotoRequired { code } => format!("不合格项目 {code} 需要拍照取证"),
+            NotAllowed { reason } => reason.clone(),
+            Offline { reason } => format!("网络不可用，记录已保存在手机上：{reason}"),
+            Untrusted { reason } => {
+                format!("服务器证书不可信，未发送任何数据，记录仍保存在手机上：{reason}")
+            }
+            Unauthorized { reason } => format!("设备未授权，请重新登记：{reason}"),
+            Rejected { reason } => format!("服务器拒绝：{reason}"),
+            Server { reason } => format!("服务器出错，稍后再试：{reason}"),
+            BadPhoto { reason } => format!("照片无法使用，请重拍：{reason}"),
+            Cancelled => "已取消".to_string(),
+            Storage { reason } => format!("手机存储出错：{reason}"),
+        }
+    }
+}
+
+/// The Chinese text a screen shows for `error` (Kotlin `Problem.text`, Swift
+/// `Problem.text`).
+#[uniffi::export]
+pub fn problem_text(error: MenqianError) -> String {
+    error.text()
 }
 
 /// What a progress listener's failure becomes: the core ignores it.

@@ -13,8 +13,8 @@ mod views;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use menqian_core::client::{CancelToken, SyncClient, SyncListener, SyncPhase, SyncProgress};
-use menqian_core::{GeoPoint, NewCase, NewInspection, Shop, Store, StoreConfig};
+use menqian_core::client::{CancelToken, SyncListener, SyncPhase, SyncProgress};
+use menqian_core::{EnrollmentLink, GeoPoint, NewCase, NewInspection, Shop, Store, StoreConfig};
 
 pub use error::{ListenerError, MenqianError};
 pub use views::*;
@@ -256,10 +256,10 @@ impl MenqianStore {
     /// measured, and how much of each lane it passed it covered.
     pub fn patrol_summary(&self, patrol_id: String) -> Result<PatrolSummary> {
         use menqian_core::model::track::{self, TrackRules};
-        let (report, lanes) = self
-            .store()
-            .patrol_report_near(&patrol_id, &TrackRules::default())?;
+        let store = self.store();
+        let (report, lanes) = store.patrol_report_near(&patrol_id, &TrackRules::default())?;
         Ok(PatrolSummary {
+            recorded: store.patrol_track(&patrol_id)?.len() as u64,
             points: report.track.len() as u64,
             dropped: (report.dropped_inaccurate + report.dropped_jumps) as u64,
             distance_m: report.distance_m,
@@ -329,6 +329,15 @@ impl MenqianStore {
         Ok(self.store().start_patrol(&user, at)?)
     }
 
+    /// The patrol a (re)started recorder writes to: the user's open patrol if
+    /// it began within 12 hours (the app was killed mid-patrol), else a new
+    /// one; older open patrols are closed at their last point.
+    pub fn resume_or_start_patrol(&self, user: String, at_ms: i64) -> Result<PatrolStart> {
+        let at = views::time("at_ms", at_ms)?;
+        let (id, resumed) = self.store().resume_or_start_patrol(&user, at)?;
+        Ok(PatrolStart { id, resumed })
+    }
+
     /// Appends GPS points as they arrive (from the foreground location service).
     pub fn append_track(&self, patrol_id: String, points: Vec<TrackFix>) -> Result<()> {
         let points = points
@@ -343,22 +352,27 @@ impl MenqianStore {
         Ok(self.store().stop_patrol(&patrol_id, at)?)
     }
 
-    /// Enrolls this phone with a one-time code from the supervisor. Keep the
-    /// returned token in the platform's secure storage.
+    /// Enrolls this phone with the station's address and a one-time code as
+    /// typed. Over https the station's certificate must come from a public CA;
+    /// a station with a private CA is enrolled through its link
+    /// ([`MenqianStore::enroll_link`]). Keep the returned token in the
+    /// platform's secure storage.
     pub fn enroll(
         &self,
         server_url: String,
         code: String,
         device_name: String,
     ) -> Result<Enrollment> {
-        let client = SyncClient::new(&server_url, None)?;
-        let e = client.enroll(&code, &self.store(), &device_name)?;
-        Ok(Enrollment {
-            device_id: e.device_id,
-            token: e.token,
-            user_id: e.user_id,
-            role: e.role,
-        })
+        let link = EnrollmentLink::new(&server_url, &code, None)?;
+        self.enroll_with(link, device_name)
+    }
+
+    /// Enrolls this phone through the link the station prints and shows as a
+    /// QR code (`https://…/enroll?code=…&ca=…`). With a CA pin, the station's
+    /// CA certificate is fetched, checked against the pin and kept: from then
+    /// on this phone trusts that CA alone for its station.
+    pub fn enroll_link(&self, link: String, device_name: String) -> Result<Enrollment> {
+        self.enroll_with(EnrollmentLink::parse(&link)?, device_name)
     }
 
     /// Pushes this phone's changes and pulls everyone else's. Safe to interrupt
@@ -370,10 +384,11 @@ impl MenqianStore {
         listener: Option<Arc<dyn ProgressListener>>,
         cancel: Option<Arc<CancelHandle>>,
     ) -> Result<SyncSummary> {
-        let client = SyncClient::new(&server_url, Some(token))?;
+        let mut store = self.store();
+        let client = store.sync_client(&server_url, &token)?;
         let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
         let adapter = listener.map(|l| Adapter(l, cancel.clone()));
-        let report = self.store().sync(
+        let report = store.sync(
             &client,
             adapter.as_ref().map(|a| a as &dyn SyncListener),
             &cancel,
@@ -416,6 +431,19 @@ pub fn gcj02_to_wgs84(lat: f64, lon: f64) -> MapPoint {
     MapPoint {
         lat: p.lat,
         lon: p.lon,
+    }
+}
+
+impl MenqianStore {
+    fn enroll_with(&self, link: EnrollmentLink, device_name: String) -> Result<Enrollment> {
+        let e = self.store().enroll(&link, &device_name)?;
+        Ok(Enrollment {
+            server_url: link.server_url,
+            device_id: e.device_id,
+            token: e.token,
+            user_id: e.user_id,
+            role: e.role,
+        })
     }
 }
 

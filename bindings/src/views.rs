@@ -394,11 +394,20 @@ impl From<core::CaseSummary> for CaseRow {
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Enrollment {
+    /// The station's address to sync with (from the link, or as typed).
+    pub server_url: String,
     pub device_id: String,
     /// Keep in the platform's secure storage (Android Keystore, iOS Keychain).
     pub token: String,
     pub user_id: String,
     pub role: String,
+}
+
+/// The patrol a recorder writes to, and whether it continues an open one.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PatrolStart {
+    pub id: String,
+    pub resumed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
@@ -482,6 +491,9 @@ impl From<menqian_core::evidence::time::TimeCheck> for TimeVerdict {
 /// A patrol's cleaned track, measured.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct PatrolSummary {
+    /// Points stored, as recorded.
+    pub recorded: u64,
+    /// Points on the cleaned, simplified track.
     pub points: u64,
     pub dropped: u64,
     pub distance_m: f64,

@@ -65,6 +65,12 @@ pub enum Error {
     #[error("offline: {reason}")]
     Offline { reason: String },
 
+    /// The station's TLS certificate is not one this device trusts (another
+    /// station, expired, or from another authority than the one pinned at
+    /// enrollment). Nothing was sent; retrying does not help.
+    #[error("station not trusted: {reason}")]
+    Untrusted { reason: String },
+
     /// The server does not accept this device's token (revoked or unknown):
     /// enroll again.
     #[error("not authorized: {reason}")]

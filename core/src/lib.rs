@@ -9,6 +9,7 @@ pub mod access;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod doc;
+pub mod enrollment;
 pub mod error;
 pub mod evidence;
 pub mod model;
@@ -18,6 +19,7 @@ pub mod store;
 pub mod wire;
 
 pub use access::{Area, Role, Visibility, Writer};
+pub use enrollment::EnrollmentLink;
 pub use error::{Error, Result};
 pub use model::case::{
     Case, CaseMove, CaseSource, CaseStatus, LinkedReport, NewCase, StatusChange, Whistle,

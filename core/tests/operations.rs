@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 
 use chrono::Duration;
 use common::*;
+use menqian_core::store::RESUME_WITHIN_HOURS;
 use menqian_core::*;
 
 fn first_shop(store: &Store) -> Shop {
@@ -401,6 +402,41 @@ fn a_patrol_records_its_track_until_stopped() {
         Err(Error::PatrolEnded { .. })
     ));
     assert_eq!(store.patrol_track(&id).unwrap(), points);
+}
+
+#[test]
+fn a_restarted_recorder_continues_the_open_patrol_and_closes_stale_ones() {
+    let (_dir, mut store) = empty_store();
+    let start = beijing(2026, 7, 1);
+    let point = |s: i64| TrackPoint {
+        at: start + Duration::seconds(s),
+        lat: 39.866,
+        lon: 116.345,
+        accuracy_m: 5.0,
+    };
+    // Nothing open: a new patrol.
+    let (first, resumed) = store.resume_or_start_patrol("chief-3", start).unwrap();
+    assert!(!resumed);
+    store.append_track(&first, &[point(1), point(2)]).unwrap();
+    // The app was killed; the service restarts ten minutes later.
+    let later = start + Duration::minutes(10);
+    let (again, resumed) = store.resume_or_start_patrol("chief-3", later).unwrap();
+    assert_eq!((again.as_str(), resumed), (first.as_str(), true));
+    assert_eq!(store.patrol_track(&first).unwrap().len(), 2);
+    // Another user's open patrol is theirs.
+    let (other, resumed) = store.resume_or_start_patrol("chief-4", later).unwrap();
+    assert!(!resumed && other != first);
+    // A day later the open patrol is stale: it ends at its last point and a
+    // new one begins, so the user never has two open patrols.
+    let next_day = start + Duration::hours(RESUME_WITHIN_HOURS + 1);
+    let (fresh, resumed) = store.resume_or_start_patrol("chief-3", next_day).unwrap();
+    assert!(!resumed && fresh != first);
+    assert!(matches!(
+        store.append_track(&first, &[point(3)]),
+        Err(Error::PatrolEnded { .. })
+    ));
+    let (still, resumed) = store.resume_or_start_patrol("chief-3", next_day).unwrap();
+    assert_eq!((still.as_str(), resumed), (fresh.as_str(), true));
 }
 
 #[test]

@@ -37,6 +37,11 @@ pub struct Blobs {
 }
 
 pub fn router(store: SharedStore) -> Router {
+    router_with(store, None)
+}
+
+/// [`router`], serving `ca` (the CA devices pin at enrollment) at `/v1/tls/ca`.
+pub fn router_with(store: SharedStore, ca: Option<Arc<crate::StationCa>>) -> Router {
     let dir = {
         let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
         guard.documents().blobs().clone()
@@ -48,6 +53,7 @@ pub fn router(store: SharedStore) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
+        .route(menqian_core::enrollment::CA_PATH, get(station_ca))
         .route("/v1/push", post(push))
         .route("/v1/pull", get(pull))
         .route("/v1/snapshot", get(snapshot))
@@ -56,7 +62,27 @@ pub fn router(store: SharedStore) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(stamp_time))
         .layer(axum::Extension(blobs))
+        .layer(axum::Extension(ca))
         .with_state(store)
+}
+
+/// The station's CA certificate (DER), for a device enrolling through a link
+/// that pins it. Public: the pin, not this answer, is what a device trusts.
+async fn station_ca(
+    axum::Extension(ca): axum::Extension<Option<Arc<crate::StationCa>>>,
+) -> Result<Response, ApiError> {
+    let ca = ca.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_ca",
+            "this station was started without --tls-ca",
+        )
+    })?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/pkix-cert")],
+        ca.der.clone(),
+    )
+        .into_response())
 }
 
 /// A failure as the client sees it.

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod store;
+pub mod tls;
 
 use menqian_core::SweepReport;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 pub use http::{SharedStore, router};
 pub use store::{SqliteSyncStore, StoreError, SyncStore, User};
+pub use tls::{StationCa, TlsFiles};
 
 pub mod report;
 
@@ -24,12 +26,18 @@ pub struct Options {
     /// How often the district platform sweeps: escalating overdue
     /// rectification items and folding duplicate reports (`Store::sweep`).
     pub sweep_every: std::time::Duration,
+    /// Serve HTTPS with these files instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The CA devices pin at enrollment, served at `/v1/tls/ca`.
+    pub ca: Option<StationCa>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             sweep_every: std::time::Duration::from_secs(60),
+            tls: None,
+            ca: None,
         }
     }
 }
@@ -53,15 +61,40 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let store: SharedStore = Arc::new(Mutex::new(store));
     let sweeper = tokio::spawn(sweep_forever(store.clone(), options.sweep_every));
-    let app = router(store);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let app = http::router_with(store, options.ca.map(Arc::new))
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let served = match options.tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(files) => {
+            // The handshake runs in each connection's own task, so a slow
+            // client does not hold up the others.
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                    .await?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+    };
     sweeper.abort();
     served
+}
+
+/// Makes rustls use aws-lc-rs for the whole process (the station's HTTPS),
+/// whichever crypto features other crates enable. Call once at start.
+pub fn init_crypto() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Sweeps every `every`, first after one interval. A failed sweep is logged

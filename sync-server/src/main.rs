@@ -35,6 +35,21 @@ struct Cli {
     /// The district's signboard hosts accepted in QR codes (repeatable).
     #[arg(long = "qr-host", default_value = menqian_fixtures::DEMO_HOST)]
     qr_hosts: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The CA certificate (PEM) phones pin at enrollment: served at /v1/tls/ca,
+    /// and its SHA-256 goes into every enrollment link. Use it when the
+    /// station's certificate is not from a public CA.
+    #[arg(long, global = true)]
+    tls_ca: Option<PathBuf>,
+    /// The address phones reach the station at, for enrollment links, e.g.
+    /// https://mq.example.cn:8443 (default: http:// or https:// and --listen).
+    #[arg(long, global = true)]
+    public_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -63,6 +78,30 @@ enum Command {
     },
     /// Run the district sweep once now (escalate overdue items, fold duplicates).
     Sweep,
+    /// Certificates for a station that serves HTTPS itself.
+    Tls {
+        #[command(subcommand)]
+        action: TlsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TlsAction {
+    /// Make a private CA and a station certificate signed by it in DIR
+    /// (ca.pem, ca-key.pem, station.pem, station-key.pem), for a district
+    /// without its own CA; prints the fingerprint phones pin.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// A DNS name or IP address phones use to reach the station (repeatable).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        /// The district's name, for the CA's name.
+        #[arg(long, default_value = "门前")]
+        district: String,
+    },
+    /// Print the SHA-256 fingerprint of a CA certificate (PEM): the pin.
+    Fingerprint { ca: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -181,7 +220,72 @@ fn main() -> ExitCode {
     }
 }
 
+/// How phones reach this station: its address, and HTTPS with a pinned CA.
+struct Station {
+    public_url: String,
+    tls: Option<menqian_sync_server::TlsFiles>,
+    ca: Option<menqian_sync_server::StationCa>,
+}
+
+/// The options that say how phones reach the station.
+struct StationArgs {
+    listen: String,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    public_url: Option<String>,
+}
+
+fn cli_station(args: &StationArgs) -> Result<Station, Box<dyn std::error::Error>> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(menqian_sync_server::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let ca = args
+        .tls_ca
+        .as_deref()
+        .map(menqian_sync_server::StationCa::read)
+        .transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("{scheme}://{}", args.listen));
+    Ok(Station {
+        public_url,
+        tls,
+        ca,
+    })
+}
+
+/// The link (and QR code) a phone enrolls with.
+fn enrollment_link(
+    station: &Station,
+    code: &str,
+) -> Result<menqian_core::EnrollmentLink, Box<dyn std::error::Error>> {
+    let pin = station.ca.as_ref().map(|ca| ca.sha256());
+    Ok(menqian_core::EnrollmentLink::new(
+        &station.public_url,
+        code,
+        pin,
+    )?)
+}
+
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    menqian_sync_server::init_crypto();
+    if let Some(Command::Tls { action }) = &cli.command {
+        return tls(action);
+    }
+    let cli_parts = StationArgs {
+        listen: cli.listen.clone(),
+        tls_cert: cli.tls_cert.clone(),
+        tls_key: cli.tls_key.clone(),
+        tls_ca: cli.tls_ca.clone(),
+        public_url: cli.public_url.clone(),
+    };
     let mut store = SqliteSyncStore::open(&cli.data, cli.qr_hosts.clone())?;
     match cli.command {
         Some(Command::User {
@@ -216,6 +320,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }) => {
             let code = store.issue_enrollment(&user, Utc::now(), Duration::hours(hours))?;
             println!("{code}");
+            println!(
+                "{}",
+                enrollment_link(&cli_station(&cli_parts)?, &code)?.to_link()
+            );
         }
         Some(Command::Device {
             action: DeviceAction::List,
@@ -259,16 +367,52 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 r.folded.len()
             );
         }
+        Some(Command::Tls { action }) => tls(&action)?,
         None => {
+            let station = cli_station(&cli_parts)?;
             if cli.demo {
-                load_demo(&mut store, &cli.listen)?;
+                load_demo(&mut store, &station)?;
             }
+            let options = menqian_sync_server::Options {
+                tls: station.tls.clone(),
+                ca: station.ca.clone(),
+                ..Default::default()
+            };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(&cli.listen).await?;
-                tracing::info!(address = %listener.local_addr()?, data = %cli.data.display(), "serving");
-                menqian_sync_server::serve(listener, Box::new(store), menqian_sync_server::shutdown_signal()).await
+                tracing::info!(address = %listener.local_addr()?, data = %cli.data.display(), https = options.tls.is_some(), "serving");
+                menqian_sync_server::serve_with(listener, Box::new(store), menqian_sync_server::shutdown_signal(), options).await
             })?;
+        }
+    }
+    Ok(())
+}
+
+fn tls(action: &TlsAction) -> Result<(), Box<dyn std::error::Error>> {
+    match action {
+        TlsAction::Init {
+            dir,
+            hosts,
+            district,
+        } => {
+            let made = menqian_sync_server::tls::make_private_ca(dir, hosts, district)?;
+            println!(
+                "made {ca} (CA), {cert} and {key} (the station's, for {hosts})\n\
+                 CA SHA-256: {pin}\n\
+                 Serve with: --tls-cert {cert} --tls-key {key} --tls-ca {ca}\n\
+                 Keep {dir}/ca-key.pem offline: it signs the station's next certificate.",
+                ca = made.ca_cert.display(),
+                cert = made.station.cert.display(),
+                key = made.station.key.display(),
+                hosts = hosts.join(", "),
+                pin = menqian_core::enrollment::hex(&made.ca.sha256()),
+                dir = dir.display(),
+            );
+        }
+        TlsAction::Fingerprint { ca } => {
+            let ca = menqian_sync_server::StationCa::read(ca)?;
+            println!("{}", menqian_core::enrollment::hex(&ca.sha256()));
         }
     }
     Ok(())
@@ -337,7 +481,10 @@ fn report(store: &mut SqliteSyncStore, what: ReportKind) -> Result<(), Box<dyn s
 }
 
 /// The demo district and users; running it again changes nothing.
-fn load_demo(store: &mut SqliteSyncStore, listen: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn load_demo(
+    store: &mut SqliteSyncStore,
+    station: &Station,
+) -> Result<(), Box<dyn std::error::Error>> {
     let docs = store.documents();
     docs.import_templates(menqian_fixtures::templates()?)?;
     docs.import_categories(menqian_fixtures::categories()?)?;
@@ -391,11 +538,14 @@ fn load_demo(store: &mut SqliteSyncStore, listen: &str) -> Result<(), Box<dyn st
         }
     }
     let code = store.issue_enrollment("officer-1", Utc::now(), Duration::hours(24))?;
+    let link = enrollment_link(station, &code)?.to_link();
+    let listen = &station.public_url;
     println!(
         "demo district loaded: {} shops on 富义街 ({} new), checklists 一核实五必查 and 门前五包, 14 categories\n\
          demo users: admin, supervisor-1, officer-1, officer-2, steward-1\n\n\
          Enroll a device as officer-1 with this one-time code (valid 24 h): {code}\n\
-         \x20 curl -s -X POST http://{listen}/v1/enroll -H 'content-type: application/json' \\\n\
+         \x20 enrollment link (the phone app scans it as a QR code): {link}\n\
+         \x20 curl -s -X POST {listen}/v1/enroll -H 'content-type: application/json' \\\n\
          \x20      -d '{{\"code\":\"{code}\",\"actor\":\"<the device store's actor id>\",\"device_name\":\"demo phone\"}}'\n\
          More codes: cargo run --release -p menqian-sync-server -- device code --user officer-2\n",
         report.created + report.updated + report.unchanged,

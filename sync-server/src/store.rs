@@ -240,8 +240,8 @@ pub(crate) fn hash(secret: &str) -> Vec<u8> {
 /// Enrollment codes: 8 characters without look-alikes (0/O, 1/I), easy to read
 /// aloud or type from a supervisor's screen.
 fn new_code() -> String {
-    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-    let mut bytes = [0u8; 8];
+    use menqian_core::enrollment::{CODE_ALPHABET as ALPHABET, CODE_LEN};
+    let mut bytes = [0u8; CODE_LEN];
     rand::fill(&mut bytes);
     bytes
         .iter()

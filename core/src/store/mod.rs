@@ -26,7 +26,7 @@ pub use cases::{CaseSummary, Filed};
 pub use district::SweepReport;
 pub use evidence::{Capture, CapturedPhoto, PendingBlob};
 pub use inspections::{InspectionRef, Submitted};
-pub use patrols::MAX_POINTS_PER_APPEND;
+pub use patrols::{MAX_POINTS_PER_APPEND, RESUME_WITHIN_HOURS};
 pub use registry::{ImportReport, ShopSummary};
 pub use scores::{DayPlan, LaneChiefWeek, PlanStop, ShopExtra, Standing, StewardScore};
 pub use sync::{ApplyReport, ChangeBatch, DocChange, SnapshotPage, SyncCursors};
@@ -383,6 +383,25 @@ pub(crate) fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(
     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
         .execute([key, value])?;
     Ok(())
+}
+
+impl Store {
+    /// A device setting kept in the `meta` table (not synced).
+    pub(crate) fn setting(&self, key: &str) -> Result<Option<String>> {
+        get_meta(&self.conn, key)
+    }
+
+    /// Sets (or, with `None`, removes) a device setting.
+    pub(crate) fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        match value {
+            Some(v) => set_meta(&tx, key, v)?,
+            None => {
+                tx.execute("DELETE FROM meta WHERE key = ?1", [key])?;
+            }
+        }
+        commit(tx)
+    }
 }
 
 /// A time stored in an index table as milliseconds since the Unix epoch.

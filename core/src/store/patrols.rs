@@ -1,7 +1,7 @@
 //! Patrol logs: start, append GPS points as they come, stop.
 
 use automerge::ROOT;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use rusqlite::OptionalExtension;
 
 use super::{Store, new_id, time_from_ms};
@@ -12,6 +12,10 @@ use crate::model::user_id;
 
 /// The most points one append may carry (10 minutes at 1 Hz).
 pub const MAX_POINTS_PER_APPEND: usize = 600;
+
+/// An open patrol started at most this long ago is continued by a restarted
+/// recorder (the phone killed the app mid-patrol); an older one is closed.
+pub const RESUME_WITHIN_HOURS: i64 = 12;
 
 impl Store {
     pub fn start_patrol(&mut self, user: &str, at: DateTime<Utc>) -> Result<String> {
@@ -26,6 +30,42 @@ impl Store {
         let id = new_id("patrol");
         self.mutate(&id, true, |_, d| doc::write_root(d, &patrol))?;
         Ok(id)
+    }
+
+    /// The patrol a recorder should write to: the user's open patrol if it
+    /// started within [`RESUME_WITHIN_HOURS`] (the recorder was restarted after
+    /// the app was killed), else a new one. Older open patrols of the user are
+    /// closed at their last point, so a user never has two open patrols.
+    /// Returns the id and whether it was resumed.
+    pub fn resume_or_start_patrol(
+        &mut self,
+        user: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(String, bool)> {
+        let user = user_id("user", user)?;
+        let open: Vec<(String, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, started_at FROM patrols WHERE user = ?1 AND ended_at IS NULL \
+                 ORDER BY started_at DESC, id",
+            )?
+            .query_map([&user], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut resumed = None;
+        for (id, started) in open {
+            let started = time_from_ms(&id, started)?;
+            let recent = started <= at && at - started <= Duration::hours(RESUME_WITHIN_HOURS);
+            if resumed.is_none() && recent {
+                resumed = Some(id);
+            } else {
+                let last = self.patrol_track(&id)?.last().map(|p| p.at);
+                self.stop_patrol(&id, last.map_or(started, |t| t.max(started)))?;
+            }
+        }
+        match resumed {
+            Some(id) => Ok((id, true)),
+            None => Ok((self.start_patrol(&user, at)?, false)),
+        }
     }
 
     /// Appends GPS points (one chunk) to an open patrol.

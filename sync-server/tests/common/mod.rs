@@ -73,7 +73,13 @@ impl TestServer {
     pub fn start_sweeping(every: std::time::Duration) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         seed(dir.path());
-        Self::start_with(dir, menqian_sync_server::Options { sweep_every: every })
+        Self::start_with(
+            dir,
+            menqian_sync_server::Options {
+                sweep_every: every,
+                ..Default::default()
+            },
+        )
     }
 
     pub fn start_with(dir: tempfile::TempDir, options: menqian_sync_server::Options) -> TestServer {

@@ -15,9 +15,13 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::enrollment::EnrollmentLink;
 use crate::error::{Error, Result};
 use crate::store::{DocChange, Store};
 use crate::wire::{self, WireBatch};
+
+mod trust;
+pub use trust::StationTrust;
 
 /// Own changes per push request.
 const PUSH_PAGE: u32 = 500;
@@ -131,7 +135,19 @@ pub const BLOB_CHUNK: usize = 256 * 1024;
 
 impl SyncClient {
     /// `base_url` like `http://127.0.0.1:8080`; `token` from [`SyncClient::enroll`].
+    /// Over https the station must present a certificate from a public CA; a
+    /// station with a private CA is reached through [`Store::sync_client`]
+    /// after a pinned enrollment.
     pub fn new(base_url: &str, token: Option<String>) -> Result<SyncClient> {
+        Self::with_trust(base_url, token, &StationTrust::PublicRoots)
+    }
+
+    /// A client that accepts only what `trust` allows over https.
+    pub fn with_trust(
+        base_url: &str,
+        token: Option<String>,
+        trust: &StationTrust,
+    ) -> Result<SyncClient> {
         let base = url::Url::parse(base_url)
             .map_err(|e| Error::invalid("base_url", e.to_string()))?
             .as_str()
@@ -140,6 +156,7 @@ impl SyncClient {
         let http = Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
+            .tls_certs_only(trust.roots()?)
             .build()
             .map_err(|e| Error::Offline {
                 reason: e.to_string(),
@@ -356,12 +373,17 @@ impl SyncClient {
                 }
                 Ok(r) if r.status().is_server_error() && !last => {}
                 Ok(r) => return Err(status_error(r)),
-                Err(e) if last => {
-                    return Err(Error::Offline {
-                        reason: e.to_string(),
-                    });
+                Err(e) => {
+                    // A refused certificate stays refused: say so at once.
+                    if let Some(reason) = trust::refused_certificate(&e) {
+                        return Err(Error::Untrusted { reason });
+                    }
+                    if last {
+                        return Err(Error::Offline {
+                            reason: e.to_string(),
+                        });
+                    }
                 }
-                Err(_) => {}
             }
             self.wait(attempt, cancel)?;
         }
@@ -436,6 +458,26 @@ fn status_error(r: Response) -> Error {
 }
 
 impl Store {
+    /// Enrolls this device with the station `link` names. A link with a CA pin
+    /// fetches the station's CA, checks it against the pin and, once the
+    /// station accepted the code, keeps it as the only CA this device trusts
+    /// for its station; a link without one trusts the public roots.
+    pub fn enroll(&mut self, link: &EnrollmentLink, device_name: &str) -> Result<Enrollment> {
+        let trust = match &link.ca_sha256 {
+            Some(pin) => StationTrust::PinnedCa(trust::fetch_pinned_ca(&link.server_url, pin)?),
+            None => StationTrust::PublicRoots,
+        };
+        let client = SyncClient::with_trust(&link.server_url, None, &trust)?;
+        let enrollment = client.enroll(&link.code, self, device_name)?;
+        self.set_station_trust(&trust)?;
+        Ok(enrollment)
+    }
+
+    /// A client for this device's station, trusting what enrollment pinned.
+    pub fn sync_client(&self, base_url: &str, token: &str) -> Result<SyncClient> {
+        SyncClient::with_trust(base_url, Some(token.to_string()), &self.station_trust()?)
+    }
+
     /// Pushes this device's changes, then pulls and applies everyone else's.
     /// Safe to interrupt anywhere and to call again.
     pub fn sync(
