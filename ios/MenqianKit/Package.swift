@@ -6,7 +6,7 @@ import PackageDescription
 
 let package = Package(
     name: "MenqianKit",
-    platforms: [.iOS(.v16)],
+    platforms: [.iOS(.v17)],
     products: [
         .library(name: "MenqianKit", targets: ["MenqianKit"]),
     ],

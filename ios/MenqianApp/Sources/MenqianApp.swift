@@ -70,10 +70,18 @@ final class AppModel: ObservableObject {
         }
     }
 
-    func enroll(server: String, code: String) {
+    /// Enrolls with the station's link (scanned or pasted; it pins the
+    /// station's CA), or with an address and a code as typed.
+    func enroll(link: String? = nil, server: String = "", code: String = "") {
         run {
-            let e = try await self.menqian.enroll(server: server, code: code, deviceName: UIDevice.current.name)
-            self.keychain.write("server", server)
+            let name = UIDevice.current.name
+            let e: Enrollment
+            if let link {
+                e = try await self.menqian.enrollLink(link, deviceName: name)
+            } else {
+                e = try await self.menqian.enroll(server: server, code: code, deviceName: name)
+            }
+            self.keychain.write("server", e.serverUrl)
             self.keychain.write("token", e.token)
             self.keychain.write("user", e.userId)
             self.keychain.write("role", e.role)
@@ -112,14 +120,27 @@ final class AppModel: ObservableObject {
 
 struct EnrollView: View {
     @EnvironmentObject var model: AppModel
-    @State private var server = "http://"
+    @State private var server = "https://"
     @State private var code = ""
+    @State private var scanning = false
 
     var body: some View {
         Form {
-            TextField("服务器地址", text: $server).textInputAutocapitalization(.never)
-            TextField("一次性登记码（8位）", text: $code).textInputAutocapitalization(.characters)
-            Button("登记本机") { model.enroll(server: server, code: code) }.disabled(code.count != 8)
+            Section("扫描登记二维码") {
+                Button("扫码登记") { scanning = true }
+            }
+            Section("或手动输入") {
+                TextField("服务器地址", text: $server).textInputAutocapitalization(.never)
+                TextField("一次性登记码（8位）", text: $code).textInputAutocapitalization(.characters)
+                Button("登记本机") { model.enroll(server: server, code: code) }.disabled(code.count != 8)
+            }
+        }
+        .sheet(isPresented: $scanning) {
+            QRScanner { link in
+                guard scanning else { return }
+                scanning = false
+                model.enroll(link: link)
+            }
         }
         .navigationTitle("设备登记")
     }

@@ -70,6 +70,7 @@ struct ChecklistView: View {
     }
 }
 
+// `@retroactive` needs the Swift 6 compiler (Xcode 16 or newer).
 extension String: @retroactive Identifiable {
     public var id: String { self }
 }
@@ -155,14 +156,32 @@ struct SyncView: View {
     }
 }
 
-/// Scans a signboard QR code with AVFoundation (no third-party SDK).
+/// Scans a signboard QR code with AVFoundation (no third-party SDK). The
+/// camera keeps running after a refused code (a payment code, a torn board):
+/// the gate says why under the preview and lets the officer aim again.
 struct ScanView: View {
     @EnvironmentObject var model: AppModel
     @State private var shop: String?
+    @State private var refused: Problem?
+    @State private var gate: ScanGate<String>?
 
     var body: some View {
-        QRScanner { payload in
-            model.run { shop = try await model.menqian.scan(payload).id }
+        VStack {
+            if let r = refused { Text(r.text + "，请对准门牌二维码重新扫描").padding() }
+            QRScanner { payload in
+                guard let gate else { return }
+                Task {
+                    switch await gate.offer(payload) {
+                    case let .accepted(id): refused = nil; shop = id
+                    case let .refused(p): refused = p
+                    case .ignored: break
+                    }
+                }
+            }
+        }
+        .onAppear {
+            let menqian = model.menqian
+            gate = ScanGate { try await menqian.scan($0).id }
         }
         .navigationDestination(item: $shop) { ShopPage(shopId: $0) }
         .navigationTitle("扫描门牌码")
@@ -181,10 +200,11 @@ struct QRScanner: UIViewControllerRepresentable {
     func updateUIViewController(_ controller: ScannerController, context: Context) {}
 }
 
+/// Hands every decoded payload to `found`; the caller's gate decides (the
+/// camera does not stop after the first code, which may be refused).
 final class ScannerController: UIViewController, AVCaptureMetadataOutputObjectsDelegate {
     var found: ((String) -> Void)?
     private let session = AVCaptureSession()
-    private var done = false
 
     override func viewDidLoad() {
         super.viewDidLoad()
@@ -204,10 +224,13 @@ final class ScannerController: UIViewController, AVCaptureMetadataOutputObjectsD
     }
 
     func metadataOutput(_ output: AVCaptureMetadataOutput, didOutput objects: [AVMetadataObject], from connection: AVCaptureConnection) {
-        guard !done, let code = objects.first as? AVMetadataMachineReadableCodeObject, let text = code.stringValue else { return }
-        done = true
-        session.stopRunning()
+        guard let code = objects.first as? AVMetadataMachineReadableCodeObject, let text = code.stringValue else { return }
         found?(text)
+    }
+
+    override func viewWillDisappear(_ animated: Bool) {
+        super.viewWillDisappear(animated)
+        DispatchQueue.global(qos: .userInitiated).async { self.session.stopRunning() }
     }
 }
 
@@ -244,14 +267,15 @@ struct CameraPicker: UIViewControllerRepresentable {
     }
 }
 
-/// GPS for inspections and patrols; a patrol keeps recording in the background.
+/// GPS for inspections and patrols; a patrol keeps recording in the
+/// background. The recording (batches, storing every fix before the stop,
+/// resuming the open patrol) is MenqianKit's PatrolRecorder.
 final class Location: NSObject, ObservableObject, CLLocationManagerDelegate {
     static let shared = Location()
     private let manager = CLLocationManager()
     @Published var patrol: String?
     @Published var recorded = 0
-    private var batch: [TrackFix] = []
-    private weak var model: AppModel?
+    private var recorder: PatrolRecorder?
 
     override init() {
         super.init()
@@ -269,44 +293,35 @@ final class Location: NSObject, ObservableObject, CLLocationManagerDelegate {
 
     @MainActor
     func start(model: AppModel) {
-        self.model = model
+        let recorder = self.recorder ?? PatrolRecorder(menqian: model.menqian)
+        self.recorder = recorder
         manager.requestAlwaysAuthorization()
         manager.allowsBackgroundLocationUpdates = true
         manager.showsBackgroundLocationIndicator = true
         model.run {
-            self.patrol = try await model.menqian.startPatrol(user: model.user ?? "")
+            self.patrol = try await recorder.start(user: model.user ?? "")
         }
     }
 
     @MainActor
     func stop(model: AppModel) {
-        guard let id = patrol else { return }
-        flush()
+        guard let recorder else { return }
         manager.allowsBackgroundLocationUpdates = false
         model.run {
-            try await model.menqian.stopPatrol(id)
+            try await recorder.stop()
             self.patrol = nil
         }
     }
 
     func locationManager(_ manager: CLLocationManager, didUpdateLocations locations: [CLLocation]) {
-        guard patrol != nil else { return }
-        for l in locations {
-            batch.append(TrackFix(lat: l.coordinate.latitude, lon: l.coordinate.longitude,
-                                  accuracyM: l.horizontalAccuracy, atMs: Int64(l.timestamp.timeIntervalSince1970 * 1000)))
+        guard patrol != nil, let recorder else { return }
+        let fixes = locations.map {
+            TrackFix(lat: $0.coordinate.latitude, lon: $0.coordinate.longitude,
+                     accuracyM: $0.horizontalAccuracy, atMs: Int64($0.timestamp.timeIntervalSince1970 * 1000))
         }
-        if batch.count >= 10 { flush() }
-    }
-
-    /// Appends the batch in one transaction: a killed app loses at most ten seconds.
-    private func flush() {
-        guard let id = patrol, let model = model, !batch.isEmpty else { return }
-        let points = batch
-        batch.removeAll()
-        recorded += points.count
-        Task { @MainActor in
-            model.run { try await model.menqian.appendTrack(patrol: id, points: points) }
-        }
+        recorded += fixes.count
+        // The actor takes calls in order: a later stop stores these first.
+        Task { await recorder.add(fixes) }
     }
 }
 

@@ -14,6 +14,8 @@ public enum Problem: Error, Equatable {
     case photoRequired(code: String)
     case notAllowed(String)
     case offline(String)
+    /// The station's certificate is not the one this phone trusts: nothing was sent.
+    case untrusted(String)
     case unauthorized(String)
     case rejected(String)
     case server(String)
@@ -30,6 +32,7 @@ public enum Problem: Error, Equatable {
         case let .PhotoRequired(code): self = .photoRequired(code: code)
         case let .NotAllowed(reason): self = .notAllowed(reason)
         case let .Offline(reason): self = .offline(reason)
+        case let .Untrusted(reason): self = .untrusted(reason)
         case let .Unauthorized(reason): self = .unauthorized(reason)
         case let .Rejected(reason): self = .rejected(reason)
         case let .Server(reason): self = .server(reason)
@@ -39,24 +42,29 @@ public enum Problem: Error, Equatable {
         }
     }
 
-    /// What the screen says, in Chinese.
-    public var text: String {
+    /// The core's error this stands for.
+    var core: MenqianError {
         switch self {
-        case let .invalid(field, reason): return "\(field)：\(reason)"
-        case let .notFound(what): return "未找到：\(what)"
-        case let .badQrCode(reason): return "无法识别的门牌码：\(reason)"
-        case let .incomplete(codes): return "还有未检查的项目：\(codes.joined(separator: "、"))"
-        case let .photoRequired(code): return "不合格项目 \(code) 需要拍照取证"
-        case let .notAllowed(reason): return reason
-        case let .offline(reason): return "网络不可用，记录已保存在手机上：\(reason)"
-        case let .unauthorized(reason): return "设备未授权，请重新登记：\(reason)"
-        case let .rejected(reason): return "服务器拒绝：\(reason)"
-        case let .server(reason): return "服务器出错，稍后再试：\(reason)"
-        case .cancelled: return "已取消"
-        case let .storage(reason): return "手机存储出错：\(reason)"
-        case let .badPhoto(reason): return "照片无法使用，请重拍：\(reason)"
+        case let .invalid(field, reason): return .InvalidInput(field: field, reason: reason)
+        case let .notFound(what): return .NotFound(what: what)
+        case let .badQrCode(reason): return .BadQrCode(reason: reason)
+        case let .incomplete(codes): return .IncompleteInspection(codes: codes)
+        case let .photoRequired(code): return .PhotoRequired(code: code)
+        case let .notAllowed(reason): return .NotAllowed(reason: reason)
+        case let .offline(reason): return .Offline(reason: reason)
+        case let .untrusted(reason): return .Untrusted(reason: reason)
+        case let .unauthorized(reason): return .Unauthorized(reason: reason)
+        case let .rejected(reason): return .Rejected(reason: reason)
+        case let .server(reason): return .Server(reason: reason)
+        case .cancelled: return .Cancelled
+        case let .storage(reason): return .Storage(reason: reason)
+        case let .badPhoto(reason): return .BadPhoto(reason: reason)
         }
     }
+
+    /// What the screen says, in Chinese: the core's text (`problemText`), the
+    /// one home of these texts for both apps.
+    public var text: String { problemText(error: core) }
 }
 
 /// Where a sync stands.
@@ -223,8 +231,21 @@ public final class Menqian: @unchecked Sendable {
         try await call { try $0.stopPatrol(patrolId: patrol, atMs: now) }
     }
 
+    /// The user's open patrol if it began within 12 hours (the app was killed), else a new one.
+    public func resumeOrStartPatrol(user: String) async throws -> PatrolStart {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return try await call { try $0.resumeOrStartPatrol(user: user, atMs: now) }
+    }
+
+    /// Enrolls with the station's address and a code as typed (a public certificate over https).
     public func enroll(server: String, code: String, deviceName: String) async throws -> Enrollment {
         try await call { try $0.enroll(serverUrl: server, code: code, deviceName: deviceName) }
+    }
+
+    /// Enrolls through the station's link or QR code; a CA pin in it makes this
+    /// phone trust the station's own CA from then on. Keep `serverUrl` with the token.
+    public func enrollLink(_ link: String, deviceName: String) async throws -> Enrollment {
+        try await call { try $0.enrollLink(link: link, deviceName: deviceName) }
     }
 
     public func pendingChanges() async throws -> UInt64 {

@@ -26,6 +26,8 @@ import cn.menqian.core.SubmitResult
 import cn.menqian.core.SyncSummary
 import cn.menqian.core.TimeVerdict
 import cn.menqian.core.TrackFix
+import cn.menqian.core.PatrolStart
+import cn.menqian.core.problemText
 import kotlinx.coroutines.CoroutineDispatcher
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.channels.awaitClose
@@ -44,39 +46,49 @@ sealed interface Answer<out T> {
     fun valueOrNull(): T? = (this as? Ok)?.value
 }
 
-/** The core's errors, as cases a screen handles (messages are for showing). */
+/**
+ * The core's errors, as cases a screen handles. [text] is what the screen
+ * shows, in Chinese; it comes from the core (`problemText`), the one home of
+ * these texts for both apps.
+ */
 sealed class Problem(val text: String) {
-    class Invalid(val field: String, reason: String) : Problem("$field: $reason")
-    class NotFound(what: String) : Problem("未找到：$what")
-    class BadQrCode(reason: String) : Problem("无法识别的门牌码：$reason")
-    class Incomplete(val codes: List<String>) : Problem("还有未检查的项目：${codes.joinToString()}")
-    class PhotoRequired(val code: String) : Problem("不合格项目 $code 需要拍照取证")
-    class NotAllowed(reason: String) : Problem(reason)
-    class Offline(reason: String) : Problem("网络不可用，记录已保存在手机上：$reason")
-    class Unauthorized(reason: String) : Problem("设备未授权，请重新登记：$reason")
-    class Rejected(val reason: String) : Problem("服务器拒绝：$reason")
-    class ServerError(reason: String) : Problem("服务器出错，稍后再试：$reason")
-    object Cancelled : Problem("已取消")
-    class Storage(reason: String) : Problem("手机存储出错：$reason")
-    class BadPhoto(reason: String) : Problem("照片无法使用，请重拍：$reason")
+    class Invalid(val field: String, text: String) : Problem(text)
+    class NotFound(text: String) : Problem(text)
+    class BadQrCode(text: String) : Problem(text)
+    class Incomplete(val codes: List<String>, text: String) : Problem(text)
+    class PhotoRequired(val code: String, text: String) : Problem(text)
+    class NotAllowed(text: String) : Problem(text)
+    class Offline(text: String) : Problem(text)
+    /** The station's certificate is not the one this phone trusts: nothing was sent. */
+    class Untrusted(text: String) : Problem(text)
+    class Unauthorized(text: String) : Problem(text)
+    class Rejected(val reason: String, text: String) : Problem(text)
+    class ServerError(text: String) : Problem(text)
+    class Cancelled(text: String) : Problem(text)
+    class Storage(text: String) : Problem(text)
+    class BadPhoto(text: String) : Problem(text)
 
     override fun toString(): String = "${this::class.simpleName}($text)"
 
     companion object {
-        fun of(e: MenqianException): Problem = when (e) {
-            is MenqianException.InvalidInput -> Invalid(e.field, e.reason)
-            is MenqianException.NotFound -> NotFound(e.what)
-            is MenqianException.BadQrCode -> BadQrCode(e.reason)
-            is MenqianException.IncompleteInspection -> Incomplete(e.codes)
-            is MenqianException.PhotoRequired -> PhotoRequired(e.code)
-            is MenqianException.NotAllowed -> NotAllowed(e.reason)
-            is MenqianException.Offline -> Offline(e.reason)
-            is MenqianException.Unauthorized -> Unauthorized(e.reason)
-            is MenqianException.Rejected -> Rejected(e.reason)
-            is MenqianException.Server -> ServerError(e.reason)
-            is MenqianException.Cancelled -> Cancelled
-            is MenqianException.Storage -> Storage(e.reason)
-            is MenqianException.BadPhoto -> BadPhoto(e.reason)
+        fun of(e: MenqianException): Problem {
+            val text = problemText(e)
+            return when (e) {
+                is MenqianException.InvalidInput -> Invalid(e.field, text)
+                is MenqianException.NotFound -> NotFound(text)
+                is MenqianException.BadQrCode -> BadQrCode(text)
+                is MenqianException.IncompleteInspection -> Incomplete(e.codes, text)
+                is MenqianException.PhotoRequired -> PhotoRequired(e.code, text)
+                is MenqianException.NotAllowed -> NotAllowed(text)
+                is MenqianException.Offline -> Offline(text)
+                is MenqianException.Untrusted -> Untrusted(text)
+                is MenqianException.Unauthorized -> Unauthorized(text)
+                is MenqianException.Rejected -> Rejected(e.reason, text)
+                is MenqianException.Server -> ServerError(text)
+                is MenqianException.Cancelled -> Cancelled(text)
+                is MenqianException.Storage -> Storage(text)
+                is MenqianException.BadPhoto -> BadPhoto(text)
+            }
         }
     }
 }
@@ -204,9 +216,21 @@ class Menqian(
     suspend fun appendTrack(patrolId: String, points: List<TrackFix>): Answer<Unit> =
         call { appendTrack(patrolId, points) }
     suspend fun stopPatrol(patrolId: String, atMs: Long): Answer<Unit> = call { stopPatrol(patrolId, atMs) }
+    /** The user's open patrol if it began within 12 h (the service was restarted), else a new one. */
+    suspend fun resumeOrStartPatrol(user: String, atMs: Long): Answer<PatrolStart> =
+        call { resumeOrStartPatrol(user, atMs) }
 
+    /** Enrolls with the station's address and code as typed (a public certificate over https). */
     suspend fun enroll(serverUrl: String, code: String, deviceName: String): Answer<Enrollment> =
         call { enroll(serverUrl, code, deviceName) }
+
+    /**
+     * Enrolls through the station's link or QR code (`https://…/enroll?code=…&ca=…`):
+     * with a CA pin, this phone trusts the station's own CA from then on.
+     * Save [Enrollment.serverUrl] with the token.
+     */
+    suspend fun enrollLink(link: String, deviceName: String): Answer<Enrollment> =
+        call { enrollLink(link, deviceName) }
 
     suspend fun pendingChanges(): Answer<Long> = call { pendingChanges().toLong() }
 

@@ -11,6 +11,9 @@ import cn.menqian.core.Outcome
 import cn.menqian.core.Phase
 import cn.menqian.core.ProgressListener
 import cn.menqian.core.ReportSource
+import cn.menqian.core.TrackFix
+import kotlinx.coroutines.cancelChildren
+import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 import java.io.File
@@ -61,26 +64,47 @@ suspend fun seeded(): Menqian {
     return m
 }
 
-/** The station server binary, started on a free port with the demo district. */
-class Station : AutoCloseable {
+val serverBinary: String get() = System.getProperty("menqian.server") ?: fail("-Dmenqian.server is not set")
+
+/**
+ * The station server binary, started on a free port with the demo district.
+ * With [tls] it serves HTTPS with a private CA of its own, made by
+ * `menqian-sync-server tls init`, and its enrollment link pins that CA.
+ */
+class Station(tls: Boolean = false) : AutoCloseable {
     val port = ServerSocket(0).use { it.localPort }
-    val url = "http://127.0.0.1:$port"
     private val data = Files.createTempDirectory("menqian-station").toFile()
-    private val process: Process = ProcessBuilder(
-        System.getProperty("menqian.server") ?: fail("-Dmenqian.server is not set"),
-        "--demo", "--data", data.path, "--listen", "127.0.0.1:$port",
-    ).redirectError(ProcessBuilder.Redirect.DISCARD).start()
+    val url = (if (tls) "https" else "http") + "://127.0.0.1:$port"
+    private val process: Process
     /** The one-time code the demo prints for officer-1. */
     val code: String
+    /** The enrollment link the demo prints (with the CA pin over TLS). */
+    val link: String
 
     init {
+        val args = mutableListOf(serverBinary, "--demo", "--data", data.path, "--listen", "127.0.0.1:$port")
+        if (tls) {
+            val dir = File(data, "tls")
+            val made = ProcessBuilder(serverBinary, "tls", "init", "--dir", dir.path, "--host", "127.0.0.1")
+                .redirectErrorStream(true).start()
+            val said = made.inputStream.bufferedReader().readText()
+            if (made.waitFor() != 0) fail("tls init failed: $said")
+            args += listOf(
+                "--tls-cert", File(dir, "station.pem").path, "--tls-key", File(dir, "station-key.pem").path,
+                "--tls-ca", File(dir, "ca.pem").path,
+            )
+        }
+        process = ProcessBuilder(args).redirectError(ProcessBuilder.Redirect.DISCARD).start()
         val out = process.inputStream.bufferedReader()
         var found: String? = null
-        while (found == null) {
-            val line = out.readLine() ?: fail("the server exited before printing a code")
-            found = Regex("code \\(valid 24 h\\): ([A-Z0-9]{8})").find(line)?.groupValues?.get(1)
+        var printed: String? = null
+        while (found == null || printed == null) {
+            val line = out.readLine() ?: fail("the server exited before printing a code and a link")
+            Regex("code \\(valid 24 h\\): ([A-Z0-9]{8})").find(line)?.let { found = it.groupValues[1] }
+            Regex("enrollment link[^:]*: (\\S+)").find(line)?.let { printed = it.groupValues[1] }
         }
-        code = found
+        code = found!!
+        link = printed!!
         // The code is printed before the listener binds: wait until it answers.
         val deadline = System.nanoTime() + 30_000_000_000L
         while (!answers()) {
@@ -327,6 +351,91 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             val dispatch = CaseMoveInput(CaseState.DISPATCHED, "supervisor-1", "supervisor", DAY + 3, null, "zhifa", WhistleKind.URGENT)
             m.moveCase(case, dispatch).ok()
             assertEquals(CaseState.DISPATCHED, m.cases().ok().single().status)
+        }
+    },
+    "HTTPS with a private CA: enroll through the pinned link; another station's certificate is refused and loses nothing" to {
+        Station(tls = true).use { station ->
+            Station(tls = true).use { impostor ->
+                phone().use { m ->
+                    assertTrue(station.link.startsWith("https://127.0.0.1:${station.port}/enroll?code=${station.code}&ca="))
+                    // Typed without the pin, the private CA is unknown: refused, typed.
+                    m.enroll(station.url, station.code, "测试手机").problem<Problem.Untrusted>()
+                    // A link whose pin is another CA's: refused before anything is sent.
+                    val foreignPin = impostor.link.substringAfter("&ca=")
+                    m.enrollLink(station.link.substringBefore("&ca=") + "&ca=" + foreignPin, "测试手机")
+                        .problem<Problem.Untrusted>()
+                    val enrolled = m.enrollLink(station.link, "测试手机").ok()
+                    assertEquals(station.url, enrolled.serverUrl)
+                    assertIs<SyncState.Done>(m.sync(enrolled.serverUrl, enrolled.token).toList().last())
+                    assertEquals(120, m.shopsOn("富义街").ok().size)
+                    // Work offline; then a station with another CA's certificate
+                    // (a wrong address, or someone in between) is refused at once.
+                    val patrol = m.startPatrol("officer-1", DAY).ok()
+                    m.stopPatrol(patrol, DAY + 60_000).ok()
+                    val pending = m.pendingChanges().ok()
+                    assertTrue(pending > 0)
+                    val refused = assertIs<SyncState.Failed>(m.sync(impostor.url, enrolled.token).toList().last())
+                    val untrusted = assertIs<Problem.Untrusted>(refused.problem)
+                    assertTrue(untrusted.text.startsWith("服务器证书不可信"), untrusted.text)
+                    assertEquals(pending, m.pendingChanges().ok())
+                    // The real station takes it all.
+                    assertIs<SyncState.Done>(m.sync(enrolled.serverUrl, enrolled.token).toList().last())
+                    assertEquals(0L, m.pendingChanges().ok())
+                }
+            }
+        }
+    },
+    "the patrol recorder stores every fix before it stops, and a restart continues the open patrol" to {
+        seeded().use { m ->
+            coroutineScope {
+                val recorder = PatrolRecorder(m, this, batchSize = 10)
+                val id = recorder.start("officer-1", DAY).ok()
+                // 25 fixes from the location callback, then stop at once: the
+                // five still buffered must be stored before the patrol ends.
+                for (i in 0 until 25) recorder.add(TrackFix(39.8661 + i * 1e-5, 116.3451, 5.0, DAY + i * 1_000L))
+                recorder.stop(DAY + 30_000).ok()
+                assertEquals(null, recorder.patrolId)
+                assertEquals(25uL, m.patrolSummary(id).ok().recorded)
+                m.appendTrack(id, listOf(TrackFix(39.8661, 116.3451, 5.0, DAY + 31_000))).problem<Problem.NotAllowed>()
+
+                // The app is killed mid-patrol; Android restarts the service with a new recorder.
+                val first = PatrolRecorder(m, this)
+                val open = first.start("officer-1", DAY + 60_000).ok()
+                for (i in 0 until 10) first.add(TrackFix(39.8661, 116.3451 + i * 1e-5, 5.0, DAY + 61_000L + i * 1_000L))
+                // A full batch is stored on its own, before any stop.
+                val deadline = System.nanoTime() + 10_000_000_000L
+                while (m.patrolSummary(open).ok().recorded < 10uL) {
+                    if (System.nanoTime() > deadline) fail("the full batch was not stored")
+                    kotlinx.coroutines.delay(10)
+                }
+                val restarted = PatrolRecorder(m, this)
+                assertEquals(open, restarted.start("officer-1", DAY + 120_000).ok())
+                for (i in 0 until 3) restarted.add(TrackFix(39.8662, 116.3452, 5.0, DAY + 121_000L + i * 1_000L))
+                restarted.stop(DAY + 130_000).ok()
+                assertEquals(13uL, m.patrolSummary(open).ok().recorded)
+                // Stopping twice, or with nothing open, is harmless.
+                restarted.stop(DAY + 140_000).ok()
+                coroutineContext.cancelChildren()
+            }
+        }
+    },
+    "the scanner keeps going after a refused code, and stops at a signboard" to {
+        seeded().use { m ->
+            var now = 0L
+            val gate = ScanGate(quietMs = 3_000, clock = { now }) { m.scan(it) }
+            val payment = "https://qr.alipay.com/fkx12345"
+            assertIs<Problem.BadQrCode>(assertIs<ScanOutcome.Refused>(gate.offer(payment)).problem)
+            // The same code still in view is not reported again every frame…
+            now += 500
+            assertEquals(ScanOutcome.Ignored, gate.offer(payment))
+            // …but the officer can aim at the right board at once.
+            val shop = m.shopsOn("富义街").ok().first()
+            val opened = assertIs<ScanOutcome.Accepted<*>>(gate.offer("https://$HOST/s/${shop.code}"))
+            assertEquals(shop.id, assertIs<cn.menqian.core.ShopView>(opened.value).id)
+            assertEquals(ScanOutcome.Ignored, gate.offer("https://$HOST/s/${shop.code}"))
+            gate.reset()
+            now += 5_000
+            assertIs<ScanOutcome.Refused>(gate.offer(payment))
         }
     },
     "offline and cancelled syncs are typed and lose nothing" to {

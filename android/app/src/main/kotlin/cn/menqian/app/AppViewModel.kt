@@ -5,6 +5,8 @@ import androidx.lifecycle.AndroidViewModel
 import androidx.lifecycle.viewModelScope
 import cn.menqian.Answer
 import cn.menqian.Problem
+import cn.menqian.ScanGate
+import cn.menqian.ScanOutcome
 import cn.menqian.SyncState
 import cn.menqian.core.CaseReport
 import cn.menqian.core.CaseRow
@@ -42,18 +44,27 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
     val sync: StateFlow<SyncState?> = _sync
     private var syncJob: Job? = null
 
+    // `problem` inside the receiver would be the answer's own Problem: name the flow.
     private fun <T> Answer<T>.handled(): T? = when (this) {
         is Answer.Ok -> value
         is Answer.Err -> {
-            problem.value = this.problem
+            this@AppViewModel.problem.value = problem
             null
         }
     }
 
+    /** Enrolls with an address and a code as typed. */
     fun enroll(server: String, code: String, deviceName: String, done: () -> Unit) =
+        enrolled(done) { menqian.enroll(server.trim(), code.trim(), deviceName) }
+
+    /** Enrolls through the station's enrollment QR code (its link pins the station's CA). */
+    fun enrollLink(link: String, deviceName: String, done: () -> Unit) =
+        enrolled(done) { menqian.enrollLink(link.trim(), deviceName) }
+
+    private fun enrolled(done: () -> Unit, enroll: suspend () -> Answer<cn.menqian.core.Enrollment>) =
         viewModelScope.launch {
-            menqian.enroll(server.trim(), code.trim(), deviceName).handled()?.let {
-                account.save(server.trim(), it.userId, it.role, it.token)
+            enroll().handled()?.let {
+                account.save(it.serverUrl, it.userId, it.role, it.token)
                 done()
                 syncNow()
             }
@@ -78,10 +89,44 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
             menqian.pendingChanges().handled()?.let { pending.value = it }
         }
 
+    /** The scanners' gates: one payload at a time, and they keep scanning after a refused code. */
+    private val shopGate = ScanGate { menqian.scan(it) }
+    private val enrollGate = ScanGate { menqian.enrollLink(it, android.os.Build.MODEL) }
+
+    /** What the scanner last refused, shown under the camera while it keeps scanning. */
+    val scanRefused = MutableStateFlow<Problem?>(null)
+
+    /** A new scan screen: scan again from the start. */
+    fun scanStarted() {
+        shopGate.reset()
+        enrollGate.reset()
+        scanRefused.value = null
+    }
+
     fun scanned(payload: String, open: (String) -> Unit) = viewModelScope.launch {
-        menqian.scan(payload).handled()?.let {
-            shop.value = it
-            open(it.id)
+        when (val outcome = shopGate.offer(payload)) {
+            is ScanOutcome.Accepted -> {
+                scanRefused.value = null
+                shop.value = outcome.value
+                open(outcome.value.id)
+            }
+            is ScanOutcome.Refused -> scanRefused.value = outcome.problem
+            ScanOutcome.Ignored -> {}
+        }
+    }
+
+    /** A scanned enrollment QR code: enrolls through its link (CA pin included). */
+    fun scannedEnrollment(payload: String, done: () -> Unit) = viewModelScope.launch {
+        when (val outcome = enrollGate.offer(payload)) {
+            is ScanOutcome.Accepted -> {
+                scanRefused.value = null
+                val it = outcome.value
+                account.save(it.serverUrl, it.userId, it.role, it.token)
+                done()
+                syncNow()
+            }
+            is ScanOutcome.Refused -> scanRefused.value = outcome.problem
+            ScanOutcome.Ignored -> {}
         }
     }
 

@@ -3,6 +3,13 @@ package cn.menqian.app
 import android.os.Bundle
 import androidx.activity.ComponentActivity
 import androidx.activity.compose.setContent
+import androidx.activity.enableEdgeToEdge
+import androidx.compose.foundation.layout.Box
+import androidx.compose.foundation.layout.fillMaxSize
+import androidx.compose.foundation.layout.safeDrawingPadding
+import androidx.compose.material3.Surface
+import androidx.compose.runtime.LaunchedEffect
+import androidx.compose.ui.Modifier
 import androidx.compose.material3.AlertDialog
 import androidx.compose.material3.MaterialTheme
 import androidx.compose.material3.Text
@@ -17,8 +24,17 @@ import androidx.navigation.compose.rememberNavController
 
 class MainActivity : ComponentActivity() {
     override fun onCreate(savedInstanceState: Bundle?) {
+        // Android 15 (targetSdk 35) draws edge to edge whatever the app asks;
+        // do it on every version and keep content out of the system bars.
+        enableEdgeToEdge()
         super.onCreate(savedInstanceState)
-        setContent { MaterialTheme { MenqianNav() } }
+        setContent {
+            MaterialTheme {
+                Surface(Modifier.fillMaxSize()) {
+                    Box(Modifier.fillMaxSize().safeDrawingPadding()) { MenqianNav() }
+                }
+            }
+        }
     }
 }
 
@@ -35,7 +51,13 @@ fun MenqianNav(vm: AppViewModel = viewModel()) {
         )
     }
     NavHost(nav, startDestination = if (vm.account.enrolled) "today" else "enroll") {
-        composable("enroll") { EnrollScreen(vm) { nav.navigate("today") { popUpTo("enroll") { inclusive = true } } } }
+        val enrolled = { nav.navigate("today") { popUpTo("enroll") { inclusive = true } } }
+        composable("enroll") { EnrollScreen(vm, scanLink = { nav.navigate("scan-enroll") }, done = enrolled) }
+        composable("scan-enroll") {
+            val refused by vm.scanRefused.collectAsState()
+            LaunchedEffect(Unit) { vm.scanStarted() }
+            ScanScreen(refused) { payload -> vm.scannedEnrollment(payload) { enrolled() } }
+        }
         composable("today") {
             TodayScreen(
                 vm,
@@ -46,7 +68,11 @@ fun MenqianNav(vm: AppViewModel = viewModel()) {
                 sync = { nav.navigate("sync") },
             )
         }
-        composable("scan") { ScanScreen { payload -> vm.scanned(payload) { id -> nav.navigate("shop/$id") { popUpTo("today") } } } }
+        composable("scan") {
+            val refused by vm.scanRefused.collectAsState()
+            LaunchedEffect(Unit) { vm.scanStarted() }
+            ScanScreen(refused) { payload -> vm.scanned(payload) { id -> nav.navigate("shop/$id") { popUpTo("today") } } }
+        }
         composable("shop/{id}") { entry ->
             val id = entry.arguments?.getString("id").orEmpty()
             ShopScreen(vm, id, inspect = { nav.navigate("checklist/$it") }, report = { nav.navigate("report") })

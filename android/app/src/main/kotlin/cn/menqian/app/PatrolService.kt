@@ -1,71 +1,110 @@
 package cn.menqian.app
 
-import android.annotation.SuppressLint
+import android.Manifest
 import android.app.Notification
 import android.app.NotificationChannel
 import android.app.NotificationManager
 import android.app.Service
 import android.content.Intent
+import android.content.pm.PackageManager
 import android.content.pm.ServiceInfo
 import android.location.Location
 import android.location.LocationListener
 import android.location.LocationManager
+import android.os.Build
+import android.os.Bundle
 import android.os.IBinder
 import android.os.Looper
+import androidx.core.app.ServiceCompat
+import androidx.core.content.ContextCompat
+import cn.menqian.Answer
+import cn.menqian.PatrolRecorder
 import cn.menqian.core.TrackFix
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.cancel
 import kotlinx.coroutines.launch
-import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
 
 /**
  * Records a patrol track while the screen is off: a foreground service with a
- * location notification, GPS at 1 Hz, points appended to the core in batches of
- * ten (each batch is one transaction, so a killed app loses at most ten seconds).
+ * location notification and GPS at 1 Hz. The recording itself (batches, the
+ * flush before the stop, resuming after a restart) is the library's
+ * [PatrolRecorder], tested on the JVM; this class only wires Android to it and
+ * never blocks the main thread.
  */
 class PatrolService : Service(), LocationListener {
     private val scope = CoroutineScope(SupervisorJob() + Dispatchers.IO)
-    private val batch = mutableListOf<TrackFix>()
-    private var patrolId: String? = null
     private val app get() = application as MenqianApp
+    private val recorder by lazy { PatrolRecorder(app.menqian, scope) }
+    private var listening = false
 
-    @SuppressLint("MissingPermission")
     override fun onStartCommand(intent: Intent?, flags: Int, startId: Int): Int {
         if (intent?.action == STOP) {
             stop()
             return START_NOT_STICKY
         }
-        startForeground(1, notification(), ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION)
-        val user = app.account.user ?: return START_NOT_STICKY.also { stopSelf() }
+        // A START_STICKY restart arrives with a null intent: the recorder then
+        // continues the patrol left open, it does not start a second one.
+        val user = app.account.user
+        if (user == null || !hasFineLocation()) {
+            stopSelf()
+            return START_NOT_STICKY
+        }
+        ServiceCompat.startForeground(
+            this, NOTIFICATION, notification(),
+            if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.Q) ServiceInfo.FOREGROUND_SERVICE_TYPE_LOCATION else 0,
+        )
         running = true
         scope.launch {
-            patrolId = app.menqian.startPatrol(user, System.currentTimeMillis()).valueOrNull()
+            when (recorder.start(user, System.currentTimeMillis())) {
+                is Answer.Ok -> withContext(Dispatchers.Main) { listen() }
+                is Answer.Err -> withContext(Dispatchers.Main) { finish() }
+            }
         }
-        getSystemService(LocationManager::class.java)
-            .requestLocationUpdates(LocationManager.GPS_PROVIDER, 1_000L, 0f, this, Looper.getMainLooper())
         return START_STICKY
     }
 
+    private fun hasFineLocation(): Boolean =
+        ContextCompat.checkSelfPermission(this, Manifest.permission.ACCESS_FINE_LOCATION) ==
+            PackageManager.PERMISSION_GRANTED
+
+    private fun listen() {
+        if (listening) return
+        try {
+            getSystemService(LocationManager::class.java)
+                .requestLocationUpdates(LocationManager.GPS_PROVIDER, 1_000L, 0f, this, Looper.getMainLooper())
+            listening = true
+        } catch (_: SecurityException) {
+            // The permission was taken away while the patrol ran.
+            stop()
+        }
+    }
+
     override fun onLocationChanged(location: Location) {
-        batch += TrackFix(location.latitude, location.longitude, location.accuracy.toDouble(), location.time)
-        if (batch.size >= 10) flush()
+        recorder.add(TrackFix(location.latitude, location.longitude, location.accuracy.toDouble(), location.time))
     }
 
-    private fun flush() {
-        val id = patrolId ?: return
-        val points = batch.toList()
-        batch.clear()
-        scope.launch { app.menqian.appendTrack(id, points) }
-    }
+    // Abstract before API 30 (minSdk is 26): without them the service cannot be built for older phones.
+    @Deprecated("Deprecated in Java")
+    override fun onStatusChanged(provider: String?, status: Int, extras: Bundle?) {}
+    override fun onProviderEnabled(provider: String) {}
+    override fun onProviderDisabled(provider: String) {}
 
+    /** Stops listening, lets the recorder store every point and end the patrol, then goes. */
     private fun stop() {
-        getSystemService(LocationManager::class.java).removeUpdates(this)
-        flush()
-        patrolId?.let { id -> runBlocking { app.menqian.stopPatrol(id, System.currentTimeMillis()) } }
+        if (listening) getSystemService(LocationManager::class.java).removeUpdates(this)
+        listening = false
+        scope.launch {
+            recorder.stop(System.currentTimeMillis())
+            withContext(Dispatchers.Main) { finish() }
+        }
+    }
+
+    private fun finish() {
         running = false
-        stopForeground(STOP_FOREGROUND_REMOVE)
+        ServiceCompat.stopForeground(this, ServiceCompat.STOP_FOREGROUND_REMOVE)
         stopSelf()
     }
 
@@ -82,6 +121,7 @@ class PatrolService : Service(), LocationListener {
     }
 
     override fun onDestroy() {
+        if (listening) getSystemService(LocationManager::class.java).removeUpdates(this)
         scope.cancel()
         super.onDestroy()
     }
@@ -91,6 +131,7 @@ class PatrolService : Service(), LocationListener {
     companion object {
         const val STOP = "cn.menqian.app.STOP_PATROL"
         private const val CHANNEL = "patrol"
+        private const val NOTIFICATION = 1
         @Volatile var running = false
     }
 }

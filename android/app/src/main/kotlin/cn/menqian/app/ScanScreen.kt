@@ -32,16 +32,17 @@ import com.google.zxing.MultiFormatReader
 import com.google.zxing.NotFoundException
 import com.google.zxing.PlanarYUVLuminanceSource
 import com.google.zxing.common.HybridBinarizer
+import cn.menqian.Problem
 import java.util.concurrent.Executors
-import java.util.concurrent.atomic.AtomicBoolean
 
 /**
- * Scans a signboard QR code with CameraX and ZXing (no Google Play services):
- * the first payload decoded goes to [onPayload]; the core decides whether it is
- * one of this district's codes.
+ * Scans QR codes with CameraX and ZXing (no Google Play services). Every
+ * payload decoded goes to [onPayload]: the view model's gate checks one at a
+ * time with the core and keeps the camera running after a refused code
+ * ([refused] is shown under the preview), so the officer can aim again.
  */
 @Composable
-fun ScanScreen(onPayload: (String) -> Unit) {
+fun ScanScreen(refused: Problem?, onPayload: (String) -> Unit) {
     val context = LocalContext.current
     val owner = LocalLifecycleOwner.current
     var allowed by remember { mutableStateOf(false) }
@@ -51,7 +52,8 @@ fun ScanScreen(onPayload: (String) -> Unit) {
         Column(Modifier.padding(16.dp)) { Text("扫码需要相机权限；也可以在首页输入门牌码搜索") }
         return
     }
-    val done = remember { AtomicBoolean(false) }
+    Column(Modifier.fillMaxSize()) {
+    refused?.let { Text(it.text + "，请对准门牌二维码重新扫描", Modifier.padding(16.dp)) }
     AndroidView(modifier = Modifier.fillMaxSize(), factory = { ctx ->
         val view = PreviewView(ctx)
         val providerFuture = ProcessCameraProvider.getInstance(ctx)
@@ -67,15 +69,14 @@ fun ScanScreen(onPayload: (String) -> Unit) {
             analysis.setAnalyzer(Executors.newSingleThreadExecutor()) { image ->
                 val text = decode(reader, image)
                 image.close()
-                if (text != null && done.compareAndSet(false, true)) {
-                    ContextCompat.getMainExecutor(ctx).execute { onPayload(text) }
-                }
+                if (text != null) ContextCompat.getMainExecutor(ctx).execute { onPayload(text) }
             }
             provider.unbindAll()
             provider.bindToLifecycle(owner, CameraSelector.DEFAULT_BACK_CAMERA, preview, analysis)
         }, ContextCompat.getMainExecutor(context))
         view
     })
+    }
 }
 
 /** Decodes a QR code from the luminance plane of a camera frame, or null. */

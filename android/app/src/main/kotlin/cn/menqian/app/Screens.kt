@@ -6,7 +6,10 @@ import android.content.Context
 import android.content.Intent
 import android.location.Location
 import android.location.LocationManager
+import android.content.pm.PackageManager
 import android.net.Uri
+import android.os.Build
+import android.provider.Settings
 import androidx.activity.compose.rememberLauncherForActivityResult
 import androidx.activity.result.contract.ActivityResultContracts
 import androidx.compose.foundation.clickable
@@ -33,6 +36,7 @@ import androidx.compose.runtime.setValue
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.platform.LocalContext
 import androidx.compose.ui.unit.dp
+import androidx.core.content.ContextCompat
 import androidx.core.content.FileProvider
 import cn.menqian.SyncState
 import cn.menqian.core.Fix
@@ -41,12 +45,18 @@ import java.io.File
 
 private val pad = Modifier.padding(16.dp)
 
+/**
+ * Enrollment: scan the station's enrollment QR code (its link carries the
+ * station's CA pin), or type the address and the code.
+ */
 @Composable
-fun EnrollScreen(vm: AppViewModel, done: () -> Unit) {
-    var server by remember { mutableStateOf("http://") }
+fun EnrollScreen(vm: AppViewModel, scanLink: () -> Unit, done: () -> Unit) {
+    var server by remember { mutableStateOf("https://") }
     var code by remember { mutableStateOf("") }
     Column(pad, verticalArrangement = Arrangement.spacedBy(12.dp)) {
         Text("设备登记")
+        Button(onClick = scanLink, modifier = Modifier.fillMaxWidth()) { Text("扫描登记二维码") }
+        Text("或手动输入：")
         OutlinedTextField(server, { server = it }, label = { Text("服务器地址") })
         OutlinedTextField(code, { code = it.uppercase() }, label = { Text("一次性登记码（8位）") })
         Button(onClick = { vm.enroll(server, code, android.os.Build.MODEL, done) }, enabled = code.length == 8) {
@@ -136,12 +146,11 @@ fun ShopScreen(vm: AppViewModel, id: String, inspect: (String) -> Unit, report: 
 fun ChecklistScreen(vm: AppViewModel, id: String) {
     val inspection by vm.inspection.collectAsState()
     val submitted by vm.submitted.collectAsState()
-    val context = LocalContext.current
-    var photoFor by remember { mutableStateOf<Pair<String, File>?>(null) }
-    val camera = rememberLauncherForActivityResult(ActivityResultContracts.TakePicture()) { saved ->
-        val (code, file) = photoFor ?: return@rememberLauncherForActivityResult
+    var photoFor by remember { mutableStateOf<String?>(null) }
+    val camera = rememberCamera { file ->
+        val code = photoFor ?: return@rememberCamera
         // The view model turns the camera file into watermarked evidence.
-        if (saved) vm.record(id, code, Outcome.FAIL, file.path)
+        if (file != null) vm.record(id, code, Outcome.FAIL, file.path)
         photoFor = null
     }
     val i = inspection ?: return
@@ -156,9 +165,8 @@ fun ChecklistScreen(vm: AppViewModel, id: String) {
                         FilterChip(line.outcome == Outcome.PASS, { vm.record(id, line.code, Outcome.PASS, null) }, { Text("合格") }, enabled = !i.submitted)
                         FilterChip(line.outcome == Outcome.FAIL, {
                             if (line.photoOnFail) {
-                                val file = evidenceFile(context)
-                                photoFor = line.code to file
-                                camera.launch(photoUri(context, file))
+                                photoFor = line.code
+                                camera()
                             } else {
                                 vm.record(id, line.code, Outcome.FAIL, null)
                             }
@@ -179,18 +187,12 @@ fun ReportScreen(vm: AppViewModel, done: () -> Unit) {
     var category by remember { mutableStateOf("0504") }
     var description by remember { mutableStateOf("") }
     var photo by remember { mutableStateOf<File?>(null) }
-    val camera = rememberLauncherForActivityResult(ActivityResultContracts.TakePicture()) { saved ->
-        if (!saved) photo = null
-    }
+    val camera = rememberCamera { photo = it }
     Column(pad, verticalArrangement = Arrangement.spacedBy(8.dp)) {
         Text(shop?.let { "上报：${it.name}" } ?: "上报问题")
         OutlinedTextField(category, { category = it }, label = { Text("问题类别编码（如 0504 店外经营）") })
         OutlinedTextField(description, { description = it }, label = { Text("问题描述") })
-        OutlinedButton(onClick = {
-            val file = evidenceFile(context)
-            photo = file
-            camera.launch(photoUri(context, file))
-        }) { Text(if (photo == null) "拍照" else "重新拍照") }
+        OutlinedButton(onClick = camera) { Text(if (photo == null) "拍照" else "重新拍照") }
         Button(onClick = {
             val fix = lastFix(context)
             val lat = fix?.lat ?: shop?.lat ?: return@Button
@@ -200,25 +202,48 @@ fun ReportScreen(vm: AppViewModel, done: () -> Unit) {
     }
 }
 
+/**
+ * Patrol: asks for precise and approximate location together (Android 12+
+ * lets the user pick either) and, on Android 13+, for notifications (the
+ * patrol's foreground notification). A track needs precise location: a user
+ * who chose "approximate" is told so and can open the settings.
+ */
 @Composable
 fun PatrolScreen(vm: AppViewModel) {
     val context = LocalContext.current
     var running by remember { mutableStateOf(PatrolService.running) }
-    val permission = rememberLauncherForActivityResult(ActivityResultContracts.RequestPermission()) { granted ->
-        if (granted) {
-            context.startForegroundService(Intent(context, PatrolService::class.java))
+    var approximateOnly by remember { mutableStateOf(false) }
+    val wanted = buildList {
+        add(Manifest.permission.ACCESS_FINE_LOCATION)
+        add(Manifest.permission.ACCESS_COARSE_LOCATION)
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.TIRAMISU) add(Manifest.permission.POST_NOTIFICATIONS)
+    }.toTypedArray()
+    val permission = rememberLauncherForActivityResult(ActivityResultContracts.RequestMultiplePermissions()) { granted ->
+        if (granted[Manifest.permission.ACCESS_FINE_LOCATION] == true) {
+            approximateOnly = false
+            ContextCompat.startForegroundService(context, Intent(context, PatrolService::class.java))
             running = true
+        } else {
+            approximateOnly = granted[Manifest.permission.ACCESS_COARSE_LOCATION] == true
         }
     }
     Column(pad, verticalArrangement = Arrangement.spacedBy(12.dp)) {
         Text(if (running) "巡查中：轨迹每秒记录一次，锁屏也继续" else "开始巡查后记录 GPS 轨迹")
+        if (approximateOnly) {
+            Text("巡查轨迹需要精确位置：请在系统设置中为本应用开启“使用确切位置”。")
+            OutlinedButton(onClick = {
+                context.startActivity(
+                    Intent(Settings.ACTION_APPLICATION_DETAILS_SETTINGS, Uri.fromParts("package", context.packageName, null)),
+                )
+            }) { Text("打开设置") }
+        }
         if (running) {
             Button(onClick = {
                 context.startService(Intent(context, PatrolService::class.java).setAction(PatrolService.STOP))
                 running = false
             }) { Text("结束巡查") }
         } else {
-            Button(onClick = { permission.launch(Manifest.permission.ACCESS_FINE_LOCATION) }) { Text("开始巡查") }
+            Button(onClick = { permission.launch(wanted) }) { Text("开始巡查") }
         }
     }
 }
@@ -253,6 +278,36 @@ fun lastFix(context: Context): Fix? {
         null
     } ?: return null
     return Fix(location.latitude, location.longitude, location.accuracy.toDouble(), location.time)
+}
+
+/**
+ * The camera for evidence: asks for the CAMERA permission first (launching
+ * the camera without it throws while the permission is declared), then takes
+ * a photo into the app's evidence folder. [taken] gets the file, or null if
+ * the user cancelled or refused.
+ */
+@Composable
+fun rememberCamera(taken: (File?) -> Unit): () -> Unit {
+    val context = LocalContext.current
+    var file by remember { mutableStateOf<File?>(null) }
+    val camera = rememberLauncherForActivityResult(ActivityResultContracts.TakePicture()) { saved ->
+        taken(if (saved) file else null)
+    }
+    val shoot = {
+        val f = evidenceFile(context)
+        file = f
+        camera.launch(photoUri(context, f))
+    }
+    val permission = rememberLauncherForActivityResult(ActivityResultContracts.RequestPermission()) { granted ->
+        if (granted) shoot() else taken(null)
+    }
+    return {
+        if (ContextCompat.checkSelfPermission(context, Manifest.permission.CAMERA) == PackageManager.PERMISSION_GRANTED) {
+            shoot()
+        } else {
+            permission.launch(Manifest.permission.CAMERA)
+        }
+    }
 }
 
 fun evidenceFile(context: Context): File =
