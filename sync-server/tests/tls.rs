@@ -29,8 +29,20 @@ struct Station {
 }
 
 impl Station {
-    /// `tls`: the station's certificate, its key, and the CA to pin.
+    /// `tls`: the station's certificate, its key, and the CA to pin. The
+    /// port is picked before the demo loads and bound only after: if another
+    /// test took it meanwhile the station exits, and it is started again on
+    /// another port.
     fn start(dir: &Path, tls: [PathBuf; 3]) -> Station {
+        for _ in 0..5 {
+            if let Some(station) = Self::try_start(dir, &tls) {
+                return station;
+            }
+        }
+        panic!("the station did not come up");
+    }
+
+    fn try_start(dir: &Path, tls: &[PathBuf; 3]) -> Option<Station> {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -48,7 +60,8 @@ impl Station {
             .spawn()
             .unwrap();
         let mut link = None;
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
             let line = line.unwrap();
             if let Some((_, l)) =
                 line.split_once("enrollment link (the phone app scans it as a QR code): ")
@@ -57,19 +70,25 @@ impl Station {
                 break;
             }
         }
+        // Keep reading: a station printing into a closed pipe would die.
+        std::thread::spawn(move || lines.for_each(drop));
         let link = link.expect("the demo printed no enrollment link");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the station did not come up");
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Station {
+        Some(Station {
             child,
             url: format!("https://127.0.0.1:{port}"),
             link,
             data,
-            tls,
-        }
+            tls: tls.clone(),
+        })
     }
 
     /// A new code for `user`, and its link, from the station's CLI.

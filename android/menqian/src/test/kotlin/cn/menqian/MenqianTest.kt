@@ -105,6 +105,8 @@ class Station(tls: Boolean = false) : AutoCloseable {
         }
         code = found!!
         link = printed!!
+        // Keep reading: a station printing into a closed pipe would die.
+        Thread { out.forEachLine {} }.apply { isDaemon = true }.start()
         // The code is printed before the listener binds: wait until it answers.
         val deadline = System.nanoTime() + 30_000_000_000L
         while (!answers()) {
