@@ -8,6 +8,7 @@
 //! checking the pinned certificate is the client's work.
 
 use crate::error::{Error, Result};
+use crate::hex;
 
 /// Where the station serves its CA certificate (DER) for a pinned enrollment.
 pub const CA_PATH: &str = "/v1/tls/ca";
@@ -89,7 +90,7 @@ impl EnrollmentLink {
         let mut link = format!("{}/enroll?code={}", self.server_url, self.code);
         if let Some(pin) = &self.ca_sha256 {
             link.push_str("&ca=");
-            link.push_str(&hex(pin));
+            link.push_str(&hex::encode(pin));
         }
         link
     }
@@ -98,28 +99,10 @@ impl EnrollmentLink {
 /// A SHA-256 fingerprint in hex, with or without `:` separators (as
 /// `openssl x509 -fingerprint -sha256` prints it), in either case.
 pub fn parse_fingerprint(text: &str) -> Result<[u8; 32]> {
-    let digits: Vec<u8> = text.bytes().filter(|b| *b != b':').collect();
-    let bad = || Error::invalid("ca", "not a SHA-256 fingerprint (64 hex digits)");
-    if digits.len() != 64 {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, pair) in digits.chunks(2).enumerate() {
-        let s = std::str::from_utf8(pair).map_err(|_| bad())?;
-        out[i] = u8::from_str_radix(s, 16).map_err(|_| bad())?;
-    }
-    Ok(out)
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    let digits: String = text.chars().filter(|c| *c != ':').collect();
+    hex::decode(&digits)
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| Error::invalid("ca", "not a SHA-256 fingerprint (64 hex digits)"))
 }
 
 fn check_code(code: &str) -> Result<String> {
@@ -147,7 +130,7 @@ mod tests {
         .unwrap();
         assert_eq!(l.server_url, "https://mq.example.cn:8443/station");
         assert_eq!(l.code, "ABCD2345");
-        assert_eq!(hex(&l.ca_sha256.unwrap()), PIN);
+        assert_eq!(hex::encode(&l.ca_sha256.unwrap()), PIN);
         assert_eq!(EnrollmentLink::parse(&l.to_link()).unwrap(), l);
 
         let plain = EnrollmentLink::parse("http://127.0.0.1:8080/enroll?code=ABCD2345").unwrap();
@@ -167,7 +150,7 @@ mod tests {
             .map(|c| std::str::from_utf8(c).unwrap().to_ascii_uppercase())
             .collect::<Vec<_>>()
             .join(":");
-        assert_eq!(hex(&parse_fingerprint(&colons).unwrap()), PIN);
+        assert_eq!(hex::encode(&parse_fingerprint(&colons).unwrap()), PIN);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod doc;
 pub mod enrollment;
 pub mod error;
 pub mod evidence;
+pub mod hex;
 pub mod model;
 pub mod qr;
 pub mod scores;

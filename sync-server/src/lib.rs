@@ -74,7 +74,14 @@ pub async fn serve_with(
             // client does not hold up the others.
             let config =
                 axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
-                    .await?;
+                    .await
+                    .map_err(|e| {
+                        std::io::Error::other(format!(
+                            "--tls-cert {} / --tls-key {}: {e}",
+                            files.cert.display(),
+                            files.key.display()
+                        ))
+                    })?;
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {

@@ -222,7 +222,9 @@ fn main() -> ExitCode {
 
 /// How phones reach this station: its address, and HTTPS with a pinned CA.
 struct Station {
-    public_url: String,
+    /// None when no address phones can use is known (no --public-url, and
+    /// --listen on every interface, or a command that does not listen).
+    public_url: Option<String>,
     tls: Option<menqian_sync_server::TlsFiles>,
     ca: Option<menqian_sync_server::StationCa>,
 }
@@ -236,7 +238,9 @@ struct StationArgs {
     public_url: Option<String>,
 }
 
-fn cli_station(args: &StationArgs) -> Result<Station, Box<dyn std::error::Error>> {
+/// `listening`: the address this process listens on may stand in for
+/// --public-url (the station itself), unless it is every interface.
+fn cli_station(args: &StationArgs, listening: bool) -> Result<Station, Box<dyn std::error::Error>> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(menqian_sync_server::TlsFiles {
             cert: cert.clone(),
@@ -250,10 +254,30 @@ fn cli_station(args: &StationArgs) -> Result<Station, Box<dyn std::error::Error>
         .map(menqian_sync_server::StationCa::read)
         .transpose()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let everywhere = args
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a.ip().is_unspecified());
     let public_url = args
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("{scheme}://{}", args.listen));
+        .or_else(|| (listening && !everywhere).then(|| format!("{scheme}://{}", args.listen)));
+    if let (Some(files), Some(ca)) = (&tls, &ca) {
+        match public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+        {
+            Some(host) => {
+                if let Some(warning) = menqian_sync_server::tls::check_chain(files, ca, &host)? {
+                    tracing::error!("{warning}");
+                }
+            }
+            None => tracing::warn!(
+                "without --public-url the station certificate's name cannot be checked against --tls-ca"
+            ),
+        }
+    }
     Ok(Station {
         public_url,
         tls,
@@ -261,17 +285,17 @@ fn cli_station(args: &StationArgs) -> Result<Station, Box<dyn std::error::Error>
     })
 }
 
-/// The link (and QR code) a phone enrolls with.
-fn enrollment_link(
-    station: &Station,
-    code: &str,
-) -> Result<menqian_core::EnrollmentLink, Box<dyn std::error::Error>> {
+/// The link (and QR code) a phone enrolls with, or how to get one.
+fn enrollment_link(station: &Station, code: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let Some(url) = &station.public_url else {
+        return Ok(
+            "(pass --public-url https://…, and --tls-ca if phones pin the station's CA, \
+             to print the enrollment link)"
+                .into(),
+        );
+    };
     let pin = station.ca.as_ref().map(|ca| ca.sha256());
-    Ok(menqian_core::EnrollmentLink::new(
-        &station.public_url,
-        code,
-        pin,
-    )?)
+    Ok(menqian_core::EnrollmentLink::new(url, code, pin)?.to_link())
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
@@ -279,7 +303,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(Command::Tls { action }) = &cli.command {
         return tls(action);
     }
-    let cli_parts = StationArgs {
+    let station_args = StationArgs {
         listen: cli.listen.clone(),
         tls_cert: cli.tls_cert.clone(),
         tls_key: cli.tls_key.clone(),
@@ -322,7 +346,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             println!("{code}");
             println!(
                 "{}",
-                enrollment_link(&cli_station(&cli_parts)?, &code)?.to_link()
+                enrollment_link(&cli_station(&station_args, false)?, &code)?
             );
         }
         Some(Command::Device {
@@ -369,7 +393,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Some(Command::Tls { action }) => tls(&action)?,
         None => {
-            let station = cli_station(&cli_parts)?;
+            let station = cli_station(&station_args, true)?;
             if cli.demo {
                 load_demo(&mut store, &station)?;
             }
@@ -406,13 +430,13 @@ fn tls(action: &TlsAction) -> Result<(), Box<dyn std::error::Error>> {
                 cert = made.station.cert.display(),
                 key = made.station.key.display(),
                 hosts = hosts.join(", "),
-                pin = menqian_core::enrollment::hex(&made.ca.sha256()),
+                pin = menqian_core::hex::encode(&made.ca.sha256()),
                 dir = dir.display(),
             );
         }
         TlsAction::Fingerprint { ca } => {
             let ca = menqian_sync_server::StationCa::read(ca)?;
-            println!("{}", menqian_core::enrollment::hex(&ca.sha256()));
+            println!("{}", menqian_core::hex::encode(&ca.sha256()));
         }
     }
     Ok(())
@@ -538,14 +562,14 @@ fn load_demo(
         }
     }
     let code = store.issue_enrollment("officer-1", Utc::now(), Duration::hours(24))?;
-    let link = enrollment_link(station, &code)?.to_link();
-    let listen = &station.public_url;
+    let link = enrollment_link(station, &code)?;
+    let url = station.public_url.as_deref().unwrap_or("http://<station>");
     println!(
         "demo district loaded: {} shops on 富义街 ({} new), checklists 一核实五必查 and 门前五包, 14 categories\n\
          demo users: admin, supervisor-1, officer-1, officer-2, steward-1\n\n\
          Enroll a device as officer-1 with this one-time code (valid 24 h): {code}\n\
          \x20 enrollment link (the phone app scans it as a QR code): {link}\n\
-         \x20 curl -s -X POST {listen}/v1/enroll -H 'content-type: application/json' \\\n\
+         \x20 curl -s -X POST {url}/v1/enroll -H 'content-type: application/json' \\\n\
          \x20      -d '{{\"code\":\"{code}\",\"actor\":\"<the device store's actor id>\",\"device_name\":\"demo phone\"}}'\n\
          More codes: cargo run --release -p menqian-sync-server -- device code --user officer-2\n",
         report.created + report.updated + report.unchanged,

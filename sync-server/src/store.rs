@@ -252,7 +252,7 @@ fn new_code() -> String {
 fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    menqian_core::hex::encode(&bytes)
 }
 
 impl SyncStore for SqliteSyncStore {

@@ -39,6 +39,48 @@ impl StationCa {
     }
 }
 
+/// Checks that the station's certificate chain is one a phone pinning `ca`
+/// accepts when it reaches the station at `host`, so that a wrong file stops
+/// the station at start instead of failing every phone's enrollment. A
+/// certificate that is only out of date is not refused (the station still
+/// serves what it can, and a certificate can expire while it runs): it comes
+/// back as a warning to log.
+pub fn check_chain(files: &TlsFiles, ca: &StationCa, host: &str) -> Result<Option<String>, String> {
+    use rustls::CertificateError::{Expired, ExpiredContext, NotValidYet, NotValidYetContext};
+    use rustls::client::danger::ServerCertVerifier as _;
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", files.cert.display());
+    let chain = CertificateDer::pem_file_iter(&files.cert)
+        .map_err(|e| at(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| at(&e))?;
+    let (leaf, intermediates) = chain.split_first().ok_or_else(|| at(&"no certificate"))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca.der.clone()))
+        .map_err(|e| format!("--tls-ca: {e}"))?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .map_err(|e| format!("--tls-ca: {e}"))?;
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("{host}: {e}"))?;
+    let now = rustls_pki_types::UnixTime::now();
+    match verifier.verify_server_cert(leaf, intermediates, &name, &[], now) {
+        Ok(_) => Ok(None),
+        Err(
+            e @ rustls::Error::InvalidCertificate(
+                Expired | ExpiredContext { .. } | NotValidYet | NotValidYetContext { .. },
+            ),
+        ) => Ok(Some(at(&format!(
+            "phones will refuse it until it is renewed: {e}"
+        )))),
+        Err(e) => Err(at(&format!(
+            "phones pinning --tls-ca would refuse it at {host}: {e}"
+        ))),
+    }
+}
+
 /// What `tls init` wrote.
 #[derive(Debug)]
 pub struct MadeCa {
@@ -62,6 +104,15 @@ pub fn make_private_ca(dir: &Path, hosts: &[String], district: &str) -> Result<M
             "{} exists: a new CA would cut off every enrolled phone",
             ca_cert.display()
         ));
+    }
+    // Check every file first, so a refusal writes nothing.
+    for name in ["ca-key.pem", "station.pem", "station-key.pem"] {
+        if dir.join(name).exists() {
+            return Err(format!(
+                "{} exists; move it away first",
+                dir.join(name).display()
+            ));
+        }
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let err = |e: rcgen::Error| e.to_string();

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use menqian_core::client::{CancelToken, StationTrust, SyncClient};
-use menqian_core::enrollment::{hex, parse_fingerprint};
+use menqian_core::enrollment::parse_fingerprint;
+use menqian_core::hex::encode as hex;
 use menqian_core::{EnrollmentLink, Error, Store, StoreConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_menqian-sync-server");
@@ -93,19 +94,18 @@ impl Station {
 
     /// A new code for `user`, and its link, from the station's CLI.
     fn code(&self, user: &str) -> (String, String) {
-        let out = Command::new(BIN)
-            .args(["--data", self.data.to_str().unwrap()])
-            .args(["--public-url", &self.url])
-            .args(["--tls-ca", self.tls[2].to_str().unwrap()])
-            .args(["device", "code", "--user", user])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = cli(&[
+            "--data",
+            self.data.to_str().unwrap(),
+            "--public-url",
+            &self.url,
+            "--tls-ca",
+            self.tls[2].to_str().unwrap(),
+            "device",
+            "code",
+            "--user",
+            user,
+        ]);
         let mut lines = text.lines();
         let code = lines.next().unwrap().to_string();
         let link = lines.next().unwrap().to_string();
@@ -188,17 +188,16 @@ fn a_phone_trusts_the_ca_its_enrollment_link_pins_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     // The district has no CA: the station makes one.
     let tls = dir.path().join("tls");
-    let made = Command::new(BIN)
-        .args(["tls", "init", "--dir", tls.to_str().unwrap()])
-        .args(["--host", "127.0.0.1", "--host", "localhost"])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let said = String::from_utf8(made.stdout).unwrap();
+    let said = cli(&[
+        "tls",
+        "init",
+        "--dir",
+        tls.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--host",
+        "localhost",
+    ]);
     let pin = said
         .lines()
         .find_map(|l| l.strip_prefix("CA SHA-256: "))
@@ -214,7 +213,9 @@ fn a_phone_trusts_the_ca_its_enrollment_link_pins_and_nothing_else() {
     let openssl = String::from_utf8(openssl.stdout).unwrap();
     let (_, theirs) = openssl.trim().split_once('=').unwrap();
     assert_eq!(hex(&parse_fingerprint(theirs).unwrap()), pin);
-    // A second `tls init` would cut off every enrolled phone: refused.
+    // A second `tls init` would cut off every enrolled phone: refused, and
+    // the CA stays as it was.
+    let ca_pem = std::fs::read(tls.join("ca.pem")).unwrap();
     let again = Command::new(BIN)
         .args([
             "tls",
@@ -227,6 +228,7 @@ fn a_phone_trusts_the_ca_its_enrollment_link_pins_and_nothing_else() {
         .output()
         .unwrap();
     assert!(!again.status.success());
+    assert_eq!(std::fs::read(tls.join("ca.pem")).unwrap(), ca_pem);
 
     let station = Station::start(
         dir.path(),
@@ -326,6 +328,64 @@ fn an_expired_station_certificate_is_refused_even_from_the_pinned_ca() {
     assert!(reason.to_lowercase().contains("expired"), "{reason}");
     // Nothing was kept from the failed enrollment.
     assert_eq!(store.station_trust().unwrap(), StationTrust::PublicRoots);
+}
+
+#[test]
+fn a_station_certificate_its_pinned_ca_did_not_sign_stops_the_station_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = TestCa::new("签发的 CA");
+    let [cert, key, _] = signer.station(&dir.path().join("station"), false);
+    let other = TestCa::new("另一个 CA").station(&dir.path().join("other"), false);
+    let out = Command::new(BIN)
+        .args(["--data", dir.path().join("data").to_str().unwrap()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--public-url",
+            "https://127.0.0.1:8443",
+        ])
+        .args(["--tls-cert", cert.to_str().unwrap()])
+        .args(["--tls-key", key.to_str().unwrap()])
+        .args(["--tls-ca", other[2].to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("phones pinning --tls-ca would refuse it"),
+        "{said}"
+    );
+    // Nor does a certificate for another name pass.
+    let out = Command::new(BIN)
+        .args(["--data", dir.path().join("data").to_str().unwrap()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--public-url",
+            "https://mq.example.cn",
+        ])
+        .args(["--tls-cert", cert.to_str().unwrap()])
+        .args(["--tls-key", key.to_str().unwrap()])
+        .args([
+            "--tls-ca",
+            dir.path().join("station/ca.pem").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("mq.example.cn"), "{said}");
+}
+
+/// Runs the station's CLI; panics with its error output if it fails.
+fn cli(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -16,8 +16,9 @@ use std::time::Duration;
 use reqwest::Certificate;
 use reqwest::blocking::Client;
 
-use crate::enrollment::{CA_PATH, hex};
+use crate::enrollment::CA_PATH;
 use crate::error::{Error, Result};
+use crate::hex;
 use crate::store::Store;
 
 /// A CA certificate larger than this is not one.
@@ -87,29 +88,30 @@ pub(super) fn fetch_pinned_ca(base_url: &str, pin: &[u8; 32]) -> Result<Vec<u8>>
             ),
         });
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_CA_BYTES as u64)
-    {
-        return Err(Error::Untrusted {
-            reason: "the station's CA certificate is too large".into(),
-        });
-    }
-    let der = response.bytes().map_err(offline)?;
+    // Whatever answers is not trusted yet: read at most one byte past the
+    // limit, whatever Content-Length it claims.
+    let mut der = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(response, MAX_CA_BYTES as u64 + 1),
+        &mut der,
+    )
+    .map_err(|e| Error::Offline {
+        reason: format!("station CA certificate: {e}"),
+    })?;
     if der.len() > MAX_CA_BYTES {
         return Err(Error::Untrusted {
             reason: "the station's CA certificate is too large".into(),
         });
     }
     let got = crate::evidence::sha256_hex(&der);
-    if got != hex(pin) {
+    if got != hex::encode(pin) {
         return Err(Error::Untrusted {
             reason: format!(
                 "the station's CA certificate does not match the enrollment link (SHA-256 {got})"
             ),
         });
     }
-    Ok(der.to_vec())
+    Ok(der)
 }
 
 /// The certificate error inside a failed request, if that is why it failed:
@@ -140,26 +142,18 @@ impl Store {
     pub fn station_trust(&self) -> Result<StationTrust> {
         match self.setting(META_KEY)? {
             None => Ok(StationTrust::PublicRoots),
-            Some(text) => {
-                let bytes = (0..text.len())
-                    .step_by(2)
-                    .map(|i| {
-                        text.get(i..i + 2)
-                            .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                    })
-                    .collect::<Option<Vec<u8>>>()
-                    .ok_or_else(|| {
-                        Error::corrupt(META_KEY, "the pinned station certificate is damaged")
-                    })?;
-                Ok(StationTrust::PinnedCa(bytes))
-            }
+            Some(text) => hex::decode(&text)
+                .map(StationTrust::PinnedCa)
+                .ok_or_else(|| {
+                    Error::corrupt(META_KEY, "the pinned station certificate is damaged")
+                }),
         }
     }
 
     pub(super) fn set_station_trust(&mut self, trust: &StationTrust) -> Result<()> {
         match trust {
             StationTrust::PublicRoots => self.set_setting(META_KEY, None),
-            StationTrust::PinnedCa(der) => self.set_setting(META_KEY, Some(&hex(der))),
+            StationTrust::PinnedCa(der) => self.set_setting(META_KEY, Some(&hex::encode(der))),
         }
     }
 }

@@ -53,13 +53,7 @@ impl PhotoError {
 
 /// Lower-case hex SHA-256: a blob's name everywhere.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        use std::fmt::Write as _;
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    crate::hex::encode(&Sha256::digest(bytes))
 }
 
 /// Whether `s` is a blob name: 64 lower-case hex digits.
