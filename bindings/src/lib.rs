@@ -256,10 +256,11 @@ impl MenqianStore {
     /// measured, and how much of each lane it passed it covered.
     pub fn patrol_summary(&self, patrol_id: String) -> Result<PatrolSummary> {
         use menqian_core::model::track::{self, TrackRules};
-        let store = self.store();
-        let (report, lanes) = store.patrol_report_near(&patrol_id, &TrackRules::default())?;
+        let (report, lanes) = self
+            .store()
+            .patrol_report_near(&patrol_id, &TrackRules::default())?;
         Ok(PatrolSummary {
-            recorded: store.patrol_track(&patrol_id)?.len() as u64,
+            recorded: report.points_in as u64,
             points: report.track.len() as u64,
             dropped: (report.dropped_inaccurate + report.dropped_jumps) as u64,
             distance_m: report.distance_m,
@@ -336,6 +337,20 @@ impl MenqianStore {
         let at = views::time("at_ms", at_ms)?;
         let (id, resumed) = self.store().resume_or_start_patrol(&user, at)?;
         Ok(PatrolStart { id, resumed })
+    }
+
+    /// Stores what the patrol recorder buffered: points that can never be
+    /// stored (a cached fix from before the start, a broken reading) are
+    /// dropped, not refused. Returns how many were dropped.
+    pub fn record_fixes(&self, patrol_id: String, points: Vec<TrackFix>) -> Result<u32> {
+        let total = points.len();
+        let points: Vec<_> = points
+            .into_iter()
+            .filter_map(|p| p.into_core().ok())
+            .collect();
+        let unreadable = total - points.len();
+        let dropped = self.store().record_fixes(&patrol_id, &points)?;
+        Ok(u32::try_from(dropped + unreadable).unwrap_or(u32::MAX))
     }
 
     /// Appends GPS points as they arrive (from the foreground location service).

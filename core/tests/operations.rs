@@ -437,6 +437,28 @@ fn a_restarted_recorder_continues_the_open_patrol_and_closes_stale_ones() {
     ));
     let (still, resumed) = store.resume_or_start_patrol("chief-3", next_day).unwrap();
     assert_eq!((still.as_str(), resumed), (fresh.as_str(), true));
+
+    // A recorder's batch: a cached fix from before the start and a broken one
+    // are dropped, the rest stored; nothing is refused.
+    let at = |s: i64| TrackPoint {
+        at: next_day + Duration::seconds(s),
+        ..point(0)
+    };
+    let broken = TrackPoint {
+        accuracy_m: -1.0,
+        ..at(2)
+    };
+    let dropped = store
+        .record_fixes(&fresh, &[at(-30), at(1), broken, at(3)])
+        .unwrap();
+    assert_eq!(dropped, 2);
+    assert_eq!(store.patrol_track(&fresh).unwrap(), vec![at(1), at(3)]);
+    assert_eq!(store.record_fixes(&fresh, &[at(-60)]).unwrap(), 1);
+    assert_eq!(store.patrol_track(&fresh).unwrap().len(), 2);
+    assert!(matches!(
+        store.record_fixes(&first, &[at(4)]),
+        Err(Error::PatrolEnded { .. })
+    ));
 }
 
 #[test]

@@ -103,6 +103,27 @@ impl Store {
         self.mutate(id, false, |_, d| doc::append(d, "chunks", &chunk))
     }
 
+    /// Appends what a location service recorded. Points that can never be
+    /// stored (out of range, negative accuracy, or from before the patrol
+    /// started, as a phone's cached first fix often is) are dropped rather
+    /// than refused, so one bad fix never blocks the rest of a patrol.
+    /// Returns how many were dropped.
+    pub fn record_fixes(&mut self, id: &str, points: &[TrackPoint]) -> Result<usize> {
+        let (started_at, ended) = self.patrol_times(id)?;
+        if ended {
+            return Err(Error::PatrolEnded { id: id.to_string() });
+        }
+        let keep: Vec<TrackPoint> = points
+            .iter()
+            .filter(|p| p.validate("point").is_ok() && p.at >= started_at)
+            .copied()
+            .collect();
+        for chunk in keep.chunks(MAX_POINTS_PER_APPEND) {
+            self.append_track(id, chunk)?;
+        }
+        Ok(points.len() - keep.len())
+    }
+
     pub fn stop_patrol(&mut self, id: &str, at: DateTime<Utc>) -> Result<()> {
         let (started_at, ended) = self.patrol_times(id)?;
         if ended {

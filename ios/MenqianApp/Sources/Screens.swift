@@ -320,8 +320,8 @@ final class Location: NSObject, ObservableObject, CLLocationManagerDelegate {
                      accuracyM: $0.horizontalAccuracy, atMs: Int64($0.timestamp.timeIntervalSince1970 * 1000))
         }
         recorded += fixes.count
-        // The actor takes calls in order: a later stop stores these first.
-        Task { await recorder.add(fixes) }
+        // Queued in order: a later stop stores these first.
+        recorder.add(fixes)
     }
 }
 

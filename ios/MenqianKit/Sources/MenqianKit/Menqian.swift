@@ -226,6 +226,11 @@ public final class Menqian: @unchecked Sendable {
         try await call { try $0.appendTrack(patrolId: patrol, points: points) }
     }
 
+    /// Stores a recorder's batch, dropping fixes that can never be stored; returns how many were dropped.
+    public func recordFixes(patrol: String, points: [TrackFix]) async throws -> UInt32 {
+        try await call { try $0.recordFixes(patrolId: patrol, points: points) }
+    }
+
     public func stopPatrol(_ patrol: String) async throws {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         try await call { try $0.stopPatrol(patrolId: patrol, atMs: now) }

@@ -215,6 +215,9 @@ class Menqian(
     suspend fun startPatrol(user: String, atMs: Long): Answer<String> = call { startPatrol(user, atMs) }
     suspend fun appendTrack(patrolId: String, points: List<TrackFix>): Answer<Unit> =
         call { appendTrack(patrolId, points) }
+    /** Stores a recorder's batch, dropping fixes that can never be stored; answers how many were dropped. */
+    suspend fun recordFixes(patrolId: String, points: List<TrackFix>): Answer<UInt> =
+        call { recordFixes(patrolId, points) }
     suspend fun stopPatrol(patrolId: String, atMs: Long): Answer<Unit> = call { stopPatrol(patrolId, atMs) }
     /** The user's open patrol if it began within 12 h (the service was restarted), else a new one. */
     suspend fun resumeOrStartPatrol(user: String, atMs: Long): Answer<PatrolStart> =

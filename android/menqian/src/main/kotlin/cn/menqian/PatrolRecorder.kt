@@ -37,7 +37,7 @@ class PatrolRecorder(
     var patrolId: String? = null
         private set
 
-    /** The last problem appending points met (shown by the service's notification). */
+    /** The last problem appending points met; those points stay buffered and go with the next batch. */
     @Volatile
     var problem: Problem? = null
         private set
@@ -90,22 +90,38 @@ class PatrolRecorder(
 
     private suspend fun end(atMs: Long): Answer<Unit> {
         val id = patrolId ?: return Answer.Ok(Unit)
-        flush()
+        // Points that could not be stored keep the patrol open: never end it without them.
+        val flushed = flush()
+        if (patrolId == null) return Answer.Ok(Unit)
+        if (flushed is Answer.Err) return flushed
         val stopped = menqian.stopPatrol(id, atMs)
         if (stopped is Answer.Ok) patrolId = null
         return stopped
     }
 
-    /** Appends the buffer; on failure the points stay buffered for the next try. */
-    private suspend fun flush() {
-        val id = patrolId ?: return
-        if (buffer.isEmpty()) return
-        when (val appended = menqian.appendTrack(id, buffer.toList())) {
+    /**
+     * Stores the buffer. Fixes that can never be stored (a cached fix from
+     * before the start) are dropped by the core, so only a failing store keeps
+     * them buffered for the next try.
+     */
+    private suspend fun flush(): Answer<Unit> {
+        val id = patrolId ?: return Answer.Ok(Unit)
+        if (buffer.isEmpty()) return Answer.Ok(Unit)
+        return when (val stored = menqian.recordFixes(id, buffer.toList())) {
             is Answer.Ok -> {
                 buffer.clear()
                 problem = null
+                Answer.Ok(Unit)
             }
-            is Answer.Err -> problem = appended.problem
+            is Answer.Err -> {
+                problem = stored.problem
+                if (stored.problem is Problem.NotAllowed) {
+                    // The patrol was ended elsewhere: nothing more can join it.
+                    buffer.clear()
+                    patrolId = null
+                }
+                stored
+            }
         }
     }
 }

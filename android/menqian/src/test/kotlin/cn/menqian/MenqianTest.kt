@@ -392,8 +392,11 @@ val tests: List<Pair<String, suspend () -> Unit>> = listOf(
             coroutineScope {
                 val recorder = PatrolRecorder(m, this, batchSize = 10)
                 val id = recorder.start("officer-1", DAY).ok()
+                // The phone's first fix is often a cached one from before the
+                // start: it is dropped, and the batch around it stored.
+                recorder.add(TrackFix(39.8661, 116.3451, 5.0, DAY - 60_000L))
                 // 25 fixes from the location callback, then stop at once: the
-                // five still buffered must be stored before the patrol ends.
+                // ones still buffered must be stored before the patrol ends.
                 for (i in 0 until 25) recorder.add(TrackFix(39.8661 + i * 1e-5, 116.3451, 5.0, DAY + i * 1_000L))
                 recorder.stop(DAY + 30_000).ok()
                 assertEquals(null, recorder.patrolId)

@@ -53,22 +53,17 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
         }
     }
 
-    /** Enrolls with an address and a code as typed. */
+    /** Enrolls with an address and a code as typed (the enrollment QR code: [scannedEnrollment]). */
     fun enroll(server: String, code: String, deviceName: String, done: () -> Unit) =
-        enrolled(done) { menqian.enroll(server.trim(), code.trim(), deviceName) }
-
-    /** Enrolls through the station's enrollment QR code (its link pins the station's CA). */
-    fun enrollLink(link: String, deviceName: String, done: () -> Unit) =
-        enrolled(done) { menqian.enrollLink(link.trim(), deviceName) }
-
-    private fun enrolled(done: () -> Unit, enroll: suspend () -> Answer<cn.menqian.core.Enrollment>) =
         viewModelScope.launch {
-            enroll().handled()?.let {
-                account.save(it.serverUrl, it.userId, it.role, it.token)
-                done()
-                syncNow()
-            }
+            menqian.enroll(server.trim(), code.trim(), deviceName).handled()?.let { enrolled(it, done) }
         }
+
+    private fun enrolled(e: cn.menqian.core.Enrollment, done: () -> Unit) {
+        account.save(e.serverUrl, e.userId, e.role, e.token)
+        done()
+        syncNow()
+    }
 
     /**
      * Today's list. For an officer or lane chief with a position: the core's
@@ -120,10 +115,7 @@ class AppViewModel(app: Application) : AndroidViewModel(app) {
         when (val outcome = enrollGate.offer(payload)) {
             is ScanOutcome.Accepted -> {
                 scanRefused.value = null
-                val it = outcome.value
-                account.save(it.serverUrl, it.userId, it.role, it.token)
-                done()
-                syncNow()
+                enrolled(outcome.value, done)
             }
             is ScanOutcome.Refused -> scanRefused.value = outcome.problem
             ScanOutcome.Ignored -> {}

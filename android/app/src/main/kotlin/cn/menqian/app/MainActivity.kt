@@ -56,7 +56,7 @@ fun MenqianNav(vm: AppViewModel = viewModel()) {
         composable("scan-enroll") {
             val refused by vm.scanRefused.collectAsState()
             LaunchedEffect(Unit) { vm.scanStarted() }
-            ScanScreen(refused) { payload -> vm.scannedEnrollment(payload) { enrolled() } }
+            ScanScreen(refused, "请对准登记二维码重新扫描") { payload -> vm.scannedEnrollment(payload) { enrolled() } }
         }
         composable("today") {
             TodayScreen(
@@ -71,7 +71,9 @@ fun MenqianNav(vm: AppViewModel = viewModel()) {
         composable("scan") {
             val refused by vm.scanRefused.collectAsState()
             LaunchedEffect(Unit) { vm.scanStarted() }
-            ScanScreen(refused) { payload -> vm.scanned(payload) { id -> nav.navigate("shop/$id") { popUpTo("today") } } }
+            ScanScreen(refused, "请对准门牌二维码重新扫描") { payload ->
+                vm.scanned(payload) { id -> nav.navigate("shop/$id") { popUpTo("today") } }
+            }
         }
         composable("shop/{id}") { entry ->
             val id = entry.arguments?.getString("id").orEmpty()

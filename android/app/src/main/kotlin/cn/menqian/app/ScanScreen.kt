@@ -20,7 +20,6 @@ import androidx.compose.runtime.mutableStateOf
 import androidx.compose.runtime.remember
 import androidx.compose.runtime.setValue
 import androidx.compose.ui.Modifier
-import androidx.compose.ui.platform.LocalContext
 import androidx.compose.ui.platform.LocalLifecycleOwner
 import androidx.compose.ui.unit.dp
 import androidx.compose.ui.viewinterop.AndroidView
@@ -39,11 +38,10 @@ import java.util.concurrent.Executors
  * Scans QR codes with CameraX and ZXing (no Google Play services). Every
  * payload decoded goes to [onPayload]: the view model's gate checks one at a
  * time with the core and keeps the camera running after a refused code
- * ([refused] is shown under the preview), so the officer can aim again.
+ * ([refused] is shown above the preview with [hint]), so the user can aim again.
  */
 @Composable
-fun ScanScreen(refused: Problem?, onPayload: (String) -> Unit) {
-    val context = LocalContext.current
+fun ScanScreen(refused: Problem?, hint: String, onPayload: (String) -> Unit) {
     val owner = LocalLifecycleOwner.current
     var allowed by remember { mutableStateOf(false) }
     val permission = rememberLauncherForActivityResult(ActivityResultContracts.RequestPermission()) { allowed = it }
@@ -53,30 +51,37 @@ fun ScanScreen(refused: Problem?, onPayload: (String) -> Unit) {
         return
     }
     Column(Modifier.fillMaxSize()) {
-    refused?.let { Text(it.text + "，请对准门牌二维码重新扫描", Modifier.padding(16.dp)) }
-    AndroidView(modifier = Modifier.fillMaxSize(), factory = { ctx ->
-        val view = PreviewView(ctx)
-        val providerFuture = ProcessCameraProvider.getInstance(ctx)
-        providerFuture.addListener({
-            val provider = providerFuture.get()
-            val preview = Preview.Builder().build().also { it.surfaceProvider = view.surfaceProvider }
-            val analysis = ImageAnalysis.Builder()
-                .setBackpressureStrategy(ImageAnalysis.STRATEGY_KEEP_ONLY_LATEST)
-                .build()
-            val reader = MultiFormatReader().apply {
-                setHints(mapOf(DecodeHintType.POSSIBLE_FORMATS to listOf(BarcodeFormat.QR_CODE)))
-            }
-            analysis.setAnalyzer(Executors.newSingleThreadExecutor()) { image ->
-                val text = decode(reader, image)
-                image.close()
-                if (text != null) ContextCompat.getMainExecutor(ctx).execute { onPayload(text) }
-            }
-            provider.unbindAll()
-            provider.bindToLifecycle(owner, CameraSelector.DEFAULT_BACK_CAMERA, preview, analysis)
-        }, ContextCompat.getMainExecutor(context))
-        view
-    })
+        refused?.let { Text("${it.text}。$hint", Modifier.padding(16.dp)) }
+        AndroidView(modifier = Modifier.fillMaxSize(), factory = { ctx -> preview(ctx, owner, onPayload) })
     }
+}
+
+/** The camera preview, handing every decoded QR payload to [onPayload] on the main thread. */
+private fun preview(
+    ctx: android.content.Context,
+    owner: androidx.lifecycle.LifecycleOwner,
+    onPayload: (String) -> Unit,
+): PreviewView {
+    val view = PreviewView(ctx)
+    val providerFuture = ProcessCameraProvider.getInstance(ctx)
+    providerFuture.addListener({
+        val provider = providerFuture.get()
+        val preview = Preview.Builder().build().also { it.surfaceProvider = view.surfaceProvider }
+        val analysis = ImageAnalysis.Builder()
+            .setBackpressureStrategy(ImageAnalysis.STRATEGY_KEEP_ONLY_LATEST)
+            .build()
+        val reader = MultiFormatReader().apply {
+            setHints(mapOf(DecodeHintType.POSSIBLE_FORMATS to listOf(BarcodeFormat.QR_CODE)))
+        }
+        analysis.setAnalyzer(Executors.newSingleThreadExecutor()) { image ->
+            val text = decode(reader, image)
+            image.close()
+            if (text != null) ContextCompat.getMainExecutor(ctx).execute { onPayload(text) }
+        }
+        provider.unbindAll()
+        provider.bindToLifecycle(owner, CameraSelector.DEFAULT_BACK_CAMERA, preview, analysis)
+    }, ContextCompat.getMainExecutor(ctx))
+    return view
 }
 
 /** Decodes a QR code from the luminance plane of a camera frame, or null. */

@@ -32,6 +32,7 @@ import androidx.compose.runtime.collectAsState
 import androidx.compose.runtime.getValue
 import androidx.compose.runtime.mutableStateOf
 import androidx.compose.runtime.remember
+import androidx.compose.runtime.saveable.rememberSaveable
 import androidx.compose.runtime.setValue
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.platform.LocalContext
@@ -146,7 +147,8 @@ fun ShopScreen(vm: AppViewModel, id: String, inspect: (String) -> Unit, report: 
 fun ChecklistScreen(vm: AppViewModel, id: String) {
     val inspection by vm.inspection.collectAsState()
     val submitted by vm.submitted.collectAsState()
-    var photoFor by remember { mutableStateOf<String?>(null) }
+    // Saveable: the camera app may push this activity out of memory.
+    var photoFor by rememberSaveable { mutableStateOf<String?>(null) }
     val camera = rememberCamera { file ->
         val code = photoFor ?: return@rememberCamera
         // The view model turns the camera file into watermarked evidence.
@@ -289,13 +291,15 @@ fun lastFix(context: Context): Fix? {
 @Composable
 fun rememberCamera(taken: (File?) -> Unit): () -> Unit {
     val context = LocalContext.current
-    var file by remember { mutableStateOf<File?>(null) }
+    // A path, saveable: the camera app may push this activity out of memory
+    // while it runs, and the photo must still be found when it comes back.
+    var path by rememberSaveable { mutableStateOf<String?>(null) }
     val camera = rememberLauncherForActivityResult(ActivityResultContracts.TakePicture()) { saved ->
-        taken(if (saved) file else null)
+        taken(if (saved) path?.let(::File) else null)
     }
     val shoot = {
         val f = evidenceFile(context)
-        file = f
+        path = f.path
         camera.launch(photoUri(context, f))
     }
     val permission = rememberLauncherForActivityResult(ActivityResultContracts.RequestPermission()) { granted ->
