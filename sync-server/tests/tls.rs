@@ -188,7 +188,7 @@ fn a_phone_trusts_the_ca_its_enrollment_link_pins_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
     // The district has no CA: the station makes one.
     let tls = dir.path().join("tls");
-    let said = cli(&[
+    let init = [
         "tls",
         "init",
         "--dir",
@@ -197,7 +197,8 @@ fn a_phone_trusts_the_ca_its_enrollment_link_pins_and_nothing_else() {
         "127.0.0.1",
         "--host",
         "localhost",
-    ]);
+    ];
+    let said = cli(&init);
     let pin = said
         .lines()
         .find_map(|l| l.strip_prefix("CA SHA-256: "))
@@ -213,20 +214,13 @@ fn a_phone_trusts_the_ca_its_enrollment_link_pins_and_nothing_else() {
     let openssl = String::from_utf8(openssl.stdout).unwrap();
     let (_, theirs) = openssl.trim().split_once('=').unwrap();
     assert_eq!(hex(&parse_fingerprint(theirs).unwrap()), pin);
+    let ca_file = tls.join("ca.pem");
+    let ours = cli(&["tls", "fingerprint", ca_file.to_str().unwrap()]);
+    assert_eq!(ours.trim(), pin);
     // A second `tls init` would cut off every enrolled phone: refused, and
     // the CA stays as it was.
     let ca_pem = std::fs::read(tls.join("ca.pem")).unwrap();
-    let again = Command::new(BIN)
-        .args([
-            "tls",
-            "init",
-            "--dir",
-            tls.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-        ])
-        .output()
-        .unwrap();
+    let again = Command::new(BIN).args(init).output().unwrap();
     assert!(!again.status.success());
     assert_eq!(std::fs::read(tls.join("ca.pem")).unwrap(), ca_pem);
 
@@ -333,47 +327,28 @@ fn an_expired_station_certificate_is_refused_even_from_the_pinned_ca() {
 #[test]
 fn a_station_certificate_its_pinned_ca_did_not_sign_stops_the_station_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let signer = TestCa::new("签发的 CA");
-    let [cert, key, _] = signer.station(&dir.path().join("station"), false);
+    let [cert, key, ca] = TestCa::new("签发的 CA").station(&dir.path().join("station"), false);
     let other = TestCa::new("另一个 CA").station(&dir.path().join("other"), false);
-    let out = Command::new(BIN)
-        .args(["--data", dir.path().join("data").to_str().unwrap()])
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--public-url",
-            "https://127.0.0.1:8443",
-        ])
-        .args(["--tls-cert", cert.to_str().unwrap()])
-        .args(["--tls-key", key.to_str().unwrap()])
-        .args(["--tls-ca", other[2].to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
+    // What the station says when it refuses to start with these files.
+    let refused = |ca: &Path, public_url: &str| {
+        let out = Command::new(BIN)
+            .args(["--data", dir.path().join("data").to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--public-url", public_url])
+            .args(["--tls-cert", cert.to_str().unwrap()])
+            .args(["--tls-key", key.to_str().unwrap()])
+            .args(["--tls-ca", ca.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "the station started");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = refused(&other[2], "https://127.0.0.1:8443");
     assert!(
         said.contains("phones pinning --tls-ca would refuse it"),
         "{said}"
     );
     // Nor does a certificate for another name pass.
-    let out = Command::new(BIN)
-        .args(["--data", dir.path().join("data").to_str().unwrap()])
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--public-url",
-            "https://mq.example.cn",
-        ])
-        .args(["--tls-cert", cert.to_str().unwrap()])
-        .args(["--tls-key", key.to_str().unwrap()])
-        .args([
-            "--tls-ca",
-            dir.path().join("station/ca.pem").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = refused(&ca, "https://mq.example.cn");
     assert!(said.contains("mq.example.cn"), "{said}");
 }
 
