@@ -13,6 +13,8 @@ pub mod enrollment;
 pub mod error;
 pub mod evidence;
 pub mod hex;
+pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod qr;
 pub mod scores;
@@ -35,7 +37,7 @@ pub use model::shop::{Contact, Letter, Shop, ShopCategory, ShopPatch, ShopStatus
 pub use model::template::{ChecklistItem, ChecklistTemplate, Duty};
 pub use qr::{QrError, ShopCode};
 pub use store::{
-    ApplyReport, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed, ImportReport, InspectionRef,
-    LaneChiefWeek, PlanStop, ShopSummary, Standing, StewardScore, Store, StoreConfig, Submitted,
-    SweepReport, SyncCursors,
+    ApplyReport, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed, ImportReport, Incoming,
+    InspectionRef, LaneChiefWeek, PlanStop, ShopSummary, Standing, StewardScore, Store,
+    StoreConfig, Submitted, Sweep, SweepReport, SyncCursors, decode_changes, decode_pushed,
 };

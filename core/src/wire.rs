@@ -39,6 +39,12 @@ pub enum WireError {
     BadDocId { index: usize },
     #[error("the batch has {count} changes, more than the {max} allowed")]
     TooManyChanges { count: u32, max: u32 },
+    #[error("change {index} ({doc_id}): {reason}")]
+    Refused {
+        index: usize,
+        doc_id: String,
+        reason: String,
+    },
     #[error("change {index}: {what} is too long for the frame")]
     TooLong { index: usize, what: &'static str },
 }
@@ -113,6 +119,15 @@ impl<'a> Reader<'a> {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<WireBatch, WireError> {
+    decode_checked(bytes, |_, _| Ok(()))
+}
+
+/// [`decode`], running `check` on each change's id and bytes before copying
+/// them: a change it refuses stops the decoding there.
+pub fn decode_checked(
+    bytes: &[u8],
+    mut check: impl FnMut(&str, &[u8]) -> Result<(), String>,
+) -> Result<WireBatch, WireError> {
     let mut r = Reader { bytes, at: 0 };
     if r.take(4).map_err(|_| WireError::BadMagic)? != MAGIC {
         return Err(WireError::BadMagic);
@@ -134,8 +149,16 @@ pub fn decode(bytes: &[u8]) -> Result<WireBatch, WireError> {
             .map_err(|_| WireError::BadDocId { index })?
             .to_string();
         let len = u32::from_be_bytes(r.array()?) as usize;
-        let bytes = r.take(len)?.to_vec();
-        changes.push(DocChange { doc_id, bytes });
+        let change = r.take(len)?;
+        check(&doc_id, change).map_err(|reason| WireError::Refused {
+            index,
+            doc_id: doc_id.escape_debug().to_string(),
+            reason,
+        })?;
+        changes.push(DocChange {
+            doc_id,
+            bytes: change.to_vec(),
+        });
     }
     if r.at != bytes.len() {
         return Err(WireError::TrailingBytes {

@@ -372,6 +372,20 @@ impl SyncClient {
                     return Ok(r);
                 }
                 Ok(r) if r.status().is_server_error() && !last => {}
+                // The station is busy for this device: wait as long as it asks
+                // (within the backoff's ceiling), then try again.
+                Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS && !last => {
+                    let asked = r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    if let Some(delay) = asked {
+                        self.sleep(delay.min(self.retry.max_delay), cancel)?;
+                        continue;
+                    }
+                }
                 Ok(r) => return Err(status_error(r)),
                 Err(e) => {
                     // A refused certificate stays refused: say so at once.
@@ -397,6 +411,11 @@ impl SyncClient {
             .first_delay
             .saturating_mul(factor)
             .min(self.retry.max_delay);
+        self.sleep(delay, cancel)
+    }
+
+    /// Sleeps for `delay`, waking up to notice cancellation.
+    fn sleep(&self, delay: Duration, cancel: &CancelToken) -> Result<()> {
         let step = Duration::from_millis(50);
         let mut waited = Duration::ZERO;
         while waited < delay {

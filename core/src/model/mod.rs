@@ -28,10 +28,44 @@ pub(crate) fn required_text(field: &str, value: &str, max_chars: usize) -> Resul
             format!("longer than {max_chars} characters"),
         ));
     }
-    if v.chars().any(|c| c.is_control()) {
-        return Err(Error::invalid(field, "contains control characters"));
+    if let Some(why) = control_in(v, false) {
+        return Err(Error::invalid(field, why));
     }
     Ok(v.to_string())
+}
+
+/// Free text that may run over several lines (a description, a note): no
+/// control characters but line breaks; `\r\n` is kept as `\n`.
+pub(crate) fn multiline_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>> {
+    let Some(v) = value.map(|v| v.replace("\r\n", "\n")) else {
+        return Ok(None);
+    };
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if v.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("longer than {max} characters"),
+        ));
+    }
+    if let Some(why) = control_in(v, true) {
+        return Err(Error::invalid(field, why));
+    }
+    Ok(Some(v.to_string()))
+}
+
+/// Why `text` may not be stored: a control character (other than a line
+/// break, where `lines`), which a terminal or a screen could act on.
+pub fn control_in(text: &str, lines: bool) -> Option<String> {
+    text.chars()
+        .find(|c| c.is_control() && !(lines && *c == '\n'))
+        .map(|c| format!("contains the control character U+{:04X}", u32::from(c)))
 }
 
 /// Like [`required_text`] but an empty value means "none".

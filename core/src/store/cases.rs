@@ -11,7 +11,7 @@ use crate::model::case::{
     Case, CaseMove, CaseSource, CaseStatus, LinkedReport, NewCase, StatusChange, Whistle,
 };
 use crate::model::geo::GeoPoint;
-use crate::model::{optional_text, user_id};
+use crate::model::{multiline_text, optional_text, user_id};
 
 /// Where a report went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Store {
             }
         };
         let description =
-            optional_text("description", Some(&new.description), 500)?.unwrap_or_default();
+            multiline_text("description", Some(&new.description), 500)?.unwrap_or_default();
         let photos = validate_photos(new.photos)?;
         if description.is_empty() && photos.is_empty() {
             return Err(Error::invalid(
@@ -173,24 +173,35 @@ impl Store {
         when: DateTime<Utc>,
         reported_before: Option<(i64, &str)>,
     ) -> Result<Option<String>> {
-        const M_PER_DEG: f64 = 111_320.0;
-        let lon_scale = at.lat.to_radians().cos().max(0.01);
-        let (dlat, dlon) = (
-            rule.radius_m / M_PER_DEG * 1.01,
-            rule.radius_m / (M_PER_DEG * lon_scale) * 1.01,
-        );
+        // The R*Tree finds the neighbours in place and time; the cases table
+        // decides the rest.
+        let (dlat, dlon) = super::district::search_box(rule, at);
         let window = i64::from(rule.window_hours) * 3_600_000;
         let ms = when.timestamp_millis();
+        let hours = ms as f64 / 3_600_000.0;
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, lat, lon, reported_at FROM cases
-             WHERE category = ?1 AND reported_at BETWEEN ?2 - ?3 AND ?2 + ?3
-               AND status NOT IN ('rejected', 'closed') AND rectification IS NULL
-               AND lat BETWEEN ?4 - ?6 AND ?4 + ?6 AND lon BETWEEN ?5 - ?7 AND ?5 + ?7
-               AND (?8 IS NULL OR shop_id IS NULL OR shop_id = ?8)
-             ORDER BY reported_at, id",
+            "SELECT c.id, c.lat, c.lon, c.reported_at
+             FROM case_places p CROSS JOIN cases c ON c.rowid = p.key
+             WHERE p.lat0 <= ?4 + ?6 AND p.lat1 >= ?4 - ?6
+               AND p.lon0 <= ?5 + ?7 AND p.lon1 >= ?5 - ?7
+               AND p.h0 <= ?9 + ?10 AND p.h1 >= ?9 - ?10
+               AND c.category = ?1 AND c.reported_at BETWEEN ?2 - ?3 AND ?2 + ?3
+               AND c.status NOT IN ('rejected', 'closed') AND c.rectification IS NULL
+               AND c.lat BETWEEN ?4 - ?6 AND ?4 + ?6 AND c.lon BETWEEN ?5 - ?7 AND ?5 + ?7
+               AND (?8 IS NULL OR c.shop_id IS NULL OR c.shop_id = ?8)
+             ORDER BY c.reported_at, c.id",
         )?;
         let mut rows = stmt.query(params![
-            category, ms, window, at.lat, at.lon, dlat, dlon, shop
+            category,
+            ms,
+            window,
+            at.lat,
+            at.lon,
+            dlat,
+            dlon,
+            shop,
+            hours,
+            f64::from(rule.window_hours) + 0.01
         ])?;
         let mut best: Option<(f64, String)> = None;
         while let Some(r) = rows.next()? {
@@ -242,7 +253,7 @@ impl Store {
             status: m.to,
             at: m.at,
             by: user_id("by", &m.by)?,
-            note: optional_text("note", m.note.as_deref(), 500)?,
+            note: multiline_text("note", m.note.as_deref(), 500)?,
             role: Some(m.role),
             department: optional_text("department", m.department.as_deref(), 32)?,
             whistle: m.whistle,

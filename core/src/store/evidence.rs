@@ -276,6 +276,25 @@ impl Store {
 
     /// Whether a reader may download a blob: some record they may see refers
     /// to it (as a photo or as its thumbnail).
+    /// Every photo and thumbnail the named documents refer to.
+    pub fn blobs_referenced_by(&self, doc_ids: &[&str]) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hash, thumb FROM evidence_refs WHERE doc_id = ?1")?;
+        let mut out = Vec::new();
+        for id in doc_ids {
+            let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for row in rows {
+                let (hash, thumb): (String, String) = row?;
+                out.push(hash);
+                out.push(thumb);
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     pub fn blob_visible(&self, hash: &str, reader: &crate::access::Visibility) -> Result<bool> {
         let sql = format!(
             "SELECT EXISTS (SELECT 1 FROM evidence_refs e

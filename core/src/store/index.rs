@@ -66,6 +66,17 @@ pub(crate) fn read_entity(id: &str, d: &AutoCommit) -> Result<Entity> {
         }
         "case" => {
             let mut c: Case = doc::read(d, id)?;
+            // A case under an escalation's id is that escalation, and only it.
+            let escalates = c
+                .rectification
+                .as_deref()
+                .map(super::ledger::escalation_case_id);
+            if escalates.as_deref() != crate::ids::is_escalation(&id[5..]).then_some(id) {
+                return Err(Error::corrupt(
+                    id,
+                    "a case's id and the rectification it escalates disagree",
+                ));
+            }
             c.id = id.to_string();
             Entity::Case(c)
         }
@@ -80,6 +91,50 @@ pub(crate) fn read_entity(id: &str, d: &AutoCommit) -> Result<Entity> {
         }
         _ => return Err(Error::corrupt(id, "unknown document kind")),
     })
+}
+
+impl Entity {
+    /// The first text field holding a control character, and what it is:
+    /// records a device made carry no character a screen or terminal would
+    /// act on, line breaks aside (shops, templates, categories and rules are
+    /// checked field by field when they are read).
+    pub(crate) fn control_characters(&self) -> Option<(String, String)> {
+        let value = match self {
+            Entity::Inspection(i) => serde_json::to_value(i),
+            Entity::Case(c) => serde_json::to_value(c),
+            Entity::Patrol(p) => serde_json::to_value(p),
+            _ => return None,
+        }
+        .ok()?;
+        control_in_json(&value, &mut String::new())
+    }
+}
+
+fn control_in_json(v: &serde_json::Value, path: &mut String) -> Option<(String, String)> {
+    use serde_json::Value as V;
+    let nested = |key: &str, v: &serde_json::Value, path: &mut String| {
+        let len = path.len();
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+        let found = control_in_json(v, path);
+        path.truncate(len);
+        found
+    };
+    match v {
+        V::String(s) => crate::model::control_in(s, true).map(|why| (path.clone(), why)),
+        V::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nested(&i.to_string(), item, path)),
+        V::Object(map) => map.iter().find_map(|(k, item)| {
+            crate::model::control_in(k, false)
+                .map(|why| (path.clone(), why))
+                .or_else(|| nested(k, item, path))
+        }),
+        _ => None,
+    }
 }
 
 /// Replaces the document's index rows with the entity's.
@@ -277,11 +332,14 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
         .zip(&replay.effective)
         .any(|(s, ok)| *ok && s.status == crate::model::case::CaseStatus::Accepted);
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO cases (id, source, category, lat, lon, shop_id, description,
+        // An upsert, not a replace: the case keeps its rowid, the key of its
+        // place in `case_places`.
+        "INSERT INTO cases (id, source, category, lat, lon, shop_id, description,
             photos, deadline, reported_by, reported_at, status, status_at, subdistrict, lane,
             evidence, time, department, whistle, dispatched_at, rectification, accepted, closed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23)",
+            ?18, ?19, ?20, ?21, ?22, ?23)
+         ON CONFLICT (id) DO UPDATE SET source = excluded.source, category = excluded.category, lat = excluded.lat, lon = excluded.lon, shop_id = excluded.shop_id, description = excluded.description, photos = excluded.photos, deadline = excluded.deadline, reported_by = excluded.reported_by, reported_at = excluded.reported_at, status = excluded.status, status_at = excluded.status_at, subdistrict = excluded.subdistrict, lane = excluded.lane, evidence = excluded.evidence, time = excluded.time, department = excluded.department, whistle = excluded.whistle, dispatched_at = excluded.dispatched_at, rectification = excluded.rectification, accepted = excluded.accepted, closed_at = excluded.closed_at",
     )?
     .execute(params![
         c.id,

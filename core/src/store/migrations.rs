@@ -48,9 +48,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0007_duplicate_search.sql"),
         rebuilds_index: false,
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../../migrations/0008_hardening.sql"),
+        rebuilds_index: true,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 7;
+pub const LATEST_VERSION: i64 = 8;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.

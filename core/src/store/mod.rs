@@ -23,13 +23,16 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::error::{Error, Result};
 
 pub use cases::{CaseSummary, Filed};
-pub use district::SweepReport;
+pub use district::{Sweep, SweepReport};
 pub use evidence::{Capture, CapturedPhoto, PendingBlob};
 pub use inspections::{InspectionRef, Submitted};
 pub use patrols::{MAX_POINTS_PER_APPEND, RESUME_WITHIN_HOURS};
 pub use registry::{ImportReport, ShopSummary};
 pub use scores::{DayPlan, LaneChiefWeek, PlanStop, ShopExtra, Standing, StewardScore};
-pub use sync::{ApplyReport, ChangeBatch, DocChange, SnapshotPage, SyncCursors};
+pub use sync::{
+    ApplyReport, ChangeBatch, DocChange, Incoming, SnapshotPage, SyncCursors, check_incoming,
+    decode_changes, decode_pushed,
+};
 
 /// The schema version a store has after opening (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = migrations::LATEST_VERSION;
@@ -94,6 +97,38 @@ impl Store {
     /// Opens (creating if needed) the store at `path`, upgrading its schema.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
         Self::open_at_version(path.as_ref(), config, migrations::LATEST_VERSION)
+    }
+
+    /// A second, read-only handle on a store that another handle writes (the
+    /// same file; SQLite's WAL lets it read while the other commits): the
+    /// station answers pulls and downloads on these, never waiting for a push.
+    /// The writer must have opened (and migrated) the file first.
+    pub fn open_reader(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
+        let path = path.as_ref();
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != migrations::LATEST_VERSION {
+            return Err(Error::corrupt(
+                path.display().to_string(),
+                format!("schema version {version}: open it for writing first"),
+            ));
+        }
+        let hex: String =
+            conn.query_row("SELECT value FROM meta WHERE key = 'actor'", [], |r| {
+                r.get(0)
+            })?;
+        let actor = ActorId::try_from(hex.as_str()).map_err(|e| Error::corrupt("meta.actor", e))?;
+        Ok(Store {
+            conn,
+            actor,
+            config,
+            blobs: crate::evidence::blobs::BlobDir::open(blob_dir_for(path))?,
+            uptime: std::sync::Arc::new(crate::evidence::time::system_uptime),
+        })
     }
 
     /// Opens the store migrated only up to `version`: for upgrade tests.
@@ -163,10 +198,17 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?
         };
         for id in ids {
-            if let Some(doc) = load_doc(&tx, &id, &self.actor)? {
+            if let Some(mut doc) = load_doc(&tx, &id, &self.actor)? {
                 index::reindex(&tx, &id, &doc)?;
+                let actors: std::collections::BTreeSet<Vec<u8>> = doc
+                    .get_changes(&[])
+                    .iter()
+                    .map(|c| c.actor_id().to_bytes().to_vec())
+                    .collect();
+                record_actors(&tx, actors.iter().map(Vec::as_slice))?;
             }
         }
+        record_actors(&tx, [self.actor.to_bytes()])?;
         commit(tx)?;
         Ok(())
     }
@@ -262,6 +304,37 @@ fn edit<R>(
     Ok(out)
 }
 
+/// Notes that changes by these actors are in this store.
+pub(crate) fn record_actors<'a>(
+    tx: &Transaction<'_>,
+    actors: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<()> {
+    let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO actors (actor) VALUES (?1)")?;
+    for actor in actors {
+        insert.execute([actor])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Whether changes by `actor` (hex) are in this store, or it is this
+    /// store's own: the station binds no such actor to a new device.
+    pub fn actor_in_feed(&self, actor: &str) -> Result<bool> {
+        let Some(bytes) = crate::hex::decode(actor) else {
+            return Ok(false);
+        };
+        if bytes == self.actor.to_bytes() {
+            return Ok(true);
+        }
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM actors WHERE actor = ?1")?
+            .query_row([bytes], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+}
+
 /// Where a store keeps its blobs: `<database file>-blobs/`.
 pub fn blob_dir_for(db: &Path) -> std::path::PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -339,6 +412,7 @@ pub(crate) fn write_document(
     new_changes: &[ChangeHash],
     origin: Origin,
 ) -> Result<()> {
+    crate::ids::check_doc_id(id).map_err(|why| Error::invalid("id", why))?;
     tx.prepare_cached(
         "INSERT INTO documents (id, data) VALUES (?1, ?2)
          ON CONFLICT (id) DO UPDATE SET data = excluded.data",

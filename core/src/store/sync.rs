@@ -8,8 +8,8 @@ use automerge::{AutoCommit, Change, ReadDoc as _};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
-    Origin, Store, build_in_parallel, commit, get_meta, index, kind_name, load_doc, persist,
-    set_meta, write_document,
+    Origin, Store, build_in_parallel, commit, get_meta, index, load_doc, persist, set_meta,
+    write_document,
 };
 use crate::access::{self, Touched, Visibility, Writer, visible_doc};
 use crate::error::{Error, Result};
@@ -209,7 +209,7 @@ impl Store {
     /// with [`Error::MissingDependencies`]; so does any change to a submitted
     /// inspection, or one that leaves a document unreadable.
     pub fn apply_changes(&mut self, changes: &[DocChange]) -> Result<ApplyReport> {
-        self.apply_batch(changes, None, None, |_| Ok(()))
+        self.apply_batch(decode_changes(changes)?, None, None, |_| Ok(()))
     }
 
     /// The sync server's entry point: applies a batch pushed by `writer`, all or
@@ -219,6 +219,17 @@ impl Store {
     pub fn apply_changes_as(
         &mut self,
         changes: &[DocChange],
+        writer: &Writer,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ApplyReport> {
+        self.apply_decoded_as(decode_pushed(changes.to_vec())?, writer, received_at)
+    }
+
+    /// [`Store::apply_changes_as`] for a batch [`decode_pushed`] already read:
+    /// the station decodes before it takes its store's lock.
+    pub fn apply_decoded_as(
+        &mut self,
+        changes: Vec<Incoming>,
         writer: &Writer,
         received_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<ApplyReport> {
@@ -365,12 +376,8 @@ impl Store {
         finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<usize> {
         for (i, d) in docs.iter().enumerate() {
-            if kind_name(&d.doc_id) == "record" || d.doc_id.len() > 200 {
-                return Err(Error::invalid(
-                    format!("docs[{i}].doc_id"),
-                    "not a document id",
-                ));
-            }
+            crate::ids::check_doc_id(&d.doc_id)
+                .map_err(|why| Error::invalid(format!("docs[{i}].doc_id"), why))?;
         }
         let tx = self.conn.transaction()?;
         let actor = self.actor.clone();
@@ -436,31 +443,23 @@ impl Store {
     /// Applies a pulled page and moves the pull cursor in the same transaction,
     /// so an interrupted sync never skips or repeats a page.
     pub fn apply_pulled(&mut self, changes: &[DocChange], cursor: u64) -> Result<ApplyReport> {
-        self.apply_batch(changes, None, None, |tx| {
+        self.apply_batch(decode_changes(changes)?, None, None, |tx| {
             set_meta(tx, PULLED, &cursor.to_string())
         })
     }
 
     fn apply_batch(
         &mut self,
-        changes: &[DocChange],
+        changes: Vec<Incoming>,
         writer: Option<&Writer>,
         received_at: Option<i64>,
         finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<ApplyReport> {
         // Group by document, keeping each document's changes in feed order.
         let mut work: Vec<DocWork> = Vec::new();
-        let mut slot: HashMap<&str, usize> = HashMap::new();
-        for (i, c) in changes.iter().enumerate() {
-            if kind_name(&c.doc_id) == "record" || c.doc_id.len() > 200 {
-                return Err(Error::invalid(
-                    format!("changes[{i}].doc_id"),
-                    "not a document id",
-                ));
-            }
-            let change =
-                Change::from_bytes(c.bytes.clone()).map_err(|e| Error::corrupt(&c.doc_id, e))?;
-            let k = *slot.entry(c.doc_id.as_str()).or_insert_with(|| {
+        let mut slot: HashMap<String, usize> = HashMap::new();
+        for (i, c) in changes.into_iter().enumerate() {
+            let k = *slot.entry(c.doc_id.clone()).or_insert_with(|| {
                 work.push(DocWork {
                     doc_id: c.doc_id.clone(),
                     incoming: Vec::new(),
@@ -468,7 +467,7 @@ impl Store {
                 });
                 work.len() - 1
             });
-            work[k].incoming.push((i, change));
+            work[k].incoming.push((i, c.change));
         }
         let tx = self.conn.transaction()?;
         for w in &mut work {
@@ -497,6 +496,7 @@ impl Store {
                         Origin::Received { at_ms: received_at },
                     )?;
                     index::write_entity(&tx, &merged.doc_id, &entity)?;
+                    super::record_actors(&tx, merged.actors.iter().map(Vec::as_slice))?;
                 }
                 Ok(())
             },
@@ -505,6 +505,59 @@ impl Store {
         commit(tx)?;
         Ok(report)
     }
+}
+
+/// A change read and checked: its document id fits the grammar
+/// ([`crate::ids`]) and its bytes the limits ([`crate::limits`]).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub doc_id: String,
+    pub change: Change,
+}
+
+/// The checks every incoming change passes before anything parses it: its
+/// document id's grammar and its bytes' limits.
+pub fn check_incoming(doc_id: &str, bytes: &[u8]) -> std::result::Result<(), String> {
+    crate::ids::check_doc_id(doc_id)?;
+    crate::limits::check_change(bytes).map(|_| ())
+}
+
+/// Reads changes from another store, checking every id and every change's
+/// size before Automerge parses it.
+pub fn decode_changes(changes: &[DocChange]) -> Result<Vec<Incoming>> {
+    decode(changes.to_vec(), None)
+}
+
+/// [`decode_changes`] for a device's push, which also may encode at most
+/// [`crate::limits::MAX_BATCH_OPS`] operations in all.
+pub fn decode_pushed(changes: Vec<DocChange>) -> Result<Vec<Incoming>> {
+    decode(changes, Some(crate::limits::MAX_BATCH_OPS))
+}
+
+fn decode(changes: Vec<DocChange>, max_ops: Option<u64>) -> Result<Vec<Incoming>> {
+    let mut ops = 0u64;
+    changes
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            crate::ids::check_doc_id(&c.doc_id)
+                .map_err(|why| Error::invalid(format!("changes[{i}].doc_id"), why))?;
+            let n = crate::limits::check_change(&c.bytes)
+                .map_err(|why| Error::corrupt(&c.doc_id, format!("change {i}: {why}")))?;
+            ops = ops.saturating_add(n);
+            if let Some(max) = max_ops.filter(|max| ops > *max) {
+                return Err(Error::invalid(
+                    "changes",
+                    format!("more than {max} operations in one push: send fewer changes"),
+                ));
+            }
+            let change = Change::from_bytes(c.bytes).map_err(|e| Error::corrupt(&c.doc_id, e))?;
+            Ok(Incoming {
+                doc_id: c.doc_id,
+                change,
+            })
+        })
+        .collect()
 }
 
 /// One document's share of an incoming batch.
@@ -522,6 +575,8 @@ struct Merged {
     /// The saved document, the new change hashes and what to index; `None`
     /// when every change was a duplicate.
     result: Option<(Vec<u8>, Vec<automerge::ChangeHash>, index::Entity)>,
+    /// The actors of the new changes.
+    actors: BTreeSet<Vec<u8>>,
 }
 
 fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -> Result<Merged> {
@@ -559,6 +614,7 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
             doc_id: w.doc_id.clone(),
             duplicates,
             result: None,
+            actors: BTreeSet::new(),
         });
     };
     if let Some(wr) = writer {
@@ -576,6 +632,10 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
         return Err(Error::InspectionSubmitted { id: id.to_string() });
     }
     let hashes: Vec<_> = fresh.iter().map(|(_, c)| c.hash()).collect();
+    let actors = fresh
+        .iter()
+        .map(|(_, c)| c.actor_id().to_bytes().to_vec())
+        .collect();
     d.apply_changes(fresh.into_iter().map(|(_, c)| c))?;
     let missing = d.get_missing_deps(&[]);
     if !missing.is_empty() {
@@ -585,6 +645,11 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
         });
     }
     let entity = index::read_entity(id, &d)?;
+    if writer.is_some()
+        && let Some((field, why)) = entity.control_characters()
+    {
+        return Err(Error::invalid(format!("{id}.{field}"), why));
+    }
     if let Some(reason) = writer.and_then(|wr| check_access(wr, before.as_ref(), &entity)) {
         return Err(Error::Refused {
             index: first,
@@ -596,6 +661,7 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
         doc_id: w.doc_id.clone(),
         duplicates,
         result: Some((d.save(), hashes, entity)),
+        actors,
     })
 }
 
