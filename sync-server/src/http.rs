@@ -1,55 +1,190 @@
 //! The HTTP API (docs/protocol.md): `/healthz`, `/v1/enroll`, `/v1/push`,
-//! `/v1/pull`. Store work runs on the blocking pool; every failure is a status
-//! and a JSON body `{"error": <code>, "message": <text>}` a client can act on.
+//! `/v1/pull`, `/v1/snapshot`, `/v1/blobs/…`, `/v1/tls/ca`. A handler
+//! authenticates from the headers before it reads a body, takes its device's
+//! share of the station (`guard`), reads the body within its size and time
+//! limits, decodes and checks it, and only then touches the store: reads on
+//! a pool of read-only connections, writes under the one writer's lock. Every
+//! failure is a status and a JSON body `{"error": <code>, "message": <text>}`
+//! a client can act on.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use http_body_util::BodyExt as _;
 use menqian_core::evidence::blobs::BlobDir;
 use menqian_core::wire::{self, WireBatch};
 use menqian_core::{Error as CoreError, Writer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::store::{Device, StoreError, SyncStore, User};
+use crate::guard::{Busy, Slot, Traffic};
+use crate::store::{Device, StoreError, SyncRead, SyncStore, User};
 
-/// The largest request body accepted: a push page of a few thousand changes.
+/// The largest push body: a page of a few thousand changes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// The largest enrollment body.
+pub const MAX_ENROLL_BYTES: usize = 4 * 1024;
 /// The largest page a pull returns.
 pub const MAX_PULL_PAGE: u32 = 5_000;
+/// The largest upload chunk.
+pub const MAX_BLOB_CHUNK: usize = 4 * 1024 * 1024;
 
+/// What the HTTP layer enforces besides the connection limits (`net`).
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// Time to receive a whole request body once its headers are in.
+    pub body_timeout: Duration,
+    /// Unfinished uploads one device may have on disk, in bytes.
+    pub uploads_in_progress: u64,
+    /// Uploads are refused while the data directory's file system has less
+    /// free space than this.
+    pub min_free_disk: u64,
+    /// Read-only store connections (concurrent reads).
+    pub readers: usize,
+    /// The header a reverse proxy puts the client's address in; unset, the
+    /// peer's address is the client's.
+    pub client_address_header: Option<HeaderName>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            body_timeout: Duration::from_secs(60),
+            uploads_in_progress: 64 * 1024 * 1024,
+            min_free_disk: 1024 * 1024 * 1024,
+            readers: 8,
+            client_address_header: None,
+        }
+    }
+}
+
+/// The store's writer, shared by the handlers and the sweep.
 pub type SharedStore = Arc<Mutex<Box<dyn SyncStore>>>;
 
-/// The station's photo files. Uploads and downloads use them outside the
-/// store's lock, so a photo on a slow link never holds up a push; appends take
-/// turns on their own lock (an append checks the size, then writes).
-#[derive(Debug)]
-pub struct Blobs {
-    dir: BlobDir,
+/// Everything a handler needs.
+pub struct Station {
+    pub writer: SharedStore,
+    readers: Mutex<Vec<Box<dyn SyncRead>>>,
+    reader_turns: tokio::sync::Semaphore,
+    blobs: BlobDir,
+    /// Appends take turns (an append checks the size, then writes).
     appending: Mutex<()>,
+    traffic: Arc<Traffic>,
+    limits: HttpLimits,
+    ca: Option<crate::StationCa>,
 }
 
-pub fn router(store: SharedStore) -> Router {
-    router_with(store, None)
+impl std::fmt::Debug for Station {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Station")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
-/// [`router`], serving `ca` (the CA devices pin at enrollment) at `/v1/tls/ca`.
-pub fn router_with(store: SharedStore, ca: Option<Arc<crate::StationCa>>) -> Router {
-    let dir = {
-        let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
-        guard.documents().blobs().clone()
-    };
-    let blobs = Arc::new(Blobs {
-        dir,
-        appending: Mutex::new(()),
-    });
+impl Station {
+    pub fn new(
+        store: Box<dyn SyncStore>,
+        limits: HttpLimits,
+        shares: crate::guard::Shares,
+        ca: Option<crate::StationCa>,
+    ) -> Result<Station, StoreError> {
+        let mut store = store;
+        let readers = (0..limits.readers.max(1))
+            .map(|_| store.reader())
+            .collect::<Result<Vec<_>, _>>()?;
+        let blobs = store.documents().blobs().clone();
+        Ok(Station {
+            reader_turns: tokio::sync::Semaphore::new(readers.len()),
+            readers: Mutex::new(readers),
+            writer: Arc::new(Mutex::new(store)),
+            blobs,
+            appending: Mutex::new(()),
+            traffic: Arc::new(Traffic::new(shares)),
+            limits,
+            ca,
+        })
+    }
+
+    pub fn blobs(&self) -> &BlobDir {
+        &self.blobs
+    }
+
+    /// Runs `read` on a free read-only connection.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&dyn SyncRead) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _turn = self.reader_turns.acquire().await.map_err(|_| internal())?;
+        let station = self.clone();
+        on_files(move || {
+            let reader = station
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .ok_or_else(internal)?;
+            let out = read(reader.as_ref());
+            station
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(reader);
+            out
+        })
+        .await
+    }
+
+    /// Runs `write` with the store's writer.
+    async fn write<T: Send + 'static>(
+        self: &Arc<Self>,
+        write: impl FnOnce(&mut dyn SyncStore) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let writer = self.writer.clone();
+        on_files(move || {
+            let mut guard = writer.lock().map_err(|_| internal())?;
+            write(guard.as_mut())
+        })
+        .await
+    }
+
+    /// Who is asking, from the `Authorization` header alone, and their slot.
+    async fn caller(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+    ) -> Result<(Device, User, Slot), ApiError> {
+        let token = bearer(headers)?;
+        let (device, user) = self.read(move |r| Ok(r.authenticate(&token)?)).await?;
+        let slot = self.traffic.admit(&device.id).map_err(busy)?;
+        Ok((device, user, slot))
+    }
+}
+
+fn internal() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server could not complete this request",
+    )
+}
+
+fn busy(b: Busy) -> ApiError {
+    let secs = b.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    ApiError {
+        retry_after: Some(secs),
+        ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "busy", b.why)
+    }
+}
+
+pub fn router(station: Arc<Station>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
@@ -59,19 +194,72 @@ pub fn router_with(store: SharedStore, ca: Option<Arc<crate::StationCa>>) -> Rou
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/blobs/{hash}", get(blob_get).put(blob_put))
         .route("/v1/blobs/{hash}/status", get(blob_status))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(stamp_time))
-        .layer(axum::Extension(blobs))
-        .layer(axum::Extension(ca))
-        .with_state(store)
+        .with_state(station)
+}
+
+/// Reads a body of at most `max` bytes (by `Content-Length` before anything
+/// is read, and by what arrives), within the station's body time limit.
+async fn read_body(
+    station: &Station,
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body may be at most {max} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    let mut body = body;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    format!("reading the body: {e}"),
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > max {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(station.limits.body_timeout, read).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the body did not arrive within {} s",
+                    station.limits.body_timeout.as_secs()
+                ),
+            ));
+        }
+    }
+    Ok(Bytes::from(out))
 }
 
 /// The station's CA certificate (DER), for a device enrolling through a link
 /// that pins it. Public: the pin, not this answer, is what a device trusts.
-async fn station_ca(
-    axum::Extension(ca): axum::Extension<Option<Arc<crate::StationCa>>>,
-) -> Result<Response, ApiError> {
-    let ca = ca.ok_or_else(|| {
+async fn station_ca(State(station): State<Arc<Station>>) -> Result<Response, ApiError> {
+    let ca = station.ca.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "no_ca",
@@ -92,6 +280,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     extra: serde_json::Value,
+    /// Seconds, for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -101,6 +291,7 @@ impl ApiError {
             code,
             message: message.into(),
             extra: json!({}),
+            retry_after: None,
         }
     }
 }
@@ -111,7 +302,13 @@ impl IntoResponse for ApiError {
         if let (Some(b), Some(extra)) = (body.as_object_mut(), self.extra.as_object()) {
             b.extend(extra.clone());
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -156,25 +353,6 @@ impl From<StoreError> for ApiError {
             }
         }
     }
-}
-
-/// Runs store work off the async threads, with the store locked.
-async fn with_store<T: Send + 'static>(
-    store: &SharedStore,
-    work: impl FnOnce(&mut dyn SyncStore) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = store.clone();
-    on_files(move || {
-        let mut guard = store.lock().map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "store unavailable",
-            )
-        })?;
-        work(guard.as_mut())
-    })
-    .await
 }
 
 fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -227,12 +405,33 @@ pub struct EnrollResponse {
     pub role: String,
 }
 
+/// Runs blocking work (files, the store) on the blocking pool.
+async fn on_files<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the request's worker failed",
+        )
+    })?
+}
+
 async fn enroll(
-    State(store): State<SharedStore>,
+    State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<EnrollResponse>, ApiError> {
+    let address = crate::net::client_address(
+        Some(peer),
+        &headers,
+        station.limits.client_address_header.as_ref(),
+    );
+    station.traffic.admit_enrollment(address).map_err(busy)?;
     require_content_type(&headers, "application/json")?;
+    let body = read_body(&station, &headers, body, MAX_ENROLL_BYTES).await?;
     let req: EnrollRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -240,10 +439,9 @@ async fn enroll(
             format!("enroll body: {e}"),
         )
     })?;
-    let enrolled = with_store(&store, move |s| {
-        Ok(s.enroll(&req.code, &req.actor, &req.device_name, Utc::now())?)
-    })
-    .await?;
+    let enrolled = station
+        .write(move |s| Ok(s.enroll(&req.code, &req.actor, &req.device_name, Utc::now())?))
+        .await?;
     tracing::info!(device = %enrolled.device_id, user = %enrolled.user.id, "device enrolled");
     Ok(Json(EnrollResponse {
         device_id: enrolled.device_id,
@@ -254,27 +452,42 @@ async fn enroll(
 }
 
 async fn push(
-    State(store): State<SharedStore>,
+    State(station): State<Arc<Station>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let token = bearer(&headers)?;
-    // Who is asking comes first: a stranger learns nothing about the body.
-    let (device, user) = with_store(&store, move |s| Ok(s.authenticate(&token)?)).await?;
+    // Who is asking comes first: a stranger's body is never read.
+    let (device, user, _slot) = station.caller(&headers).await?;
     require_content_type(&headers, wire::CONTENT_TYPE)?;
-    let batch = wire::decode(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_batch", e.to_string()))?;
-    let count = batch.changes.len();
+    let body = read_body(&station, &headers, body, MAX_BODY_BYTES).await?;
+    // Decoding and checking every change happens here, before the lock: a
+    // bomb is refused without holding up anyone.
+    let changes = on_files(move || {
+        let batch = wire::decode_checked(&body, menqian_core::store::check_incoming).map_err(
+            |e| match e {
+                wire::WireError::Refused {
+                    index, ref doc_id, ..
+                } => ApiError {
+                    extra: json!({ "change": index, "doc_id": doc_id }),
+                    ..ApiError::new(StatusCode::BAD_REQUEST, "bad_change", e.to_string())
+                },
+                other => ApiError::new(StatusCode::BAD_REQUEST, "bad_batch", other.to_string()),
+            },
+        )?;
+        drop(body);
+        menqian_core::decode_pushed(batch.changes).map_err(|e| ApiError::from(StoreError::from(e)))
+    })
+    .await?;
+    let count = changes.len();
     let writer = Writer {
         user: user.id,
         role: user.role,
         actor: device.actor.clone(),
     };
     let received = Utc::now();
-    let report = with_store(&store, move |s| {
-        Ok(s.push(&writer, &batch.changes, received)?)
-    })
-    .await?;
+    let report = station
+        .write(move |s| Ok(s.push_decoded(&writer, changes, received)?))
+        .await?;
     let device = device.id;
     tracing::info!(device = %device, changes = count, applied = report.applied, duplicates = report.duplicates, "push accepted");
     Ok(Json(json!({
@@ -295,9 +508,6 @@ async fn stamp_time(mut response: Response) -> Response {
     );
     response
 }
-
-/// The largest upload chunk.
-pub const MAX_BLOB_CHUNK: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct BlobPutQuery {
@@ -325,39 +535,34 @@ fn check_hash(hash: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Who is asking (any enrolled device may upload; reading is checked per blob).
-async fn authenticated(store: &SharedStore, headers: &HeaderMap) -> Result<User, ApiError> {
-    let token = bearer(headers)?;
-    with_store(store, move |s| Ok(s.authenticate(&token)?.1)).await
-}
-
-/// Runs blocking work (files, the store) on the blocking pool.
-async fn on_files<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the request's worker failed",
-        )
-    })?
-}
-
 fn file_error(e: CoreError) -> ApiError {
     ApiError::from(StoreError::from(e))
 }
 
-/// How much of a blob the server holds: where an interrupted upload resumes.
+fn photo_not_found(hash: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("photo {hash}"))
+}
+
+/// How much of a blob the server holds: where this device's interrupted
+/// upload resumes. Only for a device that may upload it or a user who may see
+/// a record referring to it; anyone else gets 404, whether or not it exists.
 async fn blob_status(
-    State(store): State<SharedStore>,
-    axum::Extension(blobs): axum::Extension<Arc<Blobs>>,
+    State(station): State<Arc<Station>>,
     headers: HeaderMap,
     axum::extract::Path(hash): axum::extract::Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_hash(&hash)?;
-    authenticated(&store, &headers).await?;
-    let state = on_files(move || blobs.dir.received(&hash).map_err(file_error)).await?;
+    let (device, user, _slot) = station.caller(&headers).await?;
+    let asked = hash.clone();
+    let uploader = device.id.clone();
+    let may = station
+        .read(move |r| Ok(r.may_upload(&uploader, &asked)? || r.blob_visible(&asked, &user)?))
+        .await?;
+    if !may {
+        return Err(photo_not_found(&hash));
+    }
+    let blobs = station.blobs.clone();
+    let state = on_files(move || blobs.received(&device.id, &hash).map_err(file_error)).await?;
     Ok(Json(blob_state(state)))
 }
 
@@ -366,39 +571,91 @@ async fn blob_status(
 /// discarded (422). A chunk at the wrong offset writes nothing and the reply
 /// says where to resume.
 async fn blob_put(
-    State(store): State<SharedStore>,
-    axum::Extension(blobs): axum::Extension<Arc<Blobs>>,
+    State(station): State<Arc<Station>>,
     headers: HeaderMap,
     axum::extract::Path(hash): axum::extract::Path<String>,
     query: Result<Query<BlobPutQuery>, QueryRejection>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_hash(&hash)?;
-    authenticated(&store, &headers).await?;
+    let (device, _, _slot) = station.caller(&headers).await?;
     let Query(q) = query.map_err(bad_query)?;
     require_content_type(&headers, "application/octet-stream")?;
-    if body.len() > MAX_BLOB_CHUNK {
+    let max_total = menqian_core::evidence::blobs::MAX_BLOB_BYTES;
+    if q.total == 0 || q.total > max_total {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "chunk_too_large",
-            format!("send at most {MAX_BLOB_CHUNK} bytes per chunk"),
+            StatusCode::BAD_REQUEST,
+            "bad_total",
+            format!("total: a photo is 1 to {max_total} bytes"),
         ));
     }
-    if q.offset == 0 && !body.is_empty() && !body.starts_with(&[0xFF, 0xD8, 0xFF]) {
+    if q.offset >= q.total {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_offset",
+            "offset: within the photo's total",
+        ));
+    }
+    let (asked, uploader) = (hash.clone(), device.id.clone());
+    if !station
+        .read(move |r| Ok(r.may_upload(&uploader, &asked)?))
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_referenced",
+            "push the record that refers to this photo first",
+        ));
+    }
+    let free = free_disk(station.blobs.root());
+    if free < station.limits.min_free_disk {
+        tracing::warn!(
+            free,
+            floor = station.limits.min_free_disk,
+            "upload refused: disk nearly full"
+        );
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "disk_full",
+            "the station is short of disk space: try again later",
+        ));
+    }
+    let blobs = station.blobs.clone();
+    let uploader = device.id.clone();
+    let in_progress = on_files(move || blobs.partial_bytes(&uploader).map_err(file_error)).await?;
+    let remaining = q.total - q.offset;
+    // What this device's unfinished uploads would hold once this one is
+    // whole (its partial, `offset` bytes so far, is in `in_progress`).
+    if in_progress + remaining > station.limits.uploads_in_progress {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "too_many_uploads",
+            format!(
+                "this device has {in_progress} bytes of unfinished uploads; finish those first (at most {})",
+                station.limits.uploads_in_progress
+            ),
+        ));
+    }
+    let body = read_body(&station, &headers, body, MAX_BLOB_CHUNK).await?;
+    if q.offset == 0 && !body.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not_jpeg",
             "photos are JPEG files",
         ));
     }
+    let worker = station.clone();
     let state = on_files(move || {
-        let _turn = blobs.appending.lock().unwrap_or_else(|p| p.into_inner());
-        blobs
-            .dir
-            .append(&hash, q.offset, q.total, &body)
+        let _turn = worker.appending.lock().unwrap_or_else(|p| p.into_inner());
+        worker
+            .blobs
+            .append(&device.id, &hash, q.offset, q.total, &body)
             .map_err(|e| match e {
                 CoreError::InvalidInput { field, reason } if field == "blob" => {
                     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch", reason)
+                }
+                CoreError::InvalidInput { field, reason } if field == "chunk" => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "bad_offset", reason)
                 }
                 other => file_error(other),
             })
@@ -407,35 +664,37 @@ async fn blob_put(
     Ok(Json(blob_state(state)))
 }
 
+/// Free bytes on the file system holding `path` (0 when it cannot be read:
+/// uploads then wait rather than risk the database's space).
+fn free_disk(path: &std::path::Path) -> u64 {
+    rustix::fs::statvfs(path)
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+        .unwrap_or(0)
+}
+
 /// Downloads a photo or thumbnail that a record the reader may see refers to.
 /// Anything else is 404, whether or not it exists.
 async fn blob_get(
-    State(store): State<SharedStore>,
-    axum::Extension(blobs): axum::Extension<Arc<Blobs>>,
+    State(station): State<Arc<Station>>,
     headers: HeaderMap,
     axum::extract::Path(hash): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     check_hash(&hash)?;
-    let token = bearer(&headers)?;
+    let (_, user, _slot) = station.caller(&headers).await?;
     let asked = hash.clone();
-    let visible = with_store(&store, move |s| {
-        let (_, user) = s.authenticate(&token)?;
-        Ok(s.documents()
-            .blob_visible(&asked, &user.visibility())
-            .map_err(StoreError::from)?)
-    })
-    .await?;
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("photo {hash}"));
+    let visible = station
+        .read(move |r| Ok(r.blob_visible(&asked, &user)?))
+        .await?;
     if !visible {
-        return Err(not_found());
+        return Err(photo_not_found(&hash));
     }
-    let name = hash.clone();
-    let bytes = on_files(move || match blobs.dir.read(&name) {
+    let (blobs, name) = (station.blobs.clone(), hash.clone());
+    let bytes = on_files(move || match blobs.read(&name) {
         Err(CoreError::NotFound { .. }) => Ok(None),
         other => other.map(Some).map_err(file_error),
     })
     .await?
-    .ok_or_else(not_found)?;
+    .ok_or_else(|| photo_not_found(&hash))?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
 }
 
@@ -446,17 +705,18 @@ pub struct PullQuery {
 }
 
 async fn pull(
-    State(store): State<SharedStore>,
+    State(station): State<Arc<Station>>,
     headers: HeaderMap,
     query: Result<Query<PullQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(1_000).clamp(1, MAX_PULL_PAGE);
-    framed(&store, &headers, move |s, device, user| {
-        s.pull(device, user, after, limit)
-    })
-    .await
+    let (device, user, _slot) = station.caller(&headers).await?;
+    let batch = station
+        .read(move |r| Ok(r.pull(&device, &user, after, limit)?))
+        .await?;
+    framed(batch)
 }
 
 #[derive(Debug, Deserialize)]
@@ -471,12 +731,13 @@ pub struct SnapshotQuery {
 pub const MAX_DOCS_BY_ID: usize = 100;
 
 async fn snapshot(
-    State(store): State<SharedStore>,
+    State(station): State<Arc<Station>>,
     headers: HeaderMap,
     query: Result<Query<SnapshotQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
     let limit = q.limit.unwrap_or(2_000).clamp(1, MAX_PULL_PAGE);
+    let (device, user, _slot) = station.caller(&headers).await?;
     if let Some(docs) = q.docs {
         let ids: Vec<String> = docs
             .split(',')
@@ -490,15 +751,19 @@ async fn snapshot(
                 format!("docs: name 1–{MAX_DOCS_BY_ID} document ids"),
             ));
         }
-        return framed(&store, &headers, move |s, _, user| {
-            s.documents_by_id(user, &ids)
-        })
-        .await;
+        let batch = station
+            .read(move |r| Ok(r.documents_by_id(&user, &ids)?))
+            .await?;
+        return framed(batch);
     }
-    framed(&store, &headers, move |s, device, user| {
-        s.snapshot(device, user, q.after.as_deref(), limit)
-    })
-    .await
+    if q.after.is_none() && device.area_epoch != user.area_epoch {
+        let (d, u) = (device.clone(), user.clone());
+        station.write(move |s| Ok(s.bootstrap(&d, &u)?)).await?;
+    }
+    let batch = station
+        .read(move |r| Ok(r.snapshot_page(&user, q.after.as_deref(), limit)?))
+        .await?;
+    framed(batch)
 }
 
 /// A query string that does not parse gets the same JSON error as any other
@@ -507,21 +772,8 @@ fn bad_query(e: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text())
 }
 
-/// Authenticates the reader, runs `read` on the store and replies with the
-/// framed batch it returns.
-async fn framed(
-    store: &SharedStore,
-    headers: &HeaderMap,
-    read: impl FnOnce(&mut dyn SyncStore, &Device, &User) -> crate::store::StoreResult<WireBatch>
-    + Send
-    + 'static,
-) -> Result<Response, ApiError> {
-    let token = bearer(headers)?;
-    let batch = with_store(store, move |s| {
-        let (device, user) = s.authenticate(&token)?;
-        Ok(read(s, &device, &user)?)
-    })
-    .await?;
+/// Replies with a framed batch.
+fn framed(batch: WireBatch) -> Result<Response, ApiError> {
     let body = wire::encode(&batch).map_err(|e| {
         tracing::error!(error = %e, "could not frame a reply");
         ApiError::new(

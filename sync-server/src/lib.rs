@@ -3,19 +3,23 @@
 //! enrollment and write authorization live here; the merge and the access rules
 //! are the core's.
 
+pub mod guard;
 pub mod http;
+pub mod net;
 pub mod store;
 pub mod tls;
 
-use menqian_core::SweepReport;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-pub use http::{SharedStore, router};
-pub use store::{SqliteSyncStore, StoreError, SyncStore, User};
+pub use guard::Shares;
+pub use http::{HttpLimits, SharedStore, Station, router};
+pub use net::ConnectionLimits;
+pub use store::{SqliteSyncStore, StoreError, SyncRead, SyncStore, User};
 pub use tls::{StationCa, TlsFiles};
 
 pub mod report;
+
+use menqian_core::SweepReport;
 
 /// The user the district platform's own writes are signed by.
 pub const SYSTEM_USER: &str = "system";
@@ -30,6 +34,15 @@ pub struct Options {
     pub tls: Option<TlsFiles>,
     /// The CA devices pin at enrollment, served at `/v1/tls/ca`.
     pub ca: Option<StationCa>,
+    /// Connections: how many, and how long one may take.
+    pub connections: ConnectionLimits,
+    /// Bodies, uploads, disk, readers.
+    pub http: HttpLimits,
+    /// Each device's and each address's share.
+    pub shares: Shares,
+    /// Unfinished uploads untouched for this long are deleted (at start and
+    /// each hour).
+    pub partial_upload_ttl: std::time::Duration,
 }
 
 impl Default for Options {
@@ -38,6 +51,10 @@ impl Default for Options {
             sweep_every: std::time::Duration::from_secs(60),
             tls: None,
             ca: None,
+            connections: ConnectionLimits::default(),
+            http: HttpLimits::default(),
+            shares: Shares::default(),
+            partial_upload_ttl: std::time::Duration::from_secs(3 * 24 * 3600),
         }
     }
 }
@@ -59,43 +76,56 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     options: Options,
 ) -> std::io::Result<()> {
-    let store: SharedStore = Arc::new(Mutex::new(store));
-    let sweeper = tokio::spawn(sweep_forever(store.clone(), options.sweep_every));
-    let app = http::router_with(store, options.ca.map(Arc::new))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let served = match options.tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(files) => {
-            // The handshake runs in each connection's own task, so a slow
-            // client does not hold up the others.
-            let config =
-                axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
-                    .await
-                    .map_err(|e| {
-                        std::io::Error::other(format!(
-                            "--tls-cert {} / --tls-key {}: {e}",
-                            files.cert.display(),
-                            files.key.display()
-                        ))
-                    })?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-            });
-            axum_server::from_tcp_rustls(listener.into_std()?, config)?
-                .handle(handle)
-                .serve(app)
-                .await
-        }
+    let tls = match &options.tls {
+        Some(files) => Some(net::tls_config(&files.cert, &files.key)?),
+        None => None,
     };
+    let station = Station::new(
+        store,
+        options.http.clone(),
+        options.shares.clone(),
+        options.ca,
+    )
+    .map_err(|e| std::io::Error::other(format!("opening the store's readers: {e}")))?;
+    let station = Arc::new(station);
+    let sweeper = tokio::spawn(sweep_forever(station.writer.clone(), options.sweep_every));
+    let collector = tokio::spawn(collect_uploads_forever(
+        station.blobs().clone(),
+        options.partial_upload_ttl,
+    ));
+    let served = net::serve(
+        listener,
+        http::router(station),
+        tls,
+        options.connections,
+        shutdown,
+    )
+    .await;
     sweeper.abort();
+    collector.abort();
     served
+}
+
+/// Deletes stale unfinished uploads now and every hour.
+async fn collect_uploads_forever(
+    blobs: menqian_core::evidence::blobs::BlobDir,
+    ttl: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(
+        std::time::Duration::from_secs(3600).min(ttl.max(std::time::Duration::from_secs(1))),
+    );
+    loop {
+        tick.tick().await;
+        let blobs = blobs.clone();
+        match tokio::task::spawn_blocking(move || blobs.collect_partials(ttl)).await {
+            Ok(Ok((0, _))) => {}
+            Ok(Ok((files, bytes))) => {
+                tracing::info!(files, bytes, "deleted stale unfinished uploads")
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "collecting unfinished uploads failed"),
+            Err(e) => tracing::warn!(error = %e, "collecting unfinished uploads stopped"),
+        }
+    }
 }
 
 /// Makes rustls use aws-lc-rs for the whole process (the station's HTTPS),
@@ -104,10 +134,15 @@ pub fn init_crypto() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Sweeps every `every`, first after one interval. A failed sweep is logged
-/// and tried again next time: each escalation (under its deterministic id) and
-/// each fold is its own transaction, so what it finished stays and the rest
-/// is retried.
+/// The longest a sweep holds the store's writer at a time: pushes wait at
+/// most about this long behind it, whatever the backlog.
+pub const SWEEP_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Sweeps every `every`, first after one interval, in slices of
+/// [`SWEEP_SLICE`] with the writer released in between. A failed sweep is
+/// logged and tried again next time: each escalation (under its
+/// deterministic id) and each fold is its own transaction, so what it
+/// finished stays and the rest is retried.
 /// A sweep is skipped while nothing was stored since the last one and no open
 /// item's deadline has passed (`Store::sweep_due`).
 async fn sweep_forever(store: SharedStore, every: std::time::Duration) {
@@ -117,20 +152,8 @@ async fn sweep_forever(store: SharedStore, every: std::time::Duration) {
     let mut last: Option<SweepReport> = None;
     loop {
         tick.tick().await;
-        let store = store.clone();
-        let previous = last.take();
-        let swept = tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
-            let docs = guard.documents();
-            let now = chrono::Utc::now();
-            match previous {
-                Some(p) if !docs.sweep_due(&p, now)? => Ok((p, false)),
-                _ => docs.sweep(now, SYSTEM_USER).map(|r| (r, true)),
-            }
-        })
-        .await;
-        match swept {
-            Ok(Ok((r, ran))) => {
+        match sweep_once(&store, last.take()).await {
+            Ok((r, ran)) => {
                 if ran && !r.did_nothing() {
                     tracing::info!(
                         escalated = r.escalated.len(),
@@ -140,11 +163,52 @@ async fn sweep_forever(store: SharedStore, every: std::time::Duration) {
                 }
                 last = Some(r);
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "district sweep failed; retrying next interval")
-            }
-            Err(e) => tracing::warn!(error = %e, "district sweep stopped"),
+            Err(e) => tracing::warn!(error = %e, "district sweep failed; retrying next interval"),
         }
+    }
+}
+
+/// Runs `work` on the store's documents with the writer held.
+async fn on_documents<T: Send + 'static>(
+    store: &SharedStore,
+    work: impl FnOnce(&mut menqian_core::Store) -> menqian_core::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+        work(guard.documents())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+/// One sweep, slice by slice; `(report, whether it ran)`.
+async fn sweep_once(
+    store: &SharedStore,
+    previous: Option<SweepReport>,
+) -> Result<(SweepReport, bool), String> {
+    let now = chrono::Utc::now();
+    let started = on_documents(store, move |docs| match previous {
+        Some(p) if !docs.sweep_due(&p, now)? => Ok(Err(p)),
+        _ => docs.start_sweep(now, SYSTEM_USER).map(Ok),
+    })
+    .await?;
+    let mut sweep = match started {
+        Err(unchanged) => return Ok((unchanged, false)),
+        Ok(sweep) => sweep,
+    };
+    loop {
+        let (back, done) = on_documents(store, move |docs| {
+            let done = docs.continue_sweep(&mut sweep, Some(SWEEP_SLICE))?;
+            Ok((sweep, done))
+        })
+        .await?;
+        sweep = back;
+        if done {
+            return Ok((sweep.report, true));
+        }
+        tokio::task::yield_now().await;
     }
 }
 

@@ -50,8 +50,100 @@ struct Cli {
     /// https://mq.example.cn:8443 (default: http:// or https:// and --listen).
     #[arg(long, global = true)]
     public_url: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// The station's limits (docs/protocol.md, "Limits"; README, "Behind a
+/// reverse proxy").
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Connections open at once; more are closed when accepted.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds to send request headers, and the longest idle keep-alive.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds to send a request body.
+    #[arg(long, default_value_t = 60)]
+    body_timeout: u64,
+    /// Requests one device may have in flight.
+    #[arg(long, default_value_t = 4)]
+    device_in_flight: u32,
+    /// Requests per second one device may make on average (bursts of 5×).
+    #[arg(long, default_value_t = 20.0)]
+    device_rate: f64,
+    /// Enrollment attempts per minute from one client address (bursts of 2×).
+    #[arg(long, default_value_t = 5.0)]
+    enroll_per_address: f64,
+    /// Enrollment attempts per minute for the whole station.
+    #[arg(long, default_value_t = 60.0)]
+    enroll_per_minute: f64,
+    /// Unfinished uploads one device may keep, in MiB.
+    #[arg(long, default_value_t = 64)]
+    uploads_in_progress_mib: u64,
+    /// Hours before an unfinished upload nobody continues is deleted.
+    #[arg(long, default_value_t = 72.0)]
+    partial_upload_hours: f64,
+    /// Uploads are refused (507) while the data directory has less free disk, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    min_free_disk_mib: u64,
+    /// Behind a reverse proxy: the header it puts the client's address in
+    /// (e.g. X-Real-IP), for per-address limits. Never set this without a
+    /// proxy that overwrites the header: clients could choose their address.
+    #[arg(long)]
+    client_address_header: Option<String>,
+}
+
+impl LimitArgs {
+    fn apply(&self, options: &mut menqian_sync_server::Options) -> Result<(), String> {
+        let c = &mut options.connections;
+        c.max_connections = self.max_connections.max(1);
+        c.header_timeout = std::time::Duration::from_secs(self.header_timeout.max(1));
+        c.handshake_timeout = c.header_timeout;
+        let h = &mut options.http;
+        h.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));
+        h.uploads_in_progress = self.uploads_in_progress_mib.saturating_mul(1 << 20);
+        h.min_free_disk = self.min_free_disk_mib.saturating_mul(1 << 20);
+        h.client_address_header = match &self.client_address_header {
+            Some(name) => Some(
+                name.parse()
+                    .map_err(|_| format!("--client-address-header {name:?}: not a header name"))?,
+            ),
+            None => None,
+        };
+        let s = &mut options.shares;
+        s.device_in_flight = self.device_in_flight.max(1);
+        s.device_rate = self.device_rate.max(0.1);
+        s.device_burst = s.device_rate * 5.0;
+        s.enroll_per_address_per_minute = self.enroll_per_address.max(0.1);
+        s.enroll_address_burst = (s.enroll_per_address_per_minute * 2.0).max(1.0);
+        s.enroll_per_minute = self.enroll_per_minute.max(0.1);
+        s.enroll_burst = s.enroll_per_minute.max(1.0);
+        if !(self.partial_upload_hours.is_finite() && self.partial_upload_hours > 0.0) {
+            return Err("--partial-upload-hours: a positive number".into());
+        }
+        options.partial_upload_ttl =
+            std::time::Duration::from_secs_f64(self.partial_upload_hours * 3600.0);
+        Ok(())
+    }
+}
+
+/// Text from users and devices, safe for a terminal: control characters
+/// (escape sequences, line breaks) are shown escaped, never acted on.
+fn shown(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 #[derive(Subcommand, Debug)]
@@ -203,6 +295,10 @@ fn parse_area(text: &str) -> Result<Area, String> {
     Area::parse(text)
 }
 
+/// Frees memory back to the system soon after a large request is done.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -336,7 +432,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             action: UserAction::List,
         }) => {
             for u in store.users()? {
-                println!("{}\t{}\t{}\t{}", u.id, u.role.as_str(), u.name, u.area);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    shown(&u.id),
+                    u.role.as_str(),
+                    shown(&u.name),
+                    shown(&u.area.to_string())
+                );
             }
         }
         Some(Command::Device {
@@ -354,7 +456,12 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }) => {
             for d in store.devices()? {
                 let state = if d.revoked { "revoked" } else { "active" };
-                println!("{}\t{}\t{}\t{state}", d.id, d.user_id, d.name);
+                println!(
+                    "{}\t{}\t{}\t{state}",
+                    shown(&d.id),
+                    shown(&d.user_id),
+                    shown(&d.name)
+                );
             }
         }
         Some(Command::Device {
@@ -397,11 +504,24 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if cli.demo {
                 load_demo(&mut store, &station)?;
             }
-            let options = menqian_sync_server::Options {
+            let mut options = menqian_sync_server::Options {
                 tls: station.tls.clone(),
                 ca: station.ca.clone(),
                 ..Default::default()
             };
+            cli.limits.apply(&mut options)?;
+            let (before, after) = menqian_sync_server::net::raise_open_files();
+            tracing::info!(
+                soft_limit_before = before,
+                soft_limit = after,
+                max_connections = options.connections.max_connections,
+                "open files"
+            );
+            if after < options.connections.max_connections as u64 + 64 {
+                tracing::warn!(
+                    "the open-file limit ({after}) is below --max-connections + 64: raise it (ulimit -n) or lower --max-connections"
+                );
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(&cli.listen).await?;

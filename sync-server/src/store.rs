@@ -6,7 +6,9 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use menqian_core::wire::WireBatch;
-use menqian_core::{ApplyReport, Area, DocChange, Role, Store, StoreConfig, Visibility, Writer};
+use menqian_core::{
+    ApplyReport, Area, DocChange, Incoming, Role, Store, StoreConfig, Visibility, Writer,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -112,7 +114,24 @@ pub trait SyncStore: Send {
         writer: &Writer,
         changes: &[DocChange],
         now: DateTime<Utc>,
+    ) -> StoreResult<ApplyReport> {
+        self.push_decoded(writer, menqian_core::decode_pushed(changes.to_vec())?, now)
+    }
+    /// [`SyncStore::push`] of a batch decoded and checked beforehand (outside
+    /// any lock). The device bound to the writer's actor may then upload the
+    /// photos its records refer to.
+    fn push_decoded(
+        &mut self,
+        writer: &Writer,
+        changes: Vec<Incoming>,
+        now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport>;
+    /// A handle for reads that runs beside this one: requests that only read
+    /// (authentication, pull, snapshot pages, downloads) use these and never
+    /// wait for a push.
+    fn reader(&self) -> StoreResult<Box<dyn SyncRead>>;
+    /// Marks a device as loading a snapshot for its user's current area.
+    fn bootstrap(&mut self, device: &Device, user: &User) -> StoreResult<()>;
     /// Accepted changes after `cursor` that the user may see, in server order,
     /// at most `limit`. [`StoreError::AreaChanged`] when the device must reload.
     fn pull(&self, device: &Device, user: &User, cursor: u64, limit: u32)
@@ -133,11 +152,43 @@ pub trait SyncStore: Send {
     fn documents(&mut self) -> &mut Store;
 }
 
+/// Reads beside the writer (see [`SyncStore::reader`]).
+pub trait SyncRead: Send {
+    /// The device and user a bearer token belongs to; revoked devices are refused.
+    fn authenticate(&self, token: &str) -> StoreResult<(Device, User)>;
+    /// See [`SyncStore::pull`].
+    fn pull(&self, device: &Device, user: &User, cursor: u64, limit: u32)
+    -> StoreResult<WireBatch>;
+    /// A snapshot page after [`SyncStore::bootstrap`] (see [`SyncStore::snapshot`]).
+    fn snapshot_page(&self, user: &User, after: Option<&str>, limit: u32)
+    -> StoreResult<WireBatch>;
+    /// See [`SyncStore::documents_by_id`].
+    fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch>;
+    /// Whether a record the user may see refers to the photo or thumbnail.
+    fn blob_visible(&self, hash: &str, user: &User) -> StoreResult<bool>;
+    /// Whether a record this device pushed refers to the photo or thumbnail.
+    fn may_upload(&self, device_id: &str, hash: &str) -> StoreResult<bool>;
+}
+
 /// The embedded backend: `station.sqlite` (the core store, durable) and
 /// `accounts.sqlite` in one data directory.
 pub struct SqliteSyncStore {
     store: Store,
     accounts: Connection,
+    dir: std::path::PathBuf,
+    config: StoreConfig,
+}
+
+/// A read-only pair of connections beside the writer's.
+pub struct SqliteReader {
+    store: Store,
+    accounts: Connection,
+}
+
+impl std::fmt::Debug for SqliteReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteReader").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for SqliteSyncStore {
@@ -149,20 +200,19 @@ impl std::fmt::Debug for SqliteSyncStore {
 const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_accounts.sql"),
     include_str!("../migrations/0002_areas.sql"),
+    include_str!("../migrations/0003_device_blobs.sql"),
 ];
 
 impl SqliteSyncStore {
     pub fn open(dir: &Path, qr_hosts: Vec<String>) -> StoreResult<SqliteSyncStore> {
         std::fs::create_dir_all(dir).map_err(menqian_core::Error::from)?;
-        let store = Store::open(
-            dir.join("station.sqlite"),
-            StoreConfig {
-                qr_hosts,
-                durable: true,
-                publish_listings: true,
-                ..StoreConfig::default()
-            },
-        )?;
+        let config = StoreConfig {
+            qr_hosts,
+            durable: true,
+            publish_listings: true,
+            ..StoreConfig::default()
+        };
+        let store = Store::open(dir.join("station.sqlite"), config.clone())?;
         let mut accounts = Connection::open(dir.join("accounts.sqlite"))?;
         accounts.pragma_update(None, "journal_mode", "WAL")?;
         accounts.pragma_update(None, "synchronous", "FULL")?;
@@ -178,18 +228,138 @@ impl SqliteSyncStore {
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
-        Ok(SqliteSyncStore { store, accounts })
+        Ok(SqliteSyncStore {
+            store,
+            accounts,
+            dir: dir.to_path_buf(),
+            config,
+        })
     }
 
     fn user(&self, id: &str) -> StoreResult<User> {
-        self.accounts
-            .prepare_cached("SELECT id, name, role, area, area_epoch FROM users WHERE id = ?1")?
-            .query_row([id], user_from_row)
+        user_by_id(&self.accounts, id)
+    }
+}
+
+fn user_by_id(accounts: &Connection, id: &str) -> StoreResult<User> {
+    accounts
+        .prepare_cached("SELECT id, name, role, area, area_epoch FROM users WHERE id = ?1")?
+        .query_row([id], user_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound {
+            kind: "user",
+            id: id.to_string(),
+        })?
+}
+
+fn authenticate(accounts: &Connection, token: &str) -> StoreResult<(Device, User)> {
+    let device = accounts
+        .prepare_cached(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = ?1"
+        ))?
+        .query_row([hash(token)], device_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::Unauthorized("unknown token".into()))?;
+    if device.revoked {
+        return Err(StoreError::Unauthorized(
+            "this device's token was revoked".into(),
+        ));
+    }
+    let user = user_by_id(accounts, &device.user_id)?;
+    Ok((device, user))
+}
+
+fn pull(
+    store: &Store,
+    device: &Device,
+    user: &User,
+    cursor: u64,
+    limit: u32,
+) -> StoreResult<WireBatch> {
+    if device.area_epoch < user.area_epoch {
+        return Err(StoreError::AreaChanged(format!(
+            "{} now works in {}: reload from a snapshot",
+            user.id, user.area
+        )));
+    }
+    let reader = user.visibility();
+    let batch = store.visible_changes_since(cursor, limit, &reader)?;
+    let remaining = store.count_visible_changes_since(batch.cursor, &reader)?;
+    Ok(WireBatch {
+        cursor: batch.cursor,
+        more: batch.more,
+        remaining,
+        changes: batch.changes,
+    })
+}
+
+fn snapshot_page(
+    store: &Store,
+    user: &User,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<WireBatch> {
+    let reader = user.visibility();
+    let page = store.visible_snapshot_page(after, limit, &reader)?;
+    let last = page.docs.last().map(|d| d.doc_id.clone());
+    let remaining = store.count_documents_after(last.as_deref().or(after), &reader)?;
+    Ok(WireBatch {
+        cursor: page.feed_head,
+        more: page.more,
+        remaining,
+        changes: page.docs,
+    })
+}
+
+fn documents_by_id(store: &Store, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
+    let docs = store.visible_documents(ids, &user.visibility())?;
+    Ok(WireBatch {
+        cursor: 0,
+        more: false,
+        remaining: 0,
+        changes: docs,
+    })
+}
+
+impl SyncRead for SqliteReader {
+    fn authenticate(&self, token: &str) -> StoreResult<(Device, User)> {
+        authenticate(&self.accounts, token)
+    }
+
+    fn pull(
+        &self,
+        device: &Device,
+        user: &User,
+        cursor: u64,
+        limit: u32,
+    ) -> StoreResult<WireBatch> {
+        pull(&self.store, device, user, cursor, limit)
+    }
+
+    fn snapshot_page(
+        &self,
+        user: &User,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<WireBatch> {
+        snapshot_page(&self.store, user, after, limit)
+    }
+
+    fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
+        documents_by_id(&self.store, user, ids)
+    }
+
+    fn blob_visible(&self, hash: &str, user: &User) -> StoreResult<bool> {
+        Ok(self.store.blob_visible(hash, &user.visibility())?)
+    }
+
+    fn may_upload(&self, device_id: &str, hash: &str) -> StoreResult<bool> {
+        Ok(self
+            .accounts
+            .prepare_cached("SELECT 1 FROM device_blobs WHERE device_id = ?1 AND hash = ?2")?
+            .query_row([device_id, hash], |_| Ok(()))
             .optional()?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "user",
-                id: id.to_string(),
-            })?
+            .is_some())
     }
 }
 
@@ -275,6 +445,12 @@ impl SyncStore for SqliteSyncStore {
                 reason: "1–50 characters".into(),
             });
         }
+        if let Some(reason) = menqian_core::model::control_in(&user.name, false) {
+            return Err(StoreError::Invalid {
+                field: "name",
+                reason,
+            });
+        }
         let inserted = self.accounts.execute(
             "INSERT OR IGNORE INTO users (id, name, role, area, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![user.id, user.name.trim(), user.role.as_str(), user.area.to_string(), Utc::now().timestamp_millis()],
@@ -348,6 +524,19 @@ impl SyncStore for SqliteSyncStore {
                 reason: "1–100 characters".into(),
             });
         }
+        if let Some(reason) = menqian_core::model::control_in(name, false) {
+            return Err(StoreError::Invalid {
+                field: "device_name",
+                reason,
+            });
+        }
+        // The station's own actor signs its writes, and an actor already in
+        // the feed made changes someone else is answerable for.
+        if self.store.actor_in_feed(&actor)? {
+            return Err(StoreError::Conflict(
+                "this actor id already has changes at the station: make a new one".into(),
+            ));
+        }
         let code = code.trim().to_ascii_uppercase();
         let tx = self.accounts.transaction()?;
         let found: Option<(String, i64, Option<i64>)> = tx
@@ -400,21 +589,7 @@ impl SyncStore for SqliteSyncStore {
     }
 
     fn authenticate(&self, token: &str) -> StoreResult<(Device, User)> {
-        let device = self
-            .accounts
-            .prepare_cached(&format!(
-                "SELECT {DEVICE_COLUMNS} FROM devices WHERE token_hash = ?1"
-            ))?
-            .query_row([hash(token)], device_from_row)
-            .optional()?
-            .ok_or_else(|| StoreError::Unauthorized("unknown token".into()))?;
-        if device.revoked {
-            return Err(StoreError::Unauthorized(
-                "this device's token was revoked".into(),
-            ));
-        }
-        let user = self.user(&device.user_id)?;
-        Ok((device, user))
+        authenticate(&self.accounts, token)
     }
 
     fn revoke_device(&mut self, device_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
@@ -439,13 +614,53 @@ impl SyncStore for SqliteSyncStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn push(
+    fn push_decoded(
         &mut self,
         writer: &Writer,
-        changes: &[DocChange],
+        changes: Vec<Incoming>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport> {
-        Ok(self.store.apply_changes_as(changes, writer, now)?)
+        let mut docs: Vec<String> = changes.iter().map(|c| c.doc_id.clone()).collect();
+        docs.sort();
+        docs.dedup();
+        let report = self.store.apply_decoded_as(changes, writer, now)?;
+        // What this device may now upload: the photos its records refer to.
+        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let blobs = self.store.blobs_referenced_by(&refs)?;
+        if !blobs.is_empty() {
+            let tx = self.accounts.transaction()?;
+            {
+                let mut allow = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO device_blobs (device_id, hash)
+                     SELECT id, ?2 FROM devices WHERE actor = ?1",
+                )?;
+                for hash in &blobs {
+                    allow.execute(params![writer.actor, hash])?;
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(report)
+    }
+
+    fn reader(&self) -> StoreResult<Box<dyn SyncRead>> {
+        let store = Store::open_reader(self.dir.join("station.sqlite"), self.config.clone())?;
+        let accounts = Connection::open_with_flags(
+            self.dir.join("accounts.sqlite"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        accounts.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Box::new(SqliteReader { store, accounts }))
+    }
+
+    fn bootstrap(&mut self, device: &Device, user: &User) -> StoreResult<()> {
+        if device.area_epoch != user.area_epoch {
+            self.accounts.execute(
+                "UPDATE devices SET area_epoch = ?1 WHERE id = ?2",
+                params![user.area_epoch, device.id],
+            )?;
+        }
+        Ok(())
     }
 
     fn pull(
@@ -455,23 +670,7 @@ impl SyncStore for SqliteSyncStore {
         cursor: u64,
         limit: u32,
     ) -> StoreResult<WireBatch> {
-        if device.area_epoch < user.area_epoch {
-            return Err(StoreError::AreaChanged(format!(
-                "{} now works in {}: reload from a snapshot",
-                user.id, user.area
-            )));
-        }
-        let reader = user.visibility();
-        let batch = self.store.visible_changes_since(cursor, limit, &reader)?;
-        let remaining = self
-            .store
-            .count_visible_changes_since(batch.cursor, &reader)?;
-        Ok(WireBatch {
-            cursor: batch.cursor,
-            more: batch.more,
-            remaining,
-            changes: batch.changes,
-        })
+        pull(&self.store, device, user, cursor, limit)
     }
 
     fn snapshot(
@@ -481,34 +680,14 @@ impl SyncStore for SqliteSyncStore {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<WireBatch> {
-        if after.is_none() && device.area_epoch != user.area_epoch {
-            self.accounts.execute(
-                "UPDATE devices SET area_epoch = ?1 WHERE id = ?2",
-                params![user.area_epoch, device.id],
-            )?;
+        if after.is_none() {
+            self.bootstrap(device, user)?;
         }
-        let reader = user.visibility();
-        let page = self.store.visible_snapshot_page(after, limit, &reader)?;
-        let last = page.docs.last().map(|d| d.doc_id.clone());
-        let remaining = self
-            .store
-            .count_documents_after(last.as_deref().or(after), &reader)?;
-        Ok(WireBatch {
-            cursor: page.feed_head,
-            more: page.more,
-            remaining,
-            changes: page.docs,
-        })
+        snapshot_page(&self.store, user, after, limit)
     }
 
     fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
-        let docs = self.store.visible_documents(ids, &user.visibility())?;
-        Ok(WireBatch {
-            cursor: 0,
-            more: false,
-            remaining: 0,
-            changes: docs,
-        })
+        documents_by_id(&self.store, user, ids)
     }
 
     fn documents(&mut self) -> &mut Store {

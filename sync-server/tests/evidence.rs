@@ -201,7 +201,9 @@ fn an_upload_cut_off_by_a_server_restart_resumes_where_the_server_stopped() {
     let (_, hash) = inspect_with_photo(&mut officer, &shop);
     let bytes = officer.store.blobs().read(&hash).unwrap();
     let total = bytes.len();
-    // The first 100 kB arrive; then the server goes down.
+    // The record first, as a sync sends it; the first 100 kB of its photo
+    // arrive; then the server goes down.
+    common::push_records(&server.url, &officer);
     let first = put_chunk(
         &server.url,
         &officer.token,
@@ -248,12 +250,21 @@ fn an_upload_cut_off_by_a_server_restart_resumes_where_the_server_stopped() {
 #[test]
 fn forged_and_foreign_uploads_are_refused_and_nothing_is_kept() {
     let server = TestServer::start();
-    let token = server.token_for("officer-1");
-    let real = std::fs::read(SEEDING).unwrap();
-    let hash = sha256_hex(&real);
+    let (mut officer, shop) = synced_officer(&server);
+    let (_, hash) = inspect_with_photo(&mut officer, &shop);
+    let token = officer.token.clone();
+    let real = officer.store.blobs().read(&hash).unwrap();
     let put = |name: &str, token: &str, body: Vec<u8>| {
         put_chunk(&server.url, token, name, 0, body.len(), &body)
     };
+    // Before the record that refers to it, the photo is refused.
+    let r = put(&hash, &token, real.clone());
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["error"],
+        "not_referenced"
+    );
+    common::push_records(&server.url, &officer);
     // Bytes that do not hash to their name.
     let mut forged = real.clone();
     forged[5000] ^= 0xFF;
@@ -261,18 +272,23 @@ fn forged_and_foreign_uploads_are_refused_and_nothing_is_kept() {
     assert_eq!(r.status(), 422);
     let body: serde_json::Value = r.json().unwrap();
     assert_eq!(body["error"], "hash_mismatch");
-    // Not a JPEG, a bad name, a wrong token.
+    // Not a JPEG (under a name no record of this device refers to), a bad
+    // name, a wrong token.
     let png = std::fs::read("/usr/share/backgrounds/mate/abstract/Flow.png").unwrap();
-    assert_eq!(put(&sha256_hex(&png), &token, png).status(), 415);
+    assert_eq!(put(&sha256_hex(&png), &token, png).status(), 403);
+    let mut not_jpeg = real.clone();
+    not_jpeg[0] = b'P';
+    assert_eq!(put(&hash, &token, not_jpeg).status(), 415);
     assert_eq!(put("not-a-hash", &token, real.clone()).status(), 400);
     assert_eq!(put(&hash, "wrong-token", real.clone()).status(), 401);
     let status = blob_status(&server.url, &token, &hash);
     assert_eq!(status["received"], 0, "nothing of the forgery was kept");
-    // A photo no visible record refers to cannot be downloaded, even by its uploader.
     assert_eq!(put(&hash, &token, real).status(), 200);
+    // A steward, who may not see the record, learns nothing of the photo.
+    let other = server.token_for("steward-1");
     let r = reqwest::blocking::Client::new()
         .get(format!("{}/v1/blobs/{hash}", server.url))
-        .bearer_auth(&token)
+        .bearer_auth(&other)
         .send()
         .unwrap();
     assert_eq!(r.status(), 404);

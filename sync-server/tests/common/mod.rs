@@ -234,6 +234,25 @@ impl Device {
     }
 }
 
+/// Pushes the device's records as its sync would, without uploading photos.
+pub fn push_records(url: &str, d: &Device) {
+    use menqian_core::wire::{self, WireBatch};
+    let changes = d.store.own_changes_since(0, 5_000).unwrap().changes;
+    let body = wire::encode(&WireBatch {
+        changes,
+        ..Default::default()
+    })
+    .unwrap();
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{url}/v1/push"))
+        .bearer_auth(&d.token)
+        .header("content-type", wire::CONTENT_TYPE)
+        .body(body)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "push: {}", r.text().unwrap());
+}
+
 /// The documents a user may receive (see [`TestServer::documents_for`]).
 pub fn visible_to(
     docs: Vec<(String, serde_json::Value)>,

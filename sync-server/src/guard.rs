@@ -1,0 +1,241 @@
+//! Fair shares: each device's requests in flight and request rate, and
+//! enrollment attempts per client address and for the whole station. A
+//! request over its share gets `429` and `Retry-After` at once, before it
+//! costs the station anything.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The shares (docs/protocol.md, "Limits").
+#[derive(Debug, Clone)]
+pub struct Shares {
+    /// Requests one device may have in flight.
+    pub device_in_flight: u32,
+    /// Requests per second one device may make, on average...
+    pub device_rate: f64,
+    /// ...and in a burst.
+    pub device_burst: f64,
+    /// Enrollment attempts per minute from one address, and in a burst.
+    pub enroll_per_address_per_minute: f64,
+    pub enroll_address_burst: f64,
+    /// Enrollment attempts per minute for the whole station, and in a burst.
+    pub enroll_per_minute: f64,
+    pub enroll_burst: f64,
+}
+
+impl Default for Shares {
+    fn default() -> Self {
+        Shares {
+            device_in_flight: 4,
+            device_rate: 20.0,
+            device_burst: 100.0,
+            enroll_per_address_per_minute: 5.0,
+            enroll_address_burst: 10.0,
+            enroll_per_minute: 60.0,
+            enroll_burst: 60.0,
+        }
+    }
+}
+
+/// A token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: Instant) -> Bucket {
+        Bucket {
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    /// Takes one token, or says how long until one is there.
+    fn take(&mut self, rate_per_s: f64, burst: f64, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate_per_s).min(burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / rate_per_s.max(1e-9),
+            ))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct DeviceUse {
+    in_flight: u32,
+    bucket: Bucket,
+}
+
+/// Why a request must wait: retry after this long.
+#[derive(Debug, Clone, Copy)]
+pub struct Busy {
+    pub retry_after: Duration,
+    pub why: &'static str,
+}
+
+/// The station's counters.
+#[derive(Debug)]
+pub struct Traffic {
+    shares: Shares,
+    devices: Mutex<HashMap<String, DeviceUse>>,
+    addresses: Mutex<HashMap<IpAddr, Bucket>>,
+    enrollments: Mutex<Bucket>,
+}
+
+/// Holds a device's slot while its request runs.
+#[derive(Debug)]
+pub struct Slot {
+    traffic: Arc<Traffic>,
+    device: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut devices = self
+            .traffic
+            .devices
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = devices.get_mut(&self.device) {
+            d.in_flight = d.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+/// Addresses remembered for enrollment throttling before idle ones are forgotten.
+const MAX_ADDRESSES: usize = 100_000;
+
+impl Traffic {
+    pub fn new(shares: Shares) -> Traffic {
+        let now = Instant::now();
+        Traffic {
+            enrollments: Mutex::new(Bucket::full(shares.enroll_burst, now)),
+            shares,
+            devices: Mutex::new(HashMap::new()),
+            addresses: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn shares(&self) -> &Shares {
+        &self.shares
+    }
+
+    /// Admits one request of `device`, or says when to come back.
+    pub fn admit(self: &Arc<Self>, device: &str) -> Result<Slot, Busy> {
+        let now = Instant::now();
+        let s = &self.shares;
+        let mut devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+        let d = devices
+            .entry(device.to_string())
+            .or_insert_with(|| DeviceUse {
+                in_flight: 0,
+                bucket: Bucket::full(s.device_burst, now),
+            });
+        if d.in_flight >= s.device_in_flight {
+            return Err(Busy {
+                retry_after: Duration::from_secs(1),
+                why: "too many requests from this device at once",
+            });
+        }
+        d.bucket
+            .take(s.device_rate, s.device_burst, now)
+            .map_err(|retry_after| Busy {
+                retry_after,
+                why: "too many requests from this device",
+            })?;
+        d.in_flight += 1;
+        Ok(Slot {
+            traffic: self.clone(),
+            device: device.to_string(),
+        })
+    }
+
+    /// Admits one enrollment attempt from `address` (unknown: the overall
+    /// budget only).
+    pub fn admit_enrollment(&self, address: Option<IpAddr>) -> Result<(), Busy> {
+        let now = Instant::now();
+        let s = &self.shares;
+        if let Some(address) = address {
+            let mut addresses = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+            if addresses.len() >= MAX_ADDRESSES {
+                // Forget addresses whose bucket has refilled: they owe nothing.
+                let refill = Duration::from_secs_f64(
+                    s.enroll_address_burst * 60.0 / s.enroll_per_address_per_minute.max(1e-9),
+                );
+                addresses.retain(|_, b| now.saturating_duration_since(b.at) < refill);
+            }
+            let bucket = addresses
+                .entry(address)
+                .or_insert_with(|| Bucket::full(s.enroll_address_burst, now));
+            bucket
+                .take(
+                    s.enroll_per_address_per_minute / 60.0,
+                    s.enroll_address_burst,
+                    now,
+                )
+                .map_err(|retry_after| Busy {
+                    retry_after,
+                    why: "too many enrollment attempts from this address",
+                })?;
+        }
+        self.enrollments
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take(s.enroll_per_minute / 60.0, s.enroll_burst, now)
+            .map_err(|retry_after| Busy {
+                retry_after,
+                why: "too many enrollment attempts at this station: try again shortly",
+            })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_gets_its_share_and_no_more() {
+        let t = Arc::new(Traffic::new(Shares {
+            device_in_flight: 2,
+            device_burst: 3.0,
+            device_rate: 0.001,
+            ..Shares::default()
+        }));
+        let a = t.admit("d1").unwrap();
+        let _b = t.admit("d1").unwrap();
+        assert!(t.admit("d1").is_err(), "a third at once");
+        assert!(t.admit("d2").is_ok(), "another device is not held up");
+        drop(a);
+        let _c = t.admit("d1").unwrap();
+        drop(_c);
+        let busy = t.admit("d1").unwrap_err();
+        assert!(busy.retry_after > Duration::from_secs(100), "{busy:?}");
+    }
+
+    #[test]
+    fn enrollment_is_throttled_per_address_and_overall() {
+        let t = Traffic::new(Shares {
+            enroll_address_burst: 2.0,
+            enroll_burst: 3.0,
+            ..Shares::default()
+        });
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(t.admit_enrollment(Some(a)).is_ok());
+        assert!(t.admit_enrollment(Some(a)).is_ok());
+        assert!(t.admit_enrollment(Some(a)).is_err());
+        assert!(t.admit_enrollment(Some(b)).is_ok());
+        assert!(t.admit_enrollment(Some(b)).is_err(), "the station's budget");
+    }
+}
