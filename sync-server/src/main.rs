@@ -60,6 +60,9 @@ struct Cli {
 /// reverse proxy").
 #[derive(clap::Args, Debug)]
 struct LimitArgs {
+    /// Seconds between district sweeps (escalations, duplicate folding).
+    #[arg(long, default_value_t = 60)]
+    sweep_every_secs: u64,
     /// Connections open at once; more are closed when accepted.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
@@ -99,6 +102,7 @@ struct LimitArgs {
 
 impl LimitArgs {
     fn apply(&self, options: &mut menqian_sync_server::Options) -> Result<(), String> {
+        options.sweep_every = std::time::Duration::from_secs(self.sweep_every_secs.max(1));
         let c = &mut options.connections;
         c.max_connections = self.max_connections.max(1);
         c.header_timeout = std::time::Duration::from_secs(self.header_timeout.max(1));

@@ -331,3 +331,132 @@ pub fn inspect(d: &mut Device, shop_id: &str, who: &str, submit: bool) -> String
     }
     id
 }
+
+/// The station binary running as its own process on 127.0.0.1, on a seeded
+/// data directory: for what is measured from `/proc` (memory, open files,
+/// limits). Killed on drop.
+pub struct StationProcess {
+    pub url: String,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub child: std::process::Child,
+}
+
+impl StationProcess {
+    /// Seeds a data directory and starts the station on it with `args`.
+    pub fn start(args: &[&str]) -> StationProcess {
+        let dir = tempfile::tempdir().unwrap();
+        seed(dir.path());
+        Self::start_in(dir, args, None)
+    }
+
+    /// Starts the station on `dir`, with the soft open-file limit first set
+    /// to `nofile` if given (as a shell's `ulimit -Sn` would).
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str], nofile: Option<u64>) -> StationProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut command = std::process::Command::new("sh");
+        let ulimit = nofile.map_or(String::new(), |n| format!("ulimit -Sn {n} && "));
+        command
+            .arg("-c")
+            .arg(format!("{ulimit}exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_menqian-sync-server"))
+            .args(["--data", dir.path().to_str().unwrap(), "--listen", &listen])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = command.spawn().unwrap();
+        let station = StationProcess {
+            url: format!("http://{listen}"),
+            port,
+            dir,
+            child,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if station.healthy() {
+                return station;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the station did not come up on port {port}");
+    }
+
+    /// `/healthz` answers `ok` on a new connection within two seconds.
+    pub fn healthy(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply.ends_with("ok")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A field of `/proc/<pid>/status` in kB (VmRSS, VmHWM).
+    pub fn status_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Resets the peak resident set (VmHWM) to the current one.
+    pub fn reset_peak(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").unwrap();
+    }
+
+    /// Open file descriptors.
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// The soft and hard limits on open files.
+    pub fn nofile_limits(&self) -> (String, String) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.pid())).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields[3].to_string(), fields[4].to_string())
+    }
+
+    pub fn admin(&self) -> SqliteSyncStore {
+        SqliteSyncStore::open(self.dir.path(), vec![HOST.into()]).unwrap()
+    }
+
+    pub fn code_for(&self, user: &str) -> String {
+        self.admin()
+            .issue_enrollment(user, Utc::now(), Duration::hours(1))
+            .unwrap()
+    }
+
+    /// A phone enrolled as `user` that has synced once.
+    pub fn phone(&self, user: &str) -> Device {
+        let mut d = Device::enroll(&self.url, &self.code_for(user), user);
+        d.sync().unwrap();
+        d
+    }
+}
+
+impl Drop for StationProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
