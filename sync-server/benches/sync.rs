@@ -17,11 +17,18 @@ use menqian_core::wire::{self, WireBatch};
 use menqian_core::*;
 use menqian_sync_server::SyncStore;
 
-/// A server holding the first `shops` of the demo district.
+/// A server holding the first `shops` of the demo district, sweeping every
+/// second (so the load runs below meet a sweep working through their reports).
 fn seeded_server(shops: usize) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     common::seed_with(dir.path(), shops);
-    TestServer::start_in(dir)
+    TestServer::start_with(
+        dir,
+        menqian_sync_server::Options {
+            sweep_every: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
 }
 
 fn main() {
@@ -159,13 +166,107 @@ fn main() {
         day_times[1], day_times
     );
 
-    // 3. 2,000 devices each pushing 50 changes: 16, 8, then 4 requests in flight.
-    for concurrency in [16, 8, 4] {
-        load_test(&server, day, concurrency);
+    // 3. 2,000 devices each pushing 50 changes: 16, 8, then 4 requests in
+    // flight. Each run leaves 100,000 more reports waiting for the sweep.
+    for (run, concurrency) in [16, 8, 4].into_iter().enumerate() {
+        let waiting = waiting_reports(&server);
+        println!("({waiting} reports waiting to be swept before this run)");
+        load_test(&server, day, concurrency, run);
     }
+
+    // 4. One device floods the station with 200 full pulls at a time,
+    // re-sending each at once whatever the answer; another device pulls its
+    // one new change meanwhile.
+    flooded_pull(&server, &mut phone);
 }
 
-fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize) {
+/// Reports still 已上报 at the station.
+fn waiting_reports(server: &TestServer) -> u64 {
+    let conn = rusqlite::Connection::open(server.dir.path().join("station.sqlite")).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM cases WHERE status = 'reported' AND rectification IS NULL",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+    .unsigned_abs()
+}
+
+fn flooded_pull(server: &TestServer, other: &mut Device) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let flooder = Device::enroll(&server.url, &server.code_for("officer-1"), "flooder");
+    let stop = AtomicBool::new(false);
+    let (served, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let mut lat = Vec::new();
+    std::thread::scope(|scope| {
+        for _ in 0..200 {
+            scope.spawn(|| {
+                let http = reqwest::blocking::Client::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = http
+                        .get(format!("{}/v1/pull?after=0&limit=5000", server.url))
+                        .bearer_auth(&flooder.token)
+                        .send()
+                        .unwrap();
+                    let counter = if r.status() == 429 { &refused } else { &served };
+                    let _ = r.bytes();
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let http = reqwest::blocking::Client::new();
+        // One new change for the other officer, pulled again and again, ten
+        // times a second (within a device's share).
+        other
+            .store
+            .report_case(NewCase {
+                subdistrict: None,
+                lane: None,
+                source: CaseSource::Inspection,
+                category: "0504".into(),
+                location: GeoPoint::new(39.87, 116.35),
+                shop_id: None,
+                photos: vec![],
+                description: "拉取".into(),
+                deadline: None,
+                reported_by: "officer-1".into(),
+                reported_at: Utc::now(),
+            })
+            .unwrap();
+        let head = server.admin().documents().feed_head().unwrap();
+        other
+            .store
+            .sync(&other.client, None, &Default::default())
+            .unwrap();
+        for _ in 0..200 {
+            let t = Instant::now();
+            let r = http
+                .get(format!("{}/v1/pull?after={head}&limit=5000", server.url))
+                .bearer_auth(&other.token)
+                .send()
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            let page = wire::decode(&r.bytes().unwrap()).unwrap();
+            assert!(!page.changes.is_empty());
+            lat.push(t.elapsed());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    println!(
+        "another device's one-change pull while one device floods with 200 concurrent full pulls: p50 {:.1?}, p99 {:.1?}, max {:.1?} ({} flood pulls served, {} refused with 429)",
+        p(0.5),
+        p(0.99),
+        lat[lat.len() - 1],
+        served.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed)
+    );
+}
+
+fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize, run: usize) {
     const DEVICES: usize = 2_000;
     const PER_DEVICE: usize = 50;
     let mut admin = server.admin();
@@ -186,8 +287,15 @@ fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize
                     lane: None,
                     source: CaseSource::Steward,
                     category: "0504".into(),
-                    // 44 m apart: distinct problems, not repeats of one.
-                    location: GeoPoint::new(39.866 + k as f64 * 4e-4, 116.345),
+                    // Every report of every run in its own place, at least
+                    // 44 m from any other: distinct problems, not repeats.
+                    location: {
+                        let g = (run * DEVICES + i) * PER_DEVICE + k;
+                        GeoPoint::new(
+                            39.70 + (g / 600) as f64 * 4e-4,
+                            116.10 + (g % 600) as f64 * 5.2e-4,
+                        )
+                    },
                     shop_id: None,
                     photos: vec![],
                     description: format!("并发{concurrency}设备{i}第{k}条"),

@@ -23,6 +23,10 @@ pub struct Shares {
     /// Enrollment attempts per minute for the whole station, and in a burst.
     pub enroll_per_minute: f64,
     pub enroll_burst: f64,
+    /// Requests with a token the station does not know, per minute from one
+    /// address, and in a burst.
+    pub bad_tokens_per_address_per_minute: f64,
+    pub bad_token_burst: f64,
 }
 
 impl Default for Shares {
@@ -35,6 +39,8 @@ impl Default for Shares {
             enroll_address_burst: 10.0,
             enroll_per_minute: 60.0,
             enroll_burst: 60.0,
+            bad_tokens_per_address_per_minute: 30.0,
+            bad_token_burst: 60.0,
         }
     }
 }
@@ -89,6 +95,7 @@ pub struct Traffic {
     shares: Shares,
     devices: Mutex<HashMap<String, DeviceUse>>,
     addresses: Mutex<HashMap<IpAddr, Bucket>>,
+    bad_tokens: Mutex<HashMap<IpAddr, Bucket>>,
     enrollments: Mutex<Bucket>,
 }
 
@@ -123,6 +130,7 @@ impl Traffic {
             shares,
             devices: Mutex::new(HashMap::new()),
             addresses: Mutex::new(HashMap::new()),
+            bad_tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -166,27 +174,17 @@ impl Traffic {
         let now = Instant::now();
         let s = &self.shares;
         if let Some(address) = address {
-            let mut addresses = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
-            if addresses.len() >= MAX_ADDRESSES {
-                // Forget addresses whose bucket has refilled: they owe nothing.
-                let refill = Duration::from_secs_f64(
-                    s.enroll_address_burst * 60.0 / s.enroll_per_address_per_minute.max(1e-9),
-                );
-                addresses.retain(|_, b| now.saturating_duration_since(b.at) < refill);
-            }
-            let bucket = addresses
-                .entry(address)
-                .or_insert_with(|| Bucket::full(s.enroll_address_burst, now));
-            bucket
-                .take(
-                    s.enroll_per_address_per_minute / 60.0,
-                    s.enroll_address_burst,
-                    now,
-                )
-                .map_err(|retry_after| Busy {
-                    retry_after,
-                    why: "too many enrollment attempts from this address",
-                })?;
+            take_for_address(
+                &self.addresses,
+                address,
+                s.enroll_per_address_per_minute,
+                s.enroll_address_burst,
+                now,
+            )
+            .map_err(|retry_after| Busy {
+                retry_after,
+                why: "too many enrollment attempts from this address",
+            })?;
         }
         self.enrollments
             .lock()
@@ -197,6 +195,68 @@ impl Traffic {
                 why: "too many enrollment attempts at this station: try again shortly",
             })
     }
+}
+
+impl Traffic {
+    /// Whether `address` may present a token now: one that sent too many
+    /// tokens the station does not know waits (`None`: no address, allowed).
+    pub fn may_present_token(&self, address: Option<IpAddr>) -> Result<(), Busy> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        let s = &self.shares;
+        let now = Instant::now();
+        let mut map = self.bad_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(bucket) = map.get_mut(&address) else {
+            return Ok(());
+        };
+        let mut probe = *bucket;
+        probe
+            .take(
+                s.bad_tokens_per_address_per_minute / 60.0,
+                s.bad_token_burst,
+                now,
+            )
+            .map(|_| ())
+            .map_err(|retry_after| Busy {
+                retry_after,
+                why: "too many unknown tokens from this address",
+            })
+    }
+
+    /// Notes that `address` presented a token the station does not know.
+    pub fn bad_token(&self, address: Option<IpAddr>) {
+        if let Some(address) = address {
+            let s = &self.shares;
+            let _ = take_for_address(
+                &self.bad_tokens,
+                address,
+                s.bad_tokens_per_address_per_minute,
+                s.bad_token_burst,
+                Instant::now(),
+            );
+        }
+    }
+}
+
+/// Takes a token from `address`'s bucket in `map` (rate per minute),
+/// forgetting idle addresses when the map is full.
+fn take_for_address(
+    map: &Mutex<HashMap<IpAddr, Bucket>>,
+    address: IpAddr,
+    per_minute: f64,
+    burst: f64,
+    now: Instant,
+) -> Result<(), Duration> {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= MAX_ADDRESSES {
+        // Forget addresses whose bucket has refilled: they owe nothing.
+        let refill = Duration::from_secs_f64(burst * 60.0 / per_minute.max(1e-9));
+        map.retain(|_, b| now.saturating_duration_since(b.at) < refill);
+    }
+    map.entry(address)
+        .or_insert_with(|| Bucket::full(burst, now))
+        .take(per_minute / 60.0, burst, now)
 }
 
 #[cfg(test)]

@@ -80,7 +80,21 @@ pub struct Station {
     traffic: Arc<Traffic>,
     limits: HttpLimits,
     ca: Option<crate::StationCa>,
+    /// Who tokens belong to, on a connection of its own.
+    auth: Mutex<Authenticator>,
 }
+
+/// Authentication with a memory: tokens (by their SHA-256) already looked up,
+/// good while the accounts database is unchanged, so a device's requests, and
+/// a flood of them, cost one cheap version check instead of a lookup.
+struct Authenticator {
+    reader: Box<dyn SyncRead>,
+    version: i64,
+    known: std::collections::HashMap<Vec<u8>, (Device, User)>,
+}
+
+/// Tokens remembered at most (then all are forgotten).
+const AUTH_CACHE_SIZE: usize = 100_000;
 
 impl std::fmt::Debug for Station {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,6 +116,7 @@ impl Station {
             .map(|_| store.reader())
             .collect::<Result<Vec<_>, _>>()?;
         let blobs = store.documents().blobs().clone();
+        let auth = store.reader()?;
         Ok(Station {
             reader_turns: tokio::sync::Semaphore::new(readers.len()),
             readers: Mutex::new(readers),
@@ -111,6 +126,11 @@ impl Station {
             traffic: Arc::new(Traffic::new(shares)),
             limits,
             ca,
+            auth: Mutex::new(Authenticator {
+                reader: auth,
+                version: -1,
+                known: std::collections::HashMap::new(),
+            }),
         })
     }
 
@@ -157,14 +177,56 @@ impl Station {
     }
 
     /// Who is asking, from the `Authorization` header alone, and their slot.
+    /// An address that sent many unknown tokens waits before its next one is
+    /// even looked up.
     async fn caller(
         self: &Arc<Self>,
         headers: &HeaderMap,
+        peer: std::net::SocketAddr,
     ) -> Result<(Device, User, Slot), ApiError> {
         let token = bearer(headers)?;
-        let (device, user) = self.read(move |r| Ok(r.authenticate(&token)?)).await?;
+        let address = self.client_address(peer, headers);
+        self.traffic.may_present_token(address).map_err(busy)?;
+        let station = self.clone();
+        let found = on_files(move || {
+            let mut auth = station.auth.lock().map_err(|_| internal())?;
+            let version = auth.reader.accounts_version()?;
+            if version != auth.version {
+                auth.known.clear();
+                auth.version = version;
+            }
+            let key = crate::store::hash(&token);
+            if let Some(known) = auth.known.get(&key) {
+                return Ok(known.clone());
+            }
+            let found = auth.reader.authenticate(&token)?;
+            if auth.known.len() >= AUTH_CACHE_SIZE {
+                auth.known.clear();
+            }
+            auth.known.insert(key, found.clone());
+            Ok(found)
+        })
+        .await;
+        if let Err(e) = &found
+            && e.status == StatusCode::UNAUTHORIZED
+        {
+            self.traffic.bad_token(address);
+        }
+        let (device, user) = found?;
         let slot = self.traffic.admit(&device.id).map_err(busy)?;
         Ok((device, user, slot))
+    }
+
+    fn client_address(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &HeaderMap,
+    ) -> Option<std::net::IpAddr> {
+        crate::net::client_address(
+            Some(peer),
+            headers,
+            self.limits.client_address_header.as_ref(),
+        )
     }
 }
 
@@ -424,11 +486,7 @@ async fn enroll(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    let address = crate::net::client_address(
-        Some(peer),
-        &headers,
-        station.limits.client_address_header.as_ref(),
-    );
+    let address = station.client_address(peer, &headers);
     station.traffic.admit_enrollment(address).map_err(busy)?;
     require_content_type(&headers, "application/json")?;
     let body = read_body(&station, &headers, body, MAX_ENROLL_BYTES).await?;
@@ -453,11 +511,12 @@ async fn enroll(
 
 async fn push(
     State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     // Who is asking comes first: a stranger's body is never read.
-    let (device, user, _slot) = station.caller(&headers).await?;
+    let (device, user, _slot) = station.caller(&headers, peer).await?;
     require_content_type(&headers, wire::CONTENT_TYPE)?;
     let body = read_body(&station, &headers, body, MAX_BODY_BYTES).await?;
     // Decoding and checking every change happens here, before the lock: a
@@ -548,11 +607,12 @@ fn photo_not_found(hash: &str) -> ApiError {
 /// a record referring to it; anyone else gets 404, whether or not it exists.
 async fn blob_status(
     State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     axum::extract::Path(hash): axum::extract::Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_hash(&hash)?;
-    let (device, user, _slot) = station.caller(&headers).await?;
+    let (device, user, _slot) = station.caller(&headers, peer).await?;
     let asked = hash.clone();
     let uploader = device.id.clone();
     let may = station
@@ -572,13 +632,14 @@ async fn blob_status(
 /// says where to resume.
 async fn blob_put(
     State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     axum::extract::Path(hash): axum::extract::Path<String>,
     query: Result<Query<BlobPutQuery>, QueryRejection>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_hash(&hash)?;
-    let (device, _, _slot) = station.caller(&headers).await?;
+    let (device, _, _slot) = station.caller(&headers, peer).await?;
     let Query(q) = query.map_err(bad_query)?;
     require_content_type(&headers, "application/octet-stream")?;
     let max_total = menqian_core::evidence::blobs::MAX_BLOB_BYTES;
@@ -676,11 +737,12 @@ fn free_disk(path: &std::path::Path) -> u64 {
 /// Anything else is 404, whether or not it exists.
 async fn blob_get(
     State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     axum::extract::Path(hash): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     check_hash(&hash)?;
-    let (_, user, _slot) = station.caller(&headers).await?;
+    let (_, user, _slot) = station.caller(&headers, peer).await?;
     let asked = hash.clone();
     let visible = station
         .read(move |r| Ok(r.blob_visible(&asked, &user)?))
@@ -706,13 +768,14 @@ pub struct PullQuery {
 
 async fn pull(
     State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     query: Result<Query<PullQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(1_000).clamp(1, MAX_PULL_PAGE);
-    let (device, user, _slot) = station.caller(&headers).await?;
+    let (device, user, _slot) = station.caller(&headers, peer).await?;
     let batch = station
         .read(move |r| Ok(r.pull(&device, &user, after, limit)?))
         .await?;
@@ -732,12 +795,13 @@ pub const MAX_DOCS_BY_ID: usize = 100;
 
 async fn snapshot(
     State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     query: Result<Query<SnapshotQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(bad_query)?;
     let limit = q.limit.unwrap_or(2_000).clamp(1, MAX_PULL_PAGE);
-    let (device, user, _slot) = station.caller(&headers).await?;
+    let (device, user, _slot) = station.caller(&headers, peer).await?;
     if let Some(docs) = q.docs {
         let ids: Vec<String> = docs
             .split(',')

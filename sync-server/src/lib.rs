@@ -88,7 +88,17 @@ pub async fn serve_with(
     )
     .map_err(|e| std::io::Error::other(format!("opening the store's readers: {e}")))?;
     let station = Arc::new(station);
-    let sweeper = tokio::spawn(sweep_forever(station.writer.clone(), options.sweep_every));
+    let sweep_reader = station
+        .writer
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .reader()
+        .map_err(|e| std::io::Error::other(format!("opening the sweep's reader: {e}")))?;
+    let sweeper = tokio::spawn(sweep_forever(
+        station.writer.clone(),
+        sweep_reader,
+        options.sweep_every,
+    ));
     let collector = tokio::spawn(collect_uploads_forever(
         station.blobs().clone(),
         options.partial_upload_ttl,
@@ -145,14 +155,15 @@ pub const SWEEP_SLICE: std::time::Duration = std::time::Duration::from_millis(50
 /// finished stays and the rest is retried.
 /// A sweep is skipped while nothing was stored since the last one and no open
 /// item's deadline has passed (`Store::sweep_due`).
-async fn sweep_forever(store: SharedStore, every: std::time::Duration) {
+async fn sweep_forever(store: SharedStore, reader: Box<dyn SyncRead>, every: std::time::Duration) {
+    let reader = Arc::new(std::sync::Mutex::new(reader));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     let mut last: Option<SweepReport> = None;
     loop {
         tick.tick().await;
-        match sweep_once(&store, last.take()).await {
+        match sweep_once(&store, &reader, last.take()).await {
             Ok((r, ran)) => {
                 if ran && !r.did_nothing() {
                     tracing::info!(
@@ -186,19 +197,30 @@ async fn on_documents<T: Send + 'static>(
 /// One sweep, slice by slice; `(report, whether it ran)`.
 async fn sweep_once(
     store: &SharedStore,
+    reader: &Arc<std::sync::Mutex<Box<dyn SyncRead>>>,
     previous: Option<SweepReport>,
 ) -> Result<(SweepReport, bool), String> {
     let now = chrono::Utc::now();
-    let started = on_documents(store, move |docs| match previous {
-        Some(p) if !docs.sweep_due(&p, now)? => Ok(Err(p)),
-        _ => docs.start_sweep(now, SYSTEM_USER).map(Ok),
+    // Whether there is anything to do, and the overdue items, are read on
+    // the sweep's own read-only connection: the writer is not held for it.
+    let reader = reader.clone();
+    let started = tokio::task::spawn_blocking(move || {
+        let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+        let docs = reader.documents();
+        match previous {
+            Some(p) if !docs.sweep_due(&p, now)? => Ok(Err(p)),
+            _ => docs.start_sweep(now, SYSTEM_USER).map(Ok),
+        }
     })
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e: menqian_core::Error| e.to_string())?;
     let mut sweep = match started {
         Err(unchanged) => return Ok((unchanged, false)),
         Ok(sweep) => sweep,
     };
     loop {
+        let started = std::time::Instant::now();
         let (back, done) = on_documents(store, move |docs| {
             let done = docs.continue_sweep(&mut sweep, Some(SWEEP_SLICE))?;
             Ok((sweep, done))
@@ -208,7 +230,9 @@ async fn sweep_once(
         if done {
             return Ok((sweep.report, true));
         }
-        tokio::task::yield_now().await;
+        // The writer's lock is not fair: rest as long as the slice took, so
+        // pushes waiting for it get their turn and the sweep has at most half.
+        tokio::time::sleep(started.elapsed().max(std::time::Duration::from_millis(10))).await;
     }
 }
 

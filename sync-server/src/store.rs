@@ -168,6 +168,13 @@ pub trait SyncRead: Send {
     fn blob_visible(&self, hash: &str, user: &User) -> StoreResult<bool>;
     /// Whether a record this device pushed refers to the photo or thumbnail.
     fn may_upload(&self, device_id: &str, hash: &str) -> StoreResult<bool>;
+    /// The documents, read-only: for work that only reads, such as finding
+    /// what a sweep must do.
+    fn documents(&self) -> &Store;
+    /// A number that changes whenever accounts change (a device revoked, a
+    /// user moved), by this process or another: remembered authentications
+    /// are good while it stays the same.
+    fn accounts_version(&self) -> StoreResult<i64>;
 }
 
 /// The embedded backend: `station.sqlite` (the core store, durable) and
@@ -353,6 +360,16 @@ impl SyncRead for SqliteReader {
         Ok(self.store.blob_visible(hash, &user.visibility())?)
     }
 
+    fn documents(&self) -> &Store {
+        &self.store
+    }
+
+    fn accounts_version(&self) -> StoreResult<i64> {
+        Ok(self
+            .accounts
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     fn may_upload(&self, device_id: &str, hash: &str) -> StoreResult<bool> {
         Ok(self
             .accounts
@@ -403,6 +420,18 @@ fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     })
 }
 
+/// A name as people type it: trimmed, 1 to `max` characters, no control
+/// characters (the core's rule for every name).
+fn text(field: &'static str, value: &str, max: usize) -> StoreResult<String> {
+    menqian_core::model::required_text(field, value, max).map_err(|e| StoreError::Invalid {
+        field,
+        reason: match e {
+            menqian_core::Error::InvalidInput { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })
+}
+
 pub(crate) fn hash(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
@@ -439,21 +468,10 @@ impl SyncStore for SqliteSyncStore {
                 reason: "1–64 ASCII letters, digits, '-', '_' or '.'".into(),
             });
         }
-        if user.name.trim().is_empty() || user.name.chars().count() > 50 {
-            return Err(StoreError::Invalid {
-                field: "name",
-                reason: "1–50 characters".into(),
-            });
-        }
-        if let Some(reason) = menqian_core::model::control_in(&user.name, false) {
-            return Err(StoreError::Invalid {
-                field: "name",
-                reason,
-            });
-        }
+        let name = text("name", &user.name, 50)?;
         let inserted = self.accounts.execute(
             "INSERT OR IGNORE INTO users (id, name, role, area, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![user.id, user.name.trim(), user.role.as_str(), user.area.to_string(), Utc::now().timestamp_millis()],
+            params![user.id, name, user.role.as_str(), user.area.to_string(), Utc::now().timestamp_millis()],
         )?;
         if inserted == 0 {
             return Err(StoreError::Conflict(format!(
@@ -517,19 +535,7 @@ impl SyncStore for SqliteSyncStore {
                 reason: "an Automerge actor id in hex".into(),
             });
         }
-        let name = device_name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(StoreError::Invalid {
-                field: "device_name",
-                reason: "1–100 characters".into(),
-            });
-        }
-        if let Some(reason) = menqian_core::model::control_in(name, false) {
-            return Err(StoreError::Invalid {
-                field: "device_name",
-                reason,
-            });
-        }
+        let name = text("device_name", device_name, 100)?;
         // The station's own actor signs its writes, and an actor already in
         // the feed made changes someone else is answerable for.
         if self.store.actor_in_feed(&actor)? {

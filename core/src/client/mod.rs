@@ -173,6 +173,8 @@ impl SyncClient {
     /// Enrolls this device with a one-time code from the supervisor, binding the
     /// store's actor id to it.
     pub fn enroll(&self, code: &str, store: &Store, device_name: &str) -> Result<Enrollment> {
+        // The station refuses these too; saying so here needs no network.
+        let device_name = crate::model::required_text("device_name", device_name, 100)?;
         let body = serde_json::json!({ "code": code, "actor": store.actor_id(), "device_name": device_name });
         let response = self.send(&CancelToken::default(), || {
             self.http

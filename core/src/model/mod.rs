@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 /// Trims and checks a required piece of text. Lengths count characters, not bytes,
 /// so a Chinese name of 30 characters is 30.
-pub(crate) fn required_text(field: &str, value: &str, max_chars: usize) -> Result<String> {
+pub fn required_text(field: &str, value: &str, max_chars: usize) -> Result<String> {
     let v = value.trim();
     if v.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));

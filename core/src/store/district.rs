@@ -61,6 +61,10 @@ pub struct Sweep {
     by: String,
     rules: DistrictRules,
     overdue: std::collections::VecDeque<RectificationItem>,
+    /// Reports that may fold, by (time, id), from the page of changed cases
+    /// read last; the cursor moves to `page_end` once they are done.
+    candidates: std::collections::BTreeMap<(i64, String), Waiting>,
+    page_end: Option<i64>,
     /// What it has done so far.
     pub report: SweepReport,
 }
@@ -124,7 +128,7 @@ impl Store {
     /// Begins a sweep: reads the ledger for what is overdue. The station then
     /// calls [`Store::continue_sweep`] with a time budget, letting other work
     /// in between, so a long sweep never holds the store for long.
-    pub fn start_sweep(&mut self, now: DateTime<Utc>, by: &str) -> Result<Sweep> {
+    pub fn start_sweep(&self, now: DateTime<Utc>, by: &str) -> Result<Sweep> {
         let rules = self.rules()?;
         let mut report = SweepReport::default();
         let mut overdue = std::collections::VecDeque::new();
@@ -145,6 +149,8 @@ impl Store {
             by: by.to_string(),
             rules,
             overdue,
+            candidates: std::collections::BTreeMap::new(),
+            page_end: None,
             report,
         })
     }
@@ -172,6 +178,21 @@ impl Store {
         }
         const PAGE: i64 = 200;
         loop {
+            // Folds found in the last page, oldest report first, one at a time.
+            while let Some((_, w)) = sweep.candidates.pop_first() {
+                if let Some(folded) = self.fold(sweep, w)? {
+                    sweep.report.folded.push(folded);
+                }
+                if spent() {
+                    return Ok(false);
+                }
+            }
+            // That page is done: the cursor moves past it.
+            if let Some(last) = sweep.page_end.take() {
+                let tx = self.conn.transaction()?;
+                set_meta(&tx, SWEEP_CURSOR, &last.to_string())?;
+                commit(tx)?;
+            }
             let cursor: i64 = get_meta(&self.conn, SWEEP_CURSOR)?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
@@ -194,26 +215,18 @@ impl Store {
             ids.dedup();
             // Each changed case may be a duplicate itself, and reports after it
             // nearby may repeat it: all of them, oldest first.
-            let mut candidates = std::collections::BTreeMap::new();
             for id in &ids {
                 let Some(w) = self.waiting_case(id)? else {
                     continue;
                 };
                 for later in self.reports_repeating(&sweep.rules.duplicates, &w)? {
-                    candidates.insert((later.at, later.id.clone()), later);
+                    sweep.candidates.insert((later.at, later.id.clone()), later);
                 }
                 if w.waiting {
-                    candidates.insert((w.at, w.id.clone()), w);
+                    sweep.candidates.insert((w.at, w.id.clone()), w);
                 }
             }
-            for (_, w) in candidates {
-                if let Some(folded) = self.fold(sweep, w)? {
-                    sweep.report.folded.push(folded);
-                }
-            }
-            let tx = self.conn.transaction()?;
-            set_meta(&tx, SWEEP_CURSOR, &last.to_string())?;
-            commit(tx)?;
+            sweep.page_end = Some(last);
             if spent() {
                 return Ok(false);
             }
