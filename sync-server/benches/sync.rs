@@ -18,20 +18,23 @@ use menqian_core::*;
 use menqian_sync_server::SyncStore;
 
 /// A server holding the first `shops` of the demo district, sweeping every
-/// second (so the load runs below meet a sweep working through their reports).
+/// minute as a station does.
 fn seeded_server(shops: usize) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     common::seed_with(dir.path(), shops);
-    TestServer::start_with(
-        dir,
-        menqian_sync_server::Options {
-            sweep_every: std::time::Duration::from_secs(1),
-            ..Default::default()
-        },
-    )
+    TestServer::start_in(dir)
 }
 
 fn main() {
+    // `cargo bench -p menqian-sync-server --bench sync -- flood`: only the
+    // flooded pull, on the district.
+    if std::env::args().any(|a| a == "flood") {
+        let server = seeded_server(menqian_fixtures::DISTRICT_SHOPS);
+        let mut phone = Device::enroll(&server.url, &server.code_for("officer-1"), "other");
+        phone.sync().unwrap();
+        flooded_pull(&server, &mut phone);
+        return;
+    }
     // 0. Bootstrap with 2,000 shops: the size automerge-repo can be compared at.
     {
         let server = seeded_server(2_000);
@@ -194,7 +197,7 @@ fn waiting_reports(server: &TestServer) -> u64 {
 
 fn flooded_pull(server: &TestServer, other: &mut Device) {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let flooder = Device::enroll(&server.url, &server.code_for("officer-1"), "flooder");
+    let flooder = Device::enroll(&server.url, &server.code_for("officer-2"), "flooder");
     let stop = AtomicBool::new(false);
     let (served, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let mut lat = Vec::new();
@@ -202,15 +205,24 @@ fn flooded_pull(server: &TestServer, other: &mut Device) {
         for _ in 0..200 {
             scope.spawn(|| {
                 let http = reqwest::blocking::Client::new();
+                // 200 full pulls at once, each sent again as soon as it is
+                // answered, or after the second `Retry-After` asks for.
                 while !stop.load(Ordering::Relaxed) {
-                    let r = http
+                    match http
                         .get(format!("{}/v1/pull?after=0&limit=5000", server.url))
                         .bearer_auth(&flooder.token)
                         .send()
-                        .unwrap();
-                    let counter = if r.status() == 429 { &refused } else { &served };
-                    let _ = r.bytes();
-                    counter.fetch_add(1, Ordering::Relaxed);
+                    {
+                        Ok(r) if r.status() == 429 => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                        Ok(r) => {
+                            let _ = r.bytes();
+                            served.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {}
+                    }
                 }
             });
         }

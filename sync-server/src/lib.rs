@@ -230,9 +230,10 @@ async fn sweep_once(
         if done {
             return Ok((sweep.report, true));
         }
-        // The writer's lock is not fair: rest as long as the slice took, so
-        // pushes waiting for it get their turn and the sweep has at most half.
-        tokio::time::sleep(started.elapsed().max(std::time::Duration::from_millis(10))).await;
+        // The writer's lock is not fair: rest twice as long as the slice
+        // took, so pushes waiting for it get their turn and the sweep has at
+        // most a third of the writer.
+        tokio::time::sleep((started.elapsed() * 2).max(std::time::Duration::from_millis(10))).await;
     }
 }
 
