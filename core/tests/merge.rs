@@ -339,3 +339,45 @@ fn a_snapshot_merges_into_documents_made_before_the_first_sync() {
     ));
     assert_eq!(phone.documents_json().unwrap(), before);
 }
+
+/// A 24-byte change found by fuzzing (`fuzz/`, target `change_bytes`) passes
+/// Automerge's parser and the station's limits, then panics inside
+/// Automerge's apply. It must be refused like any corrupt change, leave
+/// nothing behind, and leave the store working.
+#[test]
+fn a_change_that_panics_inside_automerge_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("s.sqlite"), StoreConfig::default()).unwrap();
+    let bytes = include_bytes!("data/automerge-panic.change").to_vec();
+    let before = store.counts().unwrap();
+    let change = DocChange {
+        doc_id: format!("case/{}", "0".repeat(32)),
+        bytes,
+    };
+    // Applied as a phone applies a pulled page (a station checks the
+    // change's actor first, and this one's is empty: bound to no device).
+    let err = store
+        .apply_changes(std::slice::from_ref(&change))
+        .unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert_eq!(store.counts().unwrap(), before);
+    store.publish_rules(DistrictRules::default()).unwrap();
+}
+
+/// A document found by fuzzing (`fuzz/`, target `document_bytes`; its first
+/// byte chose the kind) on which Automerge's loader panics: a snapshot page
+/// carrying it is refused and nothing is loaded.
+#[test]
+fn a_document_that_panics_inside_automerge_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("s.sqlite"), StoreConfig::default()).unwrap();
+    let input = include_bytes!("data/automerge-panic.document");
+    let before = store.counts().unwrap();
+    let doc = DocChange {
+        doc_id: format!("case/{}", "1".repeat(32)),
+        bytes: input[1..].to_vec(),
+    };
+    let err = store.load_documents(&[doc]).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert_eq!(store.counts().unwrap(), before);
+}

@@ -170,7 +170,13 @@ impl Station {
     ) -> Result<T, ApiError> {
         let writer = self.writer.clone();
         on_files(move || {
-            let mut guard = writer.lock().map_err(|_| internal())?;
+            // A request that panicked while writing left its transaction
+            // rolled back: the store is whole, so the lock is taken again
+            // rather than every later request failing.
+            let mut guard = writer.lock().unwrap_or_else(|p| {
+                tracing::error!("a request panicked while holding the store's writer");
+                p.into_inner()
+            });
             write(guard.as_mut())
         })
         .await
@@ -189,7 +195,7 @@ impl Station {
         self.traffic.may_present_token(address).map_err(busy)?;
         let station = self.clone();
         let found = on_files(move || {
-            let mut auth = station.auth.lock().map_err(|_| internal())?;
+            let mut auth = station.auth.lock().unwrap_or_else(|p| p.into_inner());
             let version = auth.reader.accounts_version()?;
             if version != auth.version {
                 auth.known.clear();

@@ -95,6 +95,7 @@ fn a_decompression_bomb_is_refused_before_it_inflates() {
         body["message"].as_str().unwrap().contains("compressed"),
         "{body}"
     );
+    eprintln!("a 16 MiB bomb raised the peak RSS by {} kB", peak - before);
     assert!(
         peak - before < 32 * 1024,
         "peak RSS rose by {} kB",
@@ -114,6 +115,25 @@ fn a_decompression_bomb_is_refused_before_it_inflates() {
         }],
     );
     assert_eq!(status, 400, "{body}");
+    // A change found by fuzzing that panics inside Automerge (the core's
+    // tests apply it): refused (here already for its actor, bound to no
+    // device), and the station's writer still works afterwards.
+    let panics = include_bytes!("../../core/tests/data/automerge-panic.change").to_vec();
+    let (status, body) = push_raw(
+        &station.url,
+        &steward.token,
+        vec![DocChange {
+            doc_id: format!("case/{:032x}", 2),
+            bytes: panics,
+        }],
+    );
+    assert_eq!(status, 403, "{body}");
+    let mut steward = steward;
+    steward
+        .store
+        .report_case(new_case_at(5, "steward-1"))
+        .unwrap();
+    steward.sync().unwrap();
     assert!(station.healthy());
 }
 

@@ -384,8 +384,11 @@ impl Store {
         build_in_parallel(
             docs,
             |d| {
-                let doc = AutoCommit::load(&d.bytes).map_err(|e| Error::corrupt(&d.doc_id, e))?;
-                Ok((d.clone(), index::read_entity(&d.doc_id, &doc)?))
+                untrusted(&d.doc_id, || {
+                    let doc =
+                        AutoCommit::load(&d.bytes).map_err(|e| Error::corrupt(&d.doc_id, e))?;
+                    Ok((d.clone(), index::read_entity(&d.doc_id, &doc)?))
+                })
             },
             |(d, entity)| {
                 match load_doc(&tx, &d.doc_id, &actor)? {
@@ -482,7 +485,7 @@ impl Store {
         let mut report = ApplyReport::default();
         build_in_parallel(
             &work,
-            |w| merge_one(w, &actor, writer),
+            |w| untrusted(&w.doc_id, || merge_one(w, &actor, writer)),
             |merged| {
                 report.duplicates += merged.duplicates;
                 if let Some((saved, hashes, entity)) = merged.result {
@@ -551,13 +554,29 @@ fn decode(changes: Vec<DocChange>, max_ops: Option<u64>) -> Result<Vec<Incoming>
                     format!("more than {max} operations in one push: send fewer changes"),
                 ));
             }
-            let change = Change::from_bytes(c.bytes).map_err(|e| Error::corrupt(&c.doc_id, e))?;
+            let change = untrusted(&c.doc_id, || {
+                Change::from_bytes(c.bytes).map_err(|e| Error::corrupt(&c.doc_id, e))
+            })?;
             Ok(Incoming {
                 doc_id: c.doc_id,
                 change,
             })
         })
         .collect()
+}
+
+/// Runs Automerge on bytes from another store. Automerge may panic on some
+/// malformed changes that pass its parser (found by fuzzing: `fuzz/`); a panic
+/// here would take down the station's writer, so it becomes a refusal of the
+/// batch like any other corrupt change. Nothing was written: the caller's
+/// transaction is rolled back.
+fn untrusted<T>(doc_id: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        Err(Error::corrupt(
+            doc_id,
+            "Automerge could not apply this change (it failed inside Automerge)",
+        ))
+    })
 }
 
 /// One document's share of an incoming batch.
