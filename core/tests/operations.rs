@@ -747,3 +747,61 @@ fn a_fold_that_fails_halfway_changes_nothing_and_its_retry_links_once() {
         CaseStatus::Rejected
     );
 }
+
+#[test]
+fn a_sweep_cut_into_the_smallest_slices_folds_as_one_whole_sweep() {
+    // Two stations holding the same 240 reports, made offline on three
+    // phones: each of 80 shops reported once per phone, ten minutes apart,
+    // the later phones' reports stored first (so some folds run backwards in
+    // the feed).
+    let (_a_dir, mut whole) = demo_store();
+    let (_b_dir, mut sliced) = empty_store();
+    sliced.merge_from(&whole, 0).unwrap();
+    let at = beijing(2026, 7, 1);
+    let mut phones = Vec::new();
+    for k in 0..3 {
+        let (dir, mut phone) = empty_store();
+        phone.merge_from(&whole, 0).unwrap();
+        for code in street().iter().take(80).map(|s| s.code.clone()) {
+            let shop = phone.shop_by_code(&code).unwrap();
+            phone
+                .report_case(doorstep_report(
+                    &shop,
+                    CaseSource::Steward,
+                    &format!("steward-{k}"),
+                    at + Duration::minutes(10 * k),
+                ))
+                .unwrap();
+        }
+        phones.push((dir, phone));
+    }
+    for (_, phone) in phones.iter().rev() {
+        whole.merge_from(phone, 0).unwrap();
+        sliced.merge_from(phone, 0).unwrap();
+    }
+    let now = at + Duration::hours(1);
+
+    let expected = whole.sweep(now, "system").unwrap();
+    assert_eq!(expected.folded.len(), 160, "{expected:?}");
+    // A zero budget: every call does one step (one case looked at, one fold,
+    // one page read) and returns, as a slice cut short would.
+    let mut sweep = sliced.start_sweep(now, "system").unwrap();
+    let mut calls = 1;
+    while !sliced
+        .continue_sweep(&mut sweep, Some(std::time::Duration::ZERO))
+        .unwrap()
+    {
+        calls += 1;
+    }
+    assert!(calls > 240 + 160, "{calls} calls");
+    let folds = |r: &SweepReport| r.folded.iter().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(folds(&sweep.report), folds(&expected));
+    // Each first report holds its two repeats, in both stations.
+    let originals: BTreeSet<&String> = expected.folded.iter().map(|(_, o)| o).collect();
+    assert_eq!(originals.len(), 80);
+    for original in originals {
+        assert_eq!(sliced.case(original).unwrap().linked.len(), 2);
+        assert_eq!(whole.case(original).unwrap().reported_by, "steward-0");
+    }
+    assert!(sliced.sweep(now, "system").unwrap().did_nothing());
+}

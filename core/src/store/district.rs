@@ -61,6 +61,9 @@ pub struct Sweep {
     by: String,
     rules: DistrictRules,
     overdue: std::collections::VecDeque<RectificationItem>,
+    /// The changed cases of the page read last that are still to be looked
+    /// at (a slice may end in the middle of a page).
+    page: std::collections::VecDeque<String>,
     /// Reports that may fold, by (time, id), from the page of changed cases
     /// read last; the cursor moves to `page_end` once they are done.
     candidates: std::collections::BTreeMap<(i64, String), Waiting>,
@@ -149,6 +152,7 @@ impl Store {
             by: by.to_string(),
             rules,
             overdue,
+            page: std::collections::VecDeque::new(),
             candidates: std::collections::BTreeMap::new(),
             page_end: None,
             report,
@@ -178,7 +182,23 @@ impl Store {
         }
         const PAGE: i64 = 200;
         loop {
-            // Folds found in the last page, oldest report first, one at a time.
+            // Each changed case of the page may be a duplicate itself, and
+            // reports after it nearby may repeat it: all of them are gathered
+            // before any is folded, so folds go oldest report first.
+            while let Some(id) = sweep.page.pop_front() {
+                if let Some(w) = self.waiting_case(&id)? {
+                    for later in self.reports_repeating(&sweep.rules.duplicates, &w)? {
+                        sweep.candidates.insert((later.at, later.id.clone()), later);
+                    }
+                    if w.waiting {
+                        sweep.candidates.insert((w.at, w.id.clone()), w);
+                    }
+                }
+                if spent() {
+                    return Ok(false);
+                }
+            }
+            // Folds found in the page, oldest report first, one at a time.
             while let Some((_, w)) = sweep.candidates.pop_first() {
                 if let Some(folded) = self.fold(sweep, w)? {
                     sweep.report.folded.push(folded);
@@ -213,19 +233,7 @@ impl Store {
             let mut ids: Vec<String> = changed.into_iter().map(|(_, id)| id).collect();
             ids.sort();
             ids.dedup();
-            // Each changed case may be a duplicate itself, and reports after it
-            // nearby may repeat it: all of them, oldest first.
-            for id in &ids {
-                let Some(w) = self.waiting_case(id)? else {
-                    continue;
-                };
-                for later in self.reports_repeating(&sweep.rules.duplicates, &w)? {
-                    sweep.candidates.insert((later.at, later.id.clone()), later);
-                }
-                if w.waiting {
-                    sweep.candidates.insert((w.at, w.id.clone()), w);
-                }
-            }
+            sweep.page = ids.into();
             sweep.page_end = Some(last);
             if spent() {
                 return Ok(false);
