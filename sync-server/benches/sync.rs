@@ -25,15 +25,48 @@ fn seeded_server(shops: usize) -> TestServer {
     TestServer::start_in(dir)
 }
 
+/// The district, with no sweep until the server is restarted.
+fn unswept_district() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    common::seed_with(dir.path(), menqian_fixtures::DISTRICT_SHOPS);
+    TestServer::start_with(
+        dir,
+        menqian_sync_server::Options {
+            sweep_every: std::time::Duration::from_secs(86_400),
+            ..Default::default()
+        },
+    )
+}
+
 fn main() {
-    // `cargo bench -p menqian-sync-server --bench sync -- flood`: only the
-    // flooded pull, on the district.
-    if std::env::args().any(|a| a == "flood") {
-        let server = seeded_server(menqian_fixtures::DISTRICT_SHOPS);
-        let mut phone = Device::enroll(&server.url, &server.code_for("officer-1"), "other");
-        phone.sync().unwrap();
-        flooded_pull(&server, &mut phone);
-        return;
+    let mode = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let day = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
+    match mode.as_deref() {
+        // `cargo bench -p menqian-sync-server --bench sync -- flood`: only
+        // the flooded pull, on the district.
+        Some("flood") => {
+            let server = seeded_server(menqian_fixtures::DISTRICT_SHOPS);
+            let mut phone = Device::enroll(&server.url, &server.code_for("officer-1"), "other");
+            phone.sync().unwrap();
+            flooded_pull(&server, &mut phone);
+            return;
+        }
+        // `-- load`: only the push load, three times at 4 in flight, with no
+        // sweep: the figure to compare one build of the code with another.
+        Some("load") => {
+            let server = unswept_district();
+            for run in 0..3 {
+                load_test(&server, day, 4, run);
+            }
+            return;
+        }
+        // `-- sweep`: how long a push waits behind the sweep with 200,000
+        // reports waiting.
+        Some("sweep") => {
+            sweep_wait(day);
+            return;
+        }
+        _ => {}
     }
     // 0. Bootstrap with 2,000 shops: the size automerge-repo can be compared at.
     {
@@ -109,7 +142,6 @@ fn main() {
     // sync, on the officer's phone bootstrapped above.
     let mut phone = phone.unwrap();
     let shops = menqian_fixtures::registry(60).unwrap();
-    let day = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
     let mut day_times = Vec::new();
     for round in 0..3 {
         for (i, shop) in shops.iter().enumerate() {
@@ -181,6 +213,139 @@ fn main() {
     // re-sending each at once whatever the answer; another device pulls its
     // one new change meanwhile.
     flooded_pull(&server, &mut phone);
+}
+
+/// Leaves 200,000 reports waiting (two load runs, no sweep), then has one
+/// officer push one new report ten times a second for a minute, first with
+/// no sweep, then after a restart with the sweep every second working
+/// through the backlog: the difference is what a push waits behind it.
+fn sweep_wait(day: chrono::DateTime<Utc>) {
+    let server = unswept_district();
+    for run in 0..2 {
+        load_test(&server, day, 4, run);
+    }
+    let probe = |server: &TestServer, label: &str| {
+        let mut phone = Device::enroll(&server.url, &server.code_for("officer-1"), label);
+        phone.sync().unwrap();
+        let http = reqwest::blocking::Client::new();
+        let before = unsearched(server);
+        let mut lat = Vec::new();
+        let started = Instant::now();
+        for i in 0..600u32 {
+            let due = started + std::time::Duration::from_millis(100 * u64::from(i));
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            let head = phone.store.feed_head().unwrap();
+            phone
+                .store
+                .report_case(NewCase {
+                    subdistrict: None,
+                    lane: None,
+                    source: CaseSource::Inspection,
+                    category: "0504".into(),
+                    location: GeoPoint::new(39.60 + f64::from(i) * 4e-4, 116.00),
+                    shop_id: None,
+                    photos: vec![],
+                    description: format!("{label}第{i}条"),
+                    deadline: None,
+                    reported_by: "officer-1".into(),
+                    reported_at: Utc::now(),
+                })
+                .unwrap();
+            let body = wire::encode(&WireBatch {
+                changes: phone.store.own_changes_since(head, 10).unwrap().changes,
+                ..Default::default()
+            })
+            .unwrap();
+            let t = Instant::now();
+            let r = http
+                .post(format!("{}/v1/push", server.url))
+                .bearer_auth(&phone.token)
+                .header("content-type", wire::CONTENT_TYPE)
+                .body(body)
+                .send()
+                .unwrap();
+            assert!(r.status().is_success(), "{}", r.text().unwrap());
+            lat.push(t.elapsed());
+        }
+        lat.sort();
+        let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+        println!(
+            "one officer's one-report push, 10 a second for a minute, {label}: p50 {:.1?}, p99 {:.1?}, max {:.1?} (case changes the sweep has yet to search: {before} before, {} after)",
+            p(0.5),
+            p(0.99),
+            lat[lat.len() - 1],
+            unsearched(server)
+        );
+    };
+    probe(&server, "no sweep");
+    let server = server.restart_with(menqian_sync_server::Options {
+        sweep_every: std::time::Duration::from_secs(1),
+        ..Default::default()
+    });
+    probe(&server, "the sweep every second");
+    // How long the sweep holds the writer at a time: the whole backlog again
+    // from the start of the feed, slice by slice as the station runs it, on
+    // the station's database with no sweep of the server's own.
+    let server = server.restart_with(menqian_sync_server::Options {
+        sweep_every: std::time::Duration::from_secs(86_400),
+        ..Default::default()
+    });
+    let path = server.dir.path().join("station.sqlite");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("DELETE FROM meta WHERE key = 'sweep.cases'", [])
+        .unwrap();
+    let mut docs = Store::open(&path, StoreConfig::default()).unwrap();
+    let mut sweep = docs.start_sweep(Utc::now(), "system").unwrap();
+    let mut slices = Vec::new();
+    let started = Instant::now();
+    loop {
+        let t = Instant::now();
+        let done = docs
+            .continue_sweep(&mut sweep, Some(menqian_sync_server::SWEEP_SLICE))
+            .unwrap();
+        slices.push(t.elapsed());
+        if done {
+            break;
+        }
+    }
+    let total = started.elapsed();
+    slices.sort();
+    let p = |q: f64| slices[((slices.len() as f64 * q) as usize).min(slices.len() - 1)];
+    println!(
+        "the sweep's hold on the writer, {} slices of at most {:?} over the {} case changes: p50 {:.1?}, p99 {:.1?}, max {:.1?} ({total:.1?} in all, no rests)",
+        slices.len(),
+        menqian_sync_server::SWEEP_SLICE,
+        unsearched_total(&server),
+        p(0.5),
+        p(0.99),
+        slices[slices.len() - 1],
+    );
+}
+
+/// Case changes in the feed.
+fn unsearched_total(server: &TestServer) -> u64 {
+    let conn = rusqlite::Connection::open(server.dir.path().join("station.sqlite")).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM changes WHERE doc_id >= 'case/' AND doc_id < 'case0'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+    .unsigned_abs()
+}
+
+/// Case changes after the sweep's cursor in the feed.
+fn unsearched(server: &TestServer) -> u64 {
+    let conn = rusqlite::Connection::open(server.dir.path().join("station.sqlite")).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM changes WHERE doc_id >= 'case/' AND doc_id < 'case0'
+         AND seq > coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'sweep.cases'), 0)",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .unwrap()
+    .unsigned_abs()
 }
 
 /// Reports still 已上报 at the station.

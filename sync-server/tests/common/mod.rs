@@ -115,13 +115,18 @@ impl TestServer {
 
     /// Stops the server (as a kill would: in-flight requests are cut) and
     /// starts a new one on the same data, at a new port.
-    pub fn restart(mut self) -> TestServer {
+    pub fn restart(self) -> TestServer {
+        self.restart_with(menqian_sync_server::Options::default())
+    }
+
+    /// [`TestServer::restart`] with other options.
+    pub fn restart_with(mut self, options: menqian_sync_server::Options) -> TestServer {
         self.shut_down();
         let dir = tempfile::TempDir::new_in(self.dir.path().parent().unwrap()).unwrap();
         // Move the data into a fresh guard so the old one can drop.
         std::fs::remove_dir(dir.path()).unwrap();
         std::fs::rename(self.dir.path(), dir.path()).unwrap();
-        Self::start_in(dir)
+        Self::start_with(dir, options)
     }
 
     fn shut_down(&mut self) {
