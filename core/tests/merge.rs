@@ -381,3 +381,25 @@ fn a_document_that_panics_inside_automerge_is_refused() {
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert_eq!(store.counts().unwrap(), before);
 }
+
+/// A 71-byte "document" found by fuzzing (`document_bytes`; first byte the
+/// kind) that is an Automerge bundle chunk on which Automerge's loader asks for
+/// 2 GiB at once: refused by its chunk type before the loader sees it.
+#[test]
+fn a_bundle_posing_as_a_document_never_reaches_the_loader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("s.sqlite"), StoreConfig::default()).unwrap();
+    let input = include_bytes!("data/automerge-oom.document");
+    let before = store.counts().unwrap();
+    let doc = DocChange {
+        doc_id: format!("case/{}", "1".repeat(32)),
+        bytes: input[1..].to_vec(),
+    };
+    let err = store.load_documents(&[doc]).unwrap_err();
+    assert!(err.to_string().contains("is not a document"), "{err}");
+    assert_eq!(store.counts().unwrap(), before);
+    // What a store saves passes the same check.
+    let mut d = automerge::AutoCommit::new();
+    automerge::transaction::Transactable::put(&mut d, automerge::ROOT, "k", "v").unwrap();
+    menqian_core::limits::check_document(&d.save()).unwrap();
+}

@@ -384,6 +384,8 @@ impl Store {
         build_in_parallel(
             docs,
             |d| {
+                crate::limits::check_document(&d.bytes)
+                    .map_err(|why| Error::corrupt(&d.doc_id, why))?;
                 untrusted(&d.doc_id, || {
                     let doc =
                         AutoCommit::load(&d.bytes).map_err(|e| Error::corrupt(&d.doc_id, e))?;
