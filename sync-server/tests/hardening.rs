@@ -141,7 +141,9 @@ fn a_decompression_bomb_is_refused_before_it_inflates() {
         .unwrap()
         .json()
         .unwrap();
-    let fuzzer = enrolled["token"].as_str().expect(&enrolled.to_string());
+    let fuzzer = enrolled["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{enrolled}"));
     let (status, body) = push_raw(
         &station.url,
         fuzzer,
