@@ -4,17 +4,17 @@
 //! are the core's.
 
 pub mod guard;
-pub mod http;
 pub mod net;
 pub mod store;
+pub mod sync;
 pub mod tls;
 
 use std::sync::Arc;
 
 pub use guard::Shares;
-pub use http::{HttpLimits, SharedStore, Station, router};
 pub use net::ConnectionLimits;
 pub use store::{SqliteSyncStore, StoreError, SyncRead, SyncStore, User};
+pub use sync::{HttpLimits, SharedStore, Station, router};
 pub use tls::{StationCa, TlsFiles};
 
 pub mod report;
@@ -105,7 +105,7 @@ pub async fn serve_with(
     ));
     let served = net::serve(
         listener,
-        http::router(station),
+        sync::router(station),
         tls,
         options.connections,
         shutdown,
