@@ -97,7 +97,17 @@ pub struct Traffic {
     addresses: Mutex<HashMap<IpAddr, Bucket>>,
     bad_tokens: Mutex<HashMap<IpAddr, Bucket>>,
     enrollments: Mutex<Bucket>,
+    sign_ins: Mutex<HashMap<IpAddr, Bucket>>,
+    failed_sign_ins: Mutex<HashMap<String, Bucket>>,
 }
+
+/// Console sign-in attempts per minute from one client address, and in a burst.
+pub const SIGN_INS_PER_ADDRESS_PER_MINUTE: f64 = 10.0;
+pub const SIGN_IN_ADDRESS_BURST: f64 = 10.0;
+/// Wrong passwords one user may be tried with: five, then one each three
+/// minutes (from any address), so guessing one password online is slow.
+pub const FAILED_SIGN_INS_PER_MINUTE: f64 = 1.0 / 3.0;
+pub const FAILED_SIGN_IN_BURST: f64 = 5.0;
 
 /// Holds a device's slot while its request runs.
 #[derive(Debug)]
@@ -131,6 +141,8 @@ impl Traffic {
             devices: Mutex::new(HashMap::new()),
             addresses: Mutex::new(HashMap::new()),
             bad_tokens: Mutex::new(HashMap::new()),
+            sign_ins: Mutex::new(HashMap::new()),
+            failed_sign_ins: Mutex::new(HashMap::new()),
         }
     }
 
@@ -236,6 +248,65 @@ impl Traffic {
                 Instant::now(),
             );
         }
+    }
+}
+
+impl Traffic {
+    /// Admits one console sign-in attempt from `address`.
+    pub fn admit_sign_in(&self, address: Option<IpAddr>) -> Result<(), Busy> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        take_for_address(
+            &self.sign_ins,
+            address,
+            SIGN_INS_PER_ADDRESS_PER_MINUTE,
+            SIGN_IN_ADDRESS_BURST,
+            Instant::now(),
+        )
+        .map_err(|retry_after| Busy {
+            retry_after,
+            why: "too many sign-in attempts from this address",
+        })
+    }
+
+    /// Whether `user` may be tried now: a user whose password was given
+    /// wrong too often waits, whoever asks.
+    pub fn user_may_sign_in(&self, user: &str) -> Result<(), Busy> {
+        let map = self
+            .failed_sign_ins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let Some(bucket) = map.get(user) else {
+            return Ok(());
+        };
+        let mut probe = *bucket;
+        probe
+            .take(
+                FAILED_SIGN_INS_PER_MINUTE / 60.0,
+                FAILED_SIGN_IN_BURST,
+                Instant::now(),
+            )
+            .map_err(|retry_after| Busy {
+                retry_after,
+                why: "too many wrong passwords for this user",
+            })
+    }
+
+    /// Notes a wrong password (or unknown user) for `user`.
+    pub fn sign_in_failed(&self, user: &str) {
+        let now = Instant::now();
+        let mut map = self
+            .failed_sign_ins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_ADDRESSES {
+            map.clear();
+        }
+        let _ = map
+            .entry(user.chars().take(64).collect())
+            .or_insert_with(|| Bucket::full(FAILED_SIGN_IN_BURST, now))
+            .take(FAILED_SIGN_INS_PER_MINUTE / 60.0, FAILED_SIGN_IN_BURST, now);
     }
 }
 

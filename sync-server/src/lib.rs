@@ -3,6 +3,7 @@
 //! enrollment and write authorization live here; the merge and the access rules
 //! are the core's.
 
+pub mod console;
 pub mod guard;
 pub mod net;
 pub mod store;
@@ -80,13 +81,13 @@ pub async fn serve_with(
         Some(files) => Some(net::tls_config(&files.cert, &files.key)?),
         None => None,
     };
-    let station = Station::new(
-        store,
-        options.http.clone(),
-        options.shares.clone(),
-        options.ca,
-    )
-    .map_err(|e| std::io::Error::other(format!("opening the store's readers: {e}")))?;
+    let http = HttpLimits {
+        // Console cookies travel only over HTTPS when the station serves it.
+        secure_cookies: options.http.secure_cookies || options.tls.is_some(),
+        ..options.http.clone()
+    };
+    let station = Station::new(store, http, options.shares.clone(), options.ca)
+        .map_err(|e| std::io::Error::other(format!("opening the store's readers: {e}")))?;
     let station = Arc::new(station);
     let sweep_reader = station
         .writer

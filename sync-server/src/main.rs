@@ -98,6 +98,11 @@ struct LimitArgs {
     /// proxy that overwrites the header: clients could choose their address.
     #[arg(long)]
     client_address_header: Option<String>,
+    /// Mark console cookies `Secure` although the station serves plain HTTP:
+    /// for a reverse proxy that terminates HTTPS (with `--tls-cert` they
+    /// always are).
+    #[arg(long)]
+    secure_cookies: bool,
 }
 
 impl LimitArgs {
@@ -111,6 +116,7 @@ impl LimitArgs {
         h.body_timeout = std::time::Duration::from_secs(self.body_timeout.max(1));
         h.uploads_in_progress = self.uploads_in_progress_mib.saturating_mul(1 << 20);
         h.min_free_disk = self.min_free_disk_mib.saturating_mul(1 << 20);
+        h.secure_cookies = self.secure_cookies;
         h.client_address_header = match &self.client_address_header {
             Some(name) => Some(
                 name.parse()
@@ -274,6 +280,16 @@ enum UserAction {
     },
     /// List users.
     List,
+    /// Set a user's console password, read from the first line of standard
+    /// input (supervisors, lane chiefs and administrators only); their open
+    /// console sessions end.
+    Password {
+        #[arg(long)]
+        id: String,
+        /// Remove the password instead: the user can no longer sign in.
+        #[arg(long)]
+        clear: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -431,6 +447,29 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }) => {
             store.set_area(&id, &area)?;
             println!("{id} now works in {area}; their devices reload at the next sync");
+        }
+        Some(Command::User {
+            action: UserAction::Password { id, clear },
+        }) => {
+            let (user, _) = store.password_hash(&id)?;
+            if clear {
+                store.set_password_hash(&id, None)?;
+                println!("{id} can no longer sign in to the console");
+            } else {
+                if !menqian_sync_server::console::may_sign_in(user.role) {
+                    return Err(format!(
+                        "{id} is {}: officers and stewards cannot sign in to the console",
+                        user.role.label_zh()
+                    )
+                    .into());
+                }
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                let password = line.trim_end_matches(['\n', '\r']);
+                let phc = menqian_sync_server::console::password::hash(password)?;
+                store.set_password_hash(&id, Some(&phc))?;
+                println!("{id} may sign in to the console with the new password");
+            }
         }
         Some(Command::User {
             action: UserAction::List,
@@ -628,6 +667,12 @@ fn report(store: &mut SqliteSyncStore, what: ReportKind) -> Result<(), Box<dyn s
     Ok(())
 }
 
+/// The demo's console passwords (a demo on a laptop, not a real station).
+const DEMO_PASSWORDS: [(&str, &str); 2] = [
+    ("supervisor-1", "menqian-demo-supervisor"),
+    ("admin", "menqian-demo-admin"),
+];
+
 /// The demo district and users; running it again changes nothing.
 fn load_demo(
     store: &mut SqliteSyncStore,
@@ -685,6 +730,19 @@ fn load_demo(
             store.add_user(&User::new(id, name, role, area))?;
         }
     }
+    // Console passwords for the demo's supervisor and administrator, set once
+    // (an administrator may change them); shown while they still hold.
+    let mut console_logins = Vec::new();
+    for (id, password) in DEMO_PASSWORDS {
+        let (_, stored) = store.password_hash(id)?;
+        if stored.is_none() {
+            let phc = menqian_sync_server::console::password::hash(password)?;
+            store.set_password_hash(id, Some(&phc))?;
+            console_logins.push(format!("{id} / {password}"));
+        } else if menqian_sync_server::console::password::verify(stored.as_deref(), password) {
+            console_logins.push(format!("{id} / {password}"));
+        }
+    }
     let code = store.issue_enrollment("officer-1", Utc::now(), Duration::hours(24))?;
     let link = enrollment_link(station, &code)?;
     let url = station.public_url.as_deref().unwrap_or("http://<station>");
@@ -699,5 +757,11 @@ fn load_demo(
         report.created + report.updated + report.unchanged,
         report.created
     );
+    if !console_logins.is_empty() {
+        println!(
+            "Console: open {url}/console and sign in as {}\n",
+            console_logins.join(" or ")
+        );
+    }
     Ok(())
 }

@@ -82,6 +82,16 @@ pub struct Enrolled {
     pub user: User,
 }
 
+/// A signed-in console user's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The cookie's value: shown once; the store keeps only its hash.
+    pub token: String,
+    /// What every form of this session must carry back.
+    pub csrf: String,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// The server's storage: accounts and the merged change feed.
 pub trait SyncStore: Send {
     fn add_user(&mut self, user: &User) -> StoreResult<()>;
@@ -108,6 +118,20 @@ pub trait SyncStore: Send {
     fn authenticate(&self, token: &str) -> StoreResult<(Device, User)>;
     fn revoke_device(&mut self, device_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
     fn devices(&self) -> StoreResult<Vec<Device>>;
+    /// Sets (or with `None` removes) a user's console password, as a PHC
+    /// string the caller hashed; ends the user's sessions.
+    fn set_password_hash(&mut self, user_id: &str, phc: Option<&str>) -> StoreResult<()>;
+    /// A user and their password hash (`None`: no password, cannot sign in).
+    fn password_hash(&self, user_id: &str) -> StoreResult<(User, Option<String>)>;
+    /// Opens a console session for `user_id`, valid for `ttl`.
+    fn open_session(
+        &mut self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<Session>;
+    /// Ends a session (no error if it had ended).
+    fn close_session(&mut self, token: &str) -> StoreResult<()>;
     /// Applies a pushed batch, all or nothing, durable before it returns.
     fn push(
         &mut self,
@@ -175,6 +199,9 @@ pub trait SyncRead: Send {
     /// user moved), by this process or another: remembered authentications
     /// are good while it stays the same.
     fn accounts_version(&self) -> StoreResult<i64>;
+    /// The user of a console session and its CSRF token, if the session is
+    /// open at `now`.
+    fn session(&self, token: &str, now: DateTime<Utc>) -> StoreResult<Option<(User, String)>>;
 }
 
 /// The embedded backend: `station.sqlite` (the core store, durable) and
@@ -208,6 +235,7 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_accounts.sql"),
     include_str!("../migrations/0002_areas.sql"),
     include_str!("../migrations/0003_device_blobs.sql"),
+    include_str!("../migrations/0004_console.sql"),
 ];
 
 impl SqliteSyncStore {
@@ -368,6 +396,22 @@ impl SyncRead for SqliteReader {
         Ok(self
             .accounts
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    fn session(&self, token: &str, now: DateTime<Utc>) -> StoreResult<Option<(User, String)>> {
+        let found: Option<(String, String)> = self
+            .accounts
+            .prepare_cached(
+                "SELECT user_id, csrf FROM sessions WHERE token_hash = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![hash(token), now.timestamp_millis()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match found {
+            None => Ok(None),
+            Some((user, csrf)) => Ok(Some((user_by_id(&self.accounts, &user)?, csrf))),
+        }
     }
 
     fn may_upload(&self, device_id: &str, hash: &str) -> StoreResult<bool> {
@@ -618,6 +662,71 @@ impl SyncStore for SqliteSyncStore {
         ))?;
         let rows = stmt.query_map([], device_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn set_password_hash(&mut self, user_id: &str, phc: Option<&str>) -> StoreResult<()> {
+        let tx = self.accounts.transaction()?;
+        let n = tx.execute(
+            "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+            params![phc, user_id],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                kind: "user",
+                id: user_id.to_string(),
+            });
+        }
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn password_hash(&self, user_id: &str) -> StoreResult<(User, Option<String>)> {
+        let user = self.user(user_id)?;
+        let phc = self.accounts.query_row(
+            "SELECT password_hash FROM users WHERE id = ?1",
+            [user_id],
+            |r| r.get(0),
+        )?;
+        Ok((user, phc))
+    }
+
+    fn open_session(
+        &mut self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> StoreResult<Session> {
+        let session = Session {
+            token: new_token(),
+            csrf: new_token(),
+            expires_at: now + ttl,
+        };
+        let tx = self.accounts.transaction()?;
+        // Sessions that ended are dropped as new ones open.
+        tx.execute(
+            "DELETE FROM sessions WHERE expires_at <= ?1",
+            [now.timestamp_millis()],
+        )?;
+        tx.execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                hash(&session.token),
+                user_id,
+                session.csrf,
+                now.timestamp_millis(),
+                session.expires_at.timestamp_millis()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(session)
+    }
+
+    fn close_session(&mut self, token: &str) -> StoreResult<()> {
+        self.accounts
+            .execute("DELETE FROM sessions WHERE token_hash = ?1", [hash(token)])?;
+        Ok(())
     }
 
     fn push_decoded(

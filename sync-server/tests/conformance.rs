@@ -239,6 +239,46 @@ fn area_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
     ));
 }
 
+/// Console passwords and sessions.
+fn session_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
+    let (_dir, mut s) = make();
+    s.add_user(&user("sup", Role::Supervisor)).unwrap();
+    assert_eq!(s.password_hash("sup").unwrap().1, None);
+    assert!(matches!(
+        s.password_hash("nobody"),
+        Err(StoreError::NotFound { .. })
+    ));
+    s.set_password_hash("sup", Some("$argon2id$stand-in"))
+        .unwrap();
+    assert_eq!(
+        s.password_hash("sup").unwrap().1.as_deref(),
+        Some("$argon2id$stand-in")
+    );
+    let reader = s.reader().unwrap();
+    let one = s.open_session("sup", now(), Duration::hours(12)).unwrap();
+    let two = s.open_session("sup", now(), Duration::hours(12)).unwrap();
+    assert_ne!(one.token, two.token);
+    assert_ne!(one.csrf, two.csrf);
+    assert_eq!(one.expires_at, now() + Duration::hours(12));
+    let (who, csrf) = reader.session(&one.token, now()).unwrap().unwrap();
+    assert_eq!((who.id.as_str(), csrf.as_str()), ("sup", one.csrf.as_str()));
+    // Expired at its end; unknown tokens are no one.
+    assert!(
+        reader
+            .session(&one.token, now() + Duration::hours(12))
+            .unwrap()
+            .is_none()
+    );
+    assert!(reader.session(&"0".repeat(64), now()).unwrap().is_none());
+    // Closing ends one session; a new password ends them all.
+    s.close_session(&one.token).unwrap();
+    assert!(reader.session(&one.token, now()).unwrap().is_none());
+    assert!(reader.session(&two.token, now()).unwrap().is_some());
+    s.set_password_hash("sup", None).unwrap();
+    assert!(reader.session(&two.token, now()).unwrap().is_none());
+    assert_eq!(s.password_hash("sup").unwrap().1, None);
+}
+
 fn sqlite() -> (tempfile::TempDir, Box<dyn SyncStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteSyncStore::open(dir.path(), vec![]).unwrap();
@@ -248,6 +288,11 @@ fn sqlite() -> (tempfile::TempDir, Box<dyn SyncStore>) {
 #[test]
 fn sqlite_backend_conforms() {
     suite(&sqlite);
+}
+
+#[test]
+fn sqlite_backend_conforms_on_sessions() {
+    session_suite(&sqlite);
 }
 
 #[test]

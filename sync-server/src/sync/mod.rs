@@ -52,6 +52,8 @@ pub struct HttpLimits {
     /// The header a reverse proxy puts the client's address in; unset, the
     /// peer's address is the client's.
     pub client_address_header: Option<HeaderName>,
+    /// Console cookies carry `Secure` (the station serves HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl Default for HttpLimits {
@@ -62,6 +64,7 @@ impl Default for HttpLimits {
             min_free_disk: 1024 * 1024 * 1024,
             readers: 8,
             client_address_header: None,
+            secure_cookies: false,
         }
     }
 }
@@ -77,8 +80,8 @@ pub struct Station {
     blobs: BlobDir,
     /// Appends take turns (an append checks the size, then writes).
     appending: Mutex<()>,
-    traffic: Arc<Traffic>,
-    limits: HttpLimits,
+    pub(crate) traffic: Arc<Traffic>,
+    pub(crate) limits: HttpLimits,
     ca: Option<crate::StationCa>,
     /// Who tokens belong to, on a connection of its own.
     auth: Mutex<Authenticator>,
@@ -139,7 +142,7 @@ impl Station {
     }
 
     /// Runs `read` on a free read-only connection.
-    async fn read<T: Send + 'static>(
+    pub(crate) async fn read<T: Send + 'static>(
         self: &Arc<Self>,
         read: impl FnOnce(&dyn SyncRead) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -164,7 +167,7 @@ impl Station {
     }
 
     /// Runs `write` with the store's writer.
-    async fn write<T: Send + 'static>(
+    pub(crate) async fn write<T: Send + 'static>(
         self: &Arc<Self>,
         write: impl FnOnce(&mut dyn SyncStore) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
@@ -223,7 +226,7 @@ impl Station {
         Ok((device, user, slot))
     }
 
-    fn client_address(
+    pub(crate) fn client_address(
         &self,
         peer: std::net::SocketAddr,
         headers: &HeaderMap,
@@ -236,7 +239,7 @@ impl Station {
     }
 }
 
-fn internal() -> ApiError {
+pub(crate) fn internal() -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
@@ -244,7 +247,7 @@ fn internal() -> ApiError {
     )
 }
 
-fn busy(b: Busy) -> ApiError {
+pub(crate) fn busy(b: Busy) -> ApiError {
     let secs = b.retry_after.as_secs_f64().ceil().max(1.0) as u64;
     ApiError {
         retry_after: Some(secs),
@@ -254,6 +257,7 @@ fn busy(b: Busy) -> ApiError {
 
 pub fn router(station: Arc<Station>) -> Router {
     Router::new()
+        .merge(crate::console::web::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
         .route(menqian_core::enrollment::CA_PATH, get(station_ca))
@@ -344,16 +348,16 @@ async fn station_ca(State(station): State<Arc<Station>>) -> Result<Response, Api
 /// A failure as the client sees it.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
+    pub(crate) status: StatusCode,
     code: &'static str,
-    message: String,
+    pub(crate) message: String,
     extra: serde_json::Value,
     /// Seconds, for `Retry-After`.
-    retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -566,7 +570,7 @@ async fn push(
 /// phones take the time their records' clock evidence counts from.
 pub const TIME_HEADER: &str = "x-menqian-time";
 
-async fn stamp_time(mut response: Response) -> Response {
+pub(crate) async fn stamp_time(mut response: Response) -> Response {
     response.headers_mut().insert(
         TIME_HEADER,
         axum::http::HeaderValue::from(Utc::now().timestamp_millis()),

@@ -1,0 +1,241 @@
+//! The console's sign-in (issue 14), against the station binary on
+//! 127.0.0.1: passwords set with the CLI, sessions in HttpOnly SameSite
+//! cookies, CSRF-bound forms, throttled wrong passwords, no console for
+//! officers and stewards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+
+use common::StationProcess;
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+/// A client that neither follows redirects nor keeps cookies: the test
+/// carries them itself, to see exactly what the station sets.
+fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn set_password(station: &StationProcess, user: &str, password: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args(["--data", station.dir.path().to_str().unwrap()])
+        .args(["user", "password", "--id", user])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// An HTML form's body.
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+trait PostForm {
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self;
+}
+
+impl PostForm for reqwest::blocking::RequestBuilder {
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self {
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(form(pairs))
+    }
+}
+
+/// The `name=value` a response sets for `name`, with its attributes.
+fn cookie_set(r: &Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+fn value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string()
+}
+
+/// The hidden CSRF field of a page's form.
+fn csrf_field(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
+    html[at..at + 64].to_string()
+}
+
+/// Opens the sign-in form: (the form's cookie, its CSRF field).
+fn login_form(station: &StationProcess) -> (String, String) {
+    let r = client()
+        .get(format!("{}/console/login", station.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let set = cookie_set(&r, "menqian_login").unwrap();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let html = r.text().unwrap();
+    assert!(html.contains("登录"), "{html}");
+    (value(&set), csrf_field(&html))
+}
+
+fn sign_in(station: &StationProcess, user: &str, password: &str) -> Response {
+    let (cookie, csrf) = login_form(station);
+    client()
+        .post(format!("{}/console/login", station.url))
+        .header(COOKIE, format!("menqian_login={cookie}"))
+        .form_body(&[("user", user), ("password", password), ("csrf", &csrf)])
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn a_supervisor_signs_in_sees_the_console_and_signs_out() {
+    let station = StationProcess::start(&[]);
+    // Nobody signed in: the console sends to the sign-in form.
+    let r = client().get(format!("{}/", station.url)).send().unwrap();
+    assert_eq!(r.headers()[LOCATION], "/console");
+    let r = client()
+        .get(format!("{}/console", station.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/console/login");
+
+    let out = set_password(&station, "supervisor-1", "正确的密码-2026");
+    assert!(out.status.success(), "{out:?}");
+    // A wrong password, then the right one.
+    let r = sign_in(&station, "supervisor-1", "错误的密码-2026");
+    assert_eq!(r.status(), 401);
+    assert!(cookie_set(&r, "menqian_session").is_none());
+    assert!(r.text().unwrap().contains("账号或密码错误"));
+    let r = sign_in(&station, "supervisor-1", "正确的密码-2026");
+    assert_eq!(r.status(), 303, "{:?}", r.text());
+    let set = cookie_set(&r, "menqian_session").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    let session = value(&set);
+    let page = client()
+        .get(format!("{}/console", station.url))
+        .header(COOKIE, format!("menqian_session={session}"))
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().unwrap();
+    assert!(
+        html.contains("supervisor-1") && html.contains("督导"),
+        "{html}"
+    );
+
+    // Signing out needs the session's CSRF token; without it nothing ends.
+    let r = client()
+        .post(format!("{}/console/logout", station.url))
+        .header(COOKIE, format!("menqian_session={session}"))
+        .form_body(&[("csrf", &"0".repeat(64))])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client()
+        .post(format!("{}/console/logout", station.url))
+        .header(COOKIE, format!("menqian_session={session}"))
+        .form_body(&[("csrf", &csrf_field(&html))])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()[LOCATION], "/console/login");
+    let r = client()
+        .get(format!("{}/console", station.url))
+        .header(COOKIE, format!("menqian_session={session}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303, "the session ended at the station");
+}
+
+#[test]
+fn forged_forms_officers_and_guessers_are_kept_out() {
+    let station = StationProcess::start(&[]);
+    assert!(
+        set_password(&station, "supervisor-1", "正确的密码-2026")
+            .status
+            .success()
+    );
+    // A form posted without the cookie it was issued with (from another
+    // site, say) is refused whatever the password.
+    let (_, csrf) = login_form(&station);
+    let r = client()
+        .post(format!("{}/console/login", station.url))
+        .form_body(&[
+            ("user", "supervisor-1"),
+            ("password", "正确的密码-2026"),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(cookie_set(&r, "menqian_session").is_none());
+
+    // Officers and stewards get no console password.
+    for user in ["officer-1", "steward-1"] {
+        let out = set_password(&station, user, "正确的密码-2026");
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot sign in to the console"),
+            "{out:?}"
+        );
+    }
+    // Short passwords are refused.
+    assert!(!set_password(&station, "admin", "short").status.success());
+
+    // Wrong passwords for one user: five, then the user waits (429 with
+    // Retry-After), even with the right password, from any address.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            sign_in(&station, "supervisor-1", "猜一猜-123456")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    let r = sign_in(&station, "supervisor-1", "正确的密码-2026");
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    // Another user is not held up by that.
+    assert!(
+        set_password(&station, "admin", "管理员的密码-2026")
+            .status
+            .success()
+    );
+    assert_eq!(
+        sign_in(&station, "admin", "管理员的密码-2026").status(),
+        303
+    );
+    // A name with markup comes back escaped.
+    let r = sign_in(&station, "<script>alert(1)</script>", "whatever-123");
+    let html = r.text().unwrap();
+    assert!(!html.contains("<script>alert"), "{html}");
+    assert!(
+        html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+        "{html}"
+    );
+}
