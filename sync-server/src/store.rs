@@ -492,7 +492,7 @@ fn new_code() -> String {
         .collect()
 }
 
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
     menqian_core::hex::encode(&bytes)

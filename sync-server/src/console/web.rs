@@ -135,12 +135,6 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
-fn random_hex() -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    menqian_core::hex::encode(&bytes)
-}
-
 /// The signed-in user and the session's CSRF token, from the cookie alone.
 async fn signed_in(
     station: &Arc<Station>,
@@ -182,7 +176,7 @@ async fn login_page(State(station): State<Arc<Station>>, headers: HeaderMap) -> 
 /// The sign-in form, bound to a fresh cookie (a form posted from elsewhere
 /// carries no matching value).
 fn login_form(station: &Station, status: StatusCode, user: &str, error: Option<&str>) -> Response {
-    let csrf = random_hex();
+    let csrf = crate::store::new_token();
     let mut response = render(
         status,
         &LoginPage {
