@@ -44,6 +44,9 @@ pub struct Options {
     /// Unfinished uploads untouched for this long are deleted (at start and
     /// each hour).
     pub partial_upload_ttl: std::time::Duration,
+    /// The address phones reach the station at (`--public-url`): the console
+    /// shows enrollment links and QR codes for it.
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             http: HttpLimits::default(),
             shares: Shares::default(),
             partial_upload_ttl: std::time::Duration::from_secs(3 * 24 * 3600),
+            public_url: None,
         }
     }
 }
@@ -88,6 +92,8 @@ pub async fn serve_with(
     };
     let station = Station::new(store, http, options.shares.clone(), options.ca)
         .map_err(|e| std::io::Error::other(format!("opening the store's readers: {e}")))?;
+    let mut station = station;
+    station.public_url = options.public_url.clone();
     let station = Arc::new(station);
     let sweep_reader = station
         .writer
@@ -256,4 +262,15 @@ pub async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// The link (and QR code) a phone enrolls with: the station's address, the
+/// one-time code and, when phones pin the station's CA, its fingerprint.
+pub fn enrollment_link(
+    public_url: &str,
+    code: &str,
+    ca: Option<&StationCa>,
+) -> menqian_core::Result<String> {
+    let pin = ca.map(StationCa::sha256);
+    Ok(menqian_core::EnrollmentLink::new(public_url, code, pin)?.to_link())
 }

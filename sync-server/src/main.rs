@@ -410,8 +410,11 @@ fn enrollment_link(station: &Station, code: &str) -> Result<String, Box<dyn std:
                 .into(),
         );
     };
-    let pin = station.ca.as_ref().map(|ca| ca.sha256());
-    Ok(menqian_core::EnrollmentLink::new(url, code, pin)?.to_link())
+    Ok(menqian_sync_server::enrollment_link(
+        url,
+        code,
+        station.ca.as_ref(),
+    )?)
 }
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
@@ -550,6 +553,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let mut options = menqian_sync_server::Options {
                 tls: station.tls.clone(),
                 ca: station.ca.clone(),
+                public_url: station.public_url.clone(),
                 ..Default::default()
             };
             cli.limits.apply(&mut options)?;

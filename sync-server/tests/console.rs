@@ -239,3 +239,156 @@ fn forged_forms_officers_and_guessers_are_kept_out() {
         "{html}"
     );
 }
+
+/// Signs `user` in and returns the session cookie's value.
+fn session_of(station: &StationProcess, user: &str, password: &str) -> String {
+    assert!(set_password(station, user, password).status.success());
+    let r = sign_in(station, user, password);
+    assert_eq!(r.status(), 303);
+    value(&cookie_set(&r, "menqian_session").unwrap())
+}
+
+fn get_page(station: &StationProcess, session: &str, path: &str) -> Response {
+    client()
+        .get(format!("{}{path}", station.url))
+        .header(COOKIE, format!("menqian_session={session}"))
+        .send()
+        .unwrap()
+}
+
+fn post_page(
+    station: &StationProcess,
+    session: &str,
+    path: &str,
+    pairs: &[(&str, &str)],
+) -> Response {
+    client()
+        .post(format!("{}{path}", station.url))
+        .header(COOKIE, format!("menqian_session={session}"))
+        .form_body(pairs)
+        .send()
+        .unwrap()
+}
+
+#[test]
+fn an_administrator_adds_a_user_issues_a_code_and_revokes_a_device() {
+    let station = StationProcess::start(&[]);
+    let admin = session_of(&station, "admin", "管理员的密码-2026");
+    let page = get_page(&station, &admin, "/console/people");
+    assert_eq!(page.status(), 200);
+    let html = page.text().unwrap();
+    let csrf = csrf_field(&html);
+    assert!(
+        html.contains("officer-1") && html.contains("巡查员"),
+        "{html}"
+    );
+
+    // A new user, with a name that must come back escaped.
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/people/users",
+        &[
+            ("csrf", &csrf),
+            ("id", "officer-9"),
+            ("name", "<b>新</b>巡查员"),
+            ("role", "officer"),
+            ("area", "subdistrict:右安门街道"),
+        ],
+    );
+    assert_eq!(r.status(), 200);
+    let html = r.text().unwrap();
+    assert!(html.contains("已新建人员 officer-9"), "{html}");
+    assert!(
+        html.contains("&#60;b&#62;新") || html.contains("&lt;b&gt;新"),
+        "{html}"
+    );
+    // A bad area is named, and nothing is added.
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/people/users",
+        &[
+            ("csrf", &csrf),
+            ("id", "officer-10"),
+            ("name", "某人"),
+            ("role", "officer"),
+            ("area", "火星"),
+        ],
+    );
+    assert_eq!(r.status(), 400);
+    assert!(!r.text().unwrap().contains("<td>officer-10</td>"));
+
+    // A code for the new officer: shown as text, link and QR; a phone
+    // enrolls with it.
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/people/code",
+        &[("csrf", &csrf), ("user", "officer-9")],
+    );
+    assert_eq!(r.status(), 200);
+    let html = r.text().unwrap();
+    let at = html.find("<strong id=\"code\">").unwrap() + "<strong id=\"code\">".len();
+    let code = &html[at..at + 8];
+    assert!(html.contains("<svg"), "the QR code");
+    assert!(
+        html.contains(&format!("code={code}")),
+        "the link carries the code"
+    );
+    let phone = common::Device::enroll(&station.url, code, "新手机");
+    let token = phone.token.clone();
+    let pull = |token: &str| {
+        client()
+            .get(format!("{}/v1/pull?after=0&limit=1", station.url))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(pull(&token), 200);
+
+    // Revoked in the console: the phone is refused from its next request.
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/people/revoke",
+        &[("csrf", &csrf), ("device", &phone.device_id)],
+    );
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("已停用"));
+    assert_eq!(pull(&token), 401);
+
+    // Without the session's CSRF token nothing happens.
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/people/code",
+        &[("csrf", &"0".repeat(64)), ("user", "officer-1")],
+    );
+    assert_eq!(r.status(), 403);
+
+    // A supervisor has no such page, and without a session one signs in.
+    let supervisor = session_of(&station, "supervisor-1", "督导员的密码-2026");
+    assert_eq!(
+        get_page(&station, &supervisor, "/console/people").status(),
+        404
+    );
+    let r = post_page(
+        &station,
+        &supervisor,
+        "/console/people/users",
+        &[
+            ("csrf", &csrf),
+            ("id", "x"),
+            ("name", "x"),
+            ("role", "admin"),
+            ("area", "district"),
+        ],
+    );
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        get_page(&station, "nobody", "/console/people").status(),
+        303
+    );
+}

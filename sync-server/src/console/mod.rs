@@ -3,6 +3,7 @@
 //! follow.
 
 pub mod password;
+mod people;
 pub mod web;
 
 use menqian_core::Role;

@@ -30,6 +30,10 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console", get(home))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/people", get(super::people::page))
+        .route("/console/people/users", post(super::people::add_user))
+        .route("/console/people/code", post(super::people::issue_code))
+        .route("/console/people/revoke", post(super::people::revoke))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(page_headers))
 }
@@ -67,6 +71,7 @@ struct LoginPage<'a> {
 #[template(path = "console/home.html")]
 struct HomePage<'a> {
     name: &'a str,
+    admin: bool,
     role: &'a str,
     area: String,
     csrf: &'a str,
@@ -80,7 +85,7 @@ struct ErrorPage<'a> {
 }
 
 /// A page, or the error page when a template fails.
-fn render(status: StatusCode, page: &impl Template) -> Response {
+pub(super) fn render(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -90,7 +95,7 @@ fn render(status: StatusCode, page: &impl Template) -> Response {
     }
 }
 
-fn error_page(e: &ApiError) -> Response {
+pub(super) fn error_page(e: &ApiError) -> Response {
     let mut response = render(
         e.status,
         &ErrorPage {
@@ -107,7 +112,7 @@ fn error_page(e: &ApiError) -> Response {
 }
 
 /// A cookie's value from the request's `Cookie` headers.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -131,12 +136,12 @@ fn set_cookie(station: &Station, name: &str, value: &str, path: &str, max_age: i
 }
 
 /// Equal strings, compared in time independent of where they differ.
-fn same(a: &str, b: &str) -> bool {
+pub(super) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// The signed-in user and the session's CSRF token, from the cookie alone.
-async fn signed_in(
+pub(super) async fn signed_in(
     station: &Arc<Station>,
     headers: &HeaderMap,
 ) -> Result<Option<(User, String)>, ApiError> {
@@ -158,6 +163,7 @@ async fn home(State(station): State<Arc<Station>>, headers: HeaderMap) -> Respon
             StatusCode::OK,
             &HomePage {
                 name: &user.name,
+                admin: user.role == menqian_core::Role::Admin,
                 role: user.role.label_zh(),
                 area: user.area.to_string(),
                 csrf: &csrf,

@@ -82,7 +82,9 @@ pub struct Station {
     appending: Mutex<()>,
     pub(crate) traffic: Arc<Traffic>,
     pub(crate) limits: HttpLimits,
-    ca: Option<crate::StationCa>,
+    pub(crate) ca: Option<crate::StationCa>,
+    /// The address phones reach the station at, for enrollment links.
+    pub(crate) public_url: Option<String>,
     /// Who tokens belong to, on a connection of its own.
     auth: Mutex<Authenticator>,
 }
@@ -129,6 +131,7 @@ impl Station {
             traffic: Arc::new(Traffic::new(shares)),
             limits,
             ca,
+            public_url: None,
             auth: Mutex::new(Authenticator {
                 reader: auth,
                 version: -1,

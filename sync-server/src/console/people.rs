@@ -1,0 +1,307 @@
+//! 人员与设备: a district administrator's users, enrollment codes (text and
+//! QR) and devices. Every request is checked for a session and the
+//! administrator's role before its form is read.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{Duration, Utc};
+use menqian_core::{Area, Role};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::web::{error_page, render, same, signed_in};
+use crate::store::User;
+use crate::sync::{ApiError, Station};
+
+/// How long a code issued in the console stays valid.
+const CODE_HOURS: i64 = 24;
+
+struct UserRow {
+    id: String,
+    name: String,
+    role: &'static str,
+    area: String,
+}
+
+struct DeviceRow {
+    id: String,
+    name: String,
+    user: String,
+    revoked: bool,
+}
+
+struct Enrollment {
+    user: String,
+    code: String,
+    hours: i64,
+    link: Option<String>,
+    svg: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/people.html")]
+struct PeoplePage<'a> {
+    me: &'a str,
+    csrf: &'a str,
+    users: Vec<UserRow>,
+    devices: Vec<DeviceRow>,
+    notice: Option<String>,
+    error: Option<String>,
+    enrollment: Option<Enrollment>,
+}
+
+fn not_found() -> Response {
+    error_page(&ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "没有这个页面",
+    ))
+}
+
+/// The signed-in administrator and the session's CSRF token, or the
+/// response to give instead (sign in; a page others do not have).
+async fn administrator(
+    station: &Arc<Station>,
+    headers: &axum::http::HeaderMap,
+) -> Result<(User, String), Response> {
+    match signed_in(station, headers).await {
+        Err(e) => Err(error_page(&e)),
+        Ok(None) => Err(Redirect::to("/console/login").into_response()),
+        Ok(Some((user, _))) if user.role != Role::Admin => Err(not_found()),
+        Ok(Some(found)) => Ok(found),
+    }
+}
+
+trait Csrf {
+    fn csrf(&self) -> &str;
+}
+
+/// An administrator's form: the session and role first, then the body,
+/// then the form's CSRF token.
+async fn admin_form<T: DeserializeOwned + Csrf>(
+    station: &Arc<Station>,
+    request: Request,
+) -> Result<(User, String, T), Response> {
+    let (me, csrf) = administrator(station, request.headers()).await?;
+    let Ok(Form(form)) = Form::<T>::from_request(request, &()).await else {
+        return Err(error_page(&ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_form",
+            "表单无效",
+        )));
+    };
+    if !same(form.csrf(), &csrf) {
+        return Err(error_page(&ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_csrf",
+            "表单已过期，请返回重试",
+        )));
+    }
+    Ok((me, csrf, form))
+}
+
+/// The page with what the store holds now.
+async fn people(
+    station: &Arc<Station>,
+    me: &User,
+    csrf: &str,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+    enrollment: Option<Enrollment>,
+) -> Response {
+    let listed = station.write(|s| Ok((s.users()?, s.devices()?))).await;
+    let (users, devices) = match listed {
+        Ok(listed) => listed,
+        Err(e) => return error_page(&e),
+    };
+    render(
+        status,
+        &PeoplePage {
+            me: &me.name,
+            csrf,
+            users: users
+                .into_iter()
+                .map(|u| UserRow {
+                    role: u.role.label_zh(),
+                    area: u.area.to_string(),
+                    id: u.id,
+                    name: u.name,
+                })
+                .collect(),
+            devices: devices
+                .into_iter()
+                .map(|d| DeviceRow {
+                    id: d.id,
+                    name: d.name,
+                    user: d.user_id,
+                    revoked: d.revoked,
+                })
+                .collect(),
+            notice,
+            error,
+            enrollment,
+        },
+    )
+}
+
+pub(super) async fn page(State(station): State<Arc<Station>>, request: Request) -> Response {
+    match administrator(&station, request.headers()).await {
+        Err(response) => response,
+        Ok((me, csrf)) => people(&station, &me, &csrf, StatusCode::OK, None, None, None).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NewUser {
+    csrf: String,
+    id: String,
+    name: String,
+    role: String,
+    area: String,
+}
+
+impl Csrf for NewUser {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub(super) async fn add_user(State(station): State<Arc<Station>>, request: Request) -> Response {
+    let (me, csrf, form) = match admin_form::<NewUser>(&station, request).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let parsed = Role::parse(&form.role)
+        .ok_or_else(|| "角色无效".to_string())
+        .and_then(|role| Area::parse(form.area.trim()).map(|area| (role, area)));
+    let (role, area) = match parsed {
+        Ok(parsed) => parsed,
+        Err(why) => {
+            let error = Some(format!("范围或角色无效：{why}"));
+            return people(
+                &station,
+                &me,
+                &csrf,
+                StatusCode::BAD_REQUEST,
+                None,
+                error,
+                None,
+            )
+            .await;
+        }
+    };
+    let user = User::new(form.id.trim(), form.name.trim(), role, area);
+    let id = user.id.clone();
+    match station.write(move |s| Ok(s.add_user(&user)?)).await {
+        Ok(()) => {
+            tracing::info!(by = %me.id, user = %id, "user added in the console");
+            let notice = Some(format!("已新建人员 {id}"));
+            people(&station, &me, &csrf, StatusCode::OK, notice, None, None).await
+        }
+        Err(e) => {
+            let error = Some(format!("未能新建：{}", e.message));
+            people(&station, &me, &csrf, e.status, None, error, None).await
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct IssueCode {
+    csrf: String,
+    user: String,
+}
+
+impl Csrf for IssueCode {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub(super) async fn issue_code(State(station): State<Arc<Station>>, request: Request) -> Response {
+    let (me, csrf, form) = match admin_form::<IssueCode>(&station, request).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let user = form.user.clone();
+    let issued = station
+        .write(move |s| Ok(s.issue_enrollment(&user, Utc::now(), Duration::hours(CODE_HOURS))?))
+        .await;
+    let code = match issued {
+        Ok(code) => code,
+        Err(e) => return error_page(&e),
+    };
+    tracing::info!(by = %me.id, user = %form.user, "enrollment code issued in the console");
+    let link = station
+        .public_url
+        .as_deref()
+        .and_then(|url| crate::enrollment_link(url, &code, station.ca.as_ref()).ok());
+    let svg = link.as_deref().map(qr_svg).unwrap_or_default();
+    let enrollment = Enrollment {
+        user: form.user,
+        code,
+        hours: CODE_HOURS,
+        link,
+        svg,
+    };
+    people(
+        &station,
+        &me,
+        &csrf,
+        StatusCode::OK,
+        None,
+        None,
+        Some(enrollment),
+    )
+    .await
+}
+
+/// The link as an SVG QR code (what the phone app scans).
+fn qr_svg(link: &str) -> String {
+    match qrcode::QrCode::new(link.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(240, 240)
+            .build(),
+        Err(e) => {
+            tracing::warn!(error = %e, "an enrollment link too long for a QR code");
+            String::new()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Revoke {
+    csrf: String,
+    device: String,
+}
+
+impl Csrf for Revoke {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub(super) async fn revoke(State(station): State<Arc<Station>>, request: Request) -> Response {
+    let (me, csrf, form) = match admin_form::<Revoke>(&station, request).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let device = form.device.clone();
+    match station
+        .write(move |s| Ok(s.revoke_device(&device, Utc::now())?))
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(by = %me.id, device = %form.device, "device revoked in the console");
+            let notice = Some(format!("已停用设备 {}", form.device));
+            people(&station, &me, &csrf, StatusCode::OK, notice, None, None).await
+        }
+        Err(e) => error_page(&e),
+    }
+}
