@@ -368,6 +368,45 @@ fn an_administrator_adds_a_user_issues_a_code_and_revokes_a_device() {
     );
     assert_eq!(r.status(), 403);
 
+    // The administrator gives a supervisor a password; officers get none.
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/people/password",
+        &[
+            ("csrf", &csrf),
+            ("user", "supervisor-1"),
+            ("password", "督导员的新密码-2026"),
+        ],
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        sign_in(&station, "supervisor-1", "督导员的新密码-2026").status(),
+        303
+    );
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/people/password",
+        &[
+            ("csrf", &csrf),
+            ("user", "officer-1"),
+            ("password", "巡查员的密码-2026"),
+        ],
+    );
+    assert_eq!(r.status(), 400);
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/people/password",
+        &[
+            ("csrf", &csrf),
+            ("user", "supervisor-1"),
+            ("password", "short"),
+        ],
+    );
+    assert_eq!(r.status(), 400);
+
     // A supervisor has no such page, and without a session one signs in.
     let supervisor = session_of(&station, "supervisor-1", "督导员的密码-2026");
     assert_eq!(

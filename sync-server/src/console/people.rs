@@ -26,6 +26,8 @@ struct UserRow {
     name: String,
     role: &'static str,
     area: String,
+    /// Whether the user may sign in to the console (and so have a password).
+    console: bool,
 }
 
 struct DeviceRow {
@@ -128,6 +130,7 @@ async fn people(
             users: users
                 .into_iter()
                 .map(|u| UserRow {
+                    console: super::may_sign_in(u.role),
                     role: u.role.label_zh(),
                     area: u.area.to_string(),
                     id: u.id,
@@ -304,4 +307,81 @@ pub(super) async fn revoke(State(station): State<Arc<Station>>, request: Request
         }
         Err(e) => error_page(&e),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct SetPassword {
+    csrf: String,
+    user: String,
+    password: String,
+}
+
+impl Csrf for SetPassword {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+pub(super) async fn set_password(
+    State(station): State<Arc<Station>>,
+    request: Request,
+) -> Response {
+    let (me, csrf, form) = match admin_form::<SetPassword>(&station, request).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let id = form.user.clone();
+    let found = station.write(move |s| Ok(s.password_hash(&id)?.0)).await;
+    let user = match found {
+        Ok(user) => user,
+        Err(e) => return error_page(&e),
+    };
+    if !super::may_sign_in(user.role) {
+        let error = Some(format!(
+            "{} 是{}，不能登录控制台",
+            user.id,
+            user.role.label_zh()
+        ));
+        return people(
+            &station,
+            &me,
+            &csrf,
+            StatusCode::BAD_REQUEST,
+            None,
+            error,
+            None,
+        )
+        .await;
+    }
+    let password = form.password;
+    let hashed = tokio::task::spawn_blocking(move || super::password::hash(&password))
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+    let phc = match hashed {
+        Ok(phc) => phc,
+        Err(why) => {
+            let error = Some(format!("密码无效：{why}"));
+            return people(
+                &station,
+                &me,
+                &csrf,
+                StatusCode::BAD_REQUEST,
+                None,
+                error,
+                None,
+            )
+            .await;
+        }
+    };
+    let id = user.id.clone();
+    if let Err(e) = station
+        .write(move |s| Ok(s.set_password_hash(&id, Some(&phc))?))
+        .await
+    {
+        return error_page(&e);
+    }
+    tracing::info!(by = %me.id, user = %user.id, "console password set");
+    // Setting one's own password ends one's own session too.
+    let notice = Some(format!("已为 {} 设置新密码，其登录会话已全部退出", user.id));
+    people(&station, &me, &csrf, StatusCode::OK, notice, None, None).await
 }

@@ -34,6 +34,10 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console/people/users", post(super::people::add_user))
         .route("/console/people/code", post(super::people::issue_code))
         .route("/console/people/revoke", post(super::people::revoke))
+        .route(
+            "/console/people/password",
+            post(super::people::set_password),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(page_headers))
 }
