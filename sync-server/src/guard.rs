@@ -99,6 +99,8 @@ pub struct Traffic {
     enrollments: Mutex<Bucket>,
     sign_ins: Mutex<HashMap<IpAddr, Bucket>>,
     failed_sign_ins: Mutex<HashMap<String, Bucket>>,
+    /// When devices last made a request (Unix ms), until written down.
+    seen: Mutex<HashMap<String, i64>>,
 }
 
 /// Console sign-in attempts per minute from one client address, and in a burst.
@@ -143,6 +145,7 @@ impl Traffic {
             bad_tokens: Mutex::new(HashMap::new()),
             sign_ins: Mutex::new(HashMap::new()),
             failed_sign_ins: Mutex::new(HashMap::new()),
+            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -174,6 +177,11 @@ impl Traffic {
                 why: "too many requests from this device",
             })?;
         d.in_flight += 1;
+        drop(devices);
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device.to_string(), chrono::Utc::now().timestamp_millis());
         Ok(Slot {
             traffic: self.clone(),
             device: device.to_string(),
@@ -252,6 +260,19 @@ impl Traffic {
 }
 
 impl Traffic {
+    /// When devices made their last request, since [`Traffic::take_seen`]
+    /// last ran (device, Unix ms).
+    pub fn seen(&self) -> HashMap<String, i64> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// [`Traffic::seen`], emptied: what is to be written down.
+    pub fn take_seen(&self) -> Vec<(String, i64)> {
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .collect()
+    }
+
     /// Admits one console sign-in attempt from `address`.
     pub fn admit_sign_in(&self, address: Option<IpAddr>) -> Result<(), Busy> {
         let Some(address) = address else {

@@ -110,9 +110,10 @@ pub async fn serve_with(
         station.blobs().clone(),
         options.partial_upload_ttl,
     ));
+    let seen = tokio::spawn(write_seen_forever(station.clone()));
     let served = net::serve(
         listener,
-        sync::router(station),
+        sync::router(station.clone()),
         tls,
         options.connections,
         shutdown,
@@ -120,7 +121,40 @@ pub async fn serve_with(
     .await;
     sweeper.abort();
     collector.abort();
+    seen.abort();
+    write_seen(&station).await;
     served
+}
+
+/// How often devices' last requests are written to the accounts database.
+const SEEN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn write_seen_forever(station: Arc<Station>) {
+    let mut tick = tokio::time::interval(SEEN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        write_seen(&station).await;
+    }
+}
+
+/// Writes down when devices last made a request (what 人员与设备 shows).
+async fn write_seen(station: &Arc<Station>) {
+    let seen = station.traffic.take_seen();
+    if seen.is_empty() {
+        return;
+    }
+    let writer = station.writer.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let mut guard = writer.lock().unwrap_or_else(|p| p.into_inner());
+        guard.record_seen(&seen)
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "writing when devices were last seen"),
+        Err(e) => tracing::warn!(error = %e, "writing when devices were last seen"),
+    }
 }
 
 /// Deletes stale unfinished uploads now and every hour.

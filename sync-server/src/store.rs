@@ -71,6 +71,8 @@ pub struct Device {
     pub revoked: bool,
     /// The user's area epoch this device last bootstrapped for.
     pub area_epoch: i64,
+    /// When it last reached the station, as last written (Unix ms).
+    pub last_seen_ms: Option<i64>,
 }
 
 /// What a device gets when it enrolls.
@@ -118,6 +120,9 @@ pub trait SyncStore: Send {
     fn authenticate(&self, token: &str) -> StoreResult<(Device, User)>;
     fn revoke_device(&mut self, device_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
     fn devices(&self) -> StoreResult<Vec<Device>>;
+    /// Notes when devices last reached the station (Unix ms; an earlier time
+    /// than the one kept changes nothing).
+    fn record_seen(&mut self, seen: &[(String, i64)]) -> StoreResult<()>;
     /// Sets (or with `None` removes) a user's console password, as a PHC
     /// string the caller hashed; ends the user's sessions.
     fn set_password_hash(&mut self, user_id: &str, phc: Option<&str>) -> StoreResult<()>;
@@ -236,6 +241,7 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_areas.sql"),
     include_str!("../migrations/0003_device_blobs.sql"),
     include_str!("../migrations/0004_console.sql"),
+    include_str!("../migrations/0005_last_seen.sql"),
 ];
 
 impl SqliteSyncStore {
@@ -451,7 +457,8 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<User>> {
     }))
 }
 
-const DEVICE_COLUMNS: &str = "id, user_id, name, actor, revoked_at IS NOT NULL, area_epoch";
+const DEVICE_COLUMNS: &str =
+    "id, user_id, name, actor, revoked_at IS NOT NULL, area_epoch, last_seen_at";
 
 fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
     Ok(Device {
@@ -461,6 +468,7 @@ fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
         actor: r.get(3)?,
         revoked: r.get(4)?,
         area_epoch: r.get(5)?,
+        last_seen_ms: r.get(6)?,
     })
 }
 
@@ -662,6 +670,23 @@ impl SyncStore for SqliteSyncStore {
         ))?;
         let rows = stmt.query_map([], device_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn record_seen(&mut self, seen: &[(String, i64)]) -> StoreResult<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let tx = self.accounts.transaction()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE devices SET last_seen_at = max(coalesce(last_seen_at, 0), ?2) WHERE id = ?1",
+            )?;
+            for (device, at) in seen {
+                update.execute(params![device, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn set_password_hash(&mut self, user_id: &str, phc: Option<&str>) -> StoreResult<()> {

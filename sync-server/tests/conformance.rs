@@ -277,6 +277,19 @@ fn session_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
     s.set_password_hash("sup", None).unwrap();
     assert!(reader.session(&two.token, now()).unwrap().is_none());
     assert_eq!(s.password_hash("sup").unwrap().1, None);
+
+    // When a device was last seen: kept, and never moved back.
+    s.add_user(&user("off", Role::Officer)).unwrap();
+    let code = s
+        .issue_enrollment("off", now(), Duration::hours(1))
+        .unwrap();
+    let device = s.enroll(&code, "0a0b", "手机", now()).unwrap().device_id;
+    assert_eq!(s.devices().unwrap()[0].last_seen_ms, None);
+    let t = now().timestamp_millis();
+    s.record_seen(&[(device.clone(), t)]).unwrap();
+    s.record_seen(&[(device.clone(), t - 1_000), ("no-such-device".into(), t)])
+        .unwrap();
+    assert_eq!(s.devices().unwrap()[0].last_seen_ms, Some(t));
 }
 
 fn sqlite() -> (tempfile::TempDir, Box<dyn SyncStore>) {

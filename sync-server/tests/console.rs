@@ -347,6 +347,17 @@ fn an_administrator_adds_a_user_issues_a_code_and_revokes_a_device() {
             .status()
     };
     assert_eq!(pull(&token), 200);
+    // The page shows when it last synced (Beijing time); others never did.
+    let html = get_page(&station, &admin, "/console/people")
+        .text()
+        .unwrap();
+    let row = &html[html.find(&format!("<td>{}</td>", phone.device_id)).unwrap()..];
+    let seen = &row[row.find("class=\"seen\">").unwrap() + 13..];
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(seen.starts_with(&today), "{}", &seen[..40.min(seen.len())]);
 
     // Revoked in the console: the phone is refused from its next request.
     let r = post_page(
@@ -430,4 +441,23 @@ fn an_administrator_adds_a_user_issues_a_code_and_revokes_a_device() {
         get_page(&station, "nobody", "/console/people").status(),
         303
     );
+
+    // Stopped (SIGTERM), the station writes down when devices were last seen.
+    let mut station = station;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &station.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(station.child.wait().unwrap().success());
+    let accounts = rusqlite::Connection::open(station.dir.path().join("accounts.sqlite")).unwrap();
+    let seen: Option<i64> = accounts
+        .query_row(
+            "SELECT last_seen_at FROM devices WHERE id = ?1",
+            [&phone.device_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let age = chrono::Utc::now().timestamp_millis() - seen.unwrap();
+    assert!((0..600_000).contains(&age), "{age} ms ago");
 }

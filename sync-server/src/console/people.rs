@@ -35,6 +35,8 @@ struct DeviceRow {
     name: String,
     user: String,
     revoked: bool,
+    /// When it last reached the station, Beijing time; empty: never.
+    last_seen: String,
 }
 
 struct Enrollment {
@@ -122,6 +124,8 @@ async fn people(
         Ok(listed) => listed,
         Err(e) => return error_page(&e),
     };
+    // What is not written down yet is newer than what is.
+    let recent = station.traffic.seen();
     render(
         status,
         &PeoplePage {
@@ -140,6 +144,17 @@ async fn people(
             devices: devices
                 .into_iter()
                 .map(|d| DeviceRow {
+                    last_seen: recent
+                        .get(&d.id)
+                        .copied()
+                        .or(d.last_seen_ms)
+                        .and_then(chrono::DateTime::from_timestamp_millis)
+                        .map(|t| {
+                            t.with_timezone(&menqian_core::model::template::BEIJING)
+                                .format("%Y-%m-%d %H:%M")
+                                .to_string()
+                        })
+                        .unwrap_or_default(),
                     id: d.id,
                     name: d.name,
                     user: d.user_id,
