@@ -461,3 +461,100 @@ fn an_administrator_adds_a_user_issues_a_code_and_revokes_a_device() {
     let age = chrono::Utc::now().timestamp_millis() - seen.unwrap();
     assert!((0..600_000).contains(&age), "{age} ms ago");
 }
+
+#[test]
+fn the_ledger_shows_each_user_the_open_items_of_their_area_and_exports_them() {
+    use menqian_sync_server::SyncStore as _;
+    // Four weeks of district life on the demo street, then a lane chief of
+    // one lane beside the district supervisor.
+    let dir = tempfile::tempdir().unwrap();
+    common::seed(dir.path());
+    let lane = menqian_fixtures::DEMO_LANES[0];
+    {
+        let mut s = menqian_sync_server::SqliteSyncStore::open(dir.path(), vec![]).unwrap();
+        let street = menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS).unwrap();
+        menqian_fixtures::history(s.documents(), &street, 28, chrono::Utc::now(), None).unwrap();
+        s.add_user(&menqian_sync_server::User::new(
+            "chief-1",
+            "街巷长",
+            menqian_core::Role::LaneChief,
+            menqian_core::Area::Lanes(vec![lane.into()]),
+        ))
+        .unwrap();
+    }
+    let station = StationProcess::start_in(dir, &[], None);
+    let expected = |area: &menqian_core::Area| {
+        let store = menqian_core::Store::open_reader(
+            station.dir.path().join("station.sqlite"),
+            menqian_core::StoreConfig::default(),
+        )
+        .unwrap();
+        store
+            .open_rectifications_in(area, chrono::Utc::now())
+            .unwrap()
+    };
+    let all = expected(&menqian_core::Area::District);
+    let in_lane = expected(&menqian_core::Area::Lanes(vec![lane.into()]));
+    assert!(
+        all.len() > in_lane.len(),
+        "{} items, {} in the lane",
+        all.len(),
+        in_lane.len()
+    );
+
+    let supervisor = session_of(&station, "supervisor-1", "督导员的密码-2026");
+    let html = get_page(&station, &supervisor, "/console/ledger")
+        .text()
+        .unwrap();
+    assert!(
+        html.contains(&format!("共 {} 项未整改", all.len())),
+        "{html}"
+    );
+    for item in &all {
+        assert!(html.contains(&item.item_text), "{}", item.item_text);
+    }
+    // Overdue only: every row marked.
+    let overdue = all
+        .iter()
+        .filter(|i| {
+            matches!(
+                i.state,
+                menqian_core::store::ledger::LedgerState::Overdue
+                    | menqian_core::store::ledger::LedgerState::Escalated
+            )
+        })
+        .count();
+    let html = get_page(&station, &supervisor, "/console/ledger?overdue=1")
+        .text()
+        .unwrap();
+    assert!(html.contains(&format!("共 {overdue} 项未整改")), "{html}");
+    assert_eq!(html.matches("<tr class=\"overdue\">").count(), overdue);
+
+    // The export: exactly the filtered set, UTF-8 with a BOM.
+    let r = get_page(&station, &supervisor, "/console/ledger.csv");
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let bytes = r.bytes().unwrap();
+    assert!(bytes.starts_with(&[0xef, 0xbb, 0xbf]));
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    assert_eq!(text.lines().count(), all.len() + 1);
+    assert!(text.starts_with("整改期限,状态,商户"));
+
+    // The lane chief sees the lane's items only.
+    let chief = session_of(&station, "chief-1", "街巷长的密码-2026");
+    let html = get_page(&station, &chief, "/console/ledger")
+        .text()
+        .unwrap();
+    assert!(
+        html.contains(&format!("共 {} 项未整改", in_lane.len())),
+        "{html}"
+    );
+    let csv = get_page(&station, &chief, "/console/ledger.csv")
+        .text()
+        .unwrap();
+    assert_eq!(csv.lines().count(), in_lane.len() + 1);
+    // Without a session, no ledger.
+    assert_eq!(
+        get_page(&station, "nobody", "/console/ledger.csv").status(),
+        303
+    );
+}

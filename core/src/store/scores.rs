@@ -506,6 +506,31 @@ impl Store {
         items.sort_by(|a, b| a.deadline.cmp(&b.deadline).then(a.id.cmp(&b.id)));
         Ok(items)
     }
+
+    /// Open rectification items of the shops in `area` (a user's area: the
+    /// district, a subdistrict, or a lane chief's lanes), soonest deadline
+    /// first.
+    pub fn open_rectifications_in(
+        &self,
+        area: &crate::access::Area,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<super::ledger::RectificationItem>> {
+        use crate::access::Area;
+        match area {
+            Area::District => self.open_rectifications(None, now),
+            Area::Subdistrict(name) => self.open_rectifications(Some(name), now),
+            Area::Lanes(lanes) => {
+                let mut kept = Vec::new();
+                for item in self.open_rectifications(None, now)? {
+                    let lane = self.shop(&item.shop_id)?.lane;
+                    if lane.is_some_and(|l| lanes.contains(&l)) {
+                        kept.push(item);
+                    }
+                }
+                Ok(kept)
+            }
+        }
+    }
 }
 
 /// A steward's running tally, created at zero on first use.

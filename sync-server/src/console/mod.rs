@@ -2,6 +2,7 @@
 //! who may sign in and their passwords so far; sessions, pages and exports
 //! follow.
 
+mod ledger;
 pub mod password;
 mod people;
 pub mod web;

@@ -30,6 +30,8 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console", get(home))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/ledger", get(super::ledger::page))
+        .route("/console/ledger.csv", get(super::ledger::csv))
         .route("/console/people", get(super::people::page))
         .route("/console/people/users", post(super::people::add_user))
         .route("/console/people/code", post(super::people::issue_code))
