@@ -462,11 +462,10 @@ fn an_administrator_adds_a_user_issues_a_code_and_revokes_a_device() {
     assert!((0..600_000).contains(&age), "{age} ms ago");
 }
 
-#[test]
-fn the_ledger_shows_each_user_the_open_items_of_their_area_and_exports_them() {
+/// A station with four weeks of district life on the demo street, and a
+/// lane chief (`chief-1`) of the lane returned.
+fn station_with_history() -> (StationProcess, &'static str) {
     use menqian_sync_server::SyncStore as _;
-    // Four weeks of district life on the demo street, then a lane chief of
-    // one lane beside the district supervisor.
     let dir = tempfile::tempdir().unwrap();
     common::seed(dir.path());
     let lane = menqian_fixtures::DEMO_LANES[0];
@@ -482,7 +481,12 @@ fn the_ledger_shows_each_user_the_open_items_of_their_area_and_exports_them() {
         ))
         .unwrap();
     }
-    let station = StationProcess::start_in(dir, &[], None);
+    (StationProcess::start_in(dir, &[], None), lane)
+}
+
+#[test]
+fn the_ledger_shows_each_user_the_open_items_of_their_area_and_exports_them() {
+    let (station, lane) = station_with_history();
     let expected = |area: &menqian_core::Area| {
         let store = menqian_core::Store::open_reader(
             station.dir.path().join("station.sqlite"),
@@ -557,4 +561,104 @@ fn the_ledger_shows_each_user_the_open_items_of_their_area_and_exports_them() {
         get_page(&station, "nobody", "/console/ledger.csv").status(),
         303
     );
+}
+
+/// (shop code, rank, score, inspections, reports, overdue, late) per row.
+type Line = (String, u32, u32, u32, u32, u32, u32);
+
+fn cli_rankings(station: &StationProcess, what: &str, date: &str) -> Vec<Line> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args(["--data", station.dir.path().to_str().unwrap()])
+        .args(["report", what, "--date", date, "--top", "100000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            let n: Vec<u32> = t.iter().take(6).filter_map(|x| x.parse().ok()).collect();
+            (n.len() == 6 && t.len() > 6)
+                .then(|| (t[6].to_string(), n[0], n[1], n[2], n[3], n[4], n[5]))
+        })
+        .collect()
+}
+
+fn page_rankings(html: &str) -> Vec<Line> {
+    let cell = |row: &str, class: &str| -> u32 {
+        let key = format!("class=\"{class}\">");
+        let at = row.find(&key).unwrap() + key.len();
+        row[at..row[at..].find('<').unwrap() + at].parse().unwrap()
+    };
+    html.split("<tr data-shop=\"")
+        .skip(1)
+        .map(|row| {
+            let code = row[..row.find('"').unwrap()].to_string();
+            (
+                code,
+                cell(row, "rank"),
+                cell(row, "score"),
+                cell(row, "inspections"),
+                cell(row, "reports"),
+                cell(row, "overdue"),
+                cell(row, "late"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rankings_are_the_numbers_the_cli_prints() {
+    let (station, lane) = station_with_history();
+    let supervisor = session_of(&station, "supervisor-1", "督导员的密码-2026");
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .format("%Y-%m-%d")
+        .to_string();
+    let last_week = (chrono::Utc::now() - chrono::Duration::days(7))
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .format("%Y-%m-%d")
+        .to_string();
+    let mut inspected = false;
+    for (what, date) in [("week", &today), ("week", &last_week), ("month", &today)] {
+        let html = get_page(
+            &station,
+            &supervisor,
+            &format!("/console/rankings?period={what}&date={date}"),
+        )
+        .text()
+        .unwrap();
+        let page = page_rankings(&html);
+        let cli = cli_rankings(&station, what, date);
+        assert!(page.len() >= 100, "{what} {date}: {} rows", page.len());
+        inspected |= page.iter().any(|l| l.3 > 0);
+        assert_eq!(page, cli, "{what} {date}");
+    }
+    assert!(inspected, "some shop was inspected in one of the periods");
+    // Last week's red flag and black list are shown.
+    let html = get_page(
+        &station,
+        &supervisor,
+        &format!("/console/rankings?period=week&date={last_week}"),
+    )
+    .text()
+    .unwrap();
+    assert!(html.contains("id=\"red-flag\"") && html.contains("id=\"black-list\""));
+
+    // A lane chief sees the rows of the lane's shops, ranked as for everyone.
+    let chief = session_of(&station, "chief-1", "街巷长的密码-2026");
+    let html = get_page(&station, &chief, "/console/rankings")
+        .text()
+        .unwrap();
+    let theirs = page_rankings(&html);
+    let all = cli_rankings(&station, "week", &today);
+    assert!(
+        !theirs.is_empty() && theirs.len() < all.len(),
+        "{lane}: {}",
+        theirs.len()
+    );
+    for row in &theirs {
+        assert!(all.contains(row), "{row:?}");
+    }
 }

@@ -230,6 +230,37 @@ impl Store {
         Ok(scores::scoreboard(&facts, &rules, &period))
     }
 
+    /// [`Store::scoreboard`] for a user's area: the district, a subdistrict,
+    /// or a lane chief's lanes (their shops' rows, ranked within their
+    /// streets as for everyone).
+    pub fn scoreboard_in(
+        &self,
+        kind: PeriodKind,
+        at: DateTime<Utc>,
+        area: &crate::access::Area,
+        now: DateTime<Utc>,
+    ) -> Result<Scoreboard> {
+        use crate::access::Area;
+        match area {
+            Area::District => self.scoreboard(kind, at, None, now),
+            Area::Subdistrict(name) => self.scoreboard(kind, at, Some(name), now),
+            Area::Lanes(lanes) => {
+                let mut board = self.scoreboard(kind, at, None, now)?;
+                let mut in_lanes = std::collections::BTreeSet::new();
+                for r in &board.ranked {
+                    let lane = self.shop(&r.score.shop_id)?.lane;
+                    if lane.is_some_and(|l| lanes.contains(&l)) {
+                        in_lanes.insert(r.score.shop_id.clone());
+                    }
+                }
+                board.ranked.retain(|r| in_lanes.contains(&r.score.shop_id));
+                board.red_flag.retain(|id| in_lanes.contains(id));
+                board.black_list.retain(|id| in_lanes.contains(id));
+                Ok(board)
+            }
+        }
+    }
+
     /// A shop's standing as of `now`: credit grade and stars, the red flag,
     /// last week's rank, when it is next due.
     pub fn standing(&self, shop_id: &str, now: DateTime<Utc>) -> Result<Standing> {

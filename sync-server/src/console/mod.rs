@@ -5,6 +5,7 @@
 mod ledger;
 pub mod password;
 mod people;
+mod rankings;
 pub mod web;
 
 use menqian_core::Role;

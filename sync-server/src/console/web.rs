@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/ledger", get(super::ledger::page))
+        .route("/console/rankings", get(super::rankings::page))
         .route("/console/ledger.csv", get(super::ledger::csv))
         .route("/console/people", get(super::people::page))
         .route("/console/people/users", post(super::people::add_user))
