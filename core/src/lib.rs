@@ -37,7 +37,7 @@ pub use model::shop::{Contact, Letter, Shop, ShopCategory, ShopPatch, ShopStatus
 pub use model::template::{ChecklistItem, ChecklistTemplate, Duty};
 pub use qr::{QrError, ShopCode};
 pub use store::{
-    ApplyReport, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed, ImportReport, Incoming,
-    InspectionRef, LaneChiefWeek, PlanStop, ShopSummary, Standing, StewardScore, Store,
+    ApplyReport, CaseFilter, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed, ImportReport,
+    Incoming, InspectionRef, LaneChiefWeek, PlanStop, ShopSummary, Standing, StewardScore, Store,
     StoreConfig, Submitted, Sweep, SweepReport, SyncCursors, decode_changes, decode_pushed,
 };

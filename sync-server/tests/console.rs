@@ -662,3 +662,96 @@ fn rankings_are_the_numbers_the_cli_prints() {
         assert!(all.contains(row), "{row:?}");
     }
 }
+
+#[test]
+fn the_case_list_shows_only_what_the_user_may_see_filtered_and_exported() {
+    use menqian_sync_server::SyncStore as _;
+    let (station, _) = station_with_history();
+    {
+        let mut s = menqian_sync_server::SqliteSyncStore::open(station.dir.path(), vec![]).unwrap();
+        s.add_user(&menqian_sync_server::User::new(
+            "supervisor-9",
+            "别的街道督导",
+            menqian_core::Role::Supervisor,
+            menqian_core::Area::Subdistrict(menqian_fixtures::SUBDISTRICTS[1].into()),
+        ))
+        .unwrap();
+    }
+    let core = |filter: &menqian_core::CaseFilter, user: &str| {
+        let store = menqian_core::Store::open_reader(
+            station.dir.path().join("station.sqlite"),
+            menqian_core::StoreConfig::default(),
+        )
+        .unwrap();
+        let s = menqian_sync_server::SqliteSyncStore::open(station.dir.path(), vec![]).unwrap();
+        let u = s
+            .users()
+            .unwrap()
+            .into_iter()
+            .find(|u| u.id == user)
+            .unwrap();
+        store
+            .case_list(filter, &u.visibility(), 0, 100_000)
+            .unwrap()
+    };
+    let total = |html: &str| -> u64 {
+        let at = html.find("<span id=\"total\">").unwrap() + "<span id=\"total\">".len();
+        html[at..at + html[at..].find('<').unwrap()]
+            .parse()
+            .unwrap()
+    };
+    let supervisor = session_of(&station, "supervisor-1", "督导员的密码-2026");
+    let (all, n) = core(&Default::default(), "supervisor-1");
+    assert!(n >= 10, "{n} cases");
+    let html = get_page(&station, &supervisor, "/console/cases")
+        .text()
+        .unwrap();
+    assert_eq!(total(&html), n);
+    for c in all.iter().take(50) {
+        assert!(html.contains(&c.id), "{}", c.id);
+    }
+    // A status filter: the core's count, every row in that status.
+    let reported = menqian_core::CaseFilter {
+        status: Some(menqian_core::model::case::CaseStatus::Reported),
+        ..Default::default()
+    };
+    let (_, n_reported) = core(&reported, "supervisor-1");
+    let html = get_page(&station, &supervisor, "/console/cases?status=reported")
+        .text()
+        .unwrap();
+    assert_eq!(total(&html), n_reported);
+    assert_eq!(
+        html.matches("<td class=\"status\">").count(),
+        html.matches("<td class=\"status\">已上报</td>").count()
+    );
+    // Text with LIKE's wildcards matches them literally.
+    let html = get_page(&station, &supervisor, "/console/cases?q=%25_")
+        .text()
+        .unwrap();
+    assert_eq!(total(&html), 0);
+    // The export: exactly the filtered set.
+    let csv = get_page(&station, &supervisor, "/console/cases.csv?status=reported")
+        .text()
+        .unwrap();
+    assert_eq!(csv.lines().count() as u64, n_reported + 1);
+
+    // Another subdistrict's supervisor sees none of these cases.
+    let other = session_of(&station, "supervisor-9", "别的督导的密码-2026");
+    let (_, n_other) = core(&Default::default(), "supervisor-9");
+    let html = get_page(&station, &other, "/console/cases").text().unwrap();
+    assert_eq!(total(&html), n_other);
+    assert!(n_other < n);
+    for c in &all {
+        if !core(&Default::default(), "supervisor-9")
+            .0
+            .iter()
+            .any(|o| o.id == c.id)
+        {
+            assert!(
+                !html.contains(&c.id),
+                "{} shown to another subdistrict",
+                c.id
+            );
+        }
+    }
+}

@@ -21,6 +21,21 @@ pub struct Filed {
     pub linked: bool,
 }
 
+/// What a case list keeps (every field optional: `None` keeps all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseFilter {
+    pub status: Option<CaseStatus>,
+    /// A category code, e.g. `0504`.
+    pub category: Option<String>,
+    pub source: Option<crate::model::case::CaseSource>,
+    /// Reported at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Reported before.
+    pub to: Option<DateTime<Utc>>,
+    /// Words in the description.
+    pub text: Option<String>,
+}
+
 /// What a case list shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseSummary {
@@ -314,13 +329,71 @@ impl Store {
 
     /// Cases in a status (all when `None`), newest report first.
     pub fn cases(&self, status: Option<CaseStatus>, limit: u32) -> Result<Vec<CaseSummary>> {
-        let whistles = self.rules()?.whistles;
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, category, status, lat, lon, shop_id, reported_at, deadline,
                     department, whistle, dispatched_at FROM cases
              WHERE ?1 IS NULL OR status = ?1 ORDER BY reported_at DESC, id LIMIT ?2",
         )?;
-        let mut rows = stmt.query(params![status.map(|s| s.as_str()), limit])?;
+        let rows = stmt.query(params![status.map(|s| s.as_str()), limit])?;
+        self.summaries(rows)
+    }
+
+    /// The cases a reader may see that pass `filter`, newest report first:
+    /// `limit` of them after `offset`, and how many pass in all.
+    pub fn case_list(
+        &self,
+        filter: &CaseFilter,
+        reader: &crate::access::Visibility,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<CaseSummary>, u64)> {
+        let conditions = format!(
+            "{} AND (:status IS NULL OR status = :status)
+               AND (:category IS NULL OR category = :category)
+               AND (:source IS NULL OR source = :source)
+               AND (:from IS NULL OR reported_at >= :from)
+               AND (:to IS NULL OR reported_at < :to)
+               AND (:text IS NULL OR description LIKE '%' || :text || '%' ESCAPE '\\')",
+            crate::access::visible_doc("id")
+        );
+        let bind = reader.bindings();
+        let status = filter.status.map(|s| s.as_str());
+        let source = filter.source.map(|s| s.as_str());
+        let from = filter.from.map(|t| t.timestamp_millis());
+        let to = filter.to.map(|t| t.timestamp_millis());
+        let text = filter.text.as_deref().filter(|t| !t.is_empty()).map(|t| {
+            t.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        });
+        let (offset, limit) = (i64::from(offset), i64::from(limit));
+        let params: [(&str, &dyn rusqlite::ToSql); 6] = [
+            (":status", &status),
+            (":category", &filter.category),
+            (":source", &source),
+            (":from", &from),
+            (":to", &to),
+            (":text", &text),
+        ];
+        let total: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT count(*) FROM cases WHERE {conditions}"))?
+            .query_row(bind.with(&params).as_slice(), |r| r.get(0))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, category, status, lat, lon, shop_id, reported_at, deadline,
+                    department, whistle, dispatched_at FROM cases
+             WHERE {conditions} ORDER BY reported_at DESC, id LIMIT :limit OFFSET :offset"
+        ))?;
+        let mut all = params.to_vec();
+        all.push((":limit", &limit));
+        all.push((":offset", &offset));
+        let rows = stmt.query(bind.with(&all).as_slice())?;
+        Ok((self.summaries(rows)?, total.unsigned_abs()))
+    }
+
+    /// Summaries from rows of the columns [`Store::cases`] selects.
+    fn summaries(&self, mut rows: rusqlite::Rows<'_>) -> Result<Vec<CaseSummary>> {
+        let whistles = self.rules()?.whistles;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 
-pub use cases::{CaseSummary, Filed};
+pub use cases::{CaseFilter, CaseSummary, Filed};
 pub use district::{Sweep, SweepReport};
 pub use evidence::{Capture, CapturedPhoto, PendingBlob};
 pub use inspections::{InspectionRef, Submitted};

@@ -121,17 +121,6 @@ pub(super) async fn page(
     )
 }
 
-/// One CSV field: quoted, quotes doubled, and a leading `=`, `+`, `-` or `@`
-/// defused so a spreadsheet shows text instead of running a formula.
-fn csv_field(text: &str) -> String {
-    let defused = if text.starts_with(['=', '+', '-', '@']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    format!("\"{}\"", defused.replace('"', "\"\""))
-}
-
 pub(super) async fn csv(
     State(station): State<Arc<Station>>,
     headers: HeaderMap,
@@ -153,7 +142,7 @@ pub(super) async fn csv(
             i.opened_by,
             i.case_id.unwrap_or_default(),
         ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        let line: Vec<String> = fields.iter().map(|f| super::csv_field(f)).collect();
         out.push_str(&line.join(","));
         out.push_str("\r\n");
     }

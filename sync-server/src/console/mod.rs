@@ -2,6 +2,7 @@
 //! who may sign in and their passwords so far; sessions, pages and exports
 //! follow.
 
+mod cases;
 mod ledger;
 pub mod password;
 mod people;
@@ -14,4 +15,15 @@ use menqian_core::Role;
 /// lanes) and administrators; officers and stewards work on their phones.
 pub fn may_sign_in(role: Role) -> bool {
     matches!(role, Role::Supervisor | Role::LaneChief | Role::Admin)
+}
+
+/// One CSV field: quoted, quotes doubled, and a leading `=`, `+`, `-` or `@`
+/// defused so a spreadsheet shows text instead of running a formula.
+pub(crate) fn csv_field(text: &str) -> String {
+    let defused = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    format!("\"{}\"", defused.replace('"', "\"\""))
 }

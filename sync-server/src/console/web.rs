@@ -30,6 +30,8 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console", get(home))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/cases", get(super::cases::page))
+        .route("/console/cases.csv", get(super::cases::csv))
         .route("/console/ledger", get(super::ledger::page))
         .route("/console/rankings", get(super::rankings::page))
         .route("/console/ledger.csv", get(super::ledger::csv))
