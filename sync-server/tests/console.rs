@@ -735,8 +735,36 @@ fn the_case_list_shows_only_what_the_user_may_see_filtered_and_exported() {
         .unwrap();
     assert_eq!(csv.lines().count() as u64, n_reported + 1);
 
-    // Another subdistrict's supervisor sees none of these cases.
+    // A case's page: its history; a made-up or malformed id is not found.
+    let first = &all[0];
+    let key = first.id.trim_start_matches("case/");
+    let page = get_page(&station, &supervisor, &format!("/console/case/{key}"));
+    assert_eq!(page.status(), 200);
+    let html = page.text().unwrap();
+    assert!(
+        html.contains(&first.id) && html.contains("已上报"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"history\""));
+    for bad in ["0".repeat(32), "..%2F..%2Fetc".into(), "x".into()] {
+        let r = get_page(&station, &supervisor, &format!("/console/case/{bad}"));
+        assert_eq!(r.status(), 404, "{bad}");
+    }
+
+    // Another subdistrict's supervisor sees none of these cases, and gets
+    // 404 for their pages.
     let other = session_of(&station, "supervisor-9", "别的督导的密码-2026");
+    let theirs = core(&Default::default(), "supervisor-9").0;
+    let hidden = all
+        .iter()
+        .find(|c| !theirs.iter().any(|o| o.id == c.id))
+        .unwrap();
+    let r = get_page(
+        &station,
+        &other,
+        &format!("/console/case/{}", hidden.id.trim_start_matches("case/")),
+    );
+    assert_eq!(r.status(), 404);
     let (_, n_other) = core(&Default::default(), "supervisor-9");
     let html = get_page(&station, &other, "/console/cases").text().unwrap();
     assert_eq!(total(&html), n_other);

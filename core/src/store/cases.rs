@@ -327,6 +327,25 @@ impl Store {
         Ok(case)
     }
 
+    /// A case with its history, if the reader may see it (`None` otherwise,
+    /// as for a case that does not exist).
+    pub fn visible_case(
+        &self,
+        id: &str,
+        reader: &crate::access::Visibility,
+    ) -> Result<Option<Case>> {
+        if !id.starts_with("case/") {
+            return Ok(None);
+        }
+        if self
+            .visible_documents(&[id.to_string()], reader)?
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        self.case(id).map(Some)
+    }
+
     /// Cases in a status (all when `None`), newest report first.
     pub fn cases(&self, status: Option<CaseStatus>, limit: u32) -> Result<Vec<CaseSummary>> {
         let mut stmt = self.conn.prepare_cached(

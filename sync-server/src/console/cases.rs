@@ -95,6 +95,8 @@ impl Params {
 
 struct Row {
     id: String,
+    /// The id without its `case/` prefix, for the case's page.
+    key: String,
     reported: String,
     status: &'static str,
     category: String,
@@ -138,6 +140,7 @@ fn row(c: CaseSummary) -> Row {
             .map(|(dept, w)| format!("{dept} · {}", w.label_zh()))
             .unwrap_or_default(),
         deadline: c.deadline.map(beijing).unwrap_or_default(),
+        key: c.id.trim_start_matches("case/").to_string(),
         id: c.id,
     }
 }

@@ -2,6 +2,7 @@
 //! who may sign in and their passwords so far; sessions, pages and exports
 //! follow.
 
+mod case;
 mod cases;
 mod ledger;
 pub mod password;

@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/cases", get(super::cases::page))
+        .route("/console/case/{key}", get(super::case::page))
         .route("/console/cases.csv", get(super::cases::csv))
         .route("/console/ledger", get(super::ledger::page))
         .route("/console/rankings", get(super::rankings::page))
