@@ -52,15 +52,7 @@ pub fn scoreboard(board: &Scoreboard, top: usize) -> String {
             r.rank, s.score, s.inspections, s.reports, s.overdue, s.late, s.code, s.name
         );
     }
-    let name = |id: &String| {
-        board
-            .ranked
-            .iter()
-            .find(|r| &r.score.shop_id == id)
-            .map_or(id.clone(), |r| {
-                format!("{}（{}）", r.score.name, r.score.street)
-            })
-    };
+    let name = |id: &String| board.shop_label(id);
     if !board.red_flag.is_empty() {
         let _ = writeln!(out, "\n红榜 · 流动红旗（下周免检）：");
         for id in &board.red_flag {

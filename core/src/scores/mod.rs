@@ -303,6 +303,19 @@ pub struct Scoreboard {
     pub black_list: Vec<String>,
 }
 
+impl Scoreboard {
+    /// A ranked shop as lists name it: `name（street）`, or its id if the
+    /// board does not hold it.
+    pub fn shop_label(&self, shop_id: &str) -> String {
+        self.ranked
+            .iter()
+            .find(|r| r.score.shop_id == shop_id)
+            .map_or(shop_id.to_string(), |r| {
+                format!("{}（{}）", r.score.name, r.score.street)
+            })
+    }
+}
+
 /// Scores every shop of `facts` for `period`, ranks them per street and picks
 /// the red flag (for a week) and the black list.
 pub fn scoreboard(facts: &[ShopFacts], rules: &DistrictRules, period: &Period) -> Scoreboard {

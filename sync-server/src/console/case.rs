@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::beijing;
 use super::web::{error_page, render, signed_in};
 use crate::sync::{ApiError, Station};
 
@@ -39,12 +40,6 @@ struct CasePage<'a> {
     photos: usize,
     history: Vec<Step>,
     linked: Vec<String>,
-}
-
-fn beijing(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&menqian_core::model::template::BEIJING)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
 }
 
 pub(super) async fn page(

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Duration, NaiveDate};
 use menqian_core::model::case::{CaseSource, CaseStatus};
 use menqian_core::{CaseFilter, CaseSummary};
 use serde::Deserialize;
 
+use super::beijing;
 use super::web::{error_page, render, signed_in};
 use crate::store::User;
 use crate::sync::Station;
@@ -124,12 +125,6 @@ struct CasesPage<'a> {
     rows: Vec<Row>,
 }
 
-fn beijing(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.with_timezone(&menqian_core::model::template::BEIJING)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
-}
-
 fn row(c: CaseSummary) -> Row {
     Row {
         reported: beijing(c.reported_at),
@@ -222,30 +217,18 @@ pub(super) async fn csv(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let mut out = String::from("\u{feff}上报时间,状态,类别,派遣,期限,案件\r\n");
-    for c in cases {
-        let r = row(c);
-        let fields = [
-            r.reported,
-            r.status.to_string(),
-            r.category,
-            r.dispatched,
-            r.deadline,
-            r.id,
-        ];
-        let line: Vec<String> = fields.iter().map(|f| super::csv_field(f)).collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
-    }
-    let mut response = out.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"cases.csv\""),
-    );
-    response
+    super::csv_download(
+        "cases.csv",
+        "上报时间,状态,类别,派遣,期限,案件",
+        cases.into_iter().map(row).map(|r| {
+            [
+                r.reported,
+                r.status.to_string(),
+                r.category,
+                r.dispatched,
+                r.deadline,
+                r.id,
+            ]
+        }),
+    )
 }

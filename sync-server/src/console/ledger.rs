@@ -7,12 +7,13 @@ use std::sync::Arc;
 use askama::Template;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use menqian_core::store::ledger::{LedgerState, RectificationItem};
 use serde::Deserialize;
 
+use super::beijing;
 use super::web::{error_page, render, signed_in};
 use crate::store::User;
 use crate::sync::Station;
@@ -46,12 +47,6 @@ impl Filter {
     fn overdue_only(&self) -> bool {
         self.overdue.as_deref() == Some("1")
     }
-}
-
-fn beijing(t: chrono::DateTime<Utc>) -> String {
-    t.with_timezone(&menqian_core::model::template::BEIJING)
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
 }
 
 fn is_overdue(item: &RectificationItem) -> bool {
@@ -131,30 +126,19 @@ pub(super) async fn csv(
         Ok(found) => found,
         Err(response) => return response,
     };
-    let mut out = String::from("\u{feff}整改期限,状态,商户,检查项,发现时间,发现人,案件\r\n");
-    for i in items {
-        let fields = [
-            beijing(i.deadline),
-            i.state.label_zh().to_string(),
-            i.shop_name,
-            i.item_text,
-            beijing(i.opened_at),
-            i.opened_by,
-            i.case_id.unwrap_or_default(),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| super::csv_field(f)).collect();
-        out.push_str(&line.join(","));
-        out.push_str("\r\n");
-    }
-    let mut response = out.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"ledger.csv\""),
-    );
-    response
+    super::csv_download(
+        "ledger.csv",
+        "整改期限,状态,商户,检查项,发现时间,发现人,案件",
+        items.into_iter().map(|i| {
+            [
+                beijing(i.deadline),
+                i.state.label_zh().to_string(),
+                i.shop_name,
+                i.item_text,
+                beijing(i.opened_at),
+                i.opened_by,
+                i.case_id.unwrap_or_default(),
+            ]
+        }),
+    )
 }

@@ -28,3 +28,37 @@ pub(crate) fn csv_field(text: &str) -> String {
     };
     format!("\"{}\"", defused.replace('"', "\"\""))
 }
+
+/// A time as the console shows it: Beijing time, to the minute.
+pub(crate) fn beijing(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&menqian_core::model::template::BEIJING)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// A CSV download: UTF-8 with a BOM (so Excel reads the Chinese), a header
+/// line, then one line per row, every field through [`csv_field`].
+pub(crate) fn csv_download<const N: usize>(
+    filename: &'static str,
+    header: &str,
+    rows: impl IntoIterator<Item = [String; N]>,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let mut out = format!("\u{feff}{header}\r\n");
+    for fields in rows {
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    let mut response = out.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}

@@ -97,15 +97,7 @@ pub(super) async fn page(
         Ok(board) => board,
         Err(e) => return error_page(&e),
     };
-    let name_of = |id: &String| {
-        board
-            .ranked
-            .iter()
-            .find(|r| &r.score.shop_id == id)
-            .map_or(id.clone(), |r| {
-                format!("{}（{}）", r.score.name, r.score.street)
-            })
-    };
+    let name_of = |id: &String| board.shop_label(id);
     let red_flag = board.red_flag.iter().map(name_of).collect();
     let black_list = board.black_list.iter().map(name_of).collect();
     let mut streets: Vec<Street> = Vec::new();
