@@ -160,6 +160,23 @@ impl Store {
         read_shop(&self.conn, id)
     }
 
+    /// The ids of the shops on `lanes` (a lane chief's area).
+    pub fn shop_ids_in_lanes(
+        &self,
+        lanes: &[String],
+    ) -> Result<std::collections::BTreeSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM shops WHERE lane = ?1")?;
+        let mut ids = std::collections::BTreeSet::new();
+        for lane in lanes {
+            for id in stmt.query_map([lane], |r| r.get::<_, String>(0))? {
+                ids.insert(id?);
+            }
+        }
+        Ok(ids)
+    }
+
     /// A shop by its code, typed or read from a signboard.
     pub fn shop_by_code(&self, code: &str) -> Result<Shop> {
         let code = ShopCode::parse(code)?;

@@ -246,13 +246,7 @@ impl Store {
             Area::Subdistrict(name) => self.scoreboard(kind, at, Some(name), now),
             Area::Lanes(lanes) => {
                 let mut board = self.scoreboard(kind, at, None, now)?;
-                let mut in_lanes = std::collections::BTreeSet::new();
-                for r in &board.ranked {
-                    let lane = self.shop(&r.score.shop_id)?.lane;
-                    if lane.is_some_and(|l| lanes.contains(&l)) {
-                        in_lanes.insert(r.score.shop_id.clone());
-                    }
-                }
+                let in_lanes = self.shop_ids_in_lanes(lanes)?;
                 board.ranked.retain(|r| in_lanes.contains(&r.score.shop_id));
                 board.red_flag.retain(|id| in_lanes.contains(id));
                 board.black_list.retain(|id| in_lanes.contains(id));
@@ -551,14 +545,10 @@ impl Store {
             Area::District => self.open_rectifications(None, now),
             Area::Subdistrict(name) => self.open_rectifications(Some(name), now),
             Area::Lanes(lanes) => {
-                let mut kept = Vec::new();
-                for item in self.open_rectifications(None, now)? {
-                    let lane = self.shop(&item.shop_id)?.lane;
-                    if lane.is_some_and(|l| lanes.contains(&l)) {
-                        kept.push(item);
-                    }
-                }
-                Ok(kept)
+                let in_lanes = self.shop_ids_in_lanes(lanes)?;
+                let mut items = self.open_rectifications(None, now)?;
+                items.retain(|i| in_lanes.contains(&i.shop_id));
+                Ok(items)
             }
         }
     }
