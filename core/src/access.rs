@@ -79,6 +79,15 @@ pub enum Area {
 }
 
 impl Area {
+    /// The area as people read it: 全区, a subdistrict's name, or its lanes.
+    pub fn label_zh(&self) -> String {
+        match self {
+            Area::District => "全区".into(),
+            Area::Subdistrict(name) => name.clone(),
+            Area::Lanes(lanes) => format!("街巷：{}", lanes.join("、")),
+        }
+    }
+
     /// Parses `district`, `subdistrict:<name>` or `lanes:<lane>,<lane>…`
     /// (a full-width ：or ，is accepted too).
     pub fn parse(text: &str) -> std::result::Result<Area, String> {

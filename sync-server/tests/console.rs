@@ -279,7 +279,7 @@ fn an_administrator_adds_a_user_issues_a_code_and_revokes_a_device() {
     let html = page.text().unwrap();
     let csrf = csrf_field(&html);
     assert!(
-        html.contains("officer-1") && html.contains("巡查员"),
+        html.contains("officer-1") && html.contains("执法队员"),
         "{html}"
     );
 

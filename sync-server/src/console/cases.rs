@@ -186,7 +186,7 @@ pub(super) async fn page(
         StatusCode::OK,
         &CasesPage {
             me: &user.name,
-            area: user.area.to_string(),
+            area: user.area.label_zh(),
             statuses: STATUSES
                 .iter()
                 .map(|s| (s.as_str(), s.label_zh()))

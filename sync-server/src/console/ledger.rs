@@ -109,7 +109,7 @@ pub(super) async fn page(
         StatusCode::OK,
         &LedgerPage {
             me: &user.name,
-            area: user.area.to_string(),
+            area: user.area.label_zh(),
             overdue_only: filter.overdue_only(),
             rows,
         },

@@ -62,3 +62,30 @@ pub(crate) fn csv_download<const N: usize>(
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("富义街 12号"), "\"富义街 12号\"");
+        assert_eq!(csv_field("说\"停\"了"), "\"说\"\"停\"\"了\"");
+        for formula in ["=HYPERLINK(\"x\")", "+1", "-1+2", "@SUM(A1)"] {
+            let f = csv_field(formula);
+            assert!(f.starts_with("\"'"), "{formula} → {f}");
+        }
+        assert_eq!(csv_field("a,b\nc"), "\"a,b\nc\"");
+    }
+
+    #[test]
+    fn only_supervisors_lane_chiefs_and_administrators_sign_in() {
+        use menqian_core::Role;
+        assert!(
+            may_sign_in(Role::Supervisor)
+                && may_sign_in(Role::LaneChief)
+                && may_sign_in(Role::Admin)
+        );
+        assert!(!may_sign_in(Role::Officer) && !may_sign_in(Role::Steward));
+    }
+}

@@ -51,6 +51,7 @@ struct Enrollment {
 #[template(path = "console/people.html")]
 struct PeoplePage<'a> {
     me: &'a str,
+    roles: Vec<(&'static str, &'static str)>,
     csrf: &'a str,
     users: Vec<UserRow>,
     devices: Vec<DeviceRow>,
@@ -81,32 +82,36 @@ async fn administrator(
     }
 }
 
-trait Csrf {
-    fn csrf(&self) -> &str;
+/// An administrator's form with the session's CSRF token beside its fields.
+#[derive(Debug, Deserialize)]
+struct Signed<T> {
+    csrf: String,
+    #[serde(flatten)]
+    form: T,
 }
 
 /// An administrator's form: the session and role first, then the body,
 /// then the form's CSRF token.
-async fn admin_form<T: DeserializeOwned + Csrf>(
+async fn admin_form<T: DeserializeOwned>(
     station: &Arc<Station>,
     request: Request,
 ) -> Result<(User, String, T), Response> {
     let (me, csrf) = administrator(station, request.headers()).await?;
-    let Ok(Form(form)) = Form::<T>::from_request(request, &()).await else {
+    let Ok(Form(signed)) = Form::<Signed<T>>::from_request(request, &()).await else {
         return Err(error_page(&ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_form",
             "表单无效",
         )));
     };
-    if !same(form.csrf(), &csrf) {
+    if !same(&signed.csrf, &csrf) {
         return Err(error_page(&ApiError::new(
             StatusCode::FORBIDDEN,
             "bad_csrf",
             "表单已过期，请返回重试",
         )));
     }
-    Ok((me, csrf, form))
+    Ok((me, csrf, signed.form))
 }
 
 /// The page with what the store holds now.
@@ -130,13 +135,23 @@ async fn people(
         status,
         &PeoplePage {
             me: &me.name,
+            roles: [
+                Role::Officer,
+                Role::LaneChief,
+                Role::Steward,
+                Role::Supervisor,
+                Role::Admin,
+            ]
+            .into_iter()
+            .map(|r| (r.as_str(), r.label_zh()))
+            .collect(),
             csrf,
             users: users
                 .into_iter()
                 .map(|u| UserRow {
                     console: super::may_sign_in(u.role),
                     role: u.role.label_zh(),
-                    area: u.area.to_string(),
+                    area: u.area.label_zh(),
                     id: u.id,
                     name: u.name,
                 })
@@ -177,17 +192,10 @@ pub(super) async fn page(State(station): State<Arc<Station>>, request: Request) 
 
 #[derive(Debug, Deserialize)]
 pub(super) struct NewUser {
-    csrf: String,
     id: String,
     name: String,
     role: String,
     area: String,
-}
-
-impl Csrf for NewUser {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 pub(super) async fn add_user(State(station): State<Arc<Station>>, request: Request) -> Response {
@@ -231,14 +239,7 @@ pub(super) async fn add_user(State(station): State<Arc<Station>>, request: Reque
 
 #[derive(Debug, Deserialize)]
 pub(super) struct IssueCode {
-    csrf: String,
     user: String,
-}
-
-impl Csrf for IssueCode {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 pub(super) async fn issue_code(State(station): State<Arc<Station>>, request: Request) -> Response {
@@ -295,14 +296,7 @@ fn qr_svg(link: &str) -> String {
 
 #[derive(Debug, Deserialize)]
 pub(super) struct Revoke {
-    csrf: String,
     device: String,
-}
-
-impl Csrf for Revoke {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 pub(super) async fn revoke(State(station): State<Arc<Station>>, request: Request) -> Response {
@@ -326,15 +320,8 @@ pub(super) async fn revoke(State(station): State<Arc<Station>>, request: Request
 
 #[derive(Debug, Deserialize)]
 pub(super) struct SetPassword {
-    csrf: String,
     user: String,
     password: String,
-}
-
-impl Csrf for SetPassword {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 pub(super) async fn set_password(

@@ -136,7 +136,7 @@ pub(super) async fn page(
         StatusCode::OK,
         &RankingsPage {
             me: &user.name,
-            area: user.area.to_string(),
+            area: user.area.label_zh(),
             label: board.label.clone(),
             week,
             date: date.format("%Y-%m-%d").to_string(),

@@ -175,7 +175,7 @@ async fn home(State(station): State<Arc<Station>>, headers: HeaderMap) -> Respon
                 name: &user.name,
                 admin: user.role == menqian_core::Role::Admin,
                 role: user.role.label_zh(),
-                area: user.area.to_string(),
+                area: user.area.label_zh(),
                 csrf: &csrf,
             },
         ),
@@ -294,7 +294,7 @@ async fn login(
             &station,
             StatusCode::FORBIDDEN,
             &shown_user,
-            Some("巡查员与小巷管家请使用手机应用"),
+            Some("执法队员与小巷管家请使用手机应用"),
         );
     }
     let id = user.id.clone();
