@@ -5,11 +5,13 @@
 #   openssl                        the TLS tests' second opinion on certificates
 #   mate-backgrounds               real camera photos the tests process (a Sony RX100
 #   lomiri-wallpapers              photo with EXIF; a 15.9 MP CC0 photo)
+#   chromium, chromium-driver      the console's browser tests (headless, over WebDriver)
+#   fonts-noto-cjk                 Chinese in the browser's screenshots
 # With `--bench` also the peers the photo benchmark runs side by side:
 #   libvips-tools, imagemagick
 # Prints nothing when everything is there. Sourced or run by scripts/test.sh.
 set -euo pipefail
-packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers)
+packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers chromium chromium-driver fonts-noto-cjk)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(libvips-tools imagemagick)
 fi

@@ -765,6 +765,17 @@ fn the_case_list_shows_only_what_the_user_may_see_filtered_and_exported() {
         &format!("/console/case/{}", hidden.id.trim_start_matches("case/")),
     );
     assert_eq!(r.status(), 404);
+    // Nor may they move it, and the case is as it was.
+    let r = post_page(
+        &station,
+        &other,
+        &format!(
+            "/console/case/{}/move",
+            hidden.id.trim_start_matches("case/")
+        ),
+        &[("csrf", "x"), ("to", "accepted")],
+    );
+    assert!(r.status() == 403 || r.status() == 404, "{}", r.status());
     let (_, n_other) = core(&Default::default(), "supervisor-9");
     let html = get_page(&station, &other, "/console/cases").text().unwrap();
     assert_eq!(total(&html), n_other);
@@ -782,4 +793,118 @@ fn the_case_list_shows_only_what_the_user_may_see_filtered_and_exported() {
             );
         }
     }
+}
+
+/// The CSRF token of the page at `path`.
+fn page_csrf(station: &StationProcess, session: &str, path: &str) -> String {
+    csrf_field(&get_page(station, session, path).text().unwrap())
+}
+
+#[test]
+fn a_supervisor_accepts_and_dispatches_a_report_and_a_phone_receives_it() {
+    let station = StationProcess::start(&[]);
+    let mut officer =
+        common::Device::enroll(&station.url, &station.code_for("officer-1"), "队员的手机");
+    officer.sync().unwrap();
+    let (street, lane, _) = officer.store.streets().unwrap().remove(0);
+    let shop = officer
+        .store
+        .shops_on(&street, lane.as_deref())
+        .unwrap()
+        .remove(0);
+    let case = officer
+        .store
+        .report_case(menqian_core::NewCase {
+            source: menqian_core::CaseSource::Inspection,
+            category: "0504".into(),
+            location: menqian_core::GeoPoint {
+                lat: shop.lat,
+                lon: shop.lon,
+            },
+            shop_id: Some(shop.id.clone()),
+            photos: vec![],
+            description: "门前<b>堆物</b>".into(),
+            deadline: None,
+            reported_by: "officer-1".into(),
+            reported_at: chrono::Utc::now(),
+            subdistrict: None,
+            lane: None,
+        })
+        .unwrap();
+    officer.sync().unwrap();
+    let key = case.trim_start_matches("case/").to_string();
+    let page = format!("/console/case/{key}");
+    let supervisor = session_of(&station, "supervisor-1", "督导员的密码-2026");
+    let html = get_page(&station, &supervisor, &page).text().unwrap();
+    // The note's HTML is text; only the moves from 已上报 are offered.
+    assert!(html.contains("门前&#60;b&#62;堆物&#60;/b&#62;"), "{html}");
+    assert!(html.contains("id=\"move-accepted\"") && html.contains("id=\"move-rejected\""));
+    assert!(!html.contains("id=\"move-closed\""));
+    let csrf = page_csrf(&station, &supervisor, &page);
+    // Without the token: refused, nothing written.
+    let r = post_page(
+        &station,
+        &supervisor,
+        &format!("{page}/move"),
+        &[("to", "accepted")],
+    );
+    assert_eq!(r.status(), 400);
+    let r = post_page(
+        &station,
+        &supervisor,
+        &format!("{page}/move"),
+        &[("csrf", "0".repeat(64).as_str()), ("to", "accepted")],
+    );
+    assert_eq!(r.status(), 403);
+    // A move the workflow does not allow from here is named and refused.
+    let r = post_page(
+        &station,
+        &supervisor,
+        &format!("{page}/move"),
+        &[("csrf", csrf.as_str()), ("to", "closed")],
+    );
+    assert_eq!(r.status(), 409);
+    assert!(r.text().unwrap().contains("id=\"error\""));
+    // 受理, then 派遣 to a department with a routine whistle.
+    let r = post_page(
+        &station,
+        &supervisor,
+        &format!("{page}/move"),
+        &[
+            ("csrf", csrf.as_str()),
+            ("to", "accepted"),
+            ("note", "属实"),
+        ],
+    );
+    assert_eq!(r.status(), 303);
+    let html = get_page(&station, &supervisor, &page).text().unwrap();
+    assert!(
+        html.contains("已受理") && html.contains("id=\"move-dispatched\""),
+        "{html}"
+    );
+    let department = {
+        let at = html.find("<option value=\"").unwrap() + "<option value=\"".len();
+        html[at..at + html[at..].find('"').unwrap()].to_string()
+    };
+    let r = post_page(
+        &station,
+        &supervisor,
+        &format!("{page}/move"),
+        &[
+            ("csrf", csrf.as_str()),
+            ("to", "dispatched"),
+            ("department", department.as_str()),
+            ("whistle", "urgent"),
+        ],
+    );
+    assert_eq!(r.status(), 303);
+    // The phone receives both steps, signed with the supervisor's name and role.
+    officer.sync().unwrap();
+    let on_phone = officer.store.case(&case).unwrap();
+    assert_eq!(on_phone.status(), menqian_core::CaseStatus::Dispatched);
+    let last = on_phone.history.last().unwrap();
+    assert_eq!(last.by, "supervisor-1");
+    assert_eq!(last.role, Some(menqian_core::Role::Supervisor));
+    assert_eq!(last.department.as_deref(), Some(department.as_str()));
+    assert_eq!(last.whistle, Some(menqian_core::Whistle::Urgent));
 }

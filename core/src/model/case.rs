@@ -203,6 +203,32 @@ pub fn may_move(from: CaseStatus, to: CaseStatus, role: Role) -> bool {
         .any(|(f, t, roles)| *f == from && *t == to && roles.contains(&role))
 }
 
+/// The moves `role` may make from `from`, in workflow order: the buttons a
+/// console or a phone shows on a case.
+pub fn moves_from(from: CaseStatus, role: Role) -> Vec<CaseStatus> {
+    WORKFLOW
+        .iter()
+        .filter(|(f, _, roles)| *f == from && roles.contains(&role))
+        .map(|(_, t, _)| *t)
+        .collect()
+}
+
+/// What a move is called where a user makes it (受理, 派遣, 核查结案 …).
+pub fn move_label_zh(from: CaseStatus, to: CaseStatus) -> &'static str {
+    use CaseStatus::*;
+    match (from, to) {
+        (_, Accepted) => "受理",
+        (_, Rejected) => "不予受理",
+        (Dispatched, Dispatched) => "改派",
+        (_, Dispatched) => "派遣",
+        (AwaitingVerification, InProgress) => "退回",
+        (_, InProgress) => "开始处置",
+        (_, AwaitingVerification) => "处置完毕，提请核查",
+        (_, Closed) => "核查结案",
+        (_, Reported) => "上报",
+    }
+}
+
 /// May `role` make a move to `to` from some status? (What the server checks of
 /// a pushed step: whether it takes effect is decided when the history is replayed.)
 pub fn may_ever_move_to(to: CaseStatus, role: Role) -> bool {

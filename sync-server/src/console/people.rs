@@ -5,18 +5,16 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::Form;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use chrono::{Duration, Utc};
 use menqian_core::{Area, Role};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
-use super::web::{error_page, render, same, signed_in};
+use super::web::{error_page, member, render, signed_form};
 use crate::store::User;
-use crate::sync::{ApiError, Station};
+use crate::sync::Station;
 
 /// How long a code issued in the console stays valid.
 const CODE_HOURS: i64 = 24;
@@ -60,58 +58,8 @@ struct PeoplePage<'a> {
     enrollment: Option<Enrollment>,
 }
 
-fn not_found() -> Response {
-    error_page(&ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "没有这个页面",
-    ))
-}
-
-/// The signed-in administrator and the session's CSRF token, or the
-/// response to give instead (sign in; a page others do not have).
-async fn administrator(
-    station: &Arc<Station>,
-    headers: &axum::http::HeaderMap,
-) -> Result<(User, String), Response> {
-    match signed_in(station, headers).await {
-        Err(e) => Err(error_page(&e)),
-        Ok(None) => Err(Redirect::to("/console/login").into_response()),
-        Ok(Some((user, _))) if user.role != Role::Admin => Err(not_found()),
-        Ok(Some(found)) => Ok(found),
-    }
-}
-
-/// An administrator's form with the session's CSRF token beside its fields.
-#[derive(Debug, Deserialize)]
-struct Signed<T> {
-    csrf: String,
-    #[serde(flatten)]
-    form: T,
-}
-
-/// An administrator's form: the session and role first, then the body,
-/// then the form's CSRF token.
-async fn admin_form<T: DeserializeOwned>(
-    station: &Arc<Station>,
-    request: Request,
-) -> Result<(User, String, T), Response> {
-    let (me, csrf) = administrator(station, request.headers()).await?;
-    let Ok(Form(signed)) = Form::<Signed<T>>::from_request(request, &()).await else {
-        return Err(error_page(&ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_form",
-            "表单无效",
-        )));
-    };
-    if !same(&signed.csrf, &csrf) {
-        return Err(error_page(&ApiError::new(
-            StatusCode::FORBIDDEN,
-            "bad_csrf",
-            "表单已过期，请返回重试",
-        )));
-    }
-    Ok((me, csrf, signed.form))
+fn is_admin(user: &User) -> bool {
+    user.role == Role::Admin
 }
 
 /// The page with what the store holds now.
@@ -184,7 +132,7 @@ async fn people(
 }
 
 pub(super) async fn page(State(station): State<Arc<Station>>, request: Request) -> Response {
-    match administrator(&station, request.headers()).await {
+    match member(&station, request.headers(), is_admin).await {
         Err(response) => response,
         Ok((me, csrf)) => people(&station, &me, &csrf, StatusCode::OK, None, None, None).await,
     }
@@ -199,7 +147,7 @@ pub(super) struct NewUser {
 }
 
 pub(super) async fn add_user(State(station): State<Arc<Station>>, request: Request) -> Response {
-    let (me, csrf, form) = match admin_form::<NewUser>(&station, request).await {
+    let (me, csrf, form) = match signed_form::<NewUser>(&station, request, is_admin).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -243,7 +191,7 @@ pub(super) struct IssueCode {
 }
 
 pub(super) async fn issue_code(State(station): State<Arc<Station>>, request: Request) -> Response {
-    let (me, csrf, form) = match admin_form::<IssueCode>(&station, request).await {
+    let (me, csrf, form) = match signed_form::<IssueCode>(&station, request, is_admin).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -300,7 +248,7 @@ pub(super) struct Revoke {
 }
 
 pub(super) async fn revoke(State(station): State<Arc<Station>>, request: Request) -> Response {
-    let (me, csrf, form) = match admin_form::<Revoke>(&station, request).await {
+    let (me, csrf, form) = match signed_form::<Revoke>(&station, request, is_admin).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -328,7 +276,7 @@ pub(super) async fn set_password(
     State(station): State<Arc<Station>>,
     request: Request,
 ) -> Response {
-    let (me, csrf, form) = match admin_form::<SetPassword>(&station, request).await {
+    let (me, csrf, form) = match signed_form::<SetPassword>(&station, request, is_admin).await {
         Ok(found) => found,
         Err(response) => return response,
     };

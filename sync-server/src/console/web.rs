@@ -32,6 +32,8 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console/logout", post(logout))
         .route("/console/cases", get(super::cases::page))
         .route("/console/case/{key}", get(super::case::page))
+        .route("/console/case/{key}/move", post(super::case::make_move))
+        .route("/console/photo/{hash}", get(super::case::photo))
         .route("/console/cases.csv", get(super::cases::csv))
         .route("/console/ledger", get(super::ledger::page))
         .route("/console/rankings", get(super::rankings::page))
@@ -163,6 +165,59 @@ pub(super) async fn signed_in(
     }
     let now = Utc::now();
     station.read(move |r| Ok(r.session(&token, now)?)).await
+}
+
+/// The signed-in user and the session's CSRF token, or the response to give
+/// instead: the sign-in page, or a 404 for a user `allowed` refuses (a page
+/// they may not use is one that does not exist for them).
+pub(super) async fn member(
+    station: &Arc<Station>,
+    headers: &HeaderMap,
+    allowed: fn(&User) -> bool,
+) -> Result<(User, String), Response> {
+    match signed_in(station, headers).await {
+        Err(e) => Err(error_page(&e)),
+        Ok(None) => Err(Redirect::to("/console/login").into_response()),
+        Ok(Some((user, _))) if !allowed(&user) => Err(error_page(&ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "没有这个页面",
+        ))),
+        Ok(Some(found)) => Ok(found),
+    }
+}
+
+/// A form with the session's CSRF token beside its fields.
+#[derive(Debug, Deserialize)]
+struct Signed<T> {
+    csrf: String,
+    #[serde(flatten)]
+    form: T,
+}
+
+/// A console form: the session and the user's right checked first (from the
+/// cookie alone), then the body read, then its CSRF token compared.
+pub(super) async fn signed_form<T: serde::de::DeserializeOwned>(
+    station: &Arc<Station>,
+    request: Request,
+    allowed: fn(&User) -> bool,
+) -> Result<(User, String, T), Response> {
+    let (me, csrf) = member(station, request.headers(), allowed).await?;
+    let Ok(Form(signed)) = Form::<Signed<T>>::from_request(request, &()).await else {
+        return Err(error_page(&ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_form",
+            "表单无效",
+        )));
+    };
+    if !same(&signed.csrf, &csrf) {
+        return Err(error_page(&ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_csrf",
+            "表单已过期，请返回重试",
+        )));
+    }
+    Ok((me, csrf, signed.form))
 }
 
 async fn home(State(station): State<Arc<Station>>, headers: HeaderMap) -> Response {

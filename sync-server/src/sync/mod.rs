@@ -756,6 +756,17 @@ async fn blob_get(
 ) -> Result<Response, ApiError> {
     check_hash(&hash)?;
     let (_, user, _slot) = station.caller(&headers, peer).await?;
+    visible_photo(&station, hash, user).await
+}
+
+/// A photo or thumbnail, if a record `user` may see refers to it (404 as for
+/// a photo that does not exist otherwise).
+pub(crate) async fn visible_photo(
+    station: &Arc<Station>,
+    hash: String,
+    user: crate::store::User,
+) -> Result<Response, ApiError> {
+    check_hash(&hash)?;
     let asked = hash.clone();
     let visible = station
         .read(move |r| Ok(r.blob_visible(&asked, &user)?))
