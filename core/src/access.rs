@@ -186,6 +186,17 @@ impl Visibility {
     }
 }
 
+impl Area {
+    /// The values bound to [`IN_AREA`]'s `:sub` and `:lanes`.
+    pub(crate) fn bindings(&self) -> (Option<String>, Option<String>) {
+        match self {
+            Area::District => (None, None),
+            Area::Subdistrict(s) => (Some(s.clone()), None),
+            Area::Lanes(l) => (None, serde_json::to_string(l).ok()),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct ReaderBindings {
     all: bool,
@@ -215,7 +226,7 @@ impl ReaderBindings {
 }
 
 /// SQL: the shops (alias `s`) in the reader's area.
-const IN_AREA: &str = "(:sub IS NULL OR s.subdistrict = :sub)
+pub(crate) const IN_AREA: &str = "(:sub IS NULL OR s.subdistrict = :sub)
     AND (:lanes IS NULL OR s.lane IN (SELECT value FROM json_each(:lanes)))";
 
 /// SQL: is document `{doc}` visible to the reader bound by

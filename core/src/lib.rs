@@ -38,6 +38,7 @@ pub use model::template::{ChecklistItem, ChecklistTemplate, Duty};
 pub use qr::{QrError, ShopCode};
 pub use store::{
     ApplyReport, CaseFilter, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed, ImportReport,
-    Incoming, InspectionRef, LaneChiefWeek, PlanStop, ShopSummary, Standing, StewardScore, Store,
-    StoreConfig, Submitted, Sweep, SweepReport, SyncCursors, decode_changes, decode_pushed,
+    Incoming, InspectionRef, LaneChiefWeek, Overview, PlanStop, ShopSummary, SpanFigures, Standing,
+    StewardScore, Store, StoreConfig, Submitted, Sweep, SweepReport, SyncCursors, decode_changes,
+    decode_pushed,
 };

@@ -805,3 +805,120 @@ fn a_sweep_cut_into_the_smallest_slices_folds_as_one_whole_sweep() {
     }
     assert!(sliced.sweep(now, "system").unwrap().did_nothing());
 }
+
+#[test]
+fn the_overview_counts_cases_by_source_close_rates_and_open_statuses() {
+    use menqian_core::{Area, Visibility, Whistle};
+    let (_dir, mut store) = common::demo_store();
+    let shops = common::street();
+    let whistles = store.rules().unwrap().whistles;
+    // Wednesday 18 November 2026, 10:00 Beijing; the week began on Monday the 16th.
+    let now = common::beijing(2026, 11, 18);
+    let step = |store: &mut Store, id: &str, to: CaseStatus, at, whistle: Option<Whistle>| {
+        store
+            .move_case(
+                id,
+                CaseMove {
+                    to,
+                    by: "supervisor-1".into(),
+                    role: Role::Supervisor,
+                    at,
+                    note: None,
+                    department: whistle.map(|_| "huanwei".to_string()),
+                    whistle,
+                },
+            )
+            .unwrap();
+    };
+    // Closes `id`, dispatched at `now` with `whistle`, `after` later.
+    let close = |store: &mut Store, id: &str, whistle: Whistle, after: Duration| {
+        step(store, id, CaseStatus::Accepted, now, None);
+        step(store, id, CaseStatus::Dispatched, now, Some(whistle));
+        step(store, id, CaseStatus::InProgress, now + after / 3, None);
+        step(
+            store,
+            id,
+            CaseStatus::AwaitingVerification,
+            now + after / 2,
+            None,
+        );
+        step(store, id, CaseStatus::Closed, now + after, None);
+    };
+    let hours = |h: u32| Duration::hours(i64::from(h));
+    let today = |k: usize, source| {
+        common::doorstep_report(&shops[k], source, "steward-7", now - Duration::hours(1))
+    };
+    // Today: a steward's report closed within its routine whistle, a
+    // citizen's closed after its urgent one.
+    let on_time = store.report_case(today(0, CaseSource::Steward)).unwrap();
+    close(
+        &mut store,
+        &on_time,
+        Whistle::Routine,
+        hours(whistles.routine_hours) - Duration::minutes(5),
+    );
+    let late = store.report_case(today(1, CaseSource::Citizen)).unwrap();
+    close(
+        &mut store,
+        &late,
+        Whistle::Urgent,
+        hours(whistles.urgent_hours) + Duration::hours(1),
+    );
+    // Monday: an inspection finding still open; last month: a hotline case.
+    store
+        .report_case(common::doorstep_report(
+            &shops[2],
+            CaseSource::Inspection,
+            "officer-1",
+            now - Duration::days(2),
+        ))
+        .unwrap();
+    store
+        .report_case(common::doorstep_report(
+            &shops[3],
+            CaseSource::Hotline,
+            "officer-1",
+            now - Duration::days(30),
+        ))
+        .unwrap();
+    let o = store
+        .overview(
+            &Visibility::Everything,
+            &Area::District,
+            now + Duration::days(2),
+        )
+        .unwrap();
+    // Two days later, Friday: "today" holds nothing; the week and the month
+    // hold the three reports of this week.
+    let (day, week, month) = (&o.spans[0], &o.spans[1], &o.spans[2]);
+    assert_eq!((day.label, day.cases), ("今日", 0));
+    assert_eq!(
+        (week.label, week.cases, week.closed, week.closed_on_time),
+        ("本周", 3, 2, 1)
+    );
+    assert_eq!(month.cases, 3);
+    let count = |s: &menqian_core::SpanFigures, source| {
+        s.by_source.iter().find(|(x, _)| *x == source).unwrap().1
+    };
+    assert_eq!(count(week, CaseSource::Steward), 1);
+    assert_eq!(count(week, CaseSource::Citizen), 1);
+    assert_eq!(count(week, CaseSource::Inspection), 1);
+    assert_eq!(count(week, CaseSource::Hotline), 0);
+    assert_eq!(week.close_rate().map(|r| r.round()), Some(67.0));
+    assert_eq!(week.on_time_rate(), Some(50.0));
+    assert_eq!(
+        week.top_categories,
+        vec![("0504".to_string(), "店外经营".to_string(), 3)]
+    );
+    // Open: the inspection finding and last month's hotline case, both 已上报.
+    assert_eq!(o.open_by_status[0], (CaseStatus::Reported, 2));
+    assert!(o.open_by_status[1..].iter().all(|(_, n)| *n == 0));
+    // A reader of another subdistrict sees none of it.
+    let elsewhere =
+        Visibility::for_reader(Role::Supervisor, "s", &Area::Subdistrict("别处街道".into()));
+    let o = store
+        .overview(&elsewhere, &Area::Subdistrict("别处街道".into()), now)
+        .unwrap();
+    assert_eq!(o.spans[2].cases, 0);
+    assert_eq!(o.open_by_status[0].1, 0);
+}

@@ -111,6 +111,7 @@ pub async fn serve_with(
         options.partial_upload_ttl,
     ));
     let seen = tokio::spawn(write_seen_forever(station.clone()));
+    let feed = tokio::spawn(watch_feed_forever(station.clone()));
     let served = net::serve(
         listener,
         sync::router(station.clone()),
@@ -122,8 +123,36 @@ pub async fn serve_with(
     sweeper.abort();
     collector.abort();
     seen.abort();
+    feed.abort();
     write_seen(&station).await;
     served
+}
+
+/// How often the change feed's head is looked at for the console's live pages.
+const FEED_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps `Station::feed` at the feed's head: one look a second for every
+/// open console page, whoever moved the feed (a push, the sweep, the CLI).
+async fn watch_feed_forever(station: Arc<Station>) {
+    let mut tick = tokio::time::interval(FEED_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if station.feed.receiver_count() == 0 {
+            continue;
+        }
+        let head = station
+            .read(|r| Ok(r.documents().feed_head().map_err(store::StoreError::from)?))
+            .await;
+        match head {
+            Ok(head) => {
+                station
+                    .feed
+                    .send_if_modified(|h| std::mem::replace(h, head) != head);
+            }
+            Err(e) => tracing::warn!(error = %e.message, "reading the feed head"),
+        }
+    }
 }
 
 /// How often devices' last requests are written to the accounts database.

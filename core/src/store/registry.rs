@@ -192,21 +192,87 @@ impl Store {
     /// Shops whose name or address contains `text` (Chinese substring match,
     /// punctuation and spaces ignored), at most `limit`.
     pub fn search_shops(&self, text: &str, limit: u32) -> Result<Vec<ShopSummary>> {
+        self.search_shops_in(text, &crate::access::Area::District, limit)
+    }
+
+    /// [`Store::search_shops`] among the shops in `area` (a user's area).
+    pub fn search_shops_in(
+        &self,
+        text: &str,
+        area: &crate::access::Area,
+        limit: u32,
+    ) -> Result<Vec<ShopSummary>> {
         let Some(q) = search::query(text) else {
             return Ok(Vec::new());
         };
         let sql = format!(
             "SELECT {} FROM shop_search JOIN shops s ON s.rowid = shop_search.rowid
-             WHERE shop_search MATCH ?1 LIMIT ?2",
+             WHERE shop_search MATCH :q AND {} LIMIT :limit",
             SUMMARY_COLUMNS
                 .split(", ")
                 .map(|c| format!("s.{c}"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            crate::access::IN_AREA
         );
+        let (sub, lanes) = area.bindings();
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![q, limit], summary_from_row)?;
+        let rows = stmt.query_map(
+            rusqlite::named_params! {":q": q, ":limit": limit, ":sub": sub, ":lanes": lanes},
+            summary_from_row,
+        )?;
         rows.map(|r| r?).collect()
+    }
+
+    /// Every shop in `area`, in code order: what a map of the area draws.
+    pub fn shops_in(&self, area: &crate::access::Area) -> Result<Vec<ShopSummary>> {
+        let sql = format!(
+            "SELECT {} FROM shops s WHERE {} ORDER BY s.code",
+            SUMMARY_COLUMNS
+                .split(", ")
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::access::IN_AREA
+        );
+        let (sub, lanes) = area.bindings();
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            rusqlite::named_params! {":sub": sub, ":lanes": lanes},
+            summary_from_row,
+        )?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// The zones of the shops in `area` whose centroid lies in the box
+    /// (south, west, north, east), at most `limit`: what a map draws zoomed in.
+    pub fn zones_in(
+        &self,
+        area: &crate::access::Area,
+        bbox: (f64, f64, f64, f64),
+        limit: u32,
+    ) -> Result<Vec<(String, Zone)>> {
+        let sql = format!(
+            "SELECT s.id, s.zone FROM shops s
+             WHERE s.lat BETWEEN :s AND :n AND s.lon BETWEEN :w AND :e AND {}
+             ORDER BY s.code LIMIT :limit",
+            crate::access::IN_AREA
+        );
+        let (sub, lanes) = area.bindings();
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let (s, w, n, e) = bbox;
+        let rows = stmt.query_map(
+            rusqlite::named_params! {
+                ":s": s, ":w": w, ":n": n, ":e": e, ":limit": limit,
+                ":sub": sub, ":lanes": lanes,
+            },
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+        )?;
+        rows.map(|r| {
+            let (id, zone) = r?;
+            Ok((id, Zone::decode(&zone)?))
+        })
+        .collect()
     }
 
     /// The shops on a street, or on one of its lanes, in code order.

@@ -2,9 +2,12 @@
 //! who may sign in and their passwords so far; sessions, pages and exports
 //! follow.
 
+mod assets;
 mod case;
 mod cases;
 mod ledger;
+mod map;
+mod overview;
 pub mod password;
 mod people;
 mod rankings;

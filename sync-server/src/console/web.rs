@@ -27,13 +27,17 @@ pub const MAX_FORM_BYTES: usize = 16 * 1024;
 pub fn routes() -> Router<Arc<Station>> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/console") }))
-        .route("/console", get(home))
+        .route("/console", get(super::overview::page))
+        .route("/console/events", get(super::overview::events))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/cases", get(super::cases::page))
         .route("/console/case/{key}", get(super::case::page))
         .route("/console/case/{key}/move", post(super::case::make_move))
         .route("/console/photo/{hash}", get(super::case::photo))
+        .route("/console/map", get(super::map::page))
+        .route("/console/map/data.json", get(super::map::data))
+        .route("/console/map/zones.json", get(super::map::zones))
         .route("/console/cases.csv", get(super::cases::csv))
         .route("/console/ledger", get(super::ledger::page))
         .route("/console/rankings", get(super::rankings::page))
@@ -48,6 +52,7 @@ pub fn routes() -> Router<Arc<Station>> {
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(page_headers))
+        .route("/console/assets/{name}", get(super::assets::file))
 }
 
 /// No console page is cached, framed or sniffed.
@@ -77,16 +82,6 @@ struct LoginPage<'a> {
     csrf: &'a str,
     user: &'a str,
     error: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "console/home.html")]
-struct HomePage<'a> {
-    name: &'a str,
-    admin: bool,
-    role: &'a str,
-    area: String,
-    csrf: &'a str,
 }
 
 #[derive(Template)]
@@ -218,23 +213,6 @@ pub(super) async fn signed_form<T: serde::de::DeserializeOwned>(
         )));
     }
     Ok((me, csrf, signed.form))
-}
-
-async fn home(State(station): State<Arc<Station>>, headers: HeaderMap) -> Response {
-    match signed_in(&station, &headers).await {
-        Err(e) => error_page(&e),
-        Ok(None) => Redirect::to("/console/login").into_response(),
-        Ok(Some((user, csrf))) => render(
-            StatusCode::OK,
-            &HomePage {
-                name: &user.name,
-                admin: user.role == menqian_core::Role::Admin,
-                role: user.role.label_zh(),
-                area: user.area.label_zh(),
-                csrf: &csrf,
-            },
-        ),
-    }
 }
 
 async fn login_page(State(station): State<Arc<Station>>, headers: HeaderMap) -> Response {

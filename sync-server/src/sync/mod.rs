@@ -87,6 +87,9 @@ pub struct Station {
     pub(crate) public_url: Option<String>,
     /// Who tokens belong to, on a connection of its own.
     auth: Mutex<Authenticator>,
+    /// The change feed's head, as last looked at: the console's live pages
+    /// follow it.
+    pub(crate) feed: tokio::sync::watch::Sender<u64>,
 }
 
 /// Authentication with a memory: tokens (by their SHA-256) already looked up,
@@ -137,6 +140,7 @@ impl Station {
                 version: -1,
                 known: std::collections::HashMap::new(),
             }),
+            feed: tokio::sync::watch::Sender::new(0),
         })
     }
 
