@@ -57,10 +57,7 @@ pub(super) struct MapQuery {
 
 impl MapQuery {
     fn days(&self) -> i64 {
-        match self.days {
-            Some(d @ (7 | 30 | 84)) => d,
-            _ => 30,
-        }
+        self.days.filter(|d| [7, 30, 84].contains(d)).unwrap_or(30)
     }
 
     fn category(&self) -> Option<String> {
