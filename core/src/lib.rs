@@ -37,8 +37,8 @@ pub use model::shop::{Contact, Letter, Shop, ShopCategory, ShopPatch, ShopStatus
 pub use model::template::{ChecklistItem, ChecklistTemplate, Duty};
 pub use qr::{QrError, ShopCode};
 pub use store::{
-    ApplyReport, CaseFilter, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed, ImportReport,
-    Incoming, InspectionRef, LaneChiefWeek, Overview, PlanStop, ShopSummary, SpanFigures, Standing,
-    StewardScore, Store, StoreConfig, Submitted, Sweep, SweepReport, SyncCursors, decode_changes,
-    decode_pushed,
+    ApplyReport, CaseFilter, CaseOrder, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed,
+    ImportReport, Incoming, InspectionRef, LaneChiefWeek, Overview, PlanStop, ShopSummary,
+    SpanFigures, Standing, StewardScore, Store, StoreConfig, Submitted, Sweep, SweepReport,
+    SyncCursors, decode_changes, decode_pushed,
 };

@@ -734,6 +734,54 @@ fn the_case_list_shows_only_what_the_user_may_see_filtered_and_exported() {
         .text()
         .unwrap();
     assert_eq!(csv.lines().count() as u64, n_reported + 1);
+    // The same set as a workbook, every row's case id as in the CSV.
+    let xlsx = get_page(&station, &supervisor, "/console/cases.xlsx?status=reported");
+    assert_eq!(xlsx.status(), 200);
+    let bytes = xlsx.bytes().unwrap();
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    use calamine::Reader as _;
+    let sheet = book.worksheet_range("案件").unwrap();
+    let ids: Vec<String> = sheet.rows().skip(1).map(|r| r[7].to_string()).collect();
+    assert_eq!(ids.len() as u64, n_reported);
+    for id in &ids {
+        assert!(csv.contains(id.as_str()), "{id}");
+    }
+    // 街道, 街巷 and overdue filters: the core's counts.
+    let lane = menqian_fixtures::DEMO_LANES[0];
+    for (query, filter) in [
+        (
+            format!("lane={lane}"),
+            menqian_core::CaseFilter {
+                lane: Some(lane.into()),
+                ..Default::default()
+            },
+        ),
+        (
+            format!("street={}", menqian_fixtures::SUBDISTRICTS[0]),
+            menqian_core::CaseFilter {
+                subdistrict: Some(menqian_fixtures::SUBDISTRICTS[0].into()),
+                ..Default::default()
+            },
+        ),
+    ] {
+        let (_, expected) = core(&filter, "supervisor-1");
+        let html = get_page(&station, &supervisor, &format!("/console/cases?{query}"))
+            .text()
+            .unwrap();
+        assert_eq!(total(&html), expected, "{query}");
+    }
+    let (_, overdue) = core(
+        &menqian_core::CaseFilter {
+            overdue_at: Some(chrono::Utc::now()),
+            ..Default::default()
+        },
+        "supervisor-1",
+    );
+    let html = get_page(&station, &supervisor, "/console/cases?overdue=1&sort=due")
+        .text()
+        .unwrap();
+    assert_eq!(total(&html), overdue);
 
     // A case's page: its history; a made-up or malformed id is not found.
     let first = &all[0];

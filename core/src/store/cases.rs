@@ -34,6 +34,60 @@ pub struct CaseFilter {
     pub to: Option<DateTime<Utc>>,
     /// Words in the description.
     pub text: Option<String>,
+    /// Cases at this shop.
+    pub shop_id: Option<String>,
+    /// Cases in this subdistrict (街道) …
+    pub subdistrict: Option<String>,
+    /// … or on this lane (街巷): the shop's, or the report's own place.
+    pub lane: Option<String>,
+    /// Cases still open and past their deadline at this time (超期).
+    pub overdue_at: Option<DateTime<Utc>>,
+    pub order: CaseOrder,
+}
+
+/// How a case list is sorted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CaseOrder {
+    /// Newest report first.
+    #[default]
+    Newest,
+    /// Oldest report first.
+    Oldest,
+    /// Soonest deadline first (cases without one last).
+    Due,
+}
+
+impl CaseOrder {
+    fn sql(self) -> &'static str {
+        match self {
+            CaseOrder::Newest => "reported_at DESC, id",
+            CaseOrder::Oldest => "reported_at, id",
+            CaseOrder::Due => concat!(due_sql!(), " IS NULL, ", due_sql!(), ", id"),
+        }
+    }
+}
+
+/// SQL: when a case (columns of `cases`) is due: once dispatched, the
+/// dispatch plus its whistle's hours (`:urgent` / `:routine`, in ms, from
+/// the rules); before, the report's own deadline. The one definition the
+/// case list, its filters and the overview's rates use.
+pub(crate) const DUE_SQL: &str = due_sql!();
+
+macro_rules! due_sql {
+    () => {
+        "(CASE WHEN dispatched_at IS NOT NULL AND whistle IS NOT NULL
+          THEN dispatched_at + CASE whistle WHEN 'urgent' THEN :urgent ELSE :routine END
+          ELSE deadline END)"
+    };
+}
+use due_sql;
+
+/// The whistles' hours in ms, bound to [`DUE_SQL`]'s parameters.
+pub(crate) fn whistle_ms(rules: &crate::model::rules::DistrictRules) -> (i64, i64) {
+    (
+        i64::from(rules.whistles.urgent_hours) * 3_600_000,
+        i64::from(rules.whistles.routine_hours) * 3_600_000,
+    )
 }
 
 /// What a case list shows.
@@ -348,12 +402,17 @@ impl Store {
 
     /// Cases in a status (all when `None`), newest report first.
     pub fn cases(&self, status: Option<CaseStatus>, limit: u32) -> Result<Vec<CaseSummary>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, category, status, lat, lon, shop_id, reported_at, deadline,
-                    department, whistle, dispatched_at FROM cases
-             WHERE ?1 IS NULL OR status = ?1 ORDER BY reported_at DESC, id LIMIT ?2",
-        )?;
-        let rows = stmt.query(params![status.map(|s| s.as_str()), limit])?;
+        let (urgent, routine) = whistle_ms(&self.rules()?);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM cases
+             WHERE :status IS NULL OR status = :status ORDER BY reported_at DESC, id LIMIT :limit"
+        ))?;
+        let rows = stmt.query(rusqlite::named_params! {
+            ":status": status.map(|s| s.as_str()),
+            ":limit": limit,
+            ":urgent": urgent,
+            ":routine": routine,
+        })?;
         self.summaries(rows)
     }
 
@@ -372,7 +431,13 @@ impl Store {
                AND (:source IS NULL OR source = :source)
                AND (:from IS NULL OR reported_at >= :from)
                AND (:to IS NULL OR reported_at < :to)
-               AND (:text IS NULL OR description LIKE '%' || :text || '%' ESCAPE '\\')",
+               AND (:text IS NULL OR description LIKE '%' || :text || '%' ESCAPE '\\')
+               AND (:shop IS NULL OR shop_id = :shop)
+               AND (:in_sub IS NULL OR coalesce(
+                     (SELECT s.subdistrict FROM shops s WHERE s.id = cases.shop_id), subdistrict) = :in_sub)
+               AND (:in_lane IS NULL OR coalesce(
+                     (SELECT s.lane FROM shops s WHERE s.id = cases.shop_id), lane) = :in_lane)
+               AND (:overdue IS NULL OR (status NOT IN ('closed', 'rejected') AND {DUE_SQL} < :overdue))",
             crate::access::visible_doc("id")
         );
         let bind = reader.bindings();
@@ -386,22 +451,30 @@ impl Store {
                 .replace('_', "\\_")
         });
         let (offset, limit) = (i64::from(offset), i64::from(limit));
-        let params: [(&str, &dyn rusqlite::ToSql); 6] = [
+        let overdue = filter.overdue_at.map(|t| t.timestamp_millis());
+        let (urgent, routine) = whistle_ms(&self.rules()?);
+        let params: [(&str, &dyn rusqlite::ToSql); 12] = [
             (":status", &status),
             (":category", &filter.category),
             (":source", &source),
             (":from", &from),
             (":to", &to),
             (":text", &text),
+            (":shop", &filter.shop_id),
+            (":in_sub", &filter.subdistrict),
+            (":in_lane", &filter.lane),
+            (":overdue", &overdue),
+            (":urgent", &urgent),
+            (":routine", &routine),
         ];
         let total: i64 = self
             .conn
             .prepare_cached(&format!("SELECT count(*) FROM cases WHERE {conditions}"))?
             .query_row(bind.with(&params).as_slice(), |r| r.get(0))?;
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT id, category, status, lat, lon, shop_id, reported_at, deadline,
-                    department, whistle, dispatched_at FROM cases
-             WHERE {conditions} ORDER BY reported_at DESC, id LIMIT :limit OFFSET :offset"
+            "SELECT {SUMMARY_COLUMNS} FROM cases
+             WHERE {conditions} ORDER BY {} LIMIT :limit OFFSET :offset",
+            filter.order.sql()
         ))?;
         let mut all = params.to_vec();
         all.push((":limit", &limit));
@@ -410,9 +483,8 @@ impl Store {
         Ok((self.summaries(rows)?, total.unsigned_abs()))
     }
 
-    /// Summaries from rows of the columns [`Store::cases`] selects.
+    /// Summaries from rows of [`SUMMARY_COLUMNS`].
     fn summaries(&self, mut rows: rusqlite::Rows<'_>) -> Result<Vec<CaseSummary>> {
-        let whistles = self.rules()?.whistles;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let id: String = r.get(0)?;
@@ -428,16 +500,7 @@ impl Store {
                 }
                 _ => None,
             };
-            let deadline = match &dispatch {
-                Some((_, w, at)) => {
-                    let hours = match w {
-                        Whistle::Urgent => whistles.urgent_hours,
-                        Whistle::Routine => whistles.routine_hours,
-                    };
-                    Some(*at + chrono::Duration::hours(i64::from(hours)))
-                }
-                None => r.get::<_, Option<i64>>(7)?.map(time).transpose()?,
-            };
+            let deadline = r.get::<_, Option<i64>>(7)?.map(time).transpose()?;
             out.push(CaseSummary {
                 status: parse_enum(&id, &status)?,
                 category: r.get(1)?,
@@ -452,6 +515,13 @@ impl Store {
         Ok(out)
     }
 }
+
+/// The columns [`Store::summaries`] reads; `:urgent` and `:routine` bound.
+const SUMMARY_COLUMNS: &str = concat!(
+    "id, category, status, lat, lon, shop_id, reported_at, ",
+    due_sql!(),
+    ", department, whistle, dispatched_at"
+);
 
 /// Parses a snake_case enum name stored in the index.
 pub(crate) fn parse_enum<T: serde::de::DeserializeOwned>(id: &str, s: &str) -> Result<T> {

@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::error::{Error, Result};
 
-pub use cases::{CaseFilter, CaseSummary, Filed};
+pub use cases::{CaseFilter, CaseOrder, CaseSummary, Filed};
 pub use district::{Sweep, SweepReport};
 pub use evidence::{Capture, CapturedPhoto, PendingBlob};
 pub use inspections::{InspectionRef, Submitted};

@@ -156,11 +156,9 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<SpanFigures> {
-        let whistles = self.rules()?.whistles;
+        let (urgent_ms, routine_ms) = super::cases::whistle_ms(&self.rules()?);
         let bind = reader.bindings();
         let (from_ms, to_ms) = (from.timestamp_millis(), to.timestamp_millis());
-        let urgent_ms = i64::from(whistles.urgent_hours) * 3_600_000;
-        let routine_ms = i64::from(whistles.routine_hours) * 3_600_000;
         let params: [(&str, &dyn rusqlite::ToSql); 4] = [
             (":from", &from_ms),
             (":to", &to_ms),
@@ -173,12 +171,10 @@ impl Store {
             let mut stmt = self.conn.prepare_cached(&format!(
                 "SELECT source, count(*),
                         sum(status = 'closed'),
-                        sum(status = 'closed' AND closed_at <= coalesce(
-                            CASE WHEN dispatched_at IS NOT NULL AND whistle IS NOT NULL
-                                 THEN dispatched_at + CASE whistle WHEN 'urgent' THEN :urgent ELSE :routine END
-                            END, deadline, closed_at))
+                        sum(status = 'closed' AND closed_at <= coalesce({}, closed_at))
                  FROM cases WHERE reported_at >= :from AND reported_at < :to AND {}
                  GROUP BY source",
+                super::cases::DUE_SQL,
                 crate::access::visible_doc("id")
             ))?;
             let mut rows = stmt.query(bind.with(&params).as_slice())?;

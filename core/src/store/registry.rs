@@ -224,6 +224,29 @@ impl Store {
         rows.map(|r| r?).collect()
     }
 
+    /// The subdistricts (街道) and lanes (街巷) of the shops in `area`, sorted:
+    /// what a filter offers.
+    pub fn places_in(&self, area: &crate::access::Area) -> Result<(Vec<String>, Vec<String>)> {
+        let (sub, lanes) = area.bindings();
+        let mut out = Vec::new();
+        for column in ["subdistrict", "lane"] {
+            let sql = format!(
+                "SELECT DISTINCT s.{column} FROM shops s
+                 WHERE s.{column} IS NOT NULL AND {} ORDER BY 1",
+                crate::access::IN_AREA
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                rusqlite::named_params! {":sub": sub, ":lanes": lanes},
+                |r| r.get::<_, String>(0),
+            )?;
+            out.push(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        let lanes = out.pop().unwrap_or_default();
+        let subdistricts = out.pop().unwrap_or_default();
+        Ok((subdistricts, lanes))
+    }
+
     /// Every shop in `area`, in code order: what a map of the area draws.
     pub fn shops_in(&self, area: &crate::access::Area) -> Result<Vec<ShopSummary>> {
         let sql = format!(

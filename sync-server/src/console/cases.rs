@@ -1,6 +1,7 @@
 //! 案件: the cases the signed-in user may see (the same `Visibility` as their
-//! phones), filtered by status, source, category, report date and text,
-//! newest first, a page at a time, and exported as CSV.
+//! phones), filtered by status, source, category, 街道/街巷, shop, overdue,
+//! report date and text, sorted, a page at a time, and exported (exactly the
+//! filtered set) as CSV and XLSX, read and sent a slice at a time.
 
 use std::sync::Arc;
 
@@ -8,15 +9,17 @@ use askama::Template;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{Duration, NaiveDate};
+use axum::response::Response;
+use chrono::{Duration, NaiveDate, Utc};
 use menqian_core::model::case::{CaseSource, CaseStatus};
-use menqian_core::{CaseFilter, CaseSummary};
+use menqian_core::{CaseFilter, CaseOrder, CaseSummary};
 use serde::Deserialize;
 
 use super::beijing;
-use super::web::{error_page, render, signed_in};
-use crate::store::User;
+use futures_util::StreamExt as _;
+
+use super::web::{error_page, member, render};
+use crate::store::{StoreError, User};
 use crate::sync::Station;
 
 /// Cases on one page, and the most one export holds.
@@ -55,8 +58,26 @@ pub(super) struct Params {
     to: String,
     #[serde(default)]
     q: String,
+    /// 街道
+    #[serde(default)]
+    street: String,
+    /// 街巷
+    #[serde(default)]
+    lane: String,
+    #[serde(default)]
+    shop: String,
+    /// `1`: open and past the deadline only.
+    #[serde(default)]
+    overdue: String,
+    /// `newest` (default), `oldest`, `due`.
+    #[serde(default)]
+    sort: String,
     #[serde(default)]
     page: Option<u32>,
+}
+
+fn text_param(s: &str, max: usize) -> Option<String> {
+    Some(s.trim().chars().take(max).collect::<String>()).filter(|t| !t.is_empty())
 }
 
 impl Params {
@@ -74,8 +95,16 @@ impl Params {
             from: day(&self.from),
             // Through the whole of the last day.
             to: day(&self.to).map(|t| t + Duration::days(1)),
-            text: Some(self.q.trim().chars().take(100).collect::<String>())
-                .filter(|t| !t.is_empty()),
+            text: text_param(&self.q, 100),
+            subdistrict: text_param(&self.street, 50),
+            lane: text_param(&self.lane, 50),
+            shop_id: text_param(&self.shop, 64),
+            overdue_at: (self.overdue == "1").then(Utc::now),
+            order: match self.sort.as_str() {
+                "oldest" => CaseOrder::Oldest,
+                "due" => CaseOrder::Due,
+                _ => CaseOrder::Newest,
+            },
         }
     }
 
@@ -89,6 +118,11 @@ impl Params {
                 ("from", &self.from),
                 ("to", &self.to),
                 ("q", &self.q),
+                ("street", &self.street),
+                ("lane", &self.lane),
+                ("shop", &self.shop),
+                ("overdue", &self.overdue),
+                ("sort", &self.sort),
             ])
             .finish()
     }
@@ -118,6 +152,14 @@ struct CasesPage<'a> {
     from: &'a str,
     to: &'a str,
     q: &'a str,
+    street: &'a str,
+    lane: &'a str,
+    shop: &'a str,
+    overdue: bool,
+    sort: &'a str,
+    categories: Vec<(String, String)>,
+    streets: Vec<String>,
+    lanes: Vec<String>,
     query: String,
     total: u64,
     page: u32,
@@ -125,11 +167,14 @@ struct CasesPage<'a> {
     rows: Vec<Row>,
 }
 
-fn row(c: CaseSummary) -> Row {
+/// Category names by code.
+type Names = std::collections::HashMap<String, String>;
+
+fn row(c: CaseSummary, names: &Names) -> Row {
     Row {
         reported: beijing(c.reported_at),
         status: c.status.label_zh(),
-        category: c.category,
+        category: names.get(&c.category).cloned().unwrap_or(c.category),
         dispatched: c
             .dispatched_to
             .map(|(dept, w)| format!("{dept} · {}", w.label_zh()))
@@ -140,31 +185,31 @@ fn row(c: CaseSummary) -> Row {
     }
 }
 
-/// The signed-in user's cases passing the filter: a page, and the total.
-async fn list(
-    station: &Arc<Station>,
-    headers: &HeaderMap,
-    filter: CaseFilter,
-    offset: u32,
-    limit: u32,
-) -> Result<(User, Vec<CaseSummary>, u64), Response> {
-    let user = match signed_in(station, headers).await {
-        Err(e) => return Err(error_page(&e)),
-        Ok(None) => return Err(Redirect::to("/console/login").into_response()),
-        Ok(Some((user, _))) => user,
-    };
-    let reader = user.visibility();
-    let found = station
-        .read(move |r| {
-            Ok(r.documents()
-                .case_list(&filter, &reader, offset, limit)
-                .map_err(crate::store::StoreError::from)?)
-        })
-        .await;
-    match found {
-        Ok((cases, total)) => Ok((user, cases, total)),
-        Err(e) => Err(error_page(&e)),
-    }
+/// What the page's selects offer: categories, subdistricts, lanes.
+struct Choices {
+    names: Names,
+    categories: Vec<(String, String)>,
+    streets: Vec<String>,
+    lanes: Vec<String>,
+}
+
+fn choices(docs: &menqian_core::Store, area: &menqian_core::Area) -> menqian_core::Result<Choices> {
+    let categories: Vec<(String, String)> = docs
+        .categories()?
+        .into_iter()
+        .map(|c| (c.code, c.name))
+        .collect();
+    let (streets, lanes) = docs.places_in(area)?;
+    Ok(Choices {
+        names: categories.iter().cloned().collect(),
+        categories,
+        streets,
+        lanes,
+    })
+}
+
+fn anyone(_: &User) -> bool {
+    true
 }
 
 pub(super) async fn page(
@@ -173,11 +218,25 @@ pub(super) async fn page(
     params: Result<Query<Params>, QueryRejection>,
 ) -> Response {
     let params = params.map(|Query(p)| p).unwrap_or_default();
-    let page = params.page.unwrap_or(1).clamp(1, 100_000);
-    let offset = (page - 1).saturating_mul(PAGE);
-    let (user, cases, total) = match list(&station, &headers, params.filter(), offset, PAGE).await {
+    let (user, _) = match member(&station, &headers, anyone).await {
         Ok(found) => found,
         Err(response) => return response,
+    };
+    let page = params.page.unwrap_or(1).clamp(1, 100_000);
+    let offset = (page - 1).saturating_mul(PAGE);
+    let (filter, reader, area) = (params.filter(), user.visibility(), user.area.clone());
+    let found = station
+        .read(move |r| {
+            let docs = r.documents();
+            let listed = docs
+                .case_list(&filter, &reader, offset, PAGE)
+                .map_err(StoreError::from)?;
+            Ok((listed, choices(docs, &area).map_err(StoreError::from)?))
+        })
+        .await;
+    let ((cases, total), choices) = match found {
+        Ok(found) => found,
+        Err(e) => return error_page(&e),
     };
     let pages = u32::try_from(total.div_ceil(u64::from(PAGE)))
         .unwrap_or(u32::MAX)
@@ -198,37 +257,211 @@ pub(super) async fn page(
             from: &params.from,
             to: &params.to,
             q: &params.q,
+            street: &params.street,
+            lane: &params.lane,
+            shop: &params.shop,
+            overdue: params.overdue == "1",
+            sort: &params.sort,
             query: params.query(),
             total,
             page,
             pages,
-            rows: cases.into_iter().map(row).collect(),
+            rows: cases.into_iter().map(|c| row(c, &choices.names)).collect(),
+            categories: choices.categories,
+            streets: choices.streets,
+            lanes: choices.lanes,
         },
     )
 }
 
+/// Cases an export reads at a time.
+const EXPORT_SLICE: u32 = 5_000;
+
+const HEADER: [&str; 8] = [
+    "上报时间",
+    "状态",
+    "类别",
+    "来源站点",
+    "派遣",
+    "期限",
+    "商户",
+    "案件",
+];
+
+fn fields(c: CaseSummary, names: &Names) -> [String; 8] {
+    let shop = c.shop_id.clone().unwrap_or_default();
+    let place = format!("{:.6},{:.6}", c.location.lat, c.location.lon);
+    let r = row(c, names);
+    [
+        r.reported,
+        r.status.to_string(),
+        r.category,
+        place,
+        r.dispatched,
+        r.deadline,
+        shop,
+        r.id,
+    ]
+}
+
+/// The export's cases, a slice at a time: `(rows, more to come)`.
+async fn slice(
+    station: &Arc<Station>,
+    user: &User,
+    filter: &CaseFilter,
+    offset: u32,
+) -> Result<(Vec<[String; 8]>, bool), crate::sync::ApiError> {
+    let (filter, reader) = (filter.clone(), user.visibility());
+    station
+        .read(move |r| {
+            let docs = r.documents();
+            let names: Names = docs
+                .categories()
+                .map_err(StoreError::from)?
+                .into_iter()
+                .map(|c| (c.code, c.name))
+                .collect();
+            let (cases, total) = docs
+                .case_list(&filter, &reader, offset, EXPORT_SLICE)
+                .map_err(StoreError::from)?;
+            let more = u64::from(offset) + (cases.len() as u64) < total.min(u64::from(MAX_EXPORT))
+                && !cases.is_empty();
+            Ok((cases.into_iter().map(|c| fields(c, &names)).collect(), more))
+        })
+        .await
+}
+
+/// The filtered cases as CSV (UTF-8 with a BOM), sent slice by slice: the
+/// station holds one slice, not the whole export.
 pub(super) async fn csv(
     State(station): State<Arc<Station>>,
     headers: HeaderMap,
     params: Result<Query<Params>, QueryRejection>,
 ) -> Response {
     let params = params.map(|Query(p)| p).unwrap_or_default();
-    let (_, cases, _) = match list(&station, &headers, params.filter(), 0, MAX_EXPORT).await {
+    let (user, _) = match member(&station, &headers, anyone).await {
         Ok(found) => found,
         Err(response) => return response,
     };
-    super::csv_download(
+    let filter = params.filter();
+    // The first slice before the answer: an error is still a proper page.
+    let first = match slice(&station, &user, &filter, 0).await {
+        Ok(first) => first,
+        Err(e) => return error_page(&e),
+    };
+    let head = format!("\u{feff}{}\r\n", HEADER.join(","));
+    let state = (station, user, filter, 0u32, Some(first));
+    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(
+        futures_util::stream::unfold(state, |(station, user, filter, offset, ready)| async move {
+            let (rows, more) = match ready {
+                Some(ready) => ready,
+                None => match slice(&station, &user, &filter, offset).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, "a case export failed midway");
+                        return Some((
+                            Err(std::io::Error::other(e.message)),
+                            (station, user, filter, offset, None),
+                        ));
+                    }
+                },
+            };
+            if rows.is_empty() {
+                return None;
+            }
+            let n = rows.len() as u32;
+            let mut out = String::with_capacity(rows.len() * 160);
+            for fields in rows {
+                let line: Vec<String> = fields.iter().map(|f| super::csv_field(f)).collect();
+                out.push_str(&line.join(","));
+                out.push_str("\r\n");
+            }
+            let next = if more { offset + n } else { u32::MAX };
+            Some((Ok(out), (station, user, filter, next, None)))
+        })
+        .take_while(|chunk| futures_util::future::ready(!matches!(chunk, Ok(s) if s.is_empty()))),
+    );
+    super::download(
         "cases.csv",
-        "上报时间,状态,类别,派遣,期限,案件",
-        cases.into_iter().map(row).map(|r| {
-            [
-                r.reported,
-                r.status.to_string(),
-                r.category,
-                r.dispatched,
-                r.deadline,
-                r.id,
-            ]
-        }),
+        "text/csv; charset=utf-8",
+        axum::body::Body::from_stream(body),
+    )
+}
+
+/// The filtered cases as an XLSX workbook: rows are written to the
+/// workbook's temporary files slice by slice (constant-memory mode), then
+/// the compressed file is sent.
+pub(super) async fn xlsx(
+    State(station): State<Arc<Station>>,
+    headers: HeaderMap,
+    params: Result<Query<Params>, QueryRejection>,
+) -> Response {
+    let params = params.map(|Query(p)| p).unwrap_or_default();
+    let (user, _) = match member(&station, &headers, anyone).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let filter = params.filter();
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = match book.add_worksheet_with_constant_memory() {
+        Ok(sheet) => sheet,
+        Err(e) => return error_page(&export_error(&e)),
+    };
+    let written = (|| -> Result<(), rust_xlsxwriter::XlsxError> {
+        sheet.set_name("案件")?;
+        for (c, h) in HEADER.iter().enumerate() {
+            sheet.write_string(0, c as u16, *h)?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        return error_page(&export_error(&e));
+    }
+    let (mut offset, mut row_at) = (0u32, 1u32);
+    loop {
+        let (rows, more) = match slice(&station, &user, &filter, offset).await {
+            Ok(next) => next,
+            Err(e) => return error_page(&e),
+        };
+        let n = rows.len() as u32;
+        for fields in rows {
+            for (c, f) in fields.iter().enumerate() {
+                // Text cells: a leading `=` stays text, never a formula.
+                if let Err(e) = sheet.write_string(row_at, c as u16, f) {
+                    return error_page(&export_error(&e));
+                }
+            }
+            row_at += 1;
+        }
+        if !more || n == 0 {
+            break;
+        }
+        offset += n;
+    }
+    let bytes = match tokio::task::spawn_blocking(move || book.save_to_buffer()).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return error_page(&export_error(&e)),
+        Err(e) => {
+            tracing::error!(error = %e, "the XLSX export panicked");
+            return error_page(&crate::sync::ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "export_failed",
+                "导出失败",
+            ));
+        }
+    };
+    super::download(
+        "cases.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        axum::body::Body::from(bytes),
+    )
+}
+
+fn export_error(e: &rust_xlsxwriter::XlsxError) -> crate::sync::ApiError {
+    tracing::error!(error = %e, "the XLSX export failed");
+    crate::sync::ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "export_failed",
+        "导出失败",
     )
 }

@@ -39,6 +39,22 @@ pub(crate) fn beijing(t: chrono::DateTime<chrono::Utc>) -> String {
         .to_string()
 }
 
+/// A file download: its type, its name, no caching.
+pub(crate) fn download(
+    filename: &'static str,
+    content_type: &'static str,
+    body: axum::body::Body,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = axum::response::Response::new(body);
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
 /// A CSV download: UTF-8 with a BOM (so Excel reads the Chinese), a header
 /// line, then one line per row, every field through [`csv_field`].
 pub(crate) fn csv_download<const N: usize>(
@@ -46,24 +62,13 @@ pub(crate) fn csv_download<const N: usize>(
     header: &str,
     rows: impl IntoIterator<Item = [String; N]>,
 ) -> axum::response::Response {
-    use axum::http::{HeaderValue, header};
-    use axum::response::IntoResponse;
     let mut out = format!("\u{feff}{header}\r\n");
     for fields in rows {
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));
         out.push_str("\r\n");
     }
-    let mut response = out.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    response
+    download(filename, "text/csv; charset=utf-8", out.into())
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console/map/data.json", get(super::map::data))
         .route("/console/map/zones.json", get(super::map::zones))
         .route("/console/cases.csv", get(super::cases::csv))
+        .route("/console/cases.xlsx", get(super::cases::xlsx))
         .route("/console/ledger", get(super::ledger::page))
         .route("/console/rankings", get(super::rankings::page))
         .route("/console/ledger.csv", get(super::ledger::csv))
