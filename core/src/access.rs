@@ -273,13 +273,19 @@ pub(crate) enum Touched<'a> {
     },
 }
 
+/// May `role` change the shop registry (a shop's name, address, contact …)?
+/// Officers, supervisors and administrators; not stewards or lane chiefs.
+pub fn may_edit_registry(role: Role) -> bool {
+    !matches!(role, Role::Steward | Role::LaneChief)
+}
+
 /// Why `writer` may not make this change to a document, or `None` if it may.
 pub(crate) fn refusal(writer: &Writer, touched: &Touched<'_>) -> Option<String> {
     use Role::*;
     let role = writer.role;
     let me = writer.user.as_str();
     match touched {
-        Touched::Shop => matches!(role, Steward | LaneChief)
+        Touched::Shop => (!may_edit_registry(role))
             .then(|| format!("a {} may not change the shop registry", role.as_str())),
         Touched::Listing => {
             Some("public listings are written only by the station server".to_string())

@@ -160,6 +160,23 @@ impl Store {
         read_shop(&self.conn, id)
     }
 
+    /// A shop, if the reader may see it (`None` otherwise, as for a shop that
+    /// does not exist): the same rule as what a phone receives.
+    pub fn visible_shop(
+        &self,
+        id: &str,
+        reader: &crate::access::Visibility,
+    ) -> Result<Option<Shop>> {
+        if !id.starts_with("shop/")
+            || self
+                .visible_documents(&[id.to_string()], reader)?
+                .is_empty()
+        {
+            return Ok(None);
+        }
+        self.shop(id).map(Some)
+    }
+
     /// The ids of the shops on `lanes` (a lane chief's area).
     pub fn shop_ids_in_lanes(
         &self,

@@ -11,6 +11,7 @@ mod overview;
 pub mod password;
 mod people;
 mod rankings;
+mod shops;
 pub mod web;
 
 use menqian_core::Role;

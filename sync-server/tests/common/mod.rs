@@ -465,3 +465,50 @@ impl Drop for StationProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Rankings as the CLI prints them and as the console's 考评 page shows
+/// them, to compare.
+/// (shop code, rank, score, inspections, reports, overdue, late) per row.
+pub type Line = (String, u32, u32, u32, u32, u32, u32);
+
+pub fn cli_rankings(station: &StationProcess, what: &str, date: &str) -> Vec<Line> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args(["--data", station.dir.path().to_str().unwrap()])
+        .args(["report", what, "--date", date, "--top", "100000"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            let n: Vec<u32> = t.iter().take(6).filter_map(|x| x.parse().ok()).collect();
+            (n.len() == 6 && t.len() > 6)
+                .then(|| (t[6].to_string(), n[0], n[1], n[2], n[3], n[4], n[5]))
+        })
+        .collect()
+}
+
+pub fn page_rankings(html: &str) -> Vec<Line> {
+    let cell = |row: &str, class: &str| -> u32 {
+        let key = format!("class=\"{class}\">");
+        let at = row.find(&key).unwrap() + key.len();
+        row[at..row[at..].find('<').unwrap() + at].parse().unwrap()
+    };
+    html.split("<tr data-shop=\"")
+        .skip(1)
+        .map(|row| {
+            let code = row[..row.find('"').unwrap()].to_string();
+            (
+                code,
+                cell(row, "rank"),
+                cell(row, "score"),
+                cell(row, "inspections"),
+                cell(row, "reports"),
+                cell(row, "overdue"),
+                cell(row, "late"),
+            )
+        })
+        .collect()
+}
