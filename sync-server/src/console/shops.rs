@@ -196,7 +196,7 @@ async fn view(
             // A shop never inspected and unscored still has a page.
             let standing = docs.standing(&id, now).ok();
             let mut refs = docs.inspections_of_shop(&id).map_err(StoreError::from)?;
-            refs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+            refs.sort_by_key(|i| std::cmp::Reverse(i.started_at));
             let inspections = refs
                 .iter()
                 .take(INSPECTIONS)
