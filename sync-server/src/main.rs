@@ -672,9 +672,10 @@ fn report(store: &mut SqliteSyncStore, what: ReportKind) -> Result<(), Box<dyn s
 }
 
 /// The demo's console passwords (a demo on a laptop, not a real station).
-const DEMO_PASSWORDS: [(&str, &str); 2] = [
+const DEMO_PASSWORDS: [(&str, &str); 3] = [
     ("supervisor-1", "menqian-demo-supervisor"),
     ("admin", "menqian-demo-admin"),
+    (menqian_fixtures::LANE_CHIEF, "menqian-demo-chief"),
 ];
 
 /// The demo district and users; running it again changes nothing.
@@ -696,14 +697,16 @@ fn load_demo(
     }
     if fresh {
         let now = Utc::now();
-        let stats = menqian_fixtures::history(docs, &street, 28, now, None)?;
+        let photo = menqian_fixtures::demo_photo(docs, now - Duration::days(28))?;
+        let stats = menqian_fixtures::history(docs, &street, 28, now, Some(&photo))?;
         let swept = docs.sweep(now, menqian_sync_server::SYSTEM_USER)?;
         println!(
-            "demo history: {} inspections ({} failed items, {} escalated), {} reports over 28 days",
+            "demo history: {} inspections ({} failed items, {} escalated), {} reports, {} lane chief's patrols over 28 days",
             stats.inspections,
             stats.failed_items,
             swept.escalated.len(),
-            stats.reports
+            stats.reports,
+            stats.patrols
         );
     }
     let users = [
@@ -725,6 +728,12 @@ fn load_demo(
             "steward-1",
             "张秀英",
             Role::Steward,
+            Area::Lanes(vec![menqian_fixtures::DEMO_LANES[0].into()]),
+        ),
+        (
+            menqian_fixtures::LANE_CHIEF,
+            "刘街长",
+            Role::LaneChief,
             Area::Lanes(vec![menqian_fixtures::DEMO_LANES[0].into()]),
         ),
     ];
@@ -752,7 +761,7 @@ fn load_demo(
     let url = station.public_url.as_deref().unwrap_or("http://<station>");
     println!(
         "demo district loaded: {} shops on 富义街 ({} new), checklists 一核实五必查 and 门前五包, 14 categories\n\
-         demo users: admin, supervisor-1, officer-1, officer-2, steward-1\n\n\
+         demo users: admin, supervisor-1, officer-1, officer-2, steward-1, chief-1 (lane chief)\n\n\
          Enroll a device as officer-1 with this one-time code (valid 24 h): {code}\n\
          \x20 enrollment link (the phone app scans it as a QR code): {link}\n\
          \x20 curl -s -X POST {url}/v1/enroll -H 'content-type: application/json' \\\n\

@@ -194,6 +194,29 @@ fn forged_forms_officers_and_guessers_are_kept_out() {
     assert_eq!(r.status(), 403);
     assert!(cookie_set(&r, "menqian_session").is_none());
 
+    // A session past its end is sent to sign in, on pages and exports.
+    let expired = {
+        use menqian_sync_server::SyncStore as _;
+        let mut s = menqian_sync_server::SqliteSyncStore::open(station.dir.path(), vec![]).unwrap();
+        s.open_session(
+            "supervisor-1",
+            chrono::Utc::now() - chrono::Duration::hours(13),
+            chrono::Duration::hours(12),
+        )
+        .unwrap()
+        .token
+    };
+    for path in [
+        "/console",
+        "/console/cases",
+        "/console/cases.csv",
+        "/console/map/data.json",
+    ] {
+        let r = get_page(&station, &expired, path);
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()[LOCATION], "/console/login", "{path}");
+    }
+
     // Officers and stewards get no console password.
     for user in ["officer-1", "steward-1"] {
         let out = set_password(&station, user, "正确的密码-2026");

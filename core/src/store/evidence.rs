@@ -193,22 +193,38 @@ impl Store {
             fix: capture.fix,
             time: self.record_time(capture.at)?,
         };
+        self.register_photo(&out.evidence, &out.thumb, meta)
+    }
+
+    /// Stores a photo already processed (an evidence JPEG and its thumbnail,
+    /// described by `meta`, whose `thumb` and `bytes` are set here): what
+    /// [`Store::capture_photo`] does after processing, and what a photo
+    /// processed elsewhere (the station's demo, a camera's alert) goes
+    /// through. Both wait for upload; the returned hash goes into `photos`.
+    pub fn register_photo(
+        &mut self,
+        evidence: &[u8],
+        thumb: &[u8],
+        mut meta: PhotoMeta,
+    ) -> Result<CapturedPhoto> {
         // Blobs first (each written whole or not at all), then the rows: a
         // crash between leaves an unreferenced file, never a row without one.
-        self.blobs.put(&out.thumb)?;
-        self.blobs.put(&out.evidence)?;
+        let thumb_hash = self.blobs.put(thumb)?;
+        let evidence_hash = self.blobs.put(evidence)?;
+        meta.thumb = thumb_hash.clone();
+        meta.bytes = evidence.len() as u64;
         let text = serde_json::to_string(&meta).map_err(|e| Error::corrupt("photo", e))?;
         let tx = self.conn.transaction()?;
         tx.prepare_cached("INSERT OR REPLACE INTO photos (hash, meta) VALUES (?1, ?2)")?
-            .execute(params![out.evidence_hash, text])?;
+            .execute(params![evidence_hash, text])?;
         let mut queue =
             tx.prepare_cached("INSERT OR IGNORE INTO blob_queue (hash, bytes) VALUES (?1, ?2)")?;
-        queue.execute(params![out.thumb_hash, out.thumb.len() as i64])?;
-        queue.execute(params![out.evidence_hash, out.evidence.len() as i64])?;
+        queue.execute(params![thumb_hash, thumb.len() as i64])?;
+        queue.execute(params![evidence_hash, evidence.len() as i64])?;
         drop(queue);
         super::commit(tx)?;
         Ok(CapturedPhoto {
-            hash: out.evidence_hash,
+            hash: evidence_hash,
             meta,
         })
     }
