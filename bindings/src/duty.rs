@@ -202,7 +202,7 @@ impl MenqianStore {
                 .map(|(shop_id, name)| ExemptShop {
                     shop_id,
                     name,
-                    badge: "流动红旗 · 免检一周".to_string(),
+                    badge: core::store::RED_FLAG_BADGE_ZH.to_string(),
                 })
                 .collect(),
             left_for_later: plan.left_for_later,

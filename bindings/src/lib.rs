@@ -195,10 +195,7 @@ impl MenqianStore {
 
     /// An inspection with its checklist items (text, weight) and results so far.
     pub fn inspection(&self, id: String) -> Result<InspectionView> {
-        let store = self.store();
-        let i = store.inspection(&id)?;
-        let t = store.template(&i.template_id, Some(i.template_version))?;
-        Ok(InspectionView::new(i, &t))
+        Ok(InspectionView::new(self.store().inspection_sheet(&id)?))
     }
 
     /// Turns a camera JPEG into evidence: oriented, 1600 px, watermarked with

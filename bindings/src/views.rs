@@ -225,27 +225,21 @@ pub struct InspectionView {
 }
 
 impl InspectionView {
-    pub(crate) fn new(i: core::Inspection, t: &core::ChecklistTemplate) -> Self {
-        let lines = t
-            .items
-            .iter()
-            .filter(|item| i.applicable.contains(&item.code))
-            .map(|item| {
-                let result = i.items.get(&item.code);
-                ChecklistLine {
-                    code: item.code.clone(),
-                    text: item.text.clone(),
-                    duty: t
-                        .duties
-                        .iter()
-                        .find(|d| d.code == item.duty)
-                        .map_or_else(|| item.duty.clone(), |d| d.name.clone()),
-                    weight: item.weight,
-                    photo_on_fail: item.photo_on_fail,
-                    outcome: result.map(|r| r.outcome.into()),
-                    note: result.and_then(|r| r.note.clone()),
-                    photos: result.map(|r| r.photos.clone()).unwrap_or_default(),
-                }
+    /// The core's sheet (which items apply, their duties), as records.
+    pub(crate) fn new(sheet: core::store::InspectionSheet) -> Self {
+        let i = sheet.inspection;
+        let lines = sheet
+            .lines
+            .into_iter()
+            .map(|l| ChecklistLine {
+                outcome: l.result.as_ref().map(|r| r.outcome.into()),
+                note: l.result.as_ref().and_then(|r| r.note.clone()),
+                photos: l.result.map(|r| r.photos).unwrap_or_default(),
+                code: l.code,
+                text: l.text,
+                duty: l.duty,
+                weight: l.weight,
+                photo_on_fail: l.photo_on_fail,
             })
             .collect();
         InspectionView {
@@ -254,7 +248,7 @@ impl InspectionView {
             off_site: i.geofence.is_some_and(|g| g.flagged),
             id: i.id,
             shop_id: i.shop_id,
-            checklist: t.name.clone(),
+            checklist: sheet.checklist,
             inspector: i.inspector,
             started_at_ms: i.started_at.timestamp_millis(),
             lines,

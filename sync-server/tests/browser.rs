@@ -415,6 +415,27 @@ fn a_supervisor_finds_a_shop_and_edits_it_and_a_phone_receives_the_edit() {
     assert!(b.source().contains("&lt;script&gt;") || b.source().contains("&#60;script&#62;"));
     officer.sync().unwrap();
     let on_phone = officer.store.shop(&shop.id).unwrap();
+    // A shop with a failed item: its evidence photo's thumbnail loads.
+    let with_photo = docs
+        .shops_in(&Area::District)
+        .unwrap()
+        .into_iter()
+        .find(|s| {
+            docs.inspections_of_shop(&s.id).unwrap().iter().any(|i| {
+                let sheet = docs.inspection_sheet(&i.id).unwrap();
+                sheet
+                    .failed()
+                    .any(|l| l.result.as_ref().is_some_and(|r| !r.photos.is_empty()))
+            })
+        })
+        .expect("the demo history fails items that need photos");
+    b.go(&format!("/console/shop?id={}", with_photo.id));
+    assert!(b.count("#inspections img") > 0);
+    b.wait_until(
+        "return [...document.querySelectorAll('#inspections img')].every(i => i.complete && i.naturalWidth > 0)",
+        Duration::from_secs(10),
+    );
+    b.shot("shop-photos");
     assert_eq!(on_phone.name, hostile);
     assert_eq!(on_phone.contact.phone, "010-66668888");
 }

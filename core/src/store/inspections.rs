@@ -20,6 +20,43 @@ pub struct InspectionRef {
     pub score: Option<u32>,
 }
 
+/// An inspection as a screen shows it: the checklist's applicable items in
+/// checklist order, each with its duty's name and its result so far. The
+/// phone's inspection screen and the console's shop page read this one
+/// model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InspectionSheet {
+    pub inspection: Inspection,
+    /// The checklist's name, e.g. 一核实五必查.
+    pub checklist: String,
+    pub lines: Vec<SheetLine>,
+}
+
+/// One applicable item of an [`InspectionSheet`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SheetLine {
+    pub code: String,
+    pub text: String,
+    /// The duty group's name, e.g. 包环境有序.
+    pub duty: String,
+    pub weight: u32,
+    pub photo_on_fail: bool,
+    /// The problem category a failure of it is, if it names one.
+    pub category: Option<String>,
+    pub result: Option<ItemResult>,
+}
+
+impl InspectionSheet {
+    /// The lines that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &SheetLine> {
+        self.lines.iter().filter(|l| {
+            l.result
+                .as_ref()
+                .is_some_and(|r| r.outcome == ItemOutcome::Fail)
+        })
+    }
+}
+
 /// What submitting an inspection produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {
@@ -146,6 +183,36 @@ impl Store {
             score,
             verdict,
             failed,
+        })
+    }
+
+    /// An inspection with its checklist's applicable items (see
+    /// [`InspectionSheet`]).
+    pub fn inspection_sheet(&self, id: &str) -> Result<InspectionSheet> {
+        let inspection = self.inspection(id)?;
+        let t = self.template(&inspection.template_id, Some(inspection.template_version))?;
+        let lines = t
+            .items
+            .iter()
+            .filter(|item| inspection.applicable.contains(&item.code))
+            .map(|item| SheetLine {
+                code: item.code.clone(),
+                text: item.text.clone(),
+                duty: t
+                    .duties
+                    .iter()
+                    .find(|d| d.code == item.duty)
+                    .map_or_else(|| item.duty.clone(), |d| d.name.clone()),
+                weight: item.weight,
+                photo_on_fail: item.photo_on_fail,
+                category: item.category.clone(),
+                result: inspection.items.get(&item.code).cloned(),
+            })
+            .collect();
+        Ok(InspectionSheet {
+            inspection,
+            checklist: t.name,
+            lines,
         })
     }
 

@@ -26,11 +26,13 @@ use crate::error::{Error, Result};
 pub use cases::{CaseFilter, CaseOrder, CaseSummary, Filed};
 pub use district::{Sweep, SweepReport};
 pub use evidence::{Capture, CapturedPhoto, PendingBlob};
-pub use inspections::{InspectionRef, Submitted};
+pub use inspections::{InspectionRef, InspectionSheet, SheetLine, Submitted};
 pub use overview::{Overview, SpanFigures};
 pub use patrols::{MAX_POINTS_PER_APPEND, RESUME_WITHIN_HOURS};
 pub use registry::{ImportReport, ShopSummary};
-pub use scores::{DayPlan, LaneChiefWeek, PlanStop, ShopExtra, Standing, StewardScore};
+pub use scores::{
+    DayPlan, LaneChiefWeek, PlanStop, RED_FLAG_BADGE_ZH, ShopExtra, Standing, StewardScore,
+};
 pub use sync::{
     ApplyReport, ChangeBatch, DocChange, Incoming, SnapshotPage, SyncCursors, check_incoming,
     decode_changes, decode_pushed,

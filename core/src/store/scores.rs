@@ -36,6 +36,17 @@ pub struct Standing {
     pub open_items: u32,
 }
 
+/// What a red-flag holder is shown with, on the officer's list and a
+/// shop's page.
+pub const RED_FLAG_BADGE_ZH: &str = "流动红旗 · 免检一周";
+
+impl Standing {
+    /// The red flag's badge while the shop holds it (免检一周), else `None`.
+    pub fn badge_zh(&self) -> Option<&'static str> {
+        self.exempt.then_some(RED_FLAG_BADGE_ZH)
+    }
+}
+
 /// One stop of today's route.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanStop {

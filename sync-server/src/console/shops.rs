@@ -117,6 +117,8 @@ struct InspectionRow {
     score: String,
     verdict: &'static str,
     failed: String,
+    /// (photo, thumbnail) of the failed items.
+    photos: Vec<(String, String)>,
 }
 
 struct ItemRow {
@@ -147,7 +149,7 @@ struct ShopPage<'a> {
     credit: String,
     grade: String,
     stars: String,
-    red_flag: bool,
+    red_flag: Option<&'static str>,
     last_week: String,
     last_inspected: String,
     next_due: String,
@@ -162,11 +164,10 @@ struct ShopPage<'a> {
 struct ShopView {
     shop: Shop,
     standing: Option<menqian_core::Standing>,
-    inspections: Vec<menqian_core::Inspection>,
+    inspections: Vec<menqian_core::store::InspectionSheet>,
     items: Vec<menqian_core::store::ledger::RectificationItem>,
     cases: Vec<menqian_core::CaseSummary>,
     names: std::collections::HashMap<String, String>,
-    item_texts: std::collections::HashMap<String, String>,
 }
 
 fn not_found() -> Response {
@@ -200,7 +201,7 @@ async fn view(
             let inspections = refs
                 .iter()
                 .take(INSPECTIONS)
-                .map(|i| docs.inspection(&i.id))
+                .map(|i| docs.inspection_sheet(&i.id))
                 .collect::<menqian_core::Result<Vec<_>>>()
                 .map_err(StoreError::from)?;
             let items = docs
@@ -222,14 +223,6 @@ async fn view(
                 .into_iter()
                 .map(|c| (c.code, c.name))
                 .collect();
-            let mut item_texts = std::collections::HashMap::new();
-            for i in &inspections {
-                if let Ok(t) = docs.template(&i.template_id, Some(i.template_version)) {
-                    for item in t.items {
-                        item_texts.insert(item.code.clone(), item.text.clone());
-                    }
-                }
-            }
             Ok(Some(ShopView {
                 shop,
                 standing,
@@ -237,7 +230,6 @@ async fn view(
                 items,
                 cases,
                 names,
-                item_texts,
             }))
         })
         .await
@@ -295,7 +287,7 @@ async fn show(
         credit: standing.map_or_else(String::new, |s| s.credit.score.to_string()),
         grade: standing.map_or_else(String::new, |s| s.credit.grade.label_zh().to_string()),
         stars: standing.map_or_else(String::new, |s| "★".repeat(usize::from(s.credit.stars))),
-        red_flag: standing.is_some_and(|s| s.exempt),
+        red_flag: standing.and_then(|s| s.badge_zh()),
         last_week: standing
             .and_then(|s| s.last_week.as_ref())
             .map_or_else(String::new, |r| {
@@ -310,23 +302,31 @@ async fn show(
         inspections: v
             .inspections
             .iter()
-            .map(|i| InspectionRow {
-                at: beijing(i.started_at),
-                inspector: i.inspector.clone(),
-                score: i.score.map_or_else(String::new, |s| s.to_string()),
-                verdict: i.verdict.map_or("进行中", |v| v.label_zh()),
-                failed: i
-                    .items
-                    .iter()
-                    .filter(|(_, r)| r.outcome == menqian_core::ItemOutcome::Fail)
-                    .map(|(code, _)| {
-                        v.item_texts
-                            .get(code)
-                            .cloned()
-                            .unwrap_or_else(|| code.clone())
-                    })
-                    .collect::<Vec<_>>()
-                    .join("；"),
+            .map(|sheet| {
+                let i = &sheet.inspection;
+                InspectionRow {
+                    at: beijing(i.started_at),
+                    inspector: i.inspector.clone(),
+                    score: i.score.map_or_else(String::new, |s| s.to_string()),
+                    verdict: i.verdict.map_or("进行中", |v| v.label_zh()),
+                    failed: sheet
+                        .failed()
+                        .map(|l| l.text.clone())
+                        .collect::<Vec<_>>()
+                        .join("；"),
+                    photos: sheet
+                        .failed()
+                        .filter_map(|l| l.result.as_ref())
+                        .flat_map(|r| r.photos.iter())
+                        .map(|hash| {
+                            let thumb = i
+                                .evidence
+                                .get(hash)
+                                .map_or_else(|| hash.clone(), |m| m.thumb.clone());
+                            (hash.clone(), thumb)
+                        })
+                        .collect(),
+                }
             })
             .collect(),
         items: v
