@@ -489,3 +489,56 @@ fn an_administrator_creates_a_user_whose_qr_code_enrolls_a_phone_then_revokes_it
         "{refused}"
     );
 }
+
+#[test]
+fn a_lane_chief_follows_their_week_and_a_patrols_track() {
+    let station = demo_station();
+    let b = Browser::start(&station.url);
+    b.sign_in("chief-1", "menqian-demo-chief");
+    let last_week = chrono::Utc::now() - chrono::Duration::days(7);
+    let day = last_week
+        .with_timezone(&menqian_core::model::template::BEIJING)
+        .format("%Y-%m-%d")
+        .to_string();
+    b.go(&format!("/console/patrols?week={day}"));
+    let week = menqian_core::model::period::Period::week_of(last_week);
+    let patrols = documents(&station)
+        .patrols_between("chief-1", week.start, week.end)
+        .unwrap();
+    assert!(
+        !patrols.is_empty(),
+        "the demo's lane chief patrols three days a week"
+    );
+    assert_eq!(b.count(".chief"), 1, "a lane chief follows only themself");
+    assert_eq!(
+        b.text(".chief .patrols").parse::<usize>().unwrap(),
+        patrols.len()
+    );
+    assert_eq!(b.count(".patrol-list tbody tr"), patrols.len());
+    b.shot("patrols");
+    b.open(".patrol-list tbody tr a");
+    b.wait_until(
+        "return document.getElementById('patrol-map').dataset.ready === '1'",
+        Duration::from_secs(20),
+    );
+    let features: usize = b
+        .js("return document.getElementById('patrol-map').dataset.features")
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(features >= 2, "the track and at least one lane: {features}");
+    assert!(b.text("#lanes").contains(menqian_fixtures::DEMO_LANES[0]));
+    b.shot("patrol");
+    // The lane chief's case list holds only their lanes' cases.
+    let chief = Visibility::for_reader(
+        Role::LaneChief,
+        "chief-1",
+        &Area::Lanes(vec![menqian_fixtures::DEMO_LANES[0].into()]),
+    );
+    let (_, theirs) = documents(&station)
+        .case_list(&Default::default(), &chief, 0, 1)
+        .unwrap();
+    b.open("nav a[href='/console/cases']");
+    assert_eq!(b.text("#total").parse::<u64>().unwrap(), theirs);
+}

@@ -140,6 +140,47 @@ impl Store {
         })
     }
 
+    /// `user`'s patrols started in `[from, to)`, oldest first: (id, started,
+    /// ended, points recorded).
+    pub fn patrols_between(
+        &self,
+        user: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>, u32)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, started_at, ended_at, points FROM patrols
+             WHERE user = ?1 AND started_at >= ?2 AND started_at < ?3 ORDER BY started_at, id",
+        )?;
+        let rows = stmt.query_map(
+            rusqlite::params![user, from.timestamp_millis(), to.timestamp_millis()],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, u32>(3)?,
+                ))
+            },
+        )?;
+        rows.map(|r| {
+            let (id, started, ended, points) = r?;
+            let started = time_from_ms(&id, started)?;
+            let ended = ended.map(|e| time_from_ms(&id, e)).transpose()?;
+            Ok((id, started, ended, points))
+        })
+        .collect()
+    }
+
+    /// Who walked a patrol.
+    pub fn patrol_user(&self, id: &str) -> Result<String> {
+        self.conn
+            .prepare_cached("SELECT user FROM patrols WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| Error::not_found("patrol", id))
+    }
+
     /// A patrol's track in time order.
     pub fn patrol_track(&self, id: &str) -> Result<Vec<TrackPoint>> {
         let track: String = self

@@ -34,6 +34,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../assets/map.js"),
     ),
     (
+        "patrol.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/patrol.js"),
+    ),
+    (
         "live.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/live.js"),

@@ -9,6 +9,7 @@ mod ledger;
 mod map;
 mod overview;
 pub mod password;
+mod patrols;
 mod people;
 mod rankings;
 mod shops;
