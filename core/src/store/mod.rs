@@ -28,7 +28,7 @@ pub use district::{Sweep, SweepReport};
 pub use evidence::{Capture, CapturedPhoto, PendingBlob};
 pub use inspections::{InspectionRef, InspectionSheet, SheetLine, Submitted};
 pub use overview::{Overview, SpanFigures};
-pub use patrols::{MAX_POINTS_PER_APPEND, RESUME_WITHIN_HOURS};
+pub use patrols::{MAX_POINTS_PER_APPEND, PatrolRef, RESUME_WITHIN_HOURS};
 pub use registry::{ImportReport, ShopSummary};
 pub use scores::{
     DayPlan, LaneChiefWeek, PlanStop, RED_FLAG_BADGE_ZH, ShopExtra, Standing, StewardScore,

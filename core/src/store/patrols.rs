@@ -17,6 +17,17 @@ pub const MAX_POINTS_PER_APPEND: usize = 600;
 /// recorder (the phone killed the app mid-patrol); an older one is closed.
 pub const RESUME_WITHIN_HOURS: i64 = 12;
 
+/// A patrol in a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatrolRef {
+    pub id: String,
+    pub started_at: DateTime<Utc>,
+    /// `None` while it is being walked.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// GPS points recorded.
+    pub points: u32,
+}
+
 impl Store {
     pub fn start_patrol(&mut self, user: &str, at: DateTime<Utc>) -> Result<String> {
         let patrol = Patrol {
@@ -140,14 +151,13 @@ impl Store {
         })
     }
 
-    /// `user`'s patrols started in `[from, to)`, oldest first: (id, started,
-    /// ended, points recorded).
+    /// `user`'s patrols started in `[from, to)`, oldest first.
     pub fn patrols_between(
         &self,
         user: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>, u32)>> {
+    ) -> Result<Vec<PatrolRef>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, started_at, ended_at, points FROM patrols
              WHERE user = ?1 AND started_at >= ?2 AND started_at < ?3 ORDER BY started_at, id",
@@ -167,7 +177,12 @@ impl Store {
             let (id, started, ended, points) = r?;
             let started = time_from_ms(&id, started)?;
             let ended = ended.map(|e| time_from_ms(&id, e)).transpose()?;
-            Ok((id, started, ended, points))
+            Ok(PatrolRef {
+                id,
+                started_at: started,
+                ended_at: ended,
+                points,
+            })
         })
         .collect()
     }

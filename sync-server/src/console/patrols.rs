@@ -140,11 +140,11 @@ pub(super) async fn page(
             open: w.open,
             rows: patrols
                 .into_iter()
-                .map(|(id, started, ended, points)| PatrolRow {
-                    minutes: ended.map_or(0, |e| (e - started).num_minutes()),
-                    started: beijing(started),
-                    points,
-                    id,
+                .map(|p| PatrolRow {
+                    minutes: p.ended_at.map_or(0, |e| (e - p.started_at).num_minutes()),
+                    started: beijing(p.started_at),
+                    points: p.points,
+                    id: p.id,
                 })
                 .collect(),
             user: chief.id,
@@ -182,20 +182,20 @@ struct PatrolPage<'a> {
     lanes: Vec<(String, String, String)>,
 }
 
+/// A patrol's report, its lanes, its id and who walked it.
+type Walked = (
+    menqian_core::model::track::TrackReport,
+    Vec<menqian_core::model::track::LaneLine>,
+    String,
+    String,
+);
+
 /// A patrol the user may see, with its report and lanes (`None`: 404).
 async fn report(
     station: &Arc<Station>,
     user: &User,
     id: String,
-) -> Result<
-    Option<(
-        menqian_core::model::track::TrackReport,
-        Vec<menqian_core::model::track::LaneLine>,
-        String,
-        String,
-    )>,
-    ApiError,
-> {
+) -> Result<Option<Walked>, ApiError> {
     if !id.starts_with("patrol/") || id.len() > 80 {
         return Ok(None);
     }
