@@ -934,3 +934,102 @@ fn a_supervisor_accepts_and_dispatches_a_report_and_a_phone_receives_it() {
     assert_eq!(last.department.as_deref(), Some(department.as_str()));
     assert_eq!(last.whistle, Some(menqian_core::Whistle::Urgent));
 }
+
+#[test]
+fn an_administrator_edits_the_rules_and_publishes_a_new_checklist_version() {
+    let station = StationProcess::start(&[]);
+    let admin = session_of(&station, "admin", "管理员的密码-2026");
+    let supervisor = session_of(&station, "supervisor-1", "督导员的密码-2026");
+    // Not a supervisor's page.
+    assert_eq!(
+        get_page(&station, &supervisor, "/console/rules").status(),
+        404
+    );
+    let csrf = page_csrf(&station, &admin, "/console/rules");
+    let docs = || {
+        menqian_core::Store::open_reader(
+            station.dir.path().join("station.sqlite"),
+            menqian_core::StoreConfig::default(),
+        )
+        .unwrap()
+    };
+    // Two invalid fields: both named, nothing published.
+    let mut rules = serde_json::to_value(docs().rules().unwrap()).unwrap();
+    rules["whistles"]["urgent_hours"] = 0.into();
+    rules["planner"]["daily_stops"] = 0.into();
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/rules",
+        &[("csrf", csrf.as_str()), ("rules", &rules.to_string())],
+    );
+    assert_eq!(r.status(), 400);
+    let html = r.text().unwrap();
+    assert!(
+        html.contains("rules.whistles") && html.contains("rules.planner.daily_stops"),
+        "{html}"
+    );
+    assert_eq!(docs().rules().unwrap().planner.daily_stops, 30);
+    // Broken JSON: where it broke.
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/rules",
+        &[("csrf", csrf.as_str()), ("rules", "{\n\"name\": ")],
+    );
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("第 2 行"));
+    // A valid edit is published.
+    rules["whistles"]["urgent_hours"] = 2.into();
+    rules["planner"]["daily_stops"] = 25.into();
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/rules",
+        &[("csrf", csrf.as_str()), ("rules", &rules.to_string())],
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(docs().rules().unwrap().planner.daily_stops, 25);
+    assert_eq!(docs().rules().unwrap().whistles.urgent_hours, 2);
+
+    // A checklist: an edited copy of the newest version becomes the next one,
+    // and a phone receives it at its next sync.
+    let mut phone = common::Device::enroll(&station.url, &station.code_for("officer-1"), "手机");
+    phone.sync().unwrap();
+    let (id, version, _) = docs().templates().unwrap().remove(0);
+    let page = get_page(&station, &admin, &format!("/console/rules?checklist={id}"))
+        .text()
+        .unwrap();
+    assert!(page.contains("id=\"template\""));
+    let mut copy = serde_json::to_value(docs().template(&id, None).unwrap()).unwrap();
+    copy["items"][0]["text"] = "核实门前责任书是否张贴（修订）".into();
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/rules/checklist",
+        &[
+            ("csrf", csrf.as_str()),
+            ("checklist", id.as_str()),
+            ("template", &copy.to_string()),
+        ],
+    );
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .unwrap()
+            .contains(&format!("第 {} 版", version + 1))
+    );
+    let newest = docs().template(&id, None).unwrap();
+    assert_eq!(newest.version, version + 1);
+    assert_eq!(newest.items[0].text, "核实门前责任书是否张贴（修订）");
+    assert_eq!(
+        docs().template(&id, Some(version)).unwrap().version,
+        version
+    );
+    phone.sync().unwrap();
+    assert_eq!(
+        phone.store.template(&id, None).unwrap().version,
+        version + 1
+    );
+    assert_eq!(phone.store.rules().unwrap().planner.daily_stops, 25);
+}

@@ -265,77 +265,99 @@ impl Default for DistrictRules {
 }
 
 impl DistrictRules {
+    /// The rules with their texts trimmed, or the first problem
+    /// [`DistrictRules::problems`] finds.
     pub fn validated(mut self) -> Result<Self> {
-        self.name = required_text("rules.name", &self.name, 100)?;
-        let r = &self.rectification;
-        if r.default_days > 365 || r.days_by_category.values().any(|d| *d > 365) {
-            return Err(Error::invalid(
-                "rules.rectification",
-                "a deadline is at most 365 days",
-            ));
+        if let Some((field, reason)) = self.problems().into_iter().next() {
+            return Err(Error::invalid(&field, reason));
         }
-        if self.departments.is_empty() {
-            return Err(Error::invalid(
-                "rules.departments",
-                "name at least one department: escalated cases go to one",
-            ));
-        }
-        for (i, d) in self.departments.iter_mut().enumerate() {
-            d.code = required_text(&format!("rules.departments[{i}].code"), &d.code, 32)?;
-            d.name = required_text(&format!("rules.departments[{i}].name"), &d.name, 50)?;
-        }
-        let w = self.whistles;
-        if w.urgent_hours == 0 || w.routine_hours < w.urgent_hours {
-            return Err(Error::invalid(
-                "rules.whistles",
-                "an urgent whistle has hours, and a routine one at least as many",
-            ));
-        }
-        let dup = self.duplicates;
-        if !(dup.radius_m.is_finite() && (0.0..=1_000.0).contains(&dup.radius_m)) {
-            return Err(Error::invalid(
-                "rules.duplicates.radius_m",
-                "between 0 and 1000 m",
-            ));
-        }
-        if self.stars.windows(2).any(|w| w[0] < w[1]) || self.stars[0] > 100 {
-            return Err(Error::invalid(
-                "rules.stars",
-                "thresholds for 5, 4, 3, 2 stars, highest first, at most 100",
-            ));
-        }
-        let g = self.grades;
-        if g.thresholds.windows(2).any(|w| w[0] < w[1]) || g.thresholds[0] > 100 {
-            return Err(Error::invalid(
-                "rules.grades.thresholds",
-                "lowest scores for A, B, C, highest first, at most 100",
-            ));
-        }
-        if g.window_weeks == 0 || g.window_weeks > 104 {
-            return Err(Error::invalid(
-                "rules.grades.window_weeks",
-                "between 1 and 104 weeks",
-            ));
-        }
-        if g.interval_days.contains(&0) {
-            return Err(Error::invalid(
-                "rules.grades.interval_days",
-                "every grade is inspected every so many days (at least 1)",
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.lane_chiefs.lane_covered_share) {
-            return Err(Error::invalid(
-                "rules.lane_chiefs.lane_covered_share",
-                "a share between 0 and 1",
-            ));
-        }
-        if self.planner.daily_stops == 0 || self.planner.daily_stops > 500 {
-            return Err(Error::invalid(
-                "rules.planner.daily_stops",
-                "between 1 and 500",
-            ));
+        self.name = self.name.trim().to_string();
+        for d in &mut self.departments {
+            d.code = d.code.trim().to_string();
+            d.name = d.name.trim().to_string();
         }
         Ok(self)
+    }
+
+    /// Every field that is not valid, each with why: (field, reason). An
+    /// editor shows them all at once.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut check = |ok: bool, field: &str, reason: &str| {
+            if !ok {
+                out.push((field.to_string(), reason.to_string()));
+            }
+        };
+        let text = |field: &str, value: &str, max: usize| -> Option<(String, String)> {
+            required_text(field, value, max).err().map(|e| match e {
+                Error::InvalidInput { field, reason } => (field, reason),
+                other => (field.to_string(), other.to_string()),
+            })
+        };
+        let r = &self.rectification;
+        check(
+            r.default_days <= 365 && r.days_by_category.values().all(|d| *d <= 365),
+            "rules.rectification",
+            "a deadline is at most 365 days",
+        );
+        check(
+            !self.departments.is_empty(),
+            "rules.departments",
+            "name at least one department: escalated cases go to one",
+        );
+        let w = self.whistles;
+        check(
+            w.urgent_hours > 0 && w.routine_hours >= w.urgent_hours,
+            "rules.whistles",
+            "an urgent whistle has hours, and a routine one at least as many",
+        );
+        let dup = self.duplicates;
+        check(
+            dup.radius_m.is_finite() && (0.0..=1_000.0).contains(&dup.radius_m),
+            "rules.duplicates.radius_m",
+            "between 0 and 1000 m",
+        );
+        check(
+            !self.stars.windows(2).any(|w| w[0] < w[1]) && self.stars[0] <= 100,
+            "rules.stars",
+            "thresholds for 5, 4, 3, 2 stars, highest first, at most 100",
+        );
+        let g = self.grades;
+        check(
+            !g.thresholds.windows(2).any(|w| w[0] < w[1]) && g.thresholds[0] <= 100,
+            "rules.grades.thresholds",
+            "lowest scores for A, B, C, highest first, at most 100",
+        );
+        check(
+            (1..=104).contains(&g.window_weeks),
+            "rules.grades.window_weeks",
+            "between 1 and 104 weeks",
+        );
+        check(
+            !g.interval_days.contains(&0),
+            "rules.grades.interval_days",
+            "every grade is inspected every so many days (at least 1)",
+        );
+        check(
+            (0.0..=1.0).contains(&self.lane_chiefs.lane_covered_share),
+            "rules.lane_chiefs.lane_covered_share",
+            "a share between 0 and 1",
+        );
+        check(
+            (1..=500).contains(&self.planner.daily_stops),
+            "rules.planner.daily_stops",
+            "between 1 and 500",
+        );
+        let mut texts = vec![text("rules.name", &self.name, 100)];
+        for (i, d) in self.departments.iter().enumerate() {
+            texts.push(text(&format!("rules.departments[{i}].code"), &d.code, 32));
+            texts.push(text(&format!("rules.departments[{i}].name"), &d.name, 50));
+        }
+        // The name first, as before; then the rest in the rules' order.
+        let mut all: Vec<(String, String)> = texts.iter().take(1).flatten().cloned().collect();
+        all.extend(out);
+        all.extend(texts.into_iter().skip(1).flatten());
+        all
     }
 
     /// Days allowed to rectify a problem of `category` (None: not categorised).

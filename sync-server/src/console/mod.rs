@@ -12,6 +12,7 @@ pub mod password;
 mod patrols;
 mod people;
 mod rankings;
+mod rules;
 mod shops;
 pub mod web;
 
