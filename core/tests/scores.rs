@@ -428,6 +428,15 @@ fn credit_grades_stars_and_the_officers_plan() {
             ('H', 93, Grade::A, 4, false),
         ]
     );
+    // The whole list's credits are each shop's standing.
+    let credits = f
+        .store
+        .credits_in(&menqian_core::Area::District, now)
+        .unwrap();
+    for l in 'A'..='H' {
+        let s = f.store.standing(&f.id(l), now).unwrap();
+        assert_eq!(credits.get(&f.id(l)), Some(&s.credit), "{l}");
+    }
     let g = f.store.standing(&f.id('G'), now).unwrap();
     assert!(g.credit.escalated);
     assert_eq!(g.open_items, 1);

@@ -614,6 +614,49 @@ fn rankings_are_the_numbers_the_cli_prints() {
         assert_eq!(page, cli, "{what} {date}");
     }
     assert!(inspected, "some shop was inspected in one of the periods");
+    // The board is kept, and computed again once the feed moves: an
+    // inspection pushed now shows on the next page.
+    let before = page_rankings(
+        &get_page(
+            &station,
+            &supervisor,
+            &format!("/console/rankings?period=week&date={today}"),
+        )
+        .text()
+        .unwrap(),
+    );
+    let mut officer =
+        common::Device::enroll(&station.url, &station.code_for("officer-1"), "队员的手机");
+    officer.sync().unwrap();
+    let shop = before[0].0.clone();
+    let shop_id = format!("shop/{shop}");
+    let now = chrono::Utc::now();
+    let id = officer
+        .store
+        .start_inspection(menqian_core::NewInspection {
+            shop_id: shop_id.clone(),
+            template_id: "beijing-1v5".into(),
+            template_version: None,
+            inspector: "officer-1".into(),
+            started_at: now - chrono::Duration::minutes(10),
+            fix: None,
+        })
+        .unwrap();
+    common::pass_every_item(&mut officer.store, &id);
+    officer.store.submit_inspection(&id, now).unwrap();
+    officer.sync().unwrap();
+    let after = page_rankings(
+        &get_page(
+            &station,
+            &supervisor,
+            &format!("/console/rankings?period=week&date={today}"),
+        )
+        .text()
+        .unwrap(),
+    );
+    assert_eq!(after, cli_rankings(&station, "week", &today));
+    let count = |rows: &[common::Line]| rows.iter().find(|l| l.0 == shop).map(|l| l.3);
+    assert_eq!(count(&after), count(&before).map(|n| n + 1));
     // Last week's red flag and black list are shown.
     let html = get_page(
         &station,

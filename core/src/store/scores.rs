@@ -266,6 +266,33 @@ impl Store {
         }
     }
 
+    /// Every active shop's credit (score, grade, stars) in `area` as of
+    /// `now`: the same computation as [`Store::standing`], for a whole list.
+    pub fn credits_in(
+        &self,
+        area: &crate::access::Area,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, scores::Credit>> {
+        use crate::access::Area;
+        let rules = self.rules()?;
+        let since = scores::credit_window_start(&rules, now);
+        let weeks = scores::credit_weeks(&rules, now);
+        let sub = match area {
+            Area::Subdistrict(s) => Some(s.as_str()),
+            _ => None,
+        };
+        let (facts, _) = self.shop_facts(&rules, sub, since, now)?;
+        let in_lanes = match area {
+            Area::Lanes(lanes) => Some(self.shop_ids_in_lanes(lanes)?),
+            _ => None,
+        };
+        Ok(facts
+            .iter()
+            .filter(|f| in_lanes.as_ref().is_none_or(|l| l.contains(&f.shop_id)))
+            .map(|f| (f.shop_id.clone(), scores::credit(f, &rules, &weeks, now)))
+            .collect())
+    }
+
     /// A shop's standing as of `now`: credit grade and stars, the red flag,
     /// last week's rank, when it is next due.
     pub fn standing(&self, shop_id: &str, now: DateTime<Utc>) -> Result<Standing> {

@@ -11,7 +11,7 @@ mod overview;
 pub mod password;
 mod patrols;
 mod people;
-mod rankings;
+pub(crate) mod rankings;
 mod rules;
 mod shops;
 pub mod web;

@@ -1,7 +1,9 @@
 //! 考评: the week's or the month's scores per street for the signed-in
-//! user's area, with each score's parts, the red flag and the black list:
-//! the core's scoreboard, the same numbers `report week` and `report month`
-//! print.
+//! user's area, with each score's parts, the red flag and the black list
+//! (the core's scoreboard, the same numbers `report week` and `report month`
+//! print), each shop's credit grade and stars, and stewards' points. A board
+//! is computed once per period and area and kept while the change feed does
+//! not move (and at most a minute, as deadlines pass without it moving).
 
 use std::sync::Arc;
 
@@ -14,10 +16,43 @@ use chrono::{Duration, NaiveDate, Utc};
 use menqian_core::PeriodKind;
 use serde::Deserialize;
 
-use super::web::{error_page, render, signed_in};
+use super::web::{error_page, member, render};
+use crate::store::{StoreError, User};
 use crate::sync::Station;
 
+/// What one rankings page shows, as computed from the store.
+struct Rankings {
+    board: menqian_core::scores::Scoreboard,
+    credits: std::collections::HashMap<String, menqian_core::scores::Credit>,
+    stewards: Vec<menqian_core::StewardScore>,
+}
+
+/// Boards by period and area, each with the feed head it was computed at.
+#[derive(Default)]
+pub(crate) struct Cache {
+    boards: std::sync::Mutex<
+        std::collections::HashMap<String, (u64, std::time::Instant, Arc<Rankings>)>,
+    >,
+}
+
+/// How long a board is kept while the feed stands still.
+const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
+/// Boards kept at most (then all are dropped).
+const BOARDS: usize = 256;
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("rankings::Cache").finish_non_exhaustive()
+    }
+}
+
+fn anyone(_: &User) -> bool {
+    true
+}
+
 struct Row {
+    grade: String,
+    stars: String,
     rank: u32,
     score: u32,
     mean: String,
@@ -47,6 +82,8 @@ struct RankingsPage<'a> {
     streets: Vec<Street>,
     red_flag: Vec<String>,
     black_list: Vec<String>,
+    /// (steward, reports, valid, closed, points)
+    stewards: Vec<(String, u32, u32, u32, u32)>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,10 +100,9 @@ pub(super) async fn page(
     choice: Result<Query<Choice>, QueryRejection>,
 ) -> Response {
     let choice = choice.map(|Query(c)| c).unwrap_or_default();
-    let user = match signed_in(&station, &headers).await {
-        Err(e) => return error_page(&e),
-        Ok(None) => return Redirect::to("/console/login").into_response(),
-        Ok(Some((user, _))) => user,
+    let (user, _) = match member(&station, &headers, anyone).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let week = choice.period.as_deref() != Some("month");
     let kind = if week {
@@ -86,17 +122,49 @@ pub(super) async fn page(
         });
     let at = menqian_core::model::period::beijing_midnight(date) + Duration::hours(12);
     let area = user.area.clone();
-    let board = station
+    let found = station
+        .clone()
         .read(move |r| {
-            Ok(r.documents()
-                .scoreboard_in(kind, at, &area, Utc::now())
-                .map_err(crate::store::StoreError::from)?)
+            let docs = r.documents();
+            let head = docs.feed_head().map_err(StoreError::from)?;
+            let period = menqian_core::Period::of(kind, at);
+            let key = format!("{kind:?}/{}/{area}", period.start.timestamp_millis());
+            let cache = &station.rankings;
+            if let Some((h, made, data)) = cache
+                .boards
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                && *h == head
+                && made.elapsed() < KEEP
+            {
+                return Ok(data.clone());
+            }
+            let now = Utc::now();
+            let data = Arc::new(Rankings {
+                board: docs
+                    .scoreboard_in(kind, at, &area, now)
+                    .map_err(StoreError::from)?,
+                credits: docs.credits_in(&area, now).map_err(StoreError::from)?,
+                stewards: if area == menqian_core::Area::District {
+                    docs.steward_points(kind, at).map_err(StoreError::from)?
+                } else {
+                    Vec::new()
+                },
+            });
+            let mut boards = cache.boards.lock().unwrap_or_else(|p| p.into_inner());
+            if boards.len() >= BOARDS {
+                boards.clear();
+            }
+            boards.insert(key, (head, std::time::Instant::now(), data.clone()));
+            Ok(data)
         })
         .await;
-    let board = match board {
-        Ok(board) => board,
+    let data = match found {
+        Ok(data) => data,
         Err(e) => return error_page(&e),
     };
+    let board = &data.board;
     let name_of = |id: &String| board.shop_label(id);
     let red_flag = board.red_flag.iter().map(name_of).collect();
     let black_list = board.black_list.iter().map(name_of).collect();
@@ -118,7 +186,10 @@ pub(super) async fn page(
             ""
         };
         if let Some(street) = streets.last_mut() {
+            let credit = data.credits.get(&s.shop_id);
             street.rows.push(Row {
+                grade: credit.map_or_else(String::new, |c| c.grade.as_str().to_string()),
+                stars: credit.map_or_else(String::new, |c| "★".repeat(usize::from(c.stars))),
                 rank: r.rank,
                 score: s.score,
                 mean: s.inspection_mean.map_or("—".into(), |m| m.to_string()),
@@ -143,6 +214,11 @@ pub(super) async fn page(
             streets,
             red_flag,
             black_list,
+            stewards: data
+                .stewards
+                .iter()
+                .map(|s| (s.user.clone(), s.reports, s.valid, s.closed, s.points))
+                .collect(),
         },
     )
 }

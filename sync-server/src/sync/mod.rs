@@ -90,6 +90,8 @@ pub struct Station {
     /// The change feed's head, as last looked at: the console's live pages
     /// follow it.
     pub(crate) feed: tokio::sync::watch::Sender<u64>,
+    /// The console's rankings, kept per period and area while the feed stands.
+    pub(crate) rankings: crate::console::rankings::Cache,
 }
 
 /// Authentication with a memory: tokens (by their SHA-256) already looked up,
@@ -141,6 +143,7 @@ impl Station {
                 known: std::collections::HashMap::new(),
             }),
             feed: tokio::sync::watch::Sender::new(0),
+            rankings: Default::default(),
         })
     }
 
