@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use chrono::{Duration, NaiveDate, Utc};
 use menqian_core::PeriodKind;
 use serde::Deserialize;
@@ -27,12 +27,13 @@ struct Rankings {
     stewards: Vec<menqian_core::StewardScore>,
 }
 
-/// Boards by period and area, each with the feed head it was computed at.
+/// A board, the feed head it was computed at, and when.
+type Kept = (u64, std::time::Instant, Arc<Rankings>);
+
+/// Boards by period and area.
 #[derive(Default)]
 pub(crate) struct Cache {
-    boards: std::sync::Mutex<
-        std::collections::HashMap<String, (u64, std::time::Instant, Arc<Rankings>)>,
-    >,
+    boards: std::sync::Mutex<std::collections::HashMap<String, Kept>>,
 }
 
 /// How long a board is kept while the feed stands still.
