@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and every test: format, lints, the Rust test suites (unit,
-# integration, the 200-case convergence property test), the Kotlin layer's JVM
+# integration, the 200-case convergence property test, the console's tests in
+# headless Chromium, which save a screenshot of every page under
+# target/screenshots/), the Kotlin layer's JVM
 # tests against the real library and a real server, and a syntax check of every
 # Swift file. CI runs exactly this (.ci/run). It needs a Rust toolchain, Java 17,
 # npm and Python 3; scripts/system-deps.sh installs libjpeg-turbo and the test
@@ -30,6 +32,8 @@ fi
 
 echo "== system packages"
 bash scripts/system-deps.sh
+echo "== the console's browser files (npm, pinned) against what is committed"
+bash scripts/vendor-assets.sh --check
 echo "== format"
 cargo fmt --all -- --check
 echo "== lints"

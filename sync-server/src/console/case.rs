@@ -55,6 +55,7 @@ struct CasePage<'a> {
     reported_at: String,
     description: String,
     shop: String,
+    shop_name: String,
     lat: f64,
     lon: f64,
     area: String,
@@ -115,22 +116,46 @@ async fn show(
             let Some(case) = docs.visible_case(&id, &reader).map_err(StoreError::from)? else {
                 return Ok(None);
             };
-            let departments = docs
-                .rules()
+            let rules = docs.rules().map_err(StoreError::from)?;
+            let category = docs
+                .categories()
                 .map_err(StoreError::from)?
+                .into_iter()
+                .find(|c| c.code == case.category);
+            // The department the rules name for this category comes first.
+            let suggested = rules
+                .department_for(
+                    Some(&case.category),
+                    category.as_ref().map(|c| c.group.as_str()),
+                )
+                .code
+                .clone();
+            let mut departments: Vec<(String, String)> = rules
                 .departments
                 .into_iter()
                 .map(|d| (d.code, d.name))
-                .collect::<Vec<_>>();
-            Ok(Some((case, departments)))
+                .collect();
+            departments.sort_by_key(|(code, _)| *code != suggested);
+            let shop = match &case.shop_id {
+                Some(id) => docs
+                    .visible_shop(id, &reader)
+                    .map_err(StoreError::from)?
+                    .map(|s| format!("{}（{}）", s.name, s.code)),
+                None => None,
+            };
+            let category = category.map_or_else(|| case.category.clone(), |c| c.name);
+            Ok(Some((case, departments, category, shop)))
         })
         .await;
-    let (case, departments) = match found {
+    let (case, departments, category, shop) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(),
         Err(e) => return error_page(&e),
     };
-    render(status, &page_of(user, csrf, key, case, departments, error))
+    let mut page = page_of(user, csrf, key, case, departments, error);
+    page.category = category;
+    page.shop_name = shop.unwrap_or_default();
+    render(status, &page)
 }
 
 fn page_of<'a>(
@@ -222,6 +247,7 @@ fn page_of<'a>(
         reported_at: beijing(case.reported_at),
         description: case.description.clone(),
         shop: case.shop_id.clone().unwrap_or_default(),
+        shop_name: String::new(),
         lat: case.location.lat,
         lon: case.location.lon,
         area: [case.subdistrict.clone(), case.lane.clone()]

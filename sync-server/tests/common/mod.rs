@@ -2,6 +2,8 @@
 //! their own SQLite files.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;

@@ -1,0 +1,436 @@
+//! The console's figures (issue 14), in a release build over loopback:
+//!
+//!     cargo bench -p menqian-sync-server --bench console
+//!
+//! The station binary serves a store built once under
+//! `target/tmp/bench-data/console-84d`: the 21,728-shop district with 12
+//! weeks (84 days) of generated district life (`menqian_fixtures::history`),
+//! topped up with citizens' reports to 100,000 cases, then swept. Measured:
+//! every page's time from request to last byte (p50/p99/max over 50 requests
+//! after 3 warm-ups), the 100,000-case CSV and XLSX exports (time, and the
+//! station's peak memory before and after), and the map in headless Chromium
+//! (navigation to every shop drawn). `-- build` only builds the store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that fails should stop loudly
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use menqian_core::{CaseSource, GeoPoint, NewCase, Store};
+use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
+
+const CASES: u64 = 100_000;
+const DAYS: i64 = 84;
+const PASSWORD: &str = "bench-password-2026";
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("bench-data")
+        .join("console-84d")
+}
+
+fn case_count(docs: &Store) -> u64 {
+    docs.case_list(
+        &Default::default(),
+        &menqian_core::Visibility::Everything,
+        0,
+        1,
+    )
+    .unwrap()
+    .1
+}
+
+/// Builds the store once (a marker file says it is whole).
+fn build(dir: &Path) {
+    if dir.join("built").exists() {
+        return;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let t = Instant::now();
+    let mut s = SqliteSyncStore::open(dir, vec![menqian_fixtures::DEMO_HOST.into()]).unwrap();
+    let now = Utc::now();
+    let district = menqian_fixtures::registry(menqian_fixtures::DISTRICT_SHOPS).unwrap();
+    {
+        let docs = s.documents();
+        docs.import_templates(menqian_fixtures::templates().unwrap())
+            .unwrap();
+        docs.import_categories(menqian_fixtures::categories().unwrap())
+            .unwrap();
+        docs.import_registry(district.clone()).unwrap();
+        let photo = menqian_fixtures::demo_photo(docs, now - chrono::Duration::days(DAYS)).unwrap();
+        let stats = menqian_fixtures::history(docs, &district, DAYS, now, Some(&photo)).unwrap();
+        println!(
+            "history: {} inspections, {} failed items, {} reports, {} patrols in {:.0?}",
+            stats.inspections,
+            stats.failed_items,
+            stats.reports,
+            stats.patrols,
+            t.elapsed()
+        );
+        // Citizens' reports at random shops and times until 100,000 cases.
+        let mut n = case_count(docs);
+        let mut k: u64 = 0;
+        let categories = ["0504", "0107", "0102", "0507", "0201"];
+        while n < CASES {
+            k += 1;
+            let shop = &district[(k.wrapping_mul(7_919) % district.len() as u64) as usize];
+            let at = now - chrono::Duration::minutes(((k * 613) % (DAYS as u64 * 1_440)) as i64);
+            let c = shop.zone.centroid();
+            let filed = docs
+                .file_report(NewCase {
+                    source: CaseSource::Citizen,
+                    category: categories[(k % 5) as usize].into(),
+                    location: GeoPoint::new(c.lat + (k % 7) as f64 * 1e-5, c.lon),
+                    shop_id: Some(shop.id()),
+                    photos: vec![],
+                    description: format!("{}门前市民反映 #{k}", shop.name),
+                    deadline: None,
+                    reported_by: "citizen-12345".into(),
+                    reported_at: at,
+                    subdistrict: None,
+                    lane: None,
+                })
+                .unwrap();
+            if !filed.linked {
+                n += 1;
+            }
+        }
+        let swept = docs.sweep(now, menqian_sync_server::SYSTEM_USER).unwrap();
+        println!(
+            "topped up with {k} citizens' reports; swept: {} escalated, {} folded; {} cases",
+            swept.escalated.len(),
+            swept.folded.len(),
+            case_count(docs)
+        );
+        docs.checkpoint().unwrap();
+    }
+    let sub = menqian_fixtures::SUBDISTRICTS[0];
+    for (id, role, area) in [
+        (
+            "supervisor-1",
+            menqian_core::Role::Supervisor,
+            menqian_core::Area::District,
+        ),
+        (
+            "supervisor-sub",
+            menqian_core::Role::Supervisor,
+            menqian_core::Area::Subdistrict(sub.into()),
+        ),
+        (
+            "admin",
+            menqian_core::Role::Admin,
+            menqian_core::Area::District,
+        ),
+    ] {
+        s.add_user(&User::new(id, id, role, area)).unwrap();
+        let phc = menqian_sync_server::console::password::hash(PASSWORD).unwrap();
+        s.set_password_hash(id, Some(&phc)).unwrap();
+    }
+    drop(s);
+    std::fs::write(dir.join("built"), format!("{}", now.to_rfc3339())).unwrap();
+    println!("built {} in {:.0?}", dir.display(), t.elapsed());
+}
+
+/// The station binary on `dir`, on a free port; killed on drop.
+struct Station {
+    child: Child,
+    url: String,
+}
+
+impl Station {
+    fn start(dir: &Path) -> Station {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+            .args(["--data", dir.to_str().unwrap()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while reqwest::blocking::get(format!("{url}/healthz")).is_err() {
+            assert!(Instant::now() < deadline, "the station did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Station { child, url }
+    }
+
+    /// `VmHWM` or `VmRSS` of the station process, in MiB.
+    fn memory_mib(&self, field: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap()
+            / 1024.0
+    }
+}
+
+impl Drop for Station {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap()
+}
+
+/// Signs in and returns the session cookie.
+fn session(station: &Station, user: &str) -> String {
+    let c = client();
+    let page = c
+        .get(format!("{}/console/login", station.url))
+        .send()
+        .unwrap();
+    let login = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("menqian_login="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = login.trim_start_matches("menqian_login=").to_string();
+    let r = c
+        .post(format!("{}/console/login", station.url))
+        .header("cookie", &login)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("user={user}&password={PASSWORD}&csrf={csrf}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303, "signing in as {user}");
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("menqian_session="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("menqian_session=")
+        .to_string()
+}
+
+fn get(station: &Station, session: &str, path: &str) -> (u16, usize) {
+    let r = client()
+        .get(format!("{}{path}", station.url))
+        .header("cookie", format!("menqian_session={session}"))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let n = r.bytes().unwrap().len();
+    (status, n)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A page's times over 50 requests after 3 warm-ups: (p50, p99, max) ms.
+fn time_page(station: &Station, session: &str, path: &str) -> (f64, f64, f64, usize) {
+    let mut bytes = 0;
+    for _ in 0..3 {
+        let (status, n) = get(station, session, path);
+        assert_eq!(status, 200, "{path}");
+        bytes = n;
+    }
+    let mut times: Vec<f64> = (0..50)
+        .map(|_| {
+            let t = Instant::now();
+            let (status, _) = get(station, session, path);
+            assert_eq!(status, 200, "{path}");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        times[times.len() - 1],
+        bytes,
+    )
+}
+
+fn main() {
+    let mode = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let dir = data_dir();
+    build(&dir);
+    if mode.as_deref() == Some("build") {
+        return;
+    }
+    let docs = Store::open_reader(dir.join("station.sqlite"), Default::default()).unwrap();
+    let cases = case_count(&docs);
+    let (first, _) = docs
+        .case_list(
+            &Default::default(),
+            &menqian_core::Visibility::Everything,
+            0,
+            1,
+        )
+        .unwrap();
+    let case_key = first[0].id.trim_start_matches("case/").to_string();
+    let shop = docs.shops_in(&menqian_core::Area::District).unwrap()[5_000].clone();
+    drop(docs);
+    println!(
+        "store: {} shops, {cases} cases, {DAYS} days ({})",
+        menqian_fixtures::DISTRICT_SHOPS,
+        std::fs::read_to_string(dir.join("built")).unwrap_or_default()
+    );
+    let station = Station::start(&dir);
+    if mode.as_deref() != Some("map") {
+        let supervisor = session(&station, "supervisor-1");
+        let sub = session(&station, "supervisor-sub");
+        let admin = session(&station, "admin");
+        let word: String = shop.name.chars().take(2).collect();
+        let pages: Vec<(&str, &String, String)> = vec![
+            ("概况 (district)", &supervisor, "/console".into()),
+            ("概况 (subdistrict)", &sub, "/console".into()),
+            ("cases, first page", &supervisor, "/console/cases".into()),
+            (
+                "cases, page 1,000",
+                &supervisor,
+                "/console/cases?page=1000".into(),
+            ),
+            (
+                "cases, 已上报",
+                &supervisor,
+                "/console/cases?status=reported".into(),
+            ),
+            (
+                "cases, overdue by due date",
+                &supervisor,
+                "/console/cases?overdue=1&sort=due".into(),
+            ),
+            (
+                "cases, text",
+                &supervisor,
+                "/console/cases?q=%E5%B8%82%E6%B0%91".into(),
+            ),
+            ("cases (subdistrict)", &sub, "/console/cases".into()),
+            ("a case", &supervisor, format!("/console/case/{case_key}")),
+            ("ledger", &supervisor, "/console/ledger".into()),
+            ("ledger (subdistrict)", &sub, "/console/ledger".into()),
+            (
+                "rankings, week (cached)",
+                &supervisor,
+                "/console/rankings".into(),
+            ),
+            (
+                "rankings, month (cached)",
+                &supervisor,
+                "/console/rankings?period=month".into(),
+            ),
+            ("rankings (subdistrict)", &sub, "/console/rankings".into()),
+            (
+                "shop search",
+                &supervisor,
+                format!(
+                    "/console/shops?q={}",
+                    url::form_urlencoded::byte_serialize(word.as_bytes()).collect::<String>()
+                ),
+            ),
+            (
+                "a shop",
+                &supervisor,
+                format!("/console/shop?id={}", shop.id),
+            ),
+            ("map page", &supervisor, "/console/map".into()),
+            (
+                "map data (21,728 shops)",
+                &supervisor,
+                "/console/map/data.json".into(),
+            ),
+            ("patrols", &supervisor, "/console/patrols".into()),
+            ("people and devices", &admin, "/console/people".into()),
+            ("rules", &admin, "/console/rules".into()),
+        ];
+        println!("| page | p50 ms | p99 ms | max ms | bytes |");
+        println!("| --- | --- | --- | --- | --- |");
+        for (name, who, path) in &pages {
+            let (p50, p99, max, bytes) = time_page(&station, who, path);
+            println!("| {name} | {p50:.1} | {p99:.1} | {max:.1} | {bytes} |");
+        }
+        // The rankings' first computation, without the cache: another
+        // period's board (cached from then on).
+        let t = Instant::now();
+        let (status, _) = get(
+            &station,
+            &supervisor,
+            "/console/rankings?period=week&date=2026-10-01",
+        );
+        assert_eq!(status, 200);
+        println!(
+            "rankings, a week not cached yet: {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+
+        // The exports of every case.
+        for what in ["csv", "xlsx"] {
+            let before = station.memory_mib("VmHWM");
+            let rss = station.memory_mib("VmRSS");
+            let t = Instant::now();
+            let (status, bytes) = get(&station, &supervisor, &format!("/console/cases.{what}"));
+            assert_eq!(status, 200);
+            println!(
+                "export {what}: {cases} cases, {:.1} MB in {:.2} s; station RSS {rss:.0} MiB, peak {before:.0} → {:.0} MiB",
+                bytes as f64 / 1e6,
+                t.elapsed().as_secs_f64(),
+                station.memory_mib("VmHWM")
+            );
+        }
+    }
+    // The map in headless Chromium: navigation to every shop drawn.
+    let b = common::browser::Browser::start(&station.url);
+    let user = "supervisor-1";
+    b.go("/console/login");
+    b.fill("#user", user);
+    b.fill("#password", PASSWORD);
+    b.open("form button[type=submit]");
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        b.go("/console/map");
+        b.wait_until(
+            "return document.getElementById('map').dataset.ready === '1'",
+            Duration::from_secs(60),
+        );
+        let shops = b.js("return document.getElementById('map').dataset.shops");
+        assert_eq!(
+            shops.as_str(),
+            Some(menqian_fixtures::DISTRICT_SHOPS.to_string().as_str())
+        );
+        let ms: f64 = b
+            .js("return document.getElementById('map').dataset.readyMs")
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        times.push(ms);
+    }
+    b.shot("bench-map-district");
+    println!(
+        "map, navigation to {} shops drawn (5 loads): {:?} ms",
+        menqian_fixtures::DISTRICT_SHOPS,
+        times
+    );
+}
