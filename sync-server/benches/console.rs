@@ -132,7 +132,7 @@ fn build(dir: &Path) {
         s.set_password_hash(id, Some(&phc)).unwrap();
     }
     drop(s);
-    std::fs::write(dir.join("built"), format!("{}", now.to_rfc3339())).unwrap();
+    std::fs::write(dir.join("built"), now.to_rfc3339()).unwrap();
     println!("built {} in {:.0?}", dir.display(), t.elapsed());
 }
 
