@@ -52,11 +52,22 @@ fn build(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let t = Instant::now();
-    let mut s = SqliteSyncStore::open(dir, vec![menqian_fixtures::DEMO_HOST.into()]).unwrap();
     let now = Utc::now();
     let district = menqian_fixtures::registry(menqian_fixtures::DISTRICT_SHOPS).unwrap();
     {
-        let docs = s.documents();
+        // The station's store as `SqliteSyncStore` opens it, but without a
+        // sync to disk per transaction while it is being filled.
+        let mut store = Store::open(
+            dir.join("station.sqlite"),
+            menqian_core::StoreConfig {
+                qr_hosts: vec![menqian_fixtures::DEMO_HOST.into()],
+                durable: false,
+                publish_listings: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let docs = &mut store;
         docs.import_templates(menqian_fixtures::templates().unwrap())
             .unwrap();
         docs.import_categories(menqian_fixtures::categories().unwrap())
@@ -109,6 +120,7 @@ fn build(dir: &Path) {
         );
         docs.checkpoint().unwrap();
     }
+    let mut s = SqliteSyncStore::open(dir, vec![menqian_fixtures::DEMO_HOST.into()]).unwrap();
     let sub = menqian_fixtures::SUBDISTRICTS[0];
     for (id, role, area) in [
         (

@@ -310,6 +310,12 @@ fn an_administrator_creates_a_user_whose_qr_code_enrolls_a_phone_then_revokes_it
         b.source()
             .contains(&format!("已停用设备 {}", phone.device_id))
     );
+    // 规则: the rules and the checklists' versions, and a copy to edit.
+    b.go("/console/rules");
+    assert!(b.count("#versions tbody tr") >= 2);
+    b.open("a[data-edit]");
+    assert!(b.text("#template").contains("\"items\""));
+    b.shot("rules");
     let refused = phone.sync().unwrap_err();
     assert!(
         refused.to_string().contains("401")

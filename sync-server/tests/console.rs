@@ -942,11 +942,17 @@ fn a_supervisor_accepts_and_dispatches_a_report_and_a_phone_receives_it() {
         &[
             ("csrf", csrf.as_str()),
             ("to", "accepted"),
-            ("note", "属实"),
+            ("note", "属实<img src=x onerror=alert(1)>"),
         ],
     );
     assert_eq!(r.status(), 303);
     let html = get_page(&station, &supervisor, &page).text().unwrap();
+    // The note's markup is text.
+    assert!(
+        html.contains("属实&#60;img src=x onerror=alert(1)&#62;"),
+        "{html}"
+    );
+    assert!(!html.contains("<img src=x"));
     assert!(
         html.contains("已受理") && html.contains("id=\"move-dispatched\""),
         "{html}"
