@@ -291,6 +291,8 @@ fn main() {
     if mode.as_deref() == Some("build") {
         return;
     }
+    // Brought up to this code's migrations (as the station would at start).
+    drop(SqliteSyncStore::open(&dir, vec![menqian_fixtures::DEMO_HOST.into()]).unwrap());
     let docs = Store::open_reader(dir.join("station.sqlite"), Default::default()).unwrap();
     let cases = case_count(&docs);
     let (first, _) = docs

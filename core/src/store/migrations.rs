@@ -53,9 +53,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0008_hardening.sql"),
         rebuilds_index: true,
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../../migrations/0009_console.sql"),
+        rebuilds_index: false,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 8;
+pub const LATEST_VERSION: i64 = 9;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.
