@@ -60,7 +60,7 @@ pub enum CaseOrder {
 impl CaseOrder {
     fn sql(self) -> &'static str {
         match self {
-            CaseOrder::Newest => "reported_at DESC, id",
+            CaseOrder::Newest => "reported_at DESC, id DESC",
             CaseOrder::Oldest => "reported_at, id",
             CaseOrder::Due => concat!(due_sql!(), " IS NULL, ", due_sql!(), ", id"),
         }
