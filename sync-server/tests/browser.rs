@@ -206,6 +206,20 @@ fn the_map_draws_every_demo_shop_and_the_heat_layer() {
     assert!(b.count(".shop-cluster") > 0, "{}", b.source());
     assert_eq!(b.count("canvas.leaflet-heatmap-layer"), 1);
     b.shot("map");
+    // An escalated item's case (id `case/rect-…`) opens like any other.
+    let escalated = menqian_core::CaseFilter {
+        source: Some(menqian_core::CaseSource::Rectification),
+        ..Default::default()
+    };
+    let (rect, n) = docs
+        .case_list(&escalated, &Visibility::Everything, 0, 1)
+        .unwrap();
+    assert!(n > 0, "the demo escalates overdue items");
+    b.go(&format!(
+        "/console/case/{}",
+        rect[0].id.trim_start_matches("case/")
+    ));
+    assert!(b.source().contains("逾期未整改"), "{}", b.source());
 }
 
 #[test]

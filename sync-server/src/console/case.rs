@@ -76,9 +76,11 @@ fn not_found() -> Response {
     ))
 }
 
-/// `case/<key>` for a well-formed key.
+/// `case/<key>` for a key the core's id grammar accepts (a report's random
+/// key, or an escalation's `rect-<inspection>-<item>`).
 fn case_id(key: &str) -> Option<String> {
-    (key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())).then(|| format!("case/{key}"))
+    let id = format!("case/{key}");
+    (key.len() <= 120 && menqian_core::ids::check_doc_id(&id).is_ok()).then_some(id)
 }
 
 fn anyone(_: &User) -> bool {
