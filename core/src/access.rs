@@ -230,7 +230,9 @@ pub(crate) const IN_AREA: &str = "(:sub IS NULL OR s.subdistrict = :sub)
     AND (:lanes IS NULL OR s.lane IN (SELECT value FROM json_each(:lanes)))";
 
 /// SQL: is document `{doc}` visible to the reader bound by
-/// [`ReaderBindings::with`]? Area membership is read from the index tables as
+/// [`ReaderBindings::with`]? A case lies where its shop does, or, without a
+/// shop in the registry, where it was reported (two sets, each read from an
+/// index: the area's shops' cases, and the area's cases without a shop). Area membership is read from the index tables as
 /// they are now; a document that moved into the area is healed by the client
 /// fetching it whole (docs/protocol.md).
 pub(crate) fn visible_doc(doc: &str) -> String {
@@ -245,10 +247,12 @@ pub(crate) fn visible_doc(doc: &str) -> String {
     OR (:public = 0 AND {doc} LIKE 'shop/%' AND {doc} IN (SELECT s.id FROM shops s WHERE {IN_AREA}))
     OR (:public = 0 AND {doc} LIKE 'insp/%' AND {doc} IN (
         SELECT i.id FROM inspections i JOIN shops s ON s.id = i.shop_id WHERE {IN_AREA}))
-    OR (:public = 0 AND {doc} LIKE 'case/%' AND {doc} IN (
-        SELECT c.id FROM cases c LEFT JOIN shops s ON s.id = c.shop_id
-        WHERE (:sub IS NULL OR coalesce(s.subdistrict, c.subdistrict) = :sub)
-          AND (:lanes IS NULL OR coalesce(s.lane, c.lane) IN (SELECT value FROM json_each(:lanes))))))"
+    OR (:public = 0 AND {doc} LIKE 'case/%' AND (
+        {doc} IN (SELECT c.id FROM shops s JOIN cases c ON c.shop_id = s.id WHERE {IN_AREA})
+        OR {doc} IN (SELECT c.id FROM cases c
+            WHERE (:sub IS NULL OR c.subdistrict = :sub)
+              AND (:lanes IS NULL OR c.lane IN (SELECT value FROM json_each(:lanes)))
+              AND (c.shop_id IS NULL OR c.shop_id NOT IN (SELECT id FROM shops))))))"
     )
 }
 

@@ -107,7 +107,7 @@ fn a_supervisor_follows_the_overview_filters_cases_and_dispatches_one_to_a_phone
         &format!(
             "return document.querySelector('#spans td.cases').textContent.trim() === '{expected_today}'"
         ),
-        Duration::from_secs(10),
+        Duration::from_secs(20),
     );
 
     // 案件: filter to 已上报 with the form; the core's count.

@@ -7,11 +7,12 @@ mod case;
 mod cases;
 mod ledger;
 mod map;
-mod overview;
+pub(crate) mod overview;
 pub mod password;
 mod patrols;
 mod people;
-pub(crate) mod rankings;
+mod rankings;
+pub(crate) use rankings::Rankings;
 mod rules;
 mod shops;
 pub mod web;
@@ -40,6 +41,66 @@ pub(crate) fn beijing(t: chrono::DateTime<chrono::Utc>) -> String {
     t.with_timezone(&menqian_core::model::template::BEIJING)
         .format("%Y-%m-%d %H:%M")
         .to_string()
+}
+
+/// Results kept per key (a period, an area) with the change feed's head they
+/// were computed at: reused while the head stands, at most `keep`, and in any
+/// case for `fresh` (so a feed that moves every second does not make every
+/// open page recompute).
+pub(crate) struct FeedCache<T> {
+    kept: std::sync::Mutex<std::collections::HashMap<String, Kept<T>>>,
+}
+
+/// A result, the feed head it was computed at, and when.
+type Kept<T> = (u64, std::time::Instant, std::sync::Arc<T>);
+
+/// Keys kept at most (then all are dropped).
+const CACHE_KEYS: usize = 256;
+
+impl<T> Default for FeedCache<T> {
+    fn default() -> Self {
+        FeedCache {
+            kept: Default::default(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for FeedCache<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedCache").finish_non_exhaustive()
+    }
+}
+
+impl<T> FeedCache<T> {
+    /// The kept result for `key` and the feed head it was computed at, or
+    /// `compute`'s at `head` (then kept).
+    pub(crate) fn get_or<E>(
+        &self,
+        key: String,
+        head: u64,
+        fresh: std::time::Duration,
+        keep: std::time::Duration,
+        compute: impl FnOnce() -> Result<T, E>,
+    ) -> Result<(u64, std::sync::Arc<T>), E> {
+        if let Some((h, made, value)) = self
+            .kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            let age = made.elapsed();
+            if age < fresh || (*h == head && age < keep) {
+                return Ok((*h, value.clone()));
+            }
+        }
+        let value = std::sync::Arc::new(compute()?);
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= CACHE_KEYS {
+            kept.clear();
+        }
+        kept.insert(key, (head, std::time::Instant::now(), value.clone()));
+        Ok((head, value))
+    }
 }
 
 /// A file download: its type, its name, no caching.

@@ -51,7 +51,15 @@ struct HomePage<'a> {
     overdue_items: u64,
     shops_due: Option<u64>,
     quiet: Vec<Quiet>,
+    /// The change feed's head the figures were computed at.
+    head: u64,
 }
+
+/// An overview is reused for this long whatever moves (a busy feed moves
+/// every second) …
+const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+/// … and at most this long while the feed stands still.
+const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn anyone(_: &User) -> bool {
     true
@@ -77,15 +85,22 @@ pub(super) async fn page(State(station): State<Arc<Station>>, headers: HeaderMap
         Err(response) => return response,
     };
     let now = Utc::now();
-    let (reader, area) = (user.visibility(), user.area.clone());
+    let (reader, area, reader_id) = (user.visibility(), user.area.clone(), user.id.clone());
+    let cached = station.clone();
     let overview = station
         .read(move |r| {
-            Ok(r.documents()
-                .overview(&reader, &area, now)
-                .map_err(StoreError::from)?)
+            let docs = r.documents();
+            let head = docs.feed_head().map_err(StoreError::from)?;
+            // Per area and user (a reader also sees their own reports).
+            cached
+                .overviews
+                .get_or(format!("{area}/{}", reader_id), head, FRESH, KEEP, || {
+                    docs.overview(&reader, &area, now)
+                        .map_err(|e| crate::sync::ApiError::from(StoreError::from(e)))
+                })
         })
         .await;
-    let overview = match overview {
+    let (head, overview) = match overview {
         Ok(o) => o,
         Err(e) => return error_page(&e),
     };
@@ -118,18 +133,20 @@ pub(super) async fn page(State(station): State<Arc<Station>>, headers: HeaderMap
         .collect();
     render(
         StatusCode::OK,
-        &home(&user, &csrf, overview, quiet, beijing(now)),
+        &home(&user, &csrf, &overview, quiet, beijing(now), head),
     )
 }
 
 fn home<'a>(
     user: &'a User,
     csrf: &'a str,
-    o: Overview,
+    o: &Overview,
     quiet: Vec<Quiet>,
     at: String,
+    head: u64,
 ) -> HomePage<'a> {
     HomePage {
+        head,
         me: &user.name,
         admin: user.role == Role::Admin,
         role: user.role.label_zh(),

@@ -21,31 +21,14 @@ use crate::store::{StoreError, User};
 use crate::sync::Station;
 
 /// What one rankings page shows, as computed from the store.
-struct Rankings {
+pub(crate) struct Rankings {
     board: menqian_core::scores::Scoreboard,
     credits: std::collections::HashMap<String, menqian_core::scores::Credit>,
     stewards: Vec<menqian_core::StewardScore>,
 }
 
-/// A board, the feed head it was computed at, and when.
-type Kept = (u64, std::time::Instant, Arc<Rankings>);
-
-/// Boards by period and area.
-#[derive(Default)]
-pub(crate) struct Cache {
-    boards: std::sync::Mutex<std::collections::HashMap<String, Kept>>,
-}
-
 /// How long a board is kept while the feed stands still.
 const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
-/// Boards kept at most (then all are dropped).
-const BOARDS: usize = 256;
-
-impl std::fmt::Debug for Cache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("rankings::Cache").finish_non_exhaustive()
-    }
-}
 
 fn anyone(_: &User) -> bool {
     true
@@ -130,39 +113,26 @@ pub(super) async fn page(
             let head = docs.feed_head().map_err(StoreError::from)?;
             let period = menqian_core::Period::of(kind, at);
             let key = format!("{kind:?}/{}/{area}", period.start.timestamp_millis());
-            let cache = &station.rankings;
-            if let Some((h, made, data)) = cache
-                .boards
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-                && *h == head
-                && made.elapsed() < KEEP
-            {
-                return Ok(data.clone());
-            }
-            let now = Utc::now();
-            let data = Arc::new(Rankings {
-                board: docs
-                    .scoreboard_in(kind, at, &area, now)
-                    .map_err(StoreError::from)?,
-                credits: docs.credits_in(&area, now).map_err(StoreError::from)?,
-                stewards: if area == menqian_core::Area::District {
-                    docs.steward_points(kind, at).map_err(StoreError::from)?
-                } else {
-                    Vec::new()
-                },
-            });
-            let mut boards = cache.boards.lock().unwrap_or_else(|p| p.into_inner());
-            if boards.len() >= BOARDS {
-                boards.clear();
-            }
-            boards.insert(key, (head, std::time::Instant::now(), data.clone()));
-            Ok(data)
+            station
+                .rankings
+                .get_or(key, head, std::time::Duration::ZERO, KEEP, || {
+                    let now = Utc::now();
+                    Ok::<_, crate::sync::ApiError>(Rankings {
+                        board: docs
+                            .scoreboard_in(kind, at, &area, now)
+                            .map_err(StoreError::from)?,
+                        credits: docs.credits_in(&area, now).map_err(StoreError::from)?,
+                        stewards: if area == menqian_core::Area::District {
+                            docs.steward_points(kind, at).map_err(StoreError::from)?
+                        } else {
+                            Vec::new()
+                        },
+                    })
+                })
         })
         .await;
     let data = match found {
-        Ok(data) => data,
+        Ok((_, data)) => data,
         Err(e) => return error_page(&e),
     };
     let board = &data.board;

@@ -91,7 +91,9 @@ pub struct Station {
     /// follow it.
     pub(crate) feed: tokio::sync::watch::Sender<u64>,
     /// The console's rankings, kept per period and area while the feed stands.
-    pub(crate) rankings: crate::console::rankings::Cache,
+    pub(crate) rankings: crate::console::FeedCache<crate::console::Rankings>,
+    /// The console's overviews, per area.
+    pub(crate) overviews: crate::console::FeedCache<menqian_core::Overview>,
 }
 
 /// Authentication with a memory: tokens (by their SHA-256) already looked up,
@@ -144,6 +146,7 @@ impl Station {
             }),
             feed: tokio::sync::watch::Sender::new(0),
             rankings: Default::default(),
+            overviews: Default::default(),
         })
     }
 
