@@ -231,8 +231,11 @@ pub(crate) const IN_AREA: &str = "(:sub IS NULL OR s.subdistrict = :sub)
 
 /// SQL: is document `{doc}` visible to the reader bound by
 /// [`ReaderBindings::with`]? A case lies where its shop does, or, without a
-/// shop in the registry, where it was reported (two sets, each read from an
-/// index: the area's shops' cases, and the area's cases without a shop). Area membership is read from the index tables as
+/// shop in the registry, where it was reported: two sets, each read from
+/// indexes (the area's shops' cases, and the area's cases without a shop);
+/// both are empty for a district reader, whom the second line lets see
+/// every case (`col = NULL` matches nothing, where `NULL IS NULL OR …`
+/// would keep SQLite from the index). Area membership is read from the index tables as
 /// they are now; a document that moved into the area is healed by the client
 /// fetching it whole (docs/protocol.md).
 pub(crate) fn visible_doc(doc: &str) -> String {
@@ -248,10 +251,11 @@ pub(crate) fn visible_doc(doc: &str) -> String {
     OR (:public = 0 AND {doc} LIKE 'insp/%' AND {doc} IN (
         SELECT i.id FROM inspections i JOIN shops s ON s.id = i.shop_id WHERE {IN_AREA}))
     OR (:public = 0 AND {doc} LIKE 'case/%' AND (
-        {doc} IN (SELECT c.id FROM shops s JOIN cases c ON c.shop_id = s.id WHERE {IN_AREA})
+        {doc} IN (SELECT c.id FROM cases c WHERE c.shop_id IN (
+            SELECT id FROM shops WHERE subdistrict = :sub
+            UNION ALL SELECT id FROM shops WHERE lane IN (SELECT value FROM json_each(:lanes))))
         OR {doc} IN (SELECT c.id FROM cases c
-            WHERE (:sub IS NULL OR c.subdistrict = :sub)
-              AND (:lanes IS NULL OR c.lane IN (SELECT value FROM json_each(:lanes)))
+            WHERE (c.subdistrict = :sub OR c.lane IN (SELECT value FROM json_each(:lanes)))
               AND (c.shop_id IS NULL OR c.shop_id NOT IN (SELECT id FROM shops))))))"
     )
 }

@@ -9,7 +9,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Utc;
 use menqian_core::store::ledger::{LedgerState, RectificationItem};
 use serde::Deserialize;
 
@@ -65,15 +64,13 @@ async fn items(
         Ok(Some((user, _))) => user,
     };
     let area = user.area.clone();
+    let shared = station.clone();
     let found = station
-        .read(move |r| {
-            Ok(r.documents()
-                .open_rectifications_in(&area, Utc::now())
-                .map_err(crate::store::StoreError::from)?)
-        })
+        .read(move |r| super::open_items(&shared, r.documents(), &area))
         .await;
     match found {
-        Ok(mut items) => {
+        Ok(items) => {
+            let mut items = items.as_ref().clone();
             if filter.overdue_only() {
                 items.retain(is_overdue);
             }

@@ -33,6 +33,10 @@ const OPEN: [CaseStatus; 5] = [
 const OPEN_PER_STATUS: u32 = 5_000;
 /// Reports the heat layer sums at most.
 const HEAT_POINTS: u32 = 200_000;
+/// The map's data is reused for this long whatever moves, and at most this
+/// long while the feed stands still.
+const FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+const KEEP: std::time::Duration = std::time::Duration::from_secs(60);
 /// Zones sent for one view at most.
 const ZONES: u32 = 3_000;
 
@@ -155,71 +159,91 @@ pub(super) async fn data(
         Err(response) => return response,
     };
     let (days, category) = (q.days(), q.category());
+    let shared = station.clone();
     let found = station
         .read(move |r| {
             let docs = r.documents();
-            let now = Utc::now();
-            let reader = user.visibility();
-            let shops = docs.shops_in(&user.area).map_err(StoreError::from)?;
-            let at: HashMap<&str, (f64, f64)> = shops
-                .iter()
-                .map(|s| (s.id.as_str(), (s.lat, s.lon)))
-                .collect();
-            let mut open = Vec::new();
-            for status in OPEN {
-                let filter = CaseFilter {
-                    status: Some(status),
+            let head = docs.feed_head().map_err(StoreError::from)?;
+            let key = format!(
+                "{}/{}/{days}/{}",
+                user.area,
+                user.id,
+                category.as_deref().unwrap_or("")
+            );
+            let cache = shared.clone();
+            cache.maps.get_or(key, head, FRESH, KEEP, || {
+                let now = Utc::now();
+                let reader = user.visibility();
+                let shops = docs.shops_in(&user.area).map_err(StoreError::from)?;
+                let at: HashMap<&str, (f64, f64)> = shops
+                    .iter()
+                    .map(|s| (s.id.as_str(), (s.lat, s.lon)))
+                    .collect();
+                let mut open = Vec::new();
+                for status in OPEN {
+                    let filter = CaseFilter {
+                        status: Some(status),
+                        ..Default::default()
+                    };
+                    let (cases, _) = docs
+                        .case_list(&filter, &reader, 0, OPEN_PER_STATUS)
+                        .map_err(StoreError::from)?;
+                    open.extend(cases.into_iter().map(|c| {
+                        (
+                            c.id.trim_start_matches("case/").to_string(),
+                            c.category,
+                            status.as_str(),
+                            status.label_zh(),
+                            c.location.lat,
+                            c.location.lon,
+                        )
+                    }));
+                }
+                let items = super::open_items(&shared, docs, &user.area)?
+                    .iter()
+                    .filter_map(|i| {
+                        let (lat, lon) = *at.get(i.shop_id.as_str())?;
+                        let overdue = i.deadline < now;
+                        Some((i.shop_id.clone(), i.item_text.clone(), lat, lon, overdue))
+                    })
+                    .collect();
+                let period = CaseFilter {
+                    from: Some(now - Duration::days(days)),
+                    category,
                     ..Default::default()
                 };
-                let (cases, _) = docs
-                    .case_list(&filter, &reader, 0, OPEN_PER_STATUS)
+                let (reports, _) = docs
+                    .case_list(&period, &reader, 0, HEAT_POINTS)
                     .map_err(StoreError::from)?;
-                open.extend(cases.into_iter().map(|c| {
-                    (
-                        c.id.trim_start_matches("case/").to_string(),
-                        c.category,
-                        status.as_str(),
-                        status.label_zh(),
-                        c.location.lat,
-                        c.location.lon,
-                    )
-                }));
-            }
-            let items = docs
-                .open_rectifications_in(&user.area, now)
-                .map_err(StoreError::from)?
-                .into_iter()
-                .filter_map(|i| {
-                    let (lat, lon) = *at.get(i.shop_id.as_str())?;
-                    let overdue = i.deadline < now;
-                    Some((i.shop_id, i.item_text, lat, lon, overdue))
-                })
-                .collect();
-            let period = CaseFilter {
-                from: Some(now - Duration::days(days)),
-                category,
-                ..Default::default()
-            };
-            let (reports, _) = docs
-                .case_list(&period, &reader, 0, HEAT_POINTS)
-                .map_err(StoreError::from)?;
-            let heat = reports
-                .into_iter()
-                .map(|c| (c.location.lat, c.location.lon))
-                .collect();
-            Ok(MapData {
-                shops: shops
+                let heat = reports
                     .into_iter()
-                    .map(|s| (s.id, s.name, s.lat, s.lon))
-                    .collect(),
-                open,
-                items,
-                heat,
+                    .map(|c| (c.location.lat, c.location.lon))
+                    .collect();
+                let data = MapData {
+                    shops: shops
+                        .into_iter()
+                        .map(|s| (s.id, s.name, s.lat, s.lon))
+                        .collect(),
+                    open,
+                    items,
+                    heat,
+                };
+                serde_json::to_vec(&data).map_err(|e| {
+                    crate::sync::ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        e.to_string(),
+                    )
+                })
             })
         })
         .await;
     match found {
-        Ok(data) => Json(data).into_response(),
+        Ok((_, json)) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json.as_ref().clone(),
+        )
+            .into_response(),
         Err(e) => error_page(&e),
     }
 }

@@ -103,6 +103,32 @@ impl<T> FeedCache<T> {
     }
 }
 
+/// How long an area's open rectification items are reused whatever moves,
+/// and at most while the feed stands still.
+const LEDGER_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+const LEDGER_KEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The open rectification items of `area` (the core's
+/// `open_rectifications_in`, whose whole-history ledger takes a third of a
+/// second on a 12-week district), kept per area like the overview.
+pub(crate) fn open_items(
+    station: &crate::sync::Station,
+    docs: &menqian_core::Store,
+    area: &menqian_core::Area,
+) -> Result<
+    std::sync::Arc<Vec<menqian_core::store::ledger::RectificationItem>>,
+    crate::sync::ApiError,
+> {
+    let head = docs.feed_head().map_err(crate::store::StoreError::from)?;
+    station
+        .ledgers
+        .get_or(area.to_string(), head, LEDGER_FRESH, LEDGER_KEEP, || {
+            docs.open_rectifications_in(area, chrono::Utc::now())
+                .map_err(|e| crate::sync::ApiError::from(crate::store::StoreError::from(e)))
+        })
+        .map(|(_, items)| items)
+}
+
 /// A file download: its type, its name, no caching.
 pub(crate) fn download(
     filename: &'static str,

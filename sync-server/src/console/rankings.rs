@@ -66,6 +66,9 @@ struct RankingsPage<'a> {
     streets: Vec<Street>,
     red_flag: Vec<String>,
     black_list: Vec<String>,
+    /// Every street, when only one is shown (a district has hundreds).
+    street_names: Vec<String>,
+    street: String,
     /// (steward, reports, valid, closed, points)
     stewards: Vec<(String, u32, u32, u32, u32)>,
 }
@@ -76,7 +79,13 @@ pub(super) struct Choice {
     period: Option<String>,
     #[serde(default)]
     date: Option<String>,
+    /// With many shops, the one street shown.
+    #[serde(default)]
+    street: Option<String>,
 }
+
+/// Rows shown at most on one page: beyond, one street at a time.
+const ROWS: usize = 2_000;
 
 pub(super) async fn page(
     State(station): State<Arc<Station>>,
@@ -174,9 +183,25 @@ pub(super) async fn page(
             });
         }
     }
+    let rows: usize = streets.iter().map(|s| s.rows.len()).sum();
+    let (street_names, street) = if rows > ROWS {
+        let names: Vec<String> = streets.iter().map(|s| s.name.clone()).collect();
+        let chosen = choice
+            .street
+            .clone()
+            .filter(|c| names.contains(c))
+            .or_else(|| names.first().cloned())
+            .unwrap_or_default();
+        streets.retain(|s| s.name == chosen);
+        (names, chosen)
+    } else {
+        (Vec::new(), String::new())
+    };
     render(
         StatusCode::OK,
         &RankingsPage {
+            street_names,
+            street,
             me: &user.name,
             area: user.area.label_zh(),
             label: board.label.clone(),

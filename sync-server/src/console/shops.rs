@@ -186,7 +186,7 @@ async fn view(
     user: &User,
     id: String,
 ) -> Result<Option<ShopView>, ApiError> {
-    let (reader, area) = (user.visibility(), user.area.clone());
+    let reader = user.visibility();
     station
         .read(move |r| {
             let docs = r.documents();
@@ -205,10 +205,10 @@ async fn view(
                 .collect::<menqian_core::Result<Vec<_>>>()
                 .map_err(StoreError::from)?;
             let items = docs
-                .open_rectifications_in(&area, now)
+                .rectification_ledger(menqian_core::store::ledger::Scope::Shop(&id), now)
                 .map_err(StoreError::from)?
                 .into_iter()
-                .filter(|i| i.shop_id == id)
+                .filter(|i| i.state != menqian_core::store::ledger::LedgerState::Closed)
                 .collect();
             let filter = CaseFilter {
                 shop_id: Some(id.clone()),

@@ -94,6 +94,11 @@ pub struct Station {
     pub(crate) rankings: crate::console::FeedCache<crate::console::Rankings>,
     /// The console's overviews, per area.
     pub(crate) overviews: crate::console::FeedCache<menqian_core::Overview>,
+    /// The map's data as JSON, per area, user, period and category.
+    pub(crate) maps: crate::console::FeedCache<Vec<u8>>,
+    /// Open rectification items, per area.
+    pub(crate) ledgers:
+        crate::console::FeedCache<Vec<menqian_core::store::ledger::RectificationItem>>,
 }
 
 /// Authentication with a memory: tokens (by their SHA-256) already looked up,
@@ -147,6 +152,8 @@ impl Station {
             feed: tokio::sync::watch::Sender::new(0),
             rankings: Default::default(),
             overviews: Default::default(),
+            ledgers: Default::default(),
+            maps: Default::default(),
         })
     }
 

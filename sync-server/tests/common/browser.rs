@@ -101,8 +101,16 @@ impl Browser {
             .len()
     }
 
+    /// An element's text; found again if the page replaced it meanwhile (the
+    /// overview swaps its figures in when the feed moves).
     pub fn text(&self, css: &str) -> String {
-        self.rt.block_on(self.find(css).text()).unwrap()
+        for _ in 0..20 {
+            if let Ok(text) = self.rt.block_on(self.find(css).text()) {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{css}: the element kept going stale")
     }
 
     pub fn fill(&self, css: &str, text: &str) {
