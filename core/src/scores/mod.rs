@@ -310,10 +310,22 @@ impl Scoreboard {
         self.ranked
             .iter()
             .find(|r| r.score.shop_id == shop_id)
-            .map_or(shop_id.to_string(), |r| {
-                format!("{}（{}）", r.score.name, r.score.street)
-            })
+            .map_or(shop_id.to_string(), label)
     }
+
+    /// [`Scoreboard::shop_label`] of every ranked shop, by id: for lists of
+    /// hundreds (a district's red flag).
+    pub fn shop_labels(&self) -> std::collections::HashMap<&str, String> {
+        self.ranked
+            .iter()
+            .map(|r| (r.score.shop_id.as_str(), label(r)))
+            .collect()
+    }
+}
+
+/// A ranked shop as lists name it: `name（street）`.
+fn label(r: &Ranked) -> String {
+    format!("{}（{}）", r.score.name, r.score.street)
 }
 
 /// Scores every shop of `facts` for `period`, ranks them per street and picks

@@ -416,7 +416,7 @@ impl Store {
         self.summaries(rows)
     }
 
-    /// The cases a reader may see that pass `filter`, newest report first:
+    /// The cases a reader may see that pass `filter`, in its order:
     /// `limit` of them after `offset`, and how many pass in all.
     pub fn case_list(
         &self,
@@ -425,6 +425,39 @@ impl Store {
         offset: u32,
         limit: u32,
     ) -> Result<(Vec<CaseSummary>, u64)> {
+        self.case_query(filter, reader, Some((offset, limit)), true)
+    }
+
+    /// [`Store::case_list`]'s page alone (no count).
+    pub fn case_page(
+        &self,
+        filter: &CaseFilter,
+        reader: &crate::access::Visibility,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<CaseSummary>> {
+        Ok(self
+            .case_query(filter, reader, Some((offset, limit)), false)?
+            .0)
+    }
+
+    /// [`Store::case_list`]'s count alone.
+    pub fn case_count(
+        &self,
+        filter: &CaseFilter,
+        reader: &crate::access::Visibility,
+    ) -> Result<u64> {
+        Ok(self.case_query(filter, reader, None, true)?.1)
+    }
+
+    fn case_query(
+        &self,
+        filter: &CaseFilter,
+        reader: &crate::access::Visibility,
+        page: Option<(u32, u32)>,
+        count: bool,
+    ) -> Result<(Vec<CaseSummary>, u64)> {
+        let (offset, limit) = page.unwrap_or((0, 0));
         let conditions = format!(
             "{} AND (:status IS NULL OR status = :status)
                AND (:category IS NULL OR category = :category)
@@ -467,10 +500,16 @@ impl Store {
             (":urgent", &urgent),
             (":routine", &routine),
         ];
-        let total: i64 = self
-            .conn
-            .prepare_cached(&format!("SELECT count(*) FROM cases WHERE {conditions}"))?
-            .query_row(bind.with(&params).as_slice(), |r| r.get(0))?;
+        let total: i64 = if count {
+            self.conn
+                .prepare_cached(&format!("SELECT count(*) FROM cases WHERE {conditions}"))?
+                .query_row(bind.with(&params).as_slice(), |r| r.get(0))?
+        } else {
+            0
+        };
+        if page.is_none() {
+            return Ok((Vec::new(), total.unsigned_abs()));
+        }
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {SUMMARY_COLUMNS} FROM cases
              WHERE {conditions} ORDER BY {} LIMIT :limit OFFSET :offset",

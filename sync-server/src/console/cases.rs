@@ -22,6 +22,11 @@ use super::web::{error_page, member, render};
 use crate::store::{StoreError, User};
 use crate::sync::Station;
 
+/// A filter's count is reused for this long whatever moves, and at most
+/// this long while the feed stands still.
+const COUNT_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+const COUNT_KEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Cases on one page, and the most one export holds.
 const PAGE: u32 = 50;
 const MAX_EXPORT: u32 = 100_000;
@@ -225,13 +230,28 @@ pub(super) async fn page(
     let page = params.page.unwrap_or(1).clamp(1, 100_000);
     let offset = (page - 1).saturating_mul(PAGE);
     let (filter, reader, area) = (params.filter(), user.visibility(), user.area.clone());
+    let key = format!("{}/{}", user.id, params.query());
+    let shared = station.clone();
     let found = station
         .read(move |r| {
             let docs = r.documents();
-            let listed = docs
-                .case_list(&filter, &reader, offset, PAGE)
+            let cases = docs
+                .case_page(&filter, &reader, offset, PAGE)
                 .map_err(StoreError::from)?;
-            Ok((listed, choices(docs, &area).map_err(StoreError::from)?))
+            // The count (a pass over every case the reader may see) is kept
+            // a few seconds per user and filter, like the overview.
+            let head = docs.feed_head().map_err(StoreError::from)?;
+            let (_, total) =
+                shared
+                    .case_counts
+                    .get_or(key, head, COUNT_FRESH, COUNT_KEEP, || {
+                        docs.case_count(&filter, &reader)
+                            .map_err(|e| crate::sync::ApiError::from(StoreError::from(e)))
+                    })?;
+            Ok((
+                (cases, *total),
+                choices(docs, &area).map_err(StoreError::from)?,
+            ))
         })
         .await;
     let ((cases, total), choices) = match found {

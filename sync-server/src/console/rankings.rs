@@ -145,7 +145,14 @@ pub(super) async fn page(
         Err(e) => return error_page(&e),
     };
     let board = &data.board;
-    let name_of = |id: &String| board.shop_label(id);
+    // Labels by shop id, once (a district's red flag names hundreds).
+    let labels = board.shop_labels();
+    let name_of = |id: &String| {
+        labels
+            .get(id.as_str())
+            .cloned()
+            .unwrap_or_else(|| board.shop_label(id))
+    };
     let red_flag = board.red_flag.iter().map(name_of).collect();
     let black_list = board.black_list.iter().map(name_of).collect();
     let mut streets: Vec<Street> = Vec::new();

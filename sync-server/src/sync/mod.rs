@@ -96,6 +96,8 @@ pub struct Station {
     pub(crate) overviews: crate::console::FeedCache<menqian_core::Overview>,
     /// The map's data as JSON, per area, user, period and category.
     pub(crate) maps: crate::console::FeedCache<Vec<u8>>,
+    /// Case list counts, per user and filter.
+    pub(crate) case_counts: crate::console::FeedCache<u64>,
     /// Open rectification items, per area.
     pub(crate) ledgers:
         crate::console::FeedCache<Vec<menqian_core::store::ledger::RectificationItem>>,
@@ -154,6 +156,7 @@ impl Station {
             overviews: Default::default(),
             ledgers: Default::default(),
             maps: Default::default(),
+            case_counts: Default::default(),
         })
     }
 
