@@ -155,9 +155,30 @@ pub(super) async fn page(
     };
     let red_flag = board.red_flag.iter().map(name_of).collect();
     let black_list = board.black_list.iter().map(name_of).collect();
+    // Beyond ROWS shops, one street at a time (rows are built for it alone).
+    let (street_names, street) = if board.ranked.len() > ROWS {
+        let mut names: Vec<String> = Vec::new();
+        for r in &board.ranked {
+            if names.last() != Some(&r.score.street) {
+                names.push(r.score.street.clone());
+            }
+        }
+        let chosen = choice
+            .street
+            .clone()
+            .filter(|c| names.contains(c))
+            .or_else(|| names.first().cloned())
+            .unwrap_or_default();
+        (names, chosen)
+    } else {
+        (Vec::new(), String::new())
+    };
     let mut streets: Vec<Street> = Vec::new();
     for r in &board.ranked {
         let s = &r.score;
+        if !street_names.is_empty() && s.street != street {
+            continue;
+        }
         if streets.last().is_none_or(|last| last.name != s.street) {
             streets.push(Street {
                 name: s.street.clone(),
@@ -190,20 +211,6 @@ pub(super) async fn page(
             });
         }
     }
-    let rows: usize = streets.iter().map(|s| s.rows.len()).sum();
-    let (street_names, street) = if rows > ROWS {
-        let names: Vec<String> = streets.iter().map(|s| s.name.clone()).collect();
-        let chosen = choice
-            .street
-            .clone()
-            .filter(|c| names.contains(c))
-            .or_else(|| names.first().cloned())
-            .unwrap_or_default();
-        streets.retain(|s| s.name == chosen);
-        (names, chosen)
-    } else {
-        (Vec::new(), String::new())
-    };
     render(
         StatusCode::OK,
         &RankingsPage {
