@@ -43,6 +43,15 @@ pub struct ImportReport {
 }
 
 const SUMMARY_COLUMNS: &str = "id, code, name, address, street, lane, category, status, lat, lon";
+
+/// [`SUMMARY_COLUMNS`] of the shops table under the alias `alias`.
+fn summary_columns_of(alias: &str) -> String {
+    SUMMARY_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 const SHOP_COLUMNS: &str = "code, name, address, category, contact_person, contact_phone, zone, \
      letter_version, letter_signed, street, lane, tags, status, subdistrict";
 
@@ -225,11 +234,7 @@ impl Store {
         let sql = format!(
             "SELECT {} FROM shop_search JOIN shops s ON s.rowid = shop_search.rowid
              WHERE shop_search MATCH :q AND {} LIMIT :limit",
-            SUMMARY_COLUMNS
-                .split(", ")
-                .map(|c| format!("s.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            summary_columns_of("s"),
             crate::access::IN_AREA
         );
         let (sub, lanes) = area.bindings();
@@ -268,11 +273,7 @@ impl Store {
     pub fn shops_in(&self, area: &crate::access::Area) -> Result<Vec<ShopSummary>> {
         let sql = format!(
             "SELECT {} FROM shops s WHERE {} ORDER BY s.code",
-            SUMMARY_COLUMNS
-                .split(", ")
-                .map(|c| format!("s.{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            summary_columns_of("s"),
             crate::access::IN_AREA
         );
         let (sub, lanes) = area.bindings();

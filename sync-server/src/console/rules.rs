@@ -114,6 +114,22 @@ async fn show(
     )
 }
 
+/// The page again with what was sent and why it was not published.
+async fn refused(
+    station: &Arc<Station>,
+    me: &User,
+    csrf: &str,
+    rules_text: Option<String>,
+    problems: Vec<(String, String)>,
+    editing: Option<(String, Option<String>)>,
+) -> Response {
+    let status = StatusCode::BAD_REQUEST;
+    show(
+        station, me, csrf, status, rules_text, problems, None, editing,
+    )
+    .await
+}
+
 pub(super) async fn page(
     State(station): State<Arc<Station>>,
     headers: HeaderMap,
@@ -160,32 +176,12 @@ pub(super) async fn save_rules(State(station): State<Arc<Station>>, request: Req
         Ok(rules) => rules,
         Err(e) => {
             let problems = vec![parse_problem(&e)];
-            return show(
-                &station,
-                &me,
-                &csrf,
-                StatusCode::BAD_REQUEST,
-                Some(form.rules),
-                problems,
-                None,
-                None,
-            )
-            .await;
+            return refused(&station, &me, &csrf, Some(form.rules), problems, None).await;
         }
     };
     let problems = rules.problems();
     if !problems.is_empty() {
-        return show(
-            &station,
-            &me,
-            &csrf,
-            StatusCode::BAD_REQUEST,
-            Some(form.rules),
-            problems,
-            None,
-            None,
-        )
-        .await;
+        return refused(&station, &me, &csrf, Some(form.rules), problems, None).await;
     }
     match station
         .write(move |s| {
@@ -234,17 +230,7 @@ pub(super) async fn publish_checklist(
         Ok(t) => t,
         Err(e) => {
             let problems = vec![parse_problem(&e)];
-            return show(
-                &station,
-                &me,
-                &csrf,
-                StatusCode::BAD_REQUEST,
-                None,
-                problems,
-                None,
-                editing,
-            )
-            .await;
+            return refused(&station, &me, &csrf, None, problems, editing).await;
         }
     };
     if template.id != id {
@@ -252,17 +238,7 @@ pub(super) async fn publish_checklist(
             "id".to_string(),
             format!("编辑的是 {id}，不能改为 {}", template.id),
         )];
-        return show(
-            &station,
-            &me,
-            &csrf,
-            StatusCode::BAD_REQUEST,
-            None,
-            problems,
-            None,
-            editing,
-        )
-        .await;
+        return refused(&station, &me, &csrf, None, problems, editing).await;
     }
     let published = station
         .write(move |s| {
@@ -288,17 +264,7 @@ pub(super) async fn publish_checklist(
                 menqian_core::Error::InvalidInput { field, reason } => (field, reason),
                 other => ("checklist".to_string(), other.to_string()),
             }];
-            show(
-                &station,
-                &me,
-                &csrf,
-                StatusCode::BAD_REQUEST,
-                None,
-                problems,
-                None,
-                editing,
-            )
-            .await
+            refused(&station, &me, &csrf, None, problems, editing).await
         }
         Ok(Ok(version)) => {
             tracing::info!(by = %me.id, checklist = %id, version, "checklist published in the console");
