@@ -187,6 +187,17 @@ impl Visibility {
 }
 
 impl Area {
+    /// Does this area hold all of `other` (a reader of this area sees what
+    /// a reader of `other` sees)?
+    pub fn covers(&self, other: &Area) -> bool {
+        match (self, other) {
+            (Area::District, _) => true,
+            (Area::Subdistrict(a), Area::Subdistrict(b)) => a == b,
+            (Area::Lanes(mine), Area::Lanes(theirs)) => theirs.iter().all(|l| mine.contains(l)),
+            _ => false,
+        }
+    }
+
     /// The values bound to [`IN_AREA`]'s `:sub` and `:lanes`.
     pub(crate) fn bindings(&self) -> (Option<String>, Option<String>) {
         match self {

@@ -202,3 +202,17 @@ fn each_rule_refuses_and_applies_nothing() {
         .unwrap();
     assert_eq!(server.shop(&street()[3].id()).unwrap().name, "新店名");
 }
+
+#[test]
+fn an_area_covers_the_areas_inside_it() {
+    let sub = |s: &str| Area::Subdistrict(s.into());
+    let lanes = |l: &[&str]| Area::Lanes(l.iter().map(|s| s.to_string()).collect());
+    assert!(Area::District.covers(&sub("右安门街道")) && Area::District.covers(&lanes(&["a"])));
+    assert!(sub("右安门街道").covers(&sub("右安门街道")));
+    assert!(!sub("右安门街道").covers(&sub("别处")) && !sub("右安门街道").covers(&Area::District));
+    assert!(
+        lanes(&["a", "b"]).covers(&lanes(&["b"])) && !lanes(&["a"]).covers(&lanes(&["a", "b"]))
+    );
+    // Lanes are not known to lie in a subdistrict here: not covered.
+    assert!(!sub("右安门街道").covers(&lanes(&["a"])));
+}

@@ -207,6 +207,10 @@ pub trait SyncRead: Send {
     /// The user of a console session and its CSRF token, if the session is
     /// open at `now`.
     fn session(&self, token: &str, now: DateTime<Utc>) -> StoreResult<Option<(User, String)>>;
+    /// See [`SyncStore::users`]: for pages, without the writer.
+    fn users(&self) -> StoreResult<Vec<User>>;
+    /// See [`SyncStore::devices`].
+    fn devices(&self) -> StoreResult<Vec<Device>>;
 }
 
 /// The embedded backend: `station.sqlite` (the core store, durable) and
@@ -243,6 +247,23 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_console.sql"),
     include_str!("../migrations/0005_last_seen.sql"),
 ];
+
+/// Every user, by id.
+fn list_users(accounts: &Connection) -> StoreResult<Vec<User>> {
+    let mut stmt = accounts
+        .prepare_cached("SELECT id, name, role, area, area_epoch FROM users ORDER BY id")?;
+    let rows = stmt.query_map([], user_from_row)?;
+    rows.map(|r| r?).collect()
+}
+
+/// Every device, in enrollment order.
+fn list_devices(accounts: &Connection) -> StoreResult<Vec<Device>> {
+    let mut stmt = accounts.prepare_cached(&format!(
+        "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at, id"
+    ))?;
+    let rows = stmt.query_map([], device_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
 
 impl SqliteSyncStore {
     pub fn open(dir: &Path, qr_hosts: Vec<String>) -> StoreResult<SqliteSyncStore> {
@@ -365,6 +386,14 @@ fn documents_by_id(store: &Store, user: &User, ids: &[String]) -> StoreResult<Wi
 impl SyncRead for SqliteReader {
     fn authenticate(&self, token: &str) -> StoreResult<(Device, User)> {
         authenticate(&self.accounts, token)
+    }
+
+    fn users(&self) -> StoreResult<Vec<User>> {
+        list_users(&self.accounts)
+    }
+
+    fn devices(&self) -> StoreResult<Vec<Device>> {
+        list_devices(&self.accounts)
     }
 
     fn pull(
@@ -535,11 +564,7 @@ impl SyncStore for SqliteSyncStore {
     }
 
     fn users(&self) -> StoreResult<Vec<User>> {
-        let mut stmt = self
-            .accounts
-            .prepare_cached("SELECT id, name, role, area, area_epoch FROM users ORDER BY id")?;
-        let rows = stmt.query_map([], user_from_row)?;
-        rows.map(|r| r?).collect()
+        list_users(&self.accounts)
     }
 
     fn set_area(&mut self, user_id: &str, area: &Area) -> StoreResult<()> {
@@ -665,11 +690,7 @@ impl SyncStore for SqliteSyncStore {
     }
 
     fn devices(&self) -> StoreResult<Vec<Device>> {
-        let mut stmt = self.accounts.prepare_cached(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY enrolled_at, id"
-        ))?;
-        let rows = stmt.query_map([], device_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        list_devices(&self.accounts)
     }
 
     fn record_seen(&mut self, seen: &[(String, i64)]) -> StoreResult<()> {

@@ -188,7 +188,10 @@ fn page_of<'a>(
             note: match (&h.department, h.whistle) {
                 (Some(d), Some(w)) => format!(
                     "{}（{}）{}",
-                    d,
+                    departments
+                        .iter()
+                        .find(|(code, _)| code == d)
+                        .map_or(d, |(_, name)| name),
                     w.label_zh(),
                     h.note
                         .as_deref()

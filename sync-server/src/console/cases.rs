@@ -172,17 +172,48 @@ struct CasesPage<'a> {
     rows: Vec<Row>,
 }
 
-/// Category names by code.
+/// Names by code.
 type Names = std::collections::HashMap<String, String>;
 
-fn row(c: CaseSummary, names: &Names) -> Row {
+/// What a case row names: categories and departments, by code.
+struct Labels {
+    categories: Names,
+    departments: Names,
+}
+
+impl Labels {
+    fn read(docs: &menqian_core::Store) -> menqian_core::Result<Labels> {
+        Ok(Labels {
+            categories: docs
+                .categories()?
+                .into_iter()
+                .map(|c| (c.code, c.name))
+                .collect(),
+            departments: docs
+                .rules()?
+                .departments
+                .into_iter()
+                .map(|d| (d.code, d.name))
+                .collect(),
+        })
+    }
+}
+
+fn row(c: CaseSummary, labels: &Labels) -> Row {
     Row {
         reported: beijing(c.reported_at),
         status: c.status.label_zh(),
-        category: names.get(&c.category).cloned().unwrap_or(c.category),
+        category: labels
+            .categories
+            .get(&c.category)
+            .cloned()
+            .unwrap_or(c.category),
         dispatched: c
             .dispatched_to
-            .map(|(dept, w)| format!("{dept} · {}", w.label_zh()))
+            .map(|(dept, w)| {
+                let name = labels.departments.get(&dept).unwrap_or(&dept);
+                format!("{name} · {}", w.label_zh())
+            })
             .unwrap_or_default(),
         deadline: c.deadline.map(beijing).unwrap_or_default(),
         key: c.id.trim_start_matches("case/").to_string(),
@@ -192,7 +223,7 @@ fn row(c: CaseSummary, names: &Names) -> Row {
 
 /// What the page's selects offer: categories, subdistricts, lanes.
 struct Choices {
-    names: Names,
+    labels: Labels,
     categories: Vec<(String, String)>,
     streets: Vec<String>,
     lanes: Vec<String>,
@@ -206,7 +237,7 @@ fn choices(docs: &menqian_core::Store, area: &menqian_core::Area) -> menqian_cor
         .collect();
     let (streets, lanes) = docs.places_in(area)?;
     Ok(Choices {
-        names: categories.iter().cloned().collect(),
+        labels: Labels::read(docs)?,
         categories,
         streets,
         lanes,
@@ -286,7 +317,7 @@ pub(super) async fn page(
             total,
             page,
             pages,
-            rows: cases.into_iter().map(|c| row(c, &choices.names)).collect(),
+            rows: cases.into_iter().map(|c| row(c, &choices.labels)).collect(),
             categories: choices.categories,
             streets: choices.streets,
             lanes: choices.lanes,
@@ -308,10 +339,10 @@ const HEADER: [&str; 8] = [
     "案件",
 ];
 
-fn fields(c: CaseSummary, names: &Names) -> [String; 8] {
+fn fields(c: CaseSummary, labels: &Labels) -> [String; 8] {
     let shop = c.shop_id.clone().unwrap_or_default();
     let place = format!("{:.6},{:.6}", c.location.lat, c.location.lon);
-    let r = row(c, names);
+    let r = row(c, labels);
     [
         r.reported,
         r.status.to_string(),
@@ -335,18 +366,17 @@ async fn slice(
     station
         .read(move |r| {
             let docs = r.documents();
-            let names: Names = docs
-                .categories()
-                .map_err(StoreError::from)?
-                .into_iter()
-                .map(|c| (c.code, c.name))
-                .collect();
-            let (cases, total) = docs
-                .case_list(&filter, &reader, offset, EXPORT_SLICE)
+            let labels = Labels::read(docs).map_err(StoreError::from)?;
+            // A page without a count: the export ends at a short slice.
+            let cases = docs
+                .case_page(&filter, &reader, offset, EXPORT_SLICE)
                 .map_err(StoreError::from)?;
-            let more = u64::from(offset) + (cases.len() as u64) < total.min(u64::from(MAX_EXPORT))
-                && !cases.is_empty();
-            Ok((cases.into_iter().map(|c| fields(c, &names)).collect(), more))
+            let more = cases.len() == EXPORT_SLICE as usize
+                && u64::from(offset) + (cases.len() as u64) < u64::from(MAX_EXPORT);
+            Ok((
+                cases.into_iter().map(|c| fields(c, &labels)).collect(),
+                more,
+            ))
         })
         .await
 }

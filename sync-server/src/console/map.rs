@@ -68,7 +68,12 @@ impl MapQuery {
         self.category
             .as_deref()
             .map(str::trim)
-            .filter(|c| !c.is_empty() && c.len() <= 8 && c.bytes().all(|b| b.is_ascii_digit()))
+            // Codes such as `0504` or a district's own `L-01`.
+            .filter(|c| {
+                !c.is_empty()
+                    && c.len() <= 16
+                    && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
             .map(String::from)
     }
 

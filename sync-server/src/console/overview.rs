@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{Duration, Utc};
-use menqian_core::{Area, Overview, Role};
+use menqian_core::{Overview, Role};
 
 use super::beijing;
 use super::web::{error_page, member, render};
@@ -69,16 +69,6 @@ fn percent(rate: Option<f64>) -> String {
     rate.map_or_else(|| "—".to_string(), |r| format!("{r:.1}%"))
 }
 
-/// Is a device's user inside the area `viewer` sees?
-fn within(viewer: &Area, theirs: &Area) -> bool {
-    match (viewer, theirs) {
-        (Area::District, _) => true,
-        (Area::Subdistrict(a), Area::Subdistrict(b)) => a == b,
-        (Area::Lanes(mine), Area::Lanes(theirs)) => theirs.iter().all(|l| mine.contains(l)),
-        _ => false,
-    }
-}
-
 pub(super) async fn page(State(station): State<Arc<Station>>, headers: HeaderMap) -> Response {
     let (user, csrf) = match member(&station, &headers, anyone).await {
         Ok(found) => found,
@@ -104,7 +94,7 @@ pub(super) async fn page(State(station): State<Arc<Station>>, headers: HeaderMap
         Ok(o) => o,
         Err(e) => return error_page(&e),
     };
-    let listed = station.write(|s| Ok((s.users()?, s.devices()?))).await;
+    let listed = station.read(|r| Ok((r.users()?, r.devices()?))).await;
     let (users, devices) = match listed {
         Ok(listed) => listed,
         Err(e) => return error_page(&e),
@@ -118,7 +108,7 @@ pub(super) async fn page(State(station): State<Arc<Station>>, headers: HeaderMap
         .filter(|d| {
             users
                 .iter()
-                .any(|u| u.id == d.user_id && within(&user.area, &u.area))
+                .any(|u| u.id == d.user_id && user.area.covers(&u.area))
         })
         .filter_map(|d| {
             let seen = recent.get(&d.id).copied().or(d.last_seen_ms);

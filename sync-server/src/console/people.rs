@@ -72,7 +72,7 @@ async fn people(
     error: Option<String>,
     enrollment: Option<Enrollment>,
 ) -> Response {
-    let listed = station.write(|s| Ok((s.users()?, s.devices()?))).await;
+    let listed = station.read(|r| Ok((r.users()?, r.devices()?))).await;
     let (users, devices) = match listed {
         Ok(listed) => listed,
         Err(e) => return error_page(&e),
@@ -112,11 +112,7 @@ async fn people(
                         .copied()
                         .or(d.last_seen_ms)
                         .and_then(chrono::DateTime::from_timestamp_millis)
-                        .map(|t| {
-                            t.with_timezone(&menqian_core::model::template::BEIJING)
-                                .format("%Y-%m-%d %H:%M")
-                                .to_string()
-                        })
+                        .map(super::beijing)
                         .unwrap_or_default(),
                     id: d.id,
                     name: d.name,
