@@ -158,7 +158,28 @@ impl Visibility {
         }
     }
 
-    /// The values bound to [`VISIBLE_DOC`]'s parameters.
+    /// SQL over the `cases` table (not aliased): the cases this reader may
+    /// see. The rule of [`visible_doc`] for cases, written for each kind of
+    /// reader so that SQLite reads a subdistrict's or lanes' cases from
+    /// their index and walks a list in report order without building a
+    /// set first. Bound by [`ReaderBindings::for_statement`].
+    pub(crate) fn cases_sql(&self) -> &'static str {
+        match self {
+            Visibility::Everything => "1",
+            Visibility::Reader {
+                public_only: true, ..
+            } => "reported_by = :user",
+            Visibility::Reader { area, .. } => match area {
+                Area::District => "1",
+                Area::Subdistrict(_) => "(area_sub = :sub OR reported_by = :user)",
+                Area::Lanes(_) => {
+                    "(area_lane IN (SELECT value FROM json_each(:lanes)) OR reported_by = :user)"
+                }
+            },
+        }
+    }
+
+    /// The values bound to [`visible_doc`]'s parameters.
     pub(crate) fn bindings(&self) -> ReaderBindings {
         match self {
             Visibility::Everything => ReaderBindings {
@@ -219,7 +240,7 @@ pub(crate) struct ReaderBindings {
 }
 
 impl ReaderBindings {
-    /// Named parameters for a statement using [`VISIBLE_DOC`], plus `extra`.
+    /// Named parameters for a statement using [`visible_doc`], plus `extra`.
     pub(crate) fn with<'a>(
         &'a self,
         extra: &[(&'a str, &'a dyn rusqlite::ToSql)],
@@ -234,6 +255,20 @@ impl ReaderBindings {
         out.extend_from_slice(extra);
         out
     }
+
+    /// [`ReaderBindings::with`], less the names `stmt` does not use (a
+    /// statement written for one kind of reader, or with only the filters
+    /// set).
+    pub(crate) fn for_statement<'a>(
+        &'a self,
+        stmt: &rusqlite::Statement<'_>,
+        extra: &[(&'a str, &'a dyn rusqlite::ToSql)],
+    ) -> Vec<(&'a str, &'a dyn rusqlite::ToSql)> {
+        self.with(extra)
+            .into_iter()
+            .filter(|(name, _)| matches!(stmt.parameter_index(name), Ok(Some(_))))
+            .collect()
+    }
 }
 
 /// SQL: the shops (alias `s`) in the reader's area.
@@ -242,13 +277,11 @@ pub(crate) const IN_AREA: &str = "(:sub IS NULL OR s.subdistrict = :sub)
 
 /// SQL: is document `{doc}` visible to the reader bound by
 /// [`ReaderBindings::with`]? A case lies where its shop does, or, without a
-/// shop in the registry, where it was reported: two sets, each read from
-/// indexes (the area's shops' cases, and the area's cases without a shop);
-/// both are empty for a district reader, whom the second line lets see
-/// every case (`col = NULL` matches nothing, where `NULL IS NULL OR …`
-/// would keep SQLite from the index). Area membership is read from the index tables as
-/// they are now; a document that moved into the area is healed by the client
-/// fetching it whole (docs/protocol.md).
+/// shop in the registry, where it was reported: the `area_sub` and
+/// `area_lane` columns the index keeps (migration 0010), read from their
+/// indexes. Area membership is read from the index tables as they are now; a
+/// document that moved into the area is healed by the client fetching it
+/// whole (docs/protocol.md).
 pub(crate) fn visible_doc(doc: &str) -> String {
     format!(
         "(:all = 1
@@ -261,13 +294,9 @@ pub(crate) fn visible_doc(doc: &str) -> String {
     OR (:public = 0 AND {doc} LIKE 'shop/%' AND {doc} IN (SELECT s.id FROM shops s WHERE {IN_AREA}))
     OR (:public = 0 AND {doc} LIKE 'insp/%' AND {doc} IN (
         SELECT i.id FROM inspections i JOIN shops s ON s.id = i.shop_id WHERE {IN_AREA}))
-    OR (:public = 0 AND {doc} LIKE 'case/%' AND (
-        {doc} IN (SELECT c.id FROM cases c WHERE c.shop_id IN (
-            SELECT id FROM shops WHERE subdistrict = :sub
-            UNION ALL SELECT id FROM shops WHERE lane IN (SELECT value FROM json_each(:lanes))))
-        OR {doc} IN (SELECT c.id FROM cases c
-            WHERE (c.subdistrict = :sub OR c.lane IN (SELECT value FROM json_each(:lanes)))
-              AND (c.shop_id IS NULL OR c.shop_id NOT IN (SELECT id FROM shops))))))"
+    OR (:public = 0 AND {doc} LIKE 'case/%' AND {doc} IN (
+        SELECT id FROM cases WHERE area_sub = :sub
+        UNION ALL SELECT id FROM cases WHERE area_lane IN (SELECT value FROM json_each(:lanes)))))"
     )
 }
 

@@ -1,7 +1,9 @@
 //! The enrollment link a station prints (and shows as a QR code) for a new
 //! device, and the station's CA pin it can carry (ADR 0009):
 //!
-//!     https://station.example.cn:8443/enroll?code=ABCD2345&ca=<SHA-256 of the CA certificate, hex>
+//! ```text
+//! https://station.example.cn:8443/enroll?code=ABCD2345&ca=<SHA-256 of the CA certificate, hex>
+//! ```
 //!
 //! The station's address is everything before `/enroll`, so a station behind a
 //! reverse proxy under a path prefix works too. Parsing is pure; fetching and

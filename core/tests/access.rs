@@ -216,3 +216,122 @@ fn an_area_covers_the_areas_inside_it() {
     // Lanes are not known to lie in a subdistrict here: not covered.
     assert!(!sub("右安门街道").covers(&lanes(&["a"])));
 }
+
+#[test]
+fn a_console_case_list_shows_exactly_what_the_reader_would_sync() {
+    let (_dir, mut store) = demo_store();
+    let shops = street();
+    let at = beijing(2026, 11, 2);
+    let laned = shops.iter().find(|s| s.lane.is_some()).unwrap().clone();
+    let lane = laned.lane.clone().unwrap();
+    let other = shops.iter().find(|s| s.lane != laned.lane).unwrap().clone();
+    let mut ids = vec![
+        store
+            .report_case(doorstep_report(&laned, CaseSource::Citizen, "c-1", at))
+            .unwrap(),
+        store
+            .report_case(doorstep_report(
+                &other,
+                CaseSource::Steward,
+                "steward-9",
+                at,
+            ))
+            .unwrap(),
+    ];
+    // Reported in another subdistrict with no shop: where it was reported.
+    let mut elsewhere = new_case("steward-8");
+    elsewhere.subdistrict = Some("别处街道".into());
+    elsewhere.lane = Some("别巷".into());
+    ids.push(store.report_case(elsewhere).unwrap());
+
+    let readers = || {
+        vec![
+            Visibility::for_reader(Role::Supervisor, "s", &Area::District),
+            Visibility::for_reader(
+                Role::Supervisor,
+                "s",
+                &Area::Subdistrict("右安门街道".into()),
+            ),
+            Visibility::for_reader(Role::Supervisor, "s", &Area::Subdistrict("别处街道".into())),
+            Visibility::for_reader(Role::LaneChief, "c-1", &Area::Lanes(vec![lane.clone()])),
+            Visibility::for_reader(Role::LaneChief, "c-2", &Area::Lanes(vec!["别巷".into()])),
+            Visibility::for_reader(
+                Role::Steward,
+                "steward-9",
+                &Area::Subdistrict("右安门街道".into()),
+            ),
+        ]
+    };
+    let check = |store: &Store| -> Vec<Vec<String>> {
+        readers()
+            .iter()
+            .map(|r| {
+                let (page, total) = store.case_list(&CaseFilter::default(), r, 0, 100).unwrap();
+                let mut listed: Vec<String> = page.into_iter().map(|c| c.id).collect();
+                listed.sort();
+                let mut synced: Vec<String> = store
+                    .visible_documents(&ids, r)
+                    .unwrap()
+                    .into_iter()
+                    .map(|d| d.doc_id)
+                    .collect();
+                synced.sort();
+                assert_eq!(listed, synced, "{r:?}");
+                assert_eq!(total, listed.len() as u64, "{r:?}");
+                listed
+            })
+            .collect()
+    };
+    let seen = check(&store);
+    let sorted = |v: &[&String]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(seen[0].len(), 3);
+    assert_eq!(seen[1], sorted(&[&ids[0], &ids[1]]));
+    assert_eq!(seen[2], sorted(&[&ids[2]]));
+    assert_eq!(
+        seen[3],
+        sorted(&[&ids[0]]),
+        "the lane's case and the chief's own"
+    );
+    assert_eq!(seen[4], sorted(&[&ids[2]]));
+    assert_eq!(
+        seen[5],
+        sorted(&[&ids[1]]),
+        "a steward sees their own reports"
+    );
+
+    // The shop moves to the other subdistrict and off its lane: its case
+    // follows it, for the list as for sync.
+    store
+        .update_shop(
+            &laned.id(),
+            ShopPatch {
+                subdistrict: Some(Some("别处街道".into())),
+                lane: Some(Some("别巷".into())),
+                ..ShopPatch::default()
+            },
+        )
+        .unwrap();
+    let seen = check(&store);
+    assert_eq!(seen[1], sorted(&[&ids[1]]));
+    assert_eq!(seen[2], sorted(&[&ids[0], &ids[2]]));
+    assert_eq!(seen[3], sorted(&[&ids[0]]), "still the chief's own report");
+    assert_eq!(
+        seen[4],
+        sorted(&[&ids[0], &ids[2]]),
+        "now on this chief's lane"
+    );
+    // The district supervisor's filter by subdistrict agrees.
+    let filter = CaseFilter {
+        subdistrict: Some("别处街道".into()),
+        ..CaseFilter::default()
+    };
+    let reader = Visibility::for_reader(Role::Supervisor, "s", &Area::District);
+    assert_eq!(store.case_count(&filter, &reader).unwrap(), 2);
+    // Rebuilt from the documents, the index places every case the same way.
+    store.rebuild_index().unwrap();
+    assert_eq!(check(&store), seen);
+}

@@ -458,22 +458,6 @@ impl Store {
         count: bool,
     ) -> Result<(Vec<CaseSummary>, u64)> {
         let (offset, limit) = page.unwrap_or((0, 0));
-        let conditions = format!(
-            "{} AND (:status IS NULL OR status = :status)
-               AND (:category IS NULL OR category = :category)
-               AND (:source IS NULL OR source = :source)
-               AND (:from IS NULL OR reported_at >= :from)
-               AND (:to IS NULL OR reported_at < :to)
-               AND (:text IS NULL OR description LIKE '%' || :text || '%' ESCAPE '\\')
-               AND (:shop IS NULL OR shop_id = :shop)
-               AND (:in_sub IS NULL OR coalesce(
-                     (SELECT s.subdistrict FROM shops s WHERE s.id = cases.shop_id), subdistrict) = :in_sub)
-               AND (:in_lane IS NULL OR coalesce(
-                     (SELECT s.lane FROM shops s WHERE s.id = cases.shop_id), lane) = :in_lane)
-               AND (:overdue IS NULL OR (status NOT IN ('closed', 'rejected') AND {DUE_SQL} < :overdue))",
-            crate::access::visible_doc("id")
-        );
-        let bind = reader.bindings();
         let status = filter.status.map(|s| s.as_str());
         let source = filter.source.map(|s| s.as_str());
         let from = filter.from.map(|t| t.timestamp_millis());
@@ -483,10 +467,35 @@ impl Store {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         });
-        let (offset, limit) = (i64::from(offset), i64::from(limit));
         let overdue = filter.overdue_at.map(|t| t.timestamp_millis());
+        // Only the filters set, so that SQLite picks its index by them.
+        let mut conditions = vec![reader.cases_sql().to_string()];
+        let mut set = |on: bool, sql: &str| {
+            if on {
+                conditions.push(sql.to_string());
+            }
+        };
+        set(status.is_some(), "status = :status");
+        set(filter.category.is_some(), "category = :category");
+        set(source.is_some(), "source = :source");
+        set(from.is_some(), "reported_at >= :from");
+        set(to.is_some(), "reported_at < :to");
+        set(
+            text.is_some(),
+            "description LIKE '%' || :text || '%' ESCAPE '\\'",
+        );
+        set(filter.shop_id.is_some(), "shop_id = :shop");
+        set(filter.subdistrict.is_some(), "area_sub = :in_sub");
+        set(filter.lane.is_some(), "area_lane = :in_lane");
+        set(
+            overdue.is_some(),
+            &format!("status NOT IN ('closed', 'rejected') AND {DUE_SQL} < :overdue"),
+        );
+        let conditions = conditions.join(" AND ");
+        let bind = reader.bindings();
+        let (offset, limit) = (i64::from(offset), i64::from(limit));
         let (urgent, routine) = whistle_ms(&self.rules()?);
-        let params: [(&str, &dyn rusqlite::ToSql); 12] = [
+        let params: [(&str, &dyn rusqlite::ToSql); 14] = [
             (":status", &status),
             (":category", &filter.category),
             (":source", &source),
@@ -499,11 +508,15 @@ impl Store {
             (":overdue", &overdue),
             (":urgent", &urgent),
             (":routine", &routine),
+            (":limit", &limit),
+            (":offset", &offset),
         ];
         let total: i64 = if count {
-            self.conn
-                .prepare_cached(&format!("SELECT count(*) FROM cases WHERE {conditions}"))?
-                .query_row(bind.with(&params).as_slice(), |r| r.get(0))?
+            let mut stmt = self
+                .conn
+                .prepare_cached(&format!("SELECT count(*) FROM cases WHERE {conditions}"))?;
+            let bound = bind.for_statement(&stmt, &params);
+            stmt.query_row(bound.as_slice(), |r| r.get(0))?
         } else {
             0
         };
@@ -515,10 +528,8 @@ impl Store {
              WHERE {conditions} ORDER BY {} LIMIT :limit OFFSET :offset",
             filter.order.sql()
         ))?;
-        let mut all = params.to_vec();
-        all.push((":limit", &limit));
-        all.push((":offset", &offset));
-        let rows = stmt.query(bind.with(&all).as_slice())?;
+        let bound = bind.for_statement(&stmt, &params);
+        let rows = stmt.query(bound.as_slice())?;
         Ok((self.summaries(rows)?, total.unsigned_abs()))
     }
 

@@ -20,26 +20,45 @@ use crate::model::period::end_of_day_after;
 use crate::model::rules::DistrictRules;
 use crate::model::template::ChecklistTemplate;
 
-/// Which shops' ledger to read.
+/// Which shops' ledger (or score facts) to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope<'a> {
     All,
     Shop(&'a str),
     Subdistrict(&'a str),
+    /// One street's shops, within a subdistrict when it is given (a shop's
+    /// rank is within its street).
+    Street {
+        street: &'a str,
+        subdistrict: Option<&'a str>,
+    },
 }
 
 impl<'a> Scope<'a> {
-    fn shop(&self) -> Option<&'a str> {
+    /// The district, or one subdistrict.
+    pub fn of_subdistrict(subdistrict: Option<&'a str>) -> Self {
+        subdistrict.map_or(Scope::All, Scope::Subdistrict)
+    }
+
+    /// The condition on the shops table (aliased `s`) that picks the scope's
+    /// shops, with its two parameters ?1 and ?2 ([`Scope::params`]).
+    pub(crate) fn shops_sql(&self) -> &'static str {
         match self {
-            Scope::Shop(s) => Some(s),
-            _ => None,
+            Scope::All => "?1 IS NULL AND ?2 IS NULL",
+            Scope::Shop(_) => "s.id = ?1 AND ?2 IS NULL",
+            Scope::Subdistrict(_) => "s.subdistrict = ?1 AND ?2 IS NULL",
+            Scope::Street { .. } => "s.street = ?1 AND (?2 IS NULL OR s.subdistrict = ?2)",
         }
     }
 
-    fn subdistrict(&self) -> Option<&'a str> {
-        match self {
-            Scope::Subdistrict(s) => Some(s),
-            _ => None,
+    pub(crate) fn params(&self) -> (Option<&'a str>, Option<&'a str>) {
+        match *self {
+            Scope::All => (None, None),
+            Scope::Shop(s) | Scope::Subdistrict(s) => (Some(s), None),
+            Scope::Street {
+                street,
+                subdistrict,
+            } => (Some(street), subdistrict),
         }
     }
 }
@@ -290,21 +309,20 @@ impl Store {
     /// shop: CROSS JOIN keeps the shops first).
     fn failures(&self, scope: Scope<'_>) -> Result<Vec<FailureRow>> {
         let from = match scope {
-            Scope::All => {
-                "FROM inspection_items it INDEXED BY failed_results
+            Scope::All => "FROM inspection_items it INDEXED BY failed_results
                  JOIN inspections i ON i.id = it.inspection_id
-                 WHERE ?1 IS NULL"
-            }
-            Scope::Shop(_) => {
-                "FROM inspection_items it INDEXED BY failed_results
+                 WHERE ?1 IS NULL AND ?2 IS NULL"
+                .to_string(),
+            Scope::Shop(_) => "FROM inspection_items it INDEXED BY failed_results
                  JOIN inspections i ON i.id = it.inspection_id
-                 WHERE it.shop_id = ?1"
-            }
-            Scope::Subdistrict(_) => {
+                 WHERE it.shop_id = ?1 AND ?2 IS NULL"
+                .to_string(),
+            Scope::Subdistrict(_) | Scope::Street { .. } => format!(
                 "FROM shops s CROSS JOIN inspection_items it INDEXED BY failed_results
                  JOIN inspections i ON i.id = it.inspection_id
-                 WHERE s.subdistrict = ?1 AND it.shop_id = s.id"
-            }
+                 WHERE {} AND it.shop_id = s.id",
+                scope.shops_sql()
+            ),
         };
         let sql = format!(
             "SELECT it.shop_id, it.code, it.inspection_id, it.submitted_at, i.inspector,
@@ -314,7 +332,8 @@ impl Store {
              ORDER BY it.shop_id, it.code, it.submitted_at, it.inspection_id"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params![scope.shop().or(scope.subdistrict())])?;
+        let (a, b) = scope.params();
+        let mut rows = stmt.query(params![a, b])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(FailureRow {

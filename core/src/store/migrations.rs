@@ -58,9 +58,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0009_console.sql"),
         rebuilds_index: false,
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../../migrations/0010_case_area.sql"),
+        rebuilds_index: false,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 9;
+pub const LATEST_VERSION: i64 = 10;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.

@@ -106,9 +106,10 @@ impl Store {
             let mut stmt = self.conn.prepare_cached(&format!(
                 "SELECT status, count(*) FROM cases
                  WHERE status NOT IN ('closed', 'rejected') AND {} GROUP BY status",
-                crate::access::visible_doc("id")
+                reader.cases_sql()
             ))?;
-            let mut rows = stmt.query(bind.with(&[]).as_slice())?;
+            let bound = bind.for_statement(&stmt, &[]);
+            let mut rows = stmt.query(bound.as_slice())?;
             while let Some(r) = rows.next()? {
                 let status: CaseStatus = parse_enum("cases", &r.get::<_, String>(0)?)?;
                 let n: i64 = r.get(1)?;
@@ -175,9 +176,10 @@ impl Store {
                  FROM cases WHERE reported_at >= :from AND reported_at < :to AND {}
                  GROUP BY source",
                 super::cases::DUE_SQL,
-                crate::access::visible_doc("id")
+                reader.cases_sql()
             ))?;
-            let mut rows = stmt.query(bind.with(&params).as_slice())?;
+            let bound = bind.for_statement(&stmt, &params);
+            let mut rows = stmt.query(bound.as_slice())?;
             while let Some(r) = rows.next()? {
                 let source: CaseSource = parse_enum("cases", &r.get::<_, String>(0)?)?;
                 let n = r.get::<_, i64>(1)?.unsigned_abs();
@@ -199,9 +201,10 @@ impl Store {
                 "SELECT category, count(*) AS n FROM cases
                  WHERE reported_at >= :from AND reported_at < :to AND {}
                  GROUP BY category ORDER BY n DESC, category LIMIT 3",
-                crate::access::visible_doc("id")
+                reader.cases_sql()
             ))?;
-            let rows = stmt.query_map(bind.with(&params[..2]).as_slice(), |r| {
+            let bound = bind.for_statement(&stmt, &params[..2]);
+            let rows = stmt.query_map(bound.as_slice(), |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
             })?;
             rows.map(|r| {

@@ -116,25 +116,28 @@ pub struct LaneChiefWeek {
 const REPORT_SOURCES: &str = "('citizen', 'steward', 'camera', 'hotline')";
 
 impl Store {
-    /// What the scores of `subdistrict`'s shops (all when `None`) are computed
-    /// from, for times from `since` on, with the ledger as of `now`. Closed
-    /// shops are left out.
+    /// What the scores of the shops in `scope` are computed from, for times
+    /// from `since` on, with the ledger as of `now`. Closed shops are left
+    /// out.
     pub fn shop_facts(
         &self,
         rules: &DistrictRules,
-        subdistrict: Option<&str>,
+        scope: Scope<'_>,
         since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ShopFacts>, HashMap<String, ShopExtra>)> {
         let mut facts: Vec<ShopFacts> = Vec::new();
         let mut extra: HashMap<String, ShopExtra> = HashMap::new();
         let mut at: HashMap<String, usize> = HashMap::new();
+        let shops = scope.shops_sql();
+        let (p1, p2) = scope.params();
         {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT id, code, name, street, lat, lon, address FROM shops
-                 WHERE status = 'active' AND (?1 IS NULL OR subdistrict = ?1) ORDER BY id",
-            )?;
-            let mut rows = stmt.query(params![subdistrict])?;
+            let sql = format!(
+                "SELECT id, code, name, street, lat, lon, address FROM shops s
+                 WHERE status = 'active' AND {shops} ORDER BY id"
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![p1, p2])?;
             while let Some(r) = rows.next()? {
                 let id: String = r.get(0)?;
                 at.insert(id.clone(), facts.len());
@@ -159,17 +162,21 @@ impl Store {
         {
             // Driven from the area's shops when there is one (each shop's
             // inspections by index), else one pass over the period's inspections.
-            let mut stmt = self.conn.prepare_cached(if subdistrict.is_some() {
-                "SELECT i.shop_id, i.ended_at, i.score
-                 FROM shops s JOIN inspections i ON i.shop_id = s.id
-                 WHERE s.subdistrict = ?1 AND i.verdict IS NOT NULL AND i.ended_at >= ?2
-                 ORDER BY 1, 2"
-            } else {
+            let sql = if scope == Scope::All {
                 "SELECT i.shop_id, i.ended_at, i.score FROM inspections i
-                 WHERE ?1 IS NULL AND i.verdict IS NOT NULL AND i.ended_at >= ?2
+                 WHERE ?1 IS NULL AND ?2 IS NULL AND i.verdict IS NOT NULL AND i.ended_at >= ?3
                  ORDER BY 1, 2"
-            })?;
-            let mut rows = stmt.query(params![subdistrict, since_ms])?;
+                    .to_string()
+            } else {
+                format!(
+                    "SELECT i.shop_id, i.ended_at, i.score
+                     FROM shops s JOIN inspections i ON i.shop_id = s.id
+                     WHERE {shops} AND i.verdict IS NOT NULL AND i.ended_at >= ?3
+                     ORDER BY 1, 2"
+                )
+            };
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![p1, p2, since_ms])?;
             while let Some(r) = rows.next()? {
                 let shop: String = r.get(0)?;
                 if let Some(&k) = at.get(&shop) {
@@ -197,19 +204,19 @@ impl Store {
             }
         }
         {
-            let from = if subdistrict.is_some() {
-                "FROM shops s CROSS JOIN cases c WHERE s.subdistrict = ?1 AND c.shop_id = s.id"
+            let from = if scope == Scope::All {
+                "FROM cases c WHERE ?1 IS NULL AND ?2 IS NULL AND c.shop_id IS NOT NULL".to_string()
             } else {
-                "FROM cases c WHERE ?1 IS NULL AND c.shop_id IS NOT NULL"
+                format!("FROM shops s CROSS JOIN cases c WHERE {shops} AND c.shop_id = s.id")
             };
             let sql = format!(
                 "SELECT c.shop_id, c.reported_at {from}
                    AND c.status != 'rejected' AND c.source IN {REPORT_SOURCES}
-                   AND c.reported_at >= ?2
+                   AND c.reported_at >= ?3
                  ORDER BY 1, 2"
             );
             let mut stmt = self.conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![subdistrict, since_ms])?;
+            let mut rows = stmt.query(params![p1, p2, since_ms])?;
             while let Some(r) = rows.next()? {
                 let shop: String = r.get(0)?;
                 if let Some(&k) = at.get(&shop) {
@@ -217,7 +224,6 @@ impl Store {
                 }
             }
         }
-        let scope = subdistrict.map_or(Scope::All, Scope::Subdistrict);
         for item in self.ledger_with(rules, scope, now)? {
             if let Some(&k) = at.get(&item.shop_id) {
                 facts[k].rectifications.push(item.fact());
@@ -237,7 +243,12 @@ impl Store {
     ) -> Result<Scoreboard> {
         let rules = self.rules()?;
         let period = Period::of(kind, at);
-        let (facts, _) = self.shop_facts(&rules, subdistrict, period.start, now)?;
+        let (facts, _) = self.shop_facts(
+            &rules,
+            Scope::of_subdistrict(subdistrict),
+            period.start,
+            now,
+        )?;
         Ok(scores::scoreboard(&facts, &rules, &period))
     }
 
@@ -281,7 +292,7 @@ impl Store {
             Area::Subdistrict(s) => Some(s.as_str()),
             _ => None,
         };
-        let (facts, _) = self.shop_facts(&rules, sub, since, now)?;
+        let (facts, _) = self.shop_facts(&rules, Scope::of_subdistrict(sub), since, now)?;
         let in_lanes = match area {
             Area::Lanes(lanes) => Some(self.shop_ids_in_lanes(lanes)?),
             _ => None,
@@ -301,11 +312,11 @@ impl Store {
         let since = scores::credit_window_start(&rules, now);
         let weeks = scores::credit_weeks(&rules, now);
         // The street's shops: last week's rank is within the street.
-        let (facts, extra) = self.shop_facts(&rules, shop.subdistrict.as_deref(), since, now)?;
-        let street: Vec<ShopFacts> = facts
-            .into_iter()
-            .filter(|f| f.street == shop.street)
-            .collect();
+        let scope = Scope::Street {
+            street: &shop.street,
+            subdistrict: shop.subdistrict.as_deref(),
+        };
+        let (street, extra) = self.shop_facts(&rules, scope, since, now)?;
         let last_week = Period::week_of(now).previous();
         let board = scores::scoreboard(&street, &rules, &last_week);
         let mine = street.iter().find(|f| f.shop_id == shop_id);
@@ -349,7 +360,8 @@ impl Store {
         let rules = self.rules()?;
         let since = scores::credit_window_start(&rules, now);
         let weeks = scores::credit_weeks(&rules, now);
-        let (facts, extra) = self.shop_facts(&rules, subdistrict, since, now)?;
+        let (facts, extra) =
+            self.shop_facts(&rules, Scope::of_subdistrict(subdistrict), since, now)?;
         let last_week = Period::week_of(now).previous();
         let exempt_ids = scores::scoreboard(&facts, &rules, &last_week).red_flag;
         let today = beijing_date(now);
@@ -560,7 +572,7 @@ impl Store {
         subdistrict: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<super::ledger::RectificationItem>> {
-        let scope = subdistrict.map_or(Scope::All, Scope::Subdistrict);
+        let scope = Scope::of_subdistrict(subdistrict);
         let mut items: Vec<_> = self
             .rectification_ledger(scope, now)?
             .into_iter()
