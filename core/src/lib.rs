@@ -16,6 +16,7 @@ pub mod hex;
 pub mod ids;
 pub mod limits;
 pub mod model;
+pub mod onboard;
 pub mod qr;
 pub mod scores;
 pub mod store;

@@ -6,6 +6,7 @@
 pub mod console;
 pub mod guard;
 pub mod net;
+pub mod registry;
 pub mod store;
 pub mod sync;
 pub mod tls;

@@ -33,7 +33,7 @@ struct Cli {
     #[arg(long)]
     demo: bool,
     /// The district's signboard hosts accepted in QR codes (repeatable).
-    #[arg(long = "qr-host", default_value = menqian_fixtures::DEMO_HOST)]
+    #[arg(long = "qr-host", global = true, default_value = menqian_fixtures::DEMO_HOST)]
     qr_hosts: Vec<String>,
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
     #[arg(long, requires = "tls_key")]
@@ -180,11 +180,69 @@ enum Command {
     },
     /// Run the district sweep once now (escalate overdue items, fold duplicates).
     Sweep,
+    /// The shop registry: import the district's ledger, export it.
+    Registry {
+        #[command(subcommand)]
+        action: RegistryAction,
+    },
     /// Certificates for a station that serves HTTPS itself.
     Tls {
         #[command(subcommand)]
         action: TlsAction,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum RegistryAction {
+    /// Import the district's ledger (台账): XLSX, XLS or CSV (UTF-8 or GBK).
+    /// Every problem is listed by row and column first; then all of it is
+    /// written in one transaction, or nothing.
+    Import {
+        file: PathBuf,
+        /// Check and show what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The coordinates' system: wgs84 (GPS), gcj02 (AMap, Tencent) or
+        /// bd09 (Baidu).
+        #[arg(long, default_value = "wgs84", value_parser = parse_datum)]
+        coords: menqian_core::onboard::Datum,
+        /// A JSON file naming columns the importer does not know, e.g.
+        /// {"门店招牌": "name", "备注": "ignore"}.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// A CSV's character set: auto, utf-8 or gbk.
+        #[arg(long, default_value = "auto", value_parser = parse_charset)]
+        encoding: menqian_sync_server::registry::Charset,
+        /// The workbook's sheet (default the first).
+        #[arg(long)]
+        sheet: Option<String>,
+        /// The district's 6-digit administrative division code, for new
+        /// codes when the registry is empty (e.g. 110106).
+        #[arg(long)]
+        district_code: Option<u32>,
+        /// The estimated zone's depth toward the street and width along it (m).
+        #[arg(long, default_value_t = 5.0)]
+        zone_depth: f64,
+        #[arg(long, default_value_t = 8.0)]
+        zone_width: f64,
+    },
+    /// Write the registry to XLSX with the codes filled in (the columns the
+    /// import reads back).
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        /// The coordinates' system to write.
+        #[arg(long, default_value = "wgs84", value_parser = parse_datum)]
+        coords: menqian_core::onboard::Datum,
+    },
+}
+
+fn parse_datum(s: &str) -> Result<menqian_core::onboard::Datum, String> {
+    menqian_core::onboard::Datum::parse(s).ok_or_else(|| "wgs84, gcj02 or bd09".to_string())
+}
+
+fn parse_charset(s: &str) -> Result<menqian_sync_server::registry::Charset, String> {
+    menqian_sync_server::registry::Charset::parse(s).ok_or_else(|| "auto, utf-8 or gbk".to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -545,6 +603,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Some(Command::Tls { action }) => tls(&action)?,
+        Some(Command::Registry { action }) => {
+            registry(store.documents(), action, &cli.qr_hosts)?;
+        }
         None => {
             let station = cli_station(&station_args, true)?;
             if cli.demo {
@@ -777,4 +838,146 @@ fn load_demo(
         );
     }
     Ok(())
+}
+
+/// Set by Ctrl-C while a long command runs: it stops and writes nothing.
+fn interrupted() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Box<dyn std::error::Error>>
+{
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, flag.clone())?;
+    }
+    Ok(flag)
+}
+
+/// A progress line on standard error (when it is a terminal); returns
+/// `false` once Ctrl-C was pressed.
+fn progress_line(
+    what: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> impl FnMut(u64, u64) -> bool {
+    use std::io::{IsTerminal as _, Write as _};
+    let tty = std::io::stderr().is_terminal();
+    move |done, total| {
+        if tty {
+            let width = 30;
+            let filled = (done * width).checked_div(total).unwrap_or(width) as usize;
+            eprint!(
+                "\r{what} [{}{}] {done}/{total}",
+                "#".repeat(filled),
+                " ".repeat(width as usize - filled.min(width as usize))
+            );
+            if done == total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        }
+        !stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn registry(
+    docs: &mut menqian_core::Store,
+    action: RegistryAction,
+    qr_hosts: &[String],
+) -> Result<(), Box<dyn std::error::Error>> {
+    use menqian_core::onboard::LedgerOptions;
+    use menqian_sync_server::registry as files;
+    match action {
+        RegistryAction::Import {
+            file,
+            dry_run,
+            coords,
+            mapping,
+            encoding,
+            sheet,
+            district_code,
+            zone_depth,
+            zone_width,
+        } => {
+            if !(1.0..=50.0).contains(&zone_depth) || !(1.0..=100.0).contains(&zone_width) {
+                return Err("--zone-depth is 1–50 m and --zone-width 1–100 m".into());
+            }
+            let stop = interrupted()?;
+            let table = files::read_table(&file, sheet.as_deref(), encoding)?;
+            let mut options =
+                LedgerOptions::new(menqian_core::model::period::beijing_date(Utc::now()));
+            options.datum = coords;
+            options.district = district_code;
+            options.zone_depth_m = zone_depth;
+            options.zone_width_m = zone_width;
+            if let Some(m) = mapping {
+                options.mapping =
+                    menqian_core::onboard::parse_mapping(&std::fs::read_to_string(&m)?)?;
+            }
+            let plan = docs.plan_ledger(&table.rows, &options)?;
+            println!(
+                "{}：读作 {}，表头在第 {} 行",
+                file.display(),
+                table.read_as,
+                plan.header_row
+            );
+            let unused: Vec<&str> = plan
+                .columns
+                .iter()
+                .filter(|(name, f)| f.is_none() && !name.is_empty())
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if !unused.is_empty() {
+                println!("未使用的列：{}", unused.join("、"));
+            }
+            const SHOWN: usize = 200;
+            for p in plan.problems.iter().take(SHOWN) {
+                println!("{p}");
+            }
+            if plan.problems.len() > SHOWN {
+                println!("……另有 {} 处", plan.problems.len() - SHOWN);
+            }
+            let refused = plan.refusals().count();
+            println!(
+                "{}新建 {} 家，更新 {} 家，无变化 {} 家，跳过重复 {} 行；错误 {refused} 处，已处理 {} 处",
+                if dry_run || refused > 0 { "将" } else { "" },
+                plan.created,
+                plan.updated,
+                plan.unchanged,
+                plan.skipped,
+                plan.warnings().count()
+            );
+            if refused > 0 {
+                return Err(format!("有 {refused} 处错误，未导入任何商户；改正后重新导入").into());
+            }
+            if dry_run {
+                println!("试运行：未写入");
+                return Ok(());
+            }
+            match docs.import_ledger(&plan, progress_line("写入", stop)) {
+                Ok(r) => println!(
+                    "已导入：新建 {} 家，更新 {} 家，无变化 {} 家",
+                    r.created, r.updated, r.unchanged
+                ),
+                Err(menqian_core::Error::Cancelled) => {
+                    return Err("已取消：未写入任何商户".into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        RegistryAction::Export { out, coords } => {
+            let shops = docs.all_shops()?;
+            let host = qr_hosts
+                .first()
+                .map_or(menqian_fixtures::DEMO_HOST, String::as_str);
+            let part = part_path(&out);
+            files::export_xlsx(&shops, coords, host, &part)?;
+            std::fs::rename(&part, &out)?;
+            println!("{} 家商户已写入 {}", shops.len(), out.display());
+        }
+    }
+    Ok(())
+}
+
+/// Where a file is written before it is renamed into place.
+fn part_path(out: &std::path::Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    out.with_file_name(name)
 }

@@ -134,6 +134,43 @@ pub fn gcj02_to_wgs84(g: GeoPoint) -> GeoPoint {
     w
 }
 
+// BD-09 (百度坐标): GCJ-02 with Baidu's further rotation and offset.
+const BD_X_PI: f64 = std::f64::consts::PI * 3000.0 / 180.0;
+
+/// GCJ-02 → BD-09, for Baidu maps.
+pub fn gcj02_to_bd09(g: GeoPoint) -> GeoPoint {
+    let (x, y) = (g.lon, g.lat);
+    let z = (x * x + y * y).sqrt() + 0.00002 * (y * BD_X_PI).sin();
+    let theta = y.atan2(x) + 0.000003 * (x * BD_X_PI).cos();
+    GeoPoint::new(z * theta.sin() + 0.006, z * theta.cos() + 0.0065)
+}
+
+/// WGS-84 → BD-09.
+pub fn wgs84_to_bd09(p: GeoPoint) -> GeoPoint {
+    if !in_china(p) {
+        return p;
+    }
+    gcj02_to_bd09(wgs84_to_gcj02(p))
+}
+
+/// BD-09 → WGS-84 (a point picked on a Baidu map): the forward transform
+/// inverted by iteration, as for GCJ-02.
+pub fn bd09_to_wgs84(b: GeoPoint) -> GeoPoint {
+    if !in_china(b) {
+        return b;
+    }
+    let mut g = GeoPoint::new(b.lat - 0.006, b.lon - 0.0065);
+    for _ in 0..30 {
+        let f = gcj02_to_bd09(g);
+        let (e_lat, e_lon) = (f.lat - b.lat, f.lon - b.lon);
+        g = GeoPoint::new(g.lat - e_lat, g.lon - e_lon);
+        if e_lat.abs() < 1e-10 && e_lon.abs() < 1e-10 {
+            break;
+        }
+    }
+    gcj02_to_wgs84(g)
+}
+
 /// Great-circle distance in metres (haversine).
 pub fn distance_m(a: GeoPoint, b: GeoPoint) -> f64 {
     let (la, lb) = (a.lat.to_radians(), b.lat.to_radians());
@@ -165,6 +202,17 @@ mod tests {
             let err = distance_m(g, GeoPoint::new(g_lat, g_lon));
             assert!(err < 0.001, "({lat}, {lon}): off by {err} m");
         }
+    }
+
+    #[test]
+    fn bd09_matches_a_published_pair_and_inverts() {
+        // wandergis/coordtransform's test pair: GCJ-02 (116.404, 39.915) is
+        // BD-09 (116.41036949371029, 39.92133699351021).
+        let b = gcj02_to_bd09(GeoPoint::new(39.915, 116.404));
+        assert!((b.lat - 39.92133699351021).abs() < 1e-9, "{b:?}");
+        assert!((b.lon - 116.41036949371029).abs() < 1e-9, "{b:?}");
+        let p = GeoPoint::new(39.8661, 116.3451);
+        assert!(distance_m(bd09_to_wgs84(wgs84_to_bd09(p)), p) < 0.001);
     }
 
     #[test]

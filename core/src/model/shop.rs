@@ -66,6 +66,9 @@ pub enum ShopTag {
     BusinessDistrict,
     /// 交通枢纽
     TransportHub,
+    /// 责任区待核定: the zone was estimated from a point in the district's
+    /// ledger; redrawing the zone clears it.
+    ZoneEstimated,
 }
 
 impl ShopTag {
@@ -75,6 +78,7 @@ impl ShopTag {
             ShopTag::School => "school",
             ShopTag::BusinessDistrict => "business_district",
             ShopTag::TransportHub => "transport_hub",
+            ShopTag::ZoneEstimated => "zone_estimated",
         }
     }
 
@@ -84,6 +88,7 @@ impl ShopTag {
             ShopTag::School,
             ShopTag::BusinessDistrict,
             ShopTag::TransportHub,
+            ShopTag::ZoneEstimated,
         ]
         .into_iter()
         .find(|t| t.as_str() == s)
@@ -95,6 +100,7 @@ impl ShopTag {
             ShopTag::School => "学校周边",
             ShopTag::BusinessDistrict => "商圈",
             ShopTag::TransportHub => "交通枢纽",
+            ShopTag::ZoneEstimated => "责任区待核定",
         }
     }
 }
@@ -303,11 +309,13 @@ mod tag_set {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<ShopTag>, D::Error> {
-        let map = BTreeMap::<ShopTag, bool>::deserialize(d)?;
+        // A tag this build does not know (written by a newer one) is skipped,
+        // not an error that would hide the whole shop.
+        let map = BTreeMap::<String, bool>::deserialize(d)?;
         Ok(map
             .into_iter()
             .filter(|(_, on)| *on)
-            .map(|(t, _)| t)
+            .filter_map(|(t, _)| ShopTag::parse(&t))
             .collect())
     }
 }

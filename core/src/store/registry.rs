@@ -94,8 +94,78 @@ impl Store {
         Ok(report)
     }
 
+    /// Every shop of the registry, closed ones too, by code.
+    pub fn all_shops(&self) -> Result<Vec<Shop>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {SHOP_COLUMNS} FROM shops ORDER BY code"))?;
+        let rows = stmt.query_map([], shop_from_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    /// Reads the district's ledger (a spreadsheet's rows as text) against
+    /// the registry: what importing it would do and every problem, by row
+    /// and column. Writes nothing.
+    pub fn plan_ledger(
+        &self,
+        table: &[Vec<String>],
+        options: &crate::onboard::LedgerOptions,
+    ) -> Result<crate::onboard::LedgerPlan> {
+        Ok(crate::onboard::plan(table, self.all_shops()?, options))
+    }
+
+    /// Writes a planned ledger in one transaction, telling `progress(done,
+    /// total)` every few hundred shops; `progress` returning `false` cancels
+    /// it and nothing is written. A plan with a refused row is refused whole.
+    pub fn import_ledger(
+        &mut self,
+        plan: &crate::onboard::LedgerPlan,
+        mut progress: impl FnMut(u64, u64) -> bool,
+    ) -> Result<ImportReport> {
+        if let Some(p) = plan.refusals().next() {
+            let more = plan.refusals().count() - 1;
+            return Err(Error::invalid(
+                "ledger",
+                format!(
+                    "{p}{}",
+                    if more > 0 {
+                        format!("（另有 {more} 处）")
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
+        let mut report = self.import_clean_with(&plan.shops, &mut progress)?;
+        report.unchanged += plan.unchanged;
+        Ok(report)
+    }
+
     /// Imports validated shops in one transaction.
     fn import_clean(&mut self, clean: &[Shop]) -> Result<ImportReport> {
+        self.import_clean_with(clean, &mut |_, _| true)
+    }
+
+    /// [`Store::import_clean`], telling `progress` as it goes; `false`
+    /// rolls it back with [`Error::Cancelled`].
+    fn import_clean_with(
+        &mut self,
+        clean: &[Shop],
+        progress: &mut dyn FnMut(u64, u64) -> bool,
+    ) -> Result<ImportReport> {
+        const EVERY: u64 = 500;
+        let total = clean.len() as u64;
+        let mut done = 0u64;
+        let mut tell = |done: u64| -> Result<()> {
+            if (done.is_multiple_of(EVERY) || done == total) && !progress(done, total) {
+                return Err(Error::Cancelled);
+            }
+            Ok(())
+        };
         let tx = self.conn.transaction()?;
         let mut report = ImportReport::default();
         let mut fresh = Vec::new();
@@ -116,6 +186,8 @@ impl Store {
                 persist(&tx, &id, &mut d, &[hash], Origin::Local)?;
             }
             report.updated += 1;
+            done += 1;
+            tell(done)?;
         }
         // New shops: documents are built on worker threads while this thread
         // writes them, in input order (see `build_in_parallel`).
@@ -134,7 +206,8 @@ impl Store {
                 write_document(&tx, &id, &saved, &[hash], Origin::Local)?;
                 index::write_entity(&tx, &id, &indexed)?;
                 report.created += 1;
-                Ok(())
+                done += 1;
+                tell(done)
             },
         )?;
         commit(tx)?;
@@ -466,6 +539,10 @@ fn prefix(e: Error, path: &str) -> Error {
 
 fn validate_patch(mut p: ShopPatch) -> Result<ShopPatch> {
     use crate::model::{optional_text, required_text};
+    // A zone drawn by someone is no longer the ledger's estimate.
+    if p.zone.is_some() && !p.add_tags.contains(&ShopTag::ZoneEstimated) {
+        p.remove_tags.insert(ShopTag::ZoneEstimated);
+    }
     if let Some(v) = &p.name {
         p.name = Some(required_text("name", v, 100)?);
     }
