@@ -39,7 +39,7 @@ pub use model::template::{ChecklistItem, ChecklistTemplate, Duty};
 pub use qr::{QrError, ShopCode};
 pub use store::{
     ApplyReport, CaseFilter, CaseOrder, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed,
-    ImportReport, Incoming, InspectionRef, LaneChiefWeek, Overview, PlanStop, ShopSummary,
-    SpanFigures, Standing, StewardScore, Store, StoreConfig, Submitted, Sweep, SweepReport,
-    SyncCursors, decode_changes, decode_pushed,
+    ImportReport, Incoming, InspectionRef, LaneBoard, LaneChiefWeek, Overview, PlanStop,
+    ShopSummary, Signboard, SpanFigures, Standing, StewardScore, Store, StoreConfig, Submitted,
+    Sweep, SweepReport, SyncCursors, decode_changes, decode_pushed,
 };

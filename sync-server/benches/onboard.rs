@@ -1,7 +1,9 @@
 //! Onboarding the 21,728-shop district: its ledger as an XLSX and as a GBK
 //! CSV (no codes, points in GCJ-02 as an AMap picker gives them), read,
 //! checked (the dry run) and imported into an empty station store, as
-//! `registry import` does. Files and stores under
+//! `registry import` does; then the whole district's signboards printed by
+//! the station binary (`signboards --out`), timed with its peak memory
+//! (GNU time's maximum resident set). Files and stores under
 //! `target/tmp/bench-data/onboard`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: a panic is a failed run
 
@@ -15,7 +17,16 @@ use menqian_sync_server::registry::{Charset, read_table};
 use menqian_sync_server::{SqliteSyncStore, SyncStore as _};
 
 const HEADER: [&str; 10] = [
-    "序号", "单位名称", "经营地址", "负责人", "联系电话", "所属街道", "路段", "业态", "经度", "纬度",
+    "序号",
+    "单位名称",
+    "经营地址",
+    "负责人",
+    "联系电话",
+    "所属街道",
+    "路段",
+    "业态",
+    "经度",
+    "纬度",
 ];
 
 fn cells(i: usize, s: &Shop) -> [String; 10] {
@@ -38,7 +49,14 @@ fn write_xlsx(shops: &[Shop], path: &Path) {
     let mut book = rust_xlsxwriter::Workbook::new();
     let sheet = book.add_worksheet();
     sheet
-        .merge_range(0, 0, 0, 9, "丰台区门前三包责任单位台账", &rust_xlsxwriter::Format::new())
+        .merge_range(
+            0,
+            0,
+            0,
+            9,
+            "丰台区门前三包责任单位台账",
+            &rust_xlsxwriter::Format::new(),
+        )
         .unwrap();
     for (c, h) in HEADER.iter().enumerate() {
         sheet.write_string(1, c as u16, *h).unwrap();
@@ -106,7 +124,12 @@ fn main() {
     );
     println!("| file | run | read s | check s | write s | total s | shops |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    for round in 1..=3 {
+    let rounds: usize = if std::env::args().any(|a| a == "--print-only") {
+        0
+    } else {
+        3
+    };
+    for round in 1..=rounds {
         for (name, file) in [("XLSX", &xlsx), ("GBK CSV", &csv)] {
             for dry in [true, false] {
                 let (read, check, write, n) = run(file, &base.join("store"), dry);
@@ -116,6 +139,63 @@ fn main() {
                     read + check + write
                 );
             }
+        }
+    }
+    print_all(&base, &csv);
+}
+
+/// Prints the district's boards with the station binary: (seconds, peak
+/// RSS in MB, file bytes).
+fn print(store: &Path, layout: &str, out: &Path) -> (f64, f64, u64) {
+    let t = Instant::now();
+    let run = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "peak-kb %M"])
+        .arg(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args([
+            "--data",
+            store.to_str().unwrap(),
+            "signboards",
+            "--layout",
+            layout,
+            "--out",
+        ])
+        .arg(out)
+        .output()
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    let kb: f64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-kb "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    (secs, kb / 1024.0, std::fs::metadata(out).unwrap().len())
+}
+
+fn print_all(base: &Path, csv: &Path) {
+    let store = base.join("print");
+    if !store.join("station.sqlite").exists() {
+        run(csv, &store, false);
+        let mut s =
+            SqliteSyncStore::open(&store, vec![menqian_fixtures::DEMO_HOST.into()]).unwrap();
+        let docs = s.documents();
+        docs.import_templates(menqian_fixtures::templates().unwrap())
+            .unwrap();
+        docs.import_categories(menqian_fixtures::categories().unwrap())
+            .unwrap();
+    }
+    println!("| layout | run | seconds | peak RSS MB | file MB | KB per board |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for round in 1..=2 {
+        for layout in ["board", "a4"] {
+            let out = base.join(format!("boards-{layout}.pdf"));
+            let (secs, mb, bytes) = print(&store, layout, &out);
+            println!(
+                "| {layout} | #{round} | {secs:.1} | {mb:.0} | {:.1} | {:.1} |",
+                bytes as f64 / 1e6,
+                bytes as f64 / 1e3 / menqian_fixtures::DISTRICT_SHOPS as f64
+            );
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod console;
 pub mod guard;
 pub mod net;
 pub mod registry;
+pub mod signboards;
 pub mod store;
 pub mod sync;
 pub mod tls;

@@ -180,6 +180,35 @@ enum Command {
     },
     /// Run the district sweep once now (escalate overdue items, fold duplicates).
     Sweep,
+    /// Print signboards (公示牌) as PDF: a shop's, a street's, a
+    /// subdistrict's or the whole district's; or the lanes' boards.
+    Signboards {
+        /// One shop, by its code.
+        #[arg(long, conflicts_with_all = ["street", "subdistrict"])]
+        shop: Option<String>,
+        /// One street's shops (with --subdistrict: the street within it).
+        #[arg(long)]
+        street: Option<String>,
+        #[arg(long)]
+        subdistrict: Option<String>,
+        /// Lane boards (街巷长公示牌) instead of shops' boards.
+        #[arg(long, conflicts_with_all = ["shop", "street"])]
+        lanes: bool,
+        /// board (300 × 200 mm pages) or a4 (two boards to a sheet, cut marks).
+        #[arg(long, default_value = "board", value_parser = parse_layout)]
+        layout: menqian_sync_server::signboards::Layout,
+        /// The checklist whose duties the boards list (default the first).
+        #[arg(long)]
+        checklist: Option<String>,
+        /// A CJK font file (TTF, OTF or a collection) and its index in a
+        /// collection; default Noto Sans CJK SC from fonts-noto-cjk.
+        #[arg(long)]
+        font: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        font_index: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The shop registry: import the district's ledger, export it.
     Registry {
         #[command(subcommand)]
@@ -235,6 +264,10 @@ enum RegistryAction {
         #[arg(long, default_value = "wgs84", value_parser = parse_datum)]
         coords: menqian_core::onboard::Datum,
     },
+}
+
+fn parse_layout(s: &str) -> Result<menqian_sync_server::signboards::Layout, String> {
+    menqian_sync_server::signboards::Layout::parse(s).ok_or_else(|| "board or a4".to_string())
 }
 
 fn parse_datum(s: &str) -> Result<menqian_core::onboard::Datum, String> {
@@ -603,6 +636,79 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Some(Command::Tls { action }) => tls(&action)?,
+        Some(Command::Signboards {
+            shop,
+            street,
+            subdistrict,
+            lanes,
+            layout,
+            checklist,
+            font,
+            font_index,
+            out,
+        }) => {
+            use menqian_core::store::ledger::Scope;
+            use menqian_sync_server::signboards::{self, Board};
+            let stop = interrupted()?;
+            let font = signboards::load_font(font.as_deref().map(|p| (p, font_index)))?;
+            let host = cli
+                .qr_hosts
+                .first()
+                .map_or(menqian_fixtures::DEMO_HOST, String::as_str)
+                .to_string();
+            let users = store.users()?;
+            let docs = store.documents();
+            let written = if lanes {
+                let signs = signboards::lane_signs(
+                    docs.lane_boards(subdistrict.as_deref())?,
+                    &users,
+                    &host,
+                );
+                let boards: Vec<Board<'_>> = signs.iter().map(Board::Lane).collect();
+                let bytes = signboards::write_pdf(
+                    &boards,
+                    &font,
+                    layout,
+                    &out,
+                    progress_line("排版", stop),
+                )?;
+                (boards.len(), bytes)
+            } else {
+                let code = shop
+                    .as_deref()
+                    .map(|c| {
+                        menqian_core::ShopCode::parse(c).map(|c| menqian_core::Shop::id_for(&c))
+                    })
+                    .transpose()
+                    .map_err(|e| format!("--shop: {e}"))?;
+                let scope = match (&code, &street, &subdistrict) {
+                    (Some(id), _, _) => Scope::Shop(id),
+                    (None, Some(street), sub) => Scope::Street {
+                        street,
+                        subdistrict: sub.as_deref(),
+                    },
+                    (None, None, Some(sub)) => Scope::Subdistrict(sub),
+                    (None, None, None) => Scope::All,
+                };
+                let list = docs.signboards(scope, checklist.as_deref(), &host)?;
+                let boards: Vec<Board<'_>> = list.iter().map(Board::Shop).collect();
+                let bytes = signboards::write_pdf(
+                    &boards,
+                    &font,
+                    layout,
+                    &out,
+                    progress_line("排版", stop),
+                )?;
+                (boards.len(), bytes)
+            };
+            println!(
+                "{} 块公示牌已写入 {}（{:.1} MB，每块 {:.1} KB）",
+                written.0,
+                out.display(),
+                written.1 as f64 / 1e6,
+                written.1 as f64 / 1e3 / written.0.max(1) as f64
+            );
+        }
         Some(Command::Registry { action }) => {
             registry(store.documents(), action, &cli.qr_hosts)?;
         }

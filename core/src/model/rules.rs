@@ -35,6 +35,27 @@ pub struct DistrictRules {
     pub stewards: StewardPoints,
     pub lane_chiefs: LaneChiefRules,
     pub planner: PlannerRules,
+    /// What the printed signboards (公示牌) say of the district.
+    #[serde(default)]
+    pub signboard: SignboardRules,
+}
+
+/// The district's name and the number citizens call, on every signboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignboardRules {
+    /// e.g. 丰台区城市管理委员会.
+    pub issuer: String,
+    /// 监督电话, e.g. 12345.
+    pub hotline: String,
+}
+
+impl Default for SignboardRules {
+    fn default() -> Self {
+        SignboardRules {
+            issuer: "丰台区城市管理委员会".into(),
+            hotline: "12345".into(),
+        }
+    }
 }
 
 /// How long a shop has to put a failed item right.
@@ -260,6 +281,7 @@ impl Default for DistrictRules {
                 lane_covered_share: 0.6,
             },
             planner: PlannerRules { daily_stops: 30 },
+            signboard: SignboardRules::default(),
         }
     }
 }
@@ -272,6 +294,7 @@ impl DistrictRules {
             return Err(Error::invalid(&field, reason));
         }
         self.name = self.name.trim().to_string();
+        self.signboard.issuer = self.signboard.issuer.trim().to_string();
         for d in &mut self.departments {
             d.code = d.code.trim().to_string();
             d.name = d.name.trim().to_string();
@@ -294,6 +317,16 @@ impl DistrictRules {
                 other => (field.to_string(), other.to_string()),
             })
         };
+        check(
+            (3..=20).contains(&self.signboard.hotline.len())
+                && self
+                    .signboard
+                    .hotline
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '-'),
+            "rules.signboard.hotline",
+            "3 to 20 digits or dashes",
+        );
         let r = &self.rectification;
         check(
             r.default_days <= 365 && r.days_by_category.values().all(|d| *d <= 365),
@@ -353,6 +386,7 @@ impl DistrictRules {
             texts.push(text(&format!("rules.departments[{i}].code"), &d.code, 32));
             texts.push(text(&format!("rules.departments[{i}].name"), &d.name, 50));
         }
+        texts.push(text("rules.signboard.issuer", &self.signboard.issuer, 40));
         // The name first, as before; then the rest in the rules' order.
         let mut all: Vec<(String, String)> = texts.iter().take(1).flatten().cloned().collect();
         all.extend(out);

@@ -14,6 +14,7 @@ mod publish;
 mod registry;
 mod scores;
 pub(crate) mod search;
+mod signboard;
 mod sync;
 
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use registry::{ImportReport, ShopSummary};
 pub use scores::{
     DayPlan, LaneChiefWeek, PlanStop, RED_FLAG_BADGE_ZH, ShopExtra, Standing, StewardScore,
 };
+pub use signboard::{LaneBoard, Signboard, zone_words};
 pub use sync::{
     ApplyReport, ChangeBatch, DocChange, Incoming, SnapshotPage, SyncCursors, check_incoming,
     decode_changes, decode_pushed,
