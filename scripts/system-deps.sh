@@ -6,12 +6,15 @@
 #   mate-backgrounds               real camera photos the tests process (a Sony RX100
 #   lomiri-wallpapers              photo with EXIF; a 15.9 MP CC0 photo)
 #   chromium, chromium-driver      the console's browser tests (headless, over WebDriver)
-#   fonts-noto-cjk                 Chinese in the browser's screenshots
+#   fonts-noto-cjk                 Chinese in the browser's screenshots, and the font
+#                                  the station sets signboards in
+#   poppler-utils                  the signboard tests render and read the PDFs
+#                                  (pdftoppm, pdftotext, pdffonts)
 # With `--bench` also the peers the photo benchmark runs side by side:
 #   libvips-tools, imagemagick
 # Prints nothing when everything is there. Sourced or run by scripts/test.sh.
 set -euo pipefail
-packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers chromium chromium-driver fonts-noto-cjk)
+packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers chromium chromium-driver fonts-noto-cjk poppler-utils)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(libvips-tools imagemagick)
 fi

@@ -435,3 +435,173 @@ fn bad_rows_are_named_by_row_and_column_and_nothing_is_written() {
     assert!(!ok);
     assert!(out.contains("找不到表头"), "{out}");
 }
+
+/// A station data directory holding `n` open shops of the district and the
+/// demo checklists.
+fn station_with(n: usize) -> (tempfile::TempDir, Vec<Shop>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut shops: Vec<Shop> = district(2 * n)
+        .into_iter()
+        .filter(|s| s.status == menqian_core::ShopStatus::Active)
+        .take(n)
+        .collect();
+    assert_eq!(shops.len(), n);
+    // Three of them on a lane, for the lane's board.
+    for s in shops.iter_mut().take(3) {
+        s.lane = Some("富义街东一巷".into());
+    }
+    let mut s = SqliteSyncStore::open(dir.path(), vec![common::HOST.into()]).unwrap();
+    let docs = s.documents();
+    docs.import_templates(menqian_fixtures::templates().unwrap())
+        .unwrap();
+    docs.import_categories(menqian_fixtures::categories().unwrap())
+        .unwrap();
+    docs.import_registry(shops.clone()).unwrap();
+    (dir, shops)
+}
+
+/// Renders `pdf` with pdftoppm at `dpi` and decodes every QR code on each
+/// page: the texts, page by page.
+fn qr_codes_on_pages(pdf: &Path, dpi: u32) -> Vec<Vec<String>> {
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new("pdftoppm")
+        .args(["-r", &dpi.to_string(), "-gray", "-png"])
+        .arg(pdf)
+        .arg(out.path().join("page"))
+        .output()
+        .expect("pdftoppm (poppler-utils) is installed by scripts/system-deps.sh");
+    assert!(run.status.success(), "{run:?}");
+    let mut pages: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    pages.sort();
+    pages
+        .iter()
+        .map(|p| {
+            let img = image::open(p).unwrap().to_luma8();
+            let mut prepared = rqrr::PreparedImage::prepare(img);
+            // A grid that does not decode is a false find in the text (the
+            // comparisons below fail if a board's own code is missing).
+            prepared
+                .detect_grids()
+                .into_iter()
+                .filter_map(|g| g.decode().ok().map(|d| d.1))
+                .collect()
+        })
+        .collect()
+}
+
+fn poppler(tool: &str, pdf: &Path) -> String {
+    let out = std::process::Command::new(tool).arg(pdf).arg("-").output();
+    let out = match out {
+        Ok(o) if tool == "pdffonts" => std::process::Command::new(tool)
+            .arg(pdf)
+            .output()
+            .unwrap_or(o),
+        Ok(o) => o,
+        Err(e) => panic!("{tool}: {e}"),
+    };
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn fifty_boards_scan_to_their_shops_and_carry_their_names_in_a_subset_font() {
+    let (dir, shops) = station_with(50);
+    let pdf = dir.path().join("boards.pdf");
+    let (ok, out) = cli(dir.path(), &["signboards", "--out", pdf.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("50 块公示牌已写入"), "{out}");
+    assert!(!dir.path().join("boards.pdf.part").exists());
+
+    // One board a page, each page's one QR code its shop's link.
+    let pages = qr_codes_on_pages(&pdf, 100);
+    assert_eq!(pages.len(), 50);
+    let mut codes: Vec<String> = shops.iter().map(|s| s.code.clone()).collect();
+    codes.sort();
+    for (page, code) in pages.iter().zip(&codes) {
+        let link = menqian_core::ShopCode::parse(code)
+            .unwrap()
+            .link(common::HOST);
+        assert_eq!(page, &vec![link], "boards are in code order");
+    }
+    let text = poppler("pdftotext", &pdf);
+    for s in &shops {
+        assert!(text.contains(&s.name), "{} is not in the text", s.name);
+    }
+    assert!(text.contains("门前三包责任公示牌") && text.contains("监督电话：12345"));
+    assert!(text.contains("包环境有序"));
+    // The font: embedded, a subset (a six-letter tag before its name).
+    let fonts = poppler("pdffonts", &pdf);
+    let line = fonts
+        .lines()
+        .find(|l| l.contains("NotoSansCJK"))
+        .unwrap_or_else(|| panic!("no CJK font in:\n{fonts}"));
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert!(cols[0].len() > 7 && cols[0].as_bytes()[6] == b'+', "{line}");
+    assert!(
+        line.contains("yes yes yes"),
+        "embedded, subset, with a Unicode map: {line}"
+    );
+    let size = std::fs::metadata(&pdf).unwrap().len();
+    assert!(size < 50 * 20_000, "{size} bytes for 50 boards");
+
+    // Two to an A4 sheet: both codes on each sheet scan.
+    let a4 = dir.path().join("a4.pdf");
+    let (ok, out) = cli(
+        dir.path(),
+        &[
+            "signboards",
+            "--layout",
+            "a4",
+            "--out",
+            a4.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    let sheets = qr_codes_on_pages(&a4, 200);
+    assert_eq!(sheets.len(), 25);
+    let mut scanned: Vec<String> = sheets.into_iter().flatten().collect();
+    scanned.sort();
+    let mut links: Vec<String> = codes
+        .iter()
+        .map(|c| menqian_core::ShopCode::parse(c).unwrap().link(common::HOST))
+        .collect();
+    links.sort();
+    assert_eq!(scanned, links);
+
+    // One shop, and a lane's board with its link.
+    let one = dir.path().join("one.pdf");
+    let (ok, out) = cli(
+        dir.path(),
+        &[
+            "signboards",
+            "--shop",
+            &codes[7],
+            "--out",
+            one.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(qr_codes_on_pages(&one, 100).len(), 1);
+    let lanes = dir.path().join("lanes.pdf");
+    let (ok, out) = cli(
+        dir.path(),
+        &["signboards", "--lanes", "--out", lanes.to_str().unwrap()],
+    );
+    assert!(ok, "{out}");
+    let lane = shops.iter().find_map(|s| s.lane.clone()).unwrap();
+    let scanned: Vec<String> = qr_codes_on_pages(&lanes, 100)
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        scanned.contains(&menqian_sync_server::signboards::lane_link(
+            common::HOST,
+            &lane
+        )),
+        "{scanned:?}"
+    );
+    assert!(poppler("pdftotext", &lanes).contains(&lane));
+}
