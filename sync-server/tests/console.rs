@@ -1082,3 +1082,194 @@ fn an_administrator_edits_the_rules_and_publishes_a_new_checklist_version() {
     );
     assert_eq!(phone.store.rules().unwrap().planner.daily_stops, 25);
 }
+
+/// A multipart form body: text fields, then one file.
+fn multipart(fields: &[(&str, &str)], file: (&str, &[u8])) -> (String, Vec<u8>) {
+    let boundary = "menqian-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"{}\"\r\ncontent-type: application/octet-stream\r\n\r\n",
+            file.0
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file.1);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Follows a job's page until it is done: its last text.
+fn finished_job(station: &StationProcess, session: &str, location: &str) -> String {
+    for _ in 0..600 {
+        let r = get_page(station, session, location);
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("content-security-policy").is_some());
+        let refresh = r.headers().get("refresh").is_some();
+        let text = r.text().unwrap();
+        if !refresh {
+            assert!(text.contains("data-running=\"false\""), "{text}");
+            return text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the job did not finish");
+}
+
+#[test]
+fn an_administrator_imports_a_ledger_prints_boards_and_exports_the_registry() {
+    use menqian_sync_server::SyncStore as _;
+    let station = StationProcess::start(&[]);
+    let admin = session_of(&station, "admin", "管理员的长密码-2026");
+    let supervisor = session_of(&station, "supervisor-1", "督查员的长密码-2026");
+    // Only an administrator has the page.
+    assert_eq!(
+        get_page(&station, &supervisor, "/console/onboard").status(),
+        404
+    );
+    let csrf = page_csrf(&station, &admin, "/console/onboard");
+
+    // A CSV ledger of five new shops on a new street, one row with a bad
+    // phone: refused, nothing kept for confirmation.
+    let row = |k: usize, phone: &str| {
+        format!(
+            "新店{k},北京市丰台区新华街{k}号,店主{k},{phone},右安门街道,新华街,116.{},39.8{}\n",
+            3600 + k,
+            600 + k
+        )
+    };
+    let header = "单位名称,地址,负责人,联系电话,街道,路段,经度,纬度\n";
+    let mut bad = header.to_string();
+    for k in 1..=5 {
+        bad += &row(
+            k,
+            if k == 3 {
+                "电话待补"
+            } else {
+                "13800138000"
+            },
+        );
+    }
+    let upload = |text: &str, csrf: &str| {
+        let (kind, body) = multipart(
+            &[("csrf", csrf), ("coords", "gcj02"), ("encoding", "auto")],
+            ("台账.csv", text.as_bytes()),
+        );
+        client()
+            .post(format!("{}/console/onboard", station.url))
+            .header(COOKIE, format!("menqian_session={admin}"))
+            .header("content-type", kind)
+            .body(body)
+            .send()
+            .unwrap()
+    };
+    let r = upload(&bad, &csrf);
+    assert_eq!(r.status(), 200);
+    let page = r.text().unwrap();
+    assert!(
+        page.contains("第 4 行 联系电话：“电话待补”不是有效的电话号码"),
+        "{page}"
+    );
+    assert!(page.contains("未导入任何商户") && !page.contains("id=\"confirm\""));
+    // A forged form is refused before anything is read into the registry.
+    assert_eq!(upload(&bad, "forged").status(), 403);
+
+    let mut good = header.to_string();
+    for k in 1..=5 {
+        good += &row(k, "13800138000");
+    }
+    let page = upload(&good, &csrf).text().unwrap();
+    assert!(page.contains("新建 <strong>5</strong> 家"), "{page}");
+    let token = page
+        .split("name=\"upload\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/onboard/confirm",
+        &[("csrf", &csrf), ("upload", &token)],
+    );
+    assert_eq!(r.status(), 303);
+    let job = r.headers()["location"].to_str().unwrap().to_string();
+    let done = finished_job(&station, &admin, &job);
+    assert!(done.contains("已导入：新建 5 家"), "{done}");
+    // The same upload cannot be imported twice.
+    let again = post_page(
+        &station,
+        &admin,
+        "/console/onboard/confirm",
+        &[("csrf", &csrf), ("upload", &token)],
+    );
+    assert_eq!(again.status(), 400);
+    let new_shops: Vec<menqian_core::Shop> = station
+        .admin()
+        .documents()
+        .all_shops()
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.street == "新华街")
+        .collect();
+    assert_eq!(new_shops.len(), 5);
+    assert!(
+        new_shops
+            .iter()
+            .all(|s| s.tags.contains(&menqian_core::ShopTag::ZoneEstimated))
+    );
+
+    // The new street's boards, as a job, then the PDF.
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/signboards",
+        &[("csrf", &csrf), ("street", "新华街"), ("layout", "board")],
+    );
+    assert_eq!(r.status(), 303);
+    let job = r.headers()["location"].to_str().unwrap().to_string();
+    let done = finished_job(&station, &admin, &job);
+    assert!(done.contains("下载 PDF"), "{done}");
+    let pdf = get_page(&station, &admin, &format!("{job}/file"));
+    assert_eq!(pdf.status(), 200);
+    assert_eq!(pdf.headers()["content-type"], "application/pdf");
+    let bytes = pdf.bytes().unwrap();
+    assert!(bytes.starts_with(b"%PDF-1.7"));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &bytes).unwrap();
+    let text = std::process::Command::new("pdftotext")
+        .arg(file.path())
+        .arg("-")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    for s in &new_shops {
+        assert!(text.contains(&s.name), "{text}");
+    }
+    // Another user cannot fetch it.
+    assert_eq!(
+        get_page(&station, &supervisor, &format!("{job}/file")).status(),
+        404
+    );
+
+    // The registry back as XLSX, the new codes in it.
+    let xlsx = get_page(&station, &admin, "/console/registry.xlsx");
+    assert_eq!(xlsx.status(), 200);
+    let file = tempfile::Builder::new().suffix(".xlsx").tempfile().unwrap();
+    std::fs::write(file.path(), xlsx.bytes().unwrap()).unwrap();
+    use calamine::Reader as _;
+    let mut book = calamine::open_workbook_auto(file.path()).unwrap();
+    let range = book.worksheet_range("门前三包台账").unwrap();
+    let codes: Vec<String> = range.rows().skip(1).map(|r| r[0].to_string()).collect();
+    for s in &new_shops {
+        assert!(codes.contains(&s.code));
+    }
+}

@@ -7,6 +7,7 @@ mod case;
 mod cases;
 mod ledger;
 mod map;
+pub(crate) mod onboard;
 pub(crate) mod overview;
 pub mod password;
 mod patrols;
@@ -141,6 +142,58 @@ pub(crate) fn download(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+/// A file on disk as a download, read 64 KiB at a time. The file is opened
+/// before this returns, so a temporary file may be removed right after.
+pub(crate) async fn download_file(
+    path: &std::path::Path,
+    content_type: &'static str,
+    filename: &'static str,
+) -> axum::response::Response {
+    use std::io::Read as _;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return web::error_page(&crate::sync::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "文件已不在",
+        ));
+    };
+    let length = file.metadata().map(|m| m.len()).ok();
+    // Read on a blocking thread, a few chunks ahead of the client.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut buf = vec![0u8; 64 * 1024];
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(buf)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let mut response = download(
+        filename,
+        content_type,
+        axum::body::Body::from_stream(chunks),
+    );
+    if let Some(n) = length {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_LENGTH, n.into());
     }
     response
 }

@@ -63,6 +63,13 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console/ledger", get(super::ledger::page))
         .route("/console/rankings", get(super::rankings::page))
         .route("/console/ledger.csv", get(super::ledger::csv))
+        .route("/console/onboard", get(super::onboard::page))
+        .route("/console/onboard/confirm", post(super::onboard::confirm))
+        .route("/console/signboards", post(super::onboard::print))
+        .route("/console/registry.xlsx", get(super::onboard::export))
+        .route("/console/job/{id}", get(super::onboard::job))
+        .route("/console/job/{id}/cancel", post(super::onboard::cancel))
+        .route("/console/job/{id}/file", get(super::onboard::file))
         .route("/console/people", get(super::people::page))
         .route("/console/people/users", post(super::people::add_user))
         .route("/console/people/code", post(super::people::issue_code))
@@ -72,6 +79,12 @@ pub fn routes() -> Router<Arc<Station>> {
             post(super::people::set_password),
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .route(
+            "/console/onboard",
+            post(super::onboard::preview).layer(axum::extract::DefaultBodyLimit::max(
+                super::onboard::MAX_UPLOAD_BYTES + 64 * 1024,
+            )),
+        )
         .layer(axum::middleware::map_response(page_headers))
         .route("/console/assets/{name}", get(super::assets::file))
 }

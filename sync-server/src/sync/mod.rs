@@ -98,6 +98,10 @@ pub struct Station {
     pub(crate) maps: crate::console::FeedCache<Vec<u8>>,
     /// Case list counts, per user and filter.
     pub(crate) case_counts: crate::console::FeedCache<u64>,
+    /// The console's ledger uploads and long jobs (imports, printing).
+    pub(crate) jobs: crate::console::onboard::Jobs,
+    /// The host in signboards' QR links (the first `--qr-host`).
+    pub(crate) signboard_host: String,
     /// Open rectification items, per area.
     pub(crate) ledgers:
         crate::console::FeedCache<Vec<menqian_core::store::ledger::RectificationItem>>,
@@ -136,7 +140,16 @@ impl Station {
             .collect::<Result<Vec<_>, _>>()?;
         let blobs = store.documents().blobs().clone();
         let auth = store.reader()?;
+        let signboard_host = store
+            .documents()
+            .config()
+            .qr_hosts
+            .first()
+            .cloned()
+            .unwrap_or_else(|| menqian_fixtures::DEMO_HOST.to_string());
         Ok(Station {
+            jobs: Default::default(),
+            signboard_host,
             reader_turns: tokio::sync::Semaphore::new(readers.len()),
             readers: Mutex::new(readers),
             writer: Arc::new(Mutex::new(store)),
