@@ -15,6 +15,8 @@ pub const MAX_ROWS: usize = 1_000_000;
 pub const MAX_COLUMNS: usize = 200;
 pub const MAX_CELL_CHARS: usize = 2_000;
 pub const MAX_FILE_BYTES: u64 = 200 * 1024 * 1024;
+/// The most a workbook's zip members may inflate to, by its directory.
+pub const MAX_INFLATED_BYTES: u64 = 500 * 1024 * 1024;
 
 /// A CSV's character set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,7 +79,35 @@ pub fn read_table(path: &Path, sheet: Option<&str>, charset: Charset) -> Result<
     }
 }
 
+/// A zipped workbook (XLSX, ODS) whose members would inflate beyond
+/// [`MAX_INFLATED_BYTES`] is refused before any is inflated. (A member
+/// inflating past its declared size fails its CRC check in the reader.)
+fn check_inflated(path: &Path) -> Result<(), String> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let Ok(mut zip) = zip::ZipArchive::new(file) else {
+        return Ok(()); // not a zip: XLS, or calamine names the problem
+    };
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let member = zip
+            .by_index_raw(i)
+            .map_err(|e| format!("{}: 文件已损坏（{e}）", path.display()))?;
+        total = total.saturating_add(member.size());
+        if total > MAX_INFLATED_BYTES {
+            return Err(format!(
+                "{}: 解压后超过 {} MB，不读",
+                path.display(),
+                MAX_INFLATED_BYTES >> 20
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn read_workbook(path: &Path, sheet: Option<&str>) -> Result<Table, String> {
+    check_inflated(path)?;
     let mut book = calamine::open_workbook_auto(path)
         .map_err(|e| format!("{}: 不是可读的表格文件（{e}）", path.display()))?;
     let names = book.sheet_names();
@@ -297,4 +327,53 @@ pub fn export_xlsx(
         }
     }
     book.save(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_workbook_claiming_to_inflate_too_far_is_refused_unread() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.xlsx");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("xl/worksheets/sheet1.xml", stored).unwrap();
+        zip.write_all(b"<worksheet/>").unwrap();
+        zip.finish().unwrap();
+        // The central directory now says the member inflates to 4 GB.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes
+            .windows(4)
+            .position(|w| w == [0x50, 0x4b, 0x01, 0x02])
+            .unwrap();
+        bytes[at + 24..at + 28].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = read_table(&path, None, Charset::Auto).unwrap_err();
+        assert!(err.contains("解压后超过 500 MB"), "{err}");
+    }
+
+    #[test]
+    fn csv_charsets_are_told_apart() {
+        let text = "单位名称,地址\n富义小吃,富义街1号\n";
+        let (gbk, _, _) = encoding_rs::GBK.encode(text);
+        assert_eq!(
+            read_csv(&gbk, Charset::Auto).unwrap().read_as,
+            "CSV，GBK/GB18030"
+        );
+        assert_eq!(
+            read_csv(&gbk, Charset::Auto).unwrap().rows[1][0],
+            "富义小吃"
+        );
+        assert!(read_csv(&gbk, Charset::Utf8).is_err());
+        let tab = "单位名称\t地址\n富义小吃\t富义街1号\n";
+        assert_eq!(
+            read_csv(tab.as_bytes(), Charset::Auto).unwrap().rows[1][1],
+            "富义街1号"
+        );
+    }
 }
