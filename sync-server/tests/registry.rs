@@ -429,6 +429,54 @@ fn bad_rows_are_named_by_row_and_column_and_nothing_is_written() {
     assert_eq!(after[0].contact.phone, "13912345678");
     assert_eq!(after[0].zone, known.zone, "a drawn zone stays");
 
+    // Columns the importer does not know, named by a mapping file.
+    let mapped = dir.path().join("mapped.csv");
+    let g = &good[2];
+    std::fs::write(
+        &mapped,
+        format!(
+            "门店招牌,门牌,店长,电话,路名,经度,纬度,备注\n{},{},{},{},{},{},{},老店\n",
+            g.name,
+            g.address,
+            g.contact.person,
+            g.contact.phone,
+            g.street,
+            p(g).lon,
+            p(g).lat
+        ),
+    )
+    .unwrap();
+    let mapping = dir.path().join("columns.json");
+    std::fs::write(
+        &mapping,
+        r#"{"门店招牌": "name", "门牌": "address", "店长": "person", "路名": "street", "备注": "ignore"}"#,
+    )
+    .unwrap();
+    let (ok, out) = cli(
+        &data,
+        &[
+            "registry",
+            "import",
+            mapped.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("已导入：新建 1 家"), "{out}");
+    std::fs::write(&mapping, r#"{"门店招牌": "shop_name"}"#).unwrap();
+    let (ok, out) = cli(
+        &data,
+        &[
+            "registry",
+            "import",
+            mapped.to_str().unwrap(),
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && out.contains("字段“shop_name”不存在"), "{out}");
+
     // A file that is no ledger at all.
     std::fs::write(&file, "a,b,c\n1,2,3\n").unwrap();
     let (ok, out) = cli(&data, &["registry", "import", file.to_str().unwrap()]);
