@@ -647,8 +647,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             font_index,
             out,
         }) => {
-            use menqian_core::store::ledger::Scope;
-            use menqian_sync_server::signboards::{self, Board};
+            use menqian_sync_server::signboards;
             let stop = interrupted()?;
             let font = signboards::load_font(font.as_deref().map(|p| (p, font_index)))?;
             let host = cli
@@ -658,49 +657,25 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .to_string();
             let users = store.users()?;
             let docs = store.documents();
-            let written = if lanes {
-                let signs = signboards::lane_signs(
-                    docs.lane_boards(subdistrict.as_deref())?,
-                    &users,
-                    &host,
-                );
-                let boards: Vec<Board<'_>> = signs.iter().map(Board::Lane).collect();
-                let bytes = signboards::write_pdf(
-                    &boards,
-                    &font,
-                    layout,
-                    &out,
-                    progress_line("排版", stop),
-                )?;
-                (boards.len(), bytes)
-            } else {
-                let code = shop
-                    .as_deref()
-                    .map(|c| {
-                        menqian_core::ShopCode::parse(c).map(|c| menqian_core::Shop::id_for(&c))
-                    })
-                    .transpose()
-                    .map_err(|e| format!("--shop: {e}"))?;
-                let scope = match (&code, &street, &subdistrict) {
-                    (Some(id), _, _) => Scope::Shop(id),
-                    (None, Some(street), sub) => Scope::Street {
-                        street,
-                        subdistrict: sub.as_deref(),
-                    },
-                    (None, None, Some(sub)) => Scope::Subdistrict(sub),
-                    (None, None, None) => Scope::All,
-                };
-                let list = docs.signboards(scope, checklist.as_deref(), &host)?;
-                let boards: Vec<Board<'_>> = list.iter().map(Board::Shop).collect();
-                let bytes = signboards::write_pdf(
-                    &boards,
-                    &font,
-                    layout,
-                    &out,
-                    progress_line("排版", stop),
-                )?;
-                (boards.len(), bytes)
+            let selection = signboards::Selection {
+                shop,
+                street,
+                subdistrict,
+                lanes,
+                checklist,
             };
+            let written = signboards::print(
+                docs,
+                &users,
+                &selection,
+                signboards::Press {
+                    font: &font,
+                    layout,
+                    host: &host,
+                },
+                &out,
+                progress_line("排版", stop),
+            )?;
             println!(
                 "{} 块公示牌已写入 {}（{:.1} MB，每块 {:.1} KB）",
                 written.0,

@@ -731,3 +731,74 @@ pub fn lane_signs(boards: Vec<LaneBoard>, users: &[crate::User], host: &str) -> 
         })
         .collect()
 }
+
+/// Which boards to print.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// One shop, by its code.
+    pub shop: Option<String>,
+    /// One street (within `subdistrict` when given).
+    pub street: Option<String>,
+    pub subdistrict: Option<String>,
+    /// The lanes' boards (of `subdistrict`, or all) instead of shops'.
+    pub lanes: bool,
+    /// The checklist whose duties shops' boards list (default the first).
+    pub checklist: Option<String>,
+}
+
+/// How boards are printed: the font, the layout, and the host of the QR
+/// links.
+#[derive(Debug, Clone, Copy)]
+pub struct Press<'a> {
+    pub font: &'a FontFile,
+    pub layout: Layout,
+    pub host: &'a str,
+}
+
+/// Prints the selected boards from `docs` to `out`: (boards, bytes).
+pub fn print(
+    docs: &menqian_core::Store,
+    users: &[crate::User],
+    selection: &Selection,
+    press: Press<'_>,
+    out: &Path,
+    progress: impl FnMut(u64, u64) -> bool,
+) -> Result<(usize, u64), String> {
+    use menqian_core::store::ledger::Scope;
+    let Press { font, layout, host } = press;
+    let text = |e: menqian_core::Error| e.to_string();
+    if selection.lanes {
+        let lanes = docs
+            .lane_boards(selection.subdistrict.as_deref())
+            .map_err(text)?;
+        let signs = lane_signs(lanes, users, host);
+        let boards: Vec<Board<'_>> = signs.iter().map(Board::Lane).collect();
+        return Ok((
+            boards.len(),
+            write_pdf(&boards, font, layout, out, progress)?,
+        ));
+    }
+    let shop = selection
+        .shop
+        .as_deref()
+        .map(|c| menqian_core::ShopCode::parse(c).map(|c| menqian_core::Shop::id_for(&c)))
+        .transpose()
+        .map_err(|e| format!("商户编码：{e}"))?;
+    let scope = match (&shop, &selection.street, &selection.subdistrict) {
+        (Some(id), _, _) => Scope::Shop(id),
+        (None, Some(street), sub) => Scope::Street {
+            street,
+            subdistrict: sub.as_deref(),
+        },
+        (None, None, Some(sub)) => Scope::Subdistrict(sub),
+        (None, None, None) => Scope::All,
+    };
+    let list = docs
+        .signboards(scope, selection.checklist.as_deref(), host)
+        .map_err(text)?;
+    let boards: Vec<Board<'_>> = list.iter().map(Board::Shop).collect();
+    Ok((
+        boards.len(),
+        write_pdf(&boards, font, layout, out, progress)?,
+    ))
+}

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::web::{error_page, member, render, same as same_token, signed_form};
 use crate::registry::{self, Charset};
-use crate::signboards::{self, Board, Layout};
+use crate::signboards::{self, Layout};
 use crate::store::{StoreError, User};
 use crate::sync::{ApiError, Station};
 
@@ -443,14 +443,13 @@ pub(super) async fn print(State(station): State<Arc<Station>>, request: Request)
         (!t.is_empty()).then_some(t)
     };
     let (subdistrict, street) = (clean(&form.subdistrict), clean(&form.street));
-    let shop = match clean(&form.shop) {
-        Some(code) => match menqian_core::ShopCode::parse(&code) {
-            Ok(c) => Some(menqian_core::Shop::id_for(&c)),
-            Err(e) => return bad(format!("商户编码：{e}")),
-        },
-        None => None,
+    let selection = signboards::Selection {
+        shop: clean(&form.shop),
+        street,
+        subdistrict,
+        lanes: form.lanes.is_some(),
+        checklist: None,
     };
-    let lanes = form.lanes.is_some();
     let font = match signboards::load_font(None) {
         Ok(f) => f,
         Err(e) => return bad(e),
@@ -467,8 +466,6 @@ pub(super) async fn print(State(station): State<Arc<Station>>, request: Request)
         let mut progress = job.progress();
         let outcome = worker
             .read(move |r| {
-                use menqian_core::store::ledger::Scope;
-                let docs = r.documents();
                 let out = tempfile::Builder::new()
                     .suffix(".pdf")
                     .tempfile()
@@ -476,32 +473,19 @@ pub(super) async fn print(State(station): State<Arc<Station>>, request: Request)
                         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", e.to_string())
                     })?
                     .into_temp_path();
-                let written = if lanes {
-                    let signs = signboards::lane_signs(
-                        docs.lane_boards(subdistrict.as_deref())
-                            .map_err(StoreError::from)?,
-                        &users,
-                        &host,
-                    );
-                    let boards: Vec<Board<'_>> = signs.iter().map(Board::Lane).collect();
-                    signboards::write_pdf(&boards, &font, layout, &out, &mut progress)
-                } else {
-                    let scope = match (&shop, &street, &subdistrict) {
-                        (Some(id), _, _) => Scope::Shop(id),
-                        (None, Some(street), sub) => Scope::Street {
-                            street,
-                            subdistrict: sub.as_deref(),
-                        },
-                        (None, None, Some(sub)) => Scope::Subdistrict(sub),
-                        (None, None, None) => Scope::All,
-                    };
-                    let list = docs
-                        .signboards(scope, None, &host)
-                        .map_err(StoreError::from)?;
-                    let boards: Vec<Board<'_>> = list.iter().map(Board::Shop).collect();
-                    signboards::write_pdf(&boards, &font, layout, &out, &mut progress)
-                };
-                Ok(written.map(|_| out))
+                let printed = signboards::print(
+                    r.documents(),
+                    &users,
+                    &selection,
+                    signboards::Press {
+                        font: &font,
+                        layout,
+                        host: &host,
+                    },
+                    &out,
+                    &mut progress,
+                );
+                Ok(printed.map(|_| out))
             })
             .await;
         job.finish(match outcome {
