@@ -40,6 +40,6 @@ pub use qr::{QrError, ShopCode};
 pub use store::{
     ApplyReport, CaseFilter, CaseOrder, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed,
     ImportReport, Incoming, InspectionRef, LaneBoard, LaneChiefWeek, Overview, PlanStop,
-    ShopSummary, Signboard, SpanFigures, Standing, StewardScore, Store, StoreConfig, Submitted,
-    Sweep, SweepReport, SyncCursors, decode_changes, decode_pushed,
+    PublicLookup, PublicShop, ShopSummary, Signboard, SpanFigures, Standing, StewardScore, Store,
+    StoreConfig, Submitted, Sweep, SweepReport, SyncCursors, decode_changes, decode_pushed,
 };

@@ -98,6 +98,7 @@ pub struct Traffic {
     bad_tokens: Mutex<HashMap<IpAddr, Bucket>>,
     enrollments: Mutex<Bucket>,
     sign_ins: Mutex<HashMap<IpAddr, Bucket>>,
+    public: Mutex<HashMap<IpAddr, Bucket>>,
     failed_sign_ins: Mutex<HashMap<String, Bucket>>,
     /// When devices last made a request (Unix ms), until written down.
     seen: Mutex<HashMap<String, i64>>,
@@ -106,6 +107,11 @@ pub struct Traffic {
 /// Console sign-in attempts per minute from one client address, and in a burst.
 pub const SIGN_INS_PER_ADDRESS_PER_MINUTE: f64 = 10.0;
 pub const SIGN_IN_ADDRESS_BURST: f64 = 10.0;
+/// Public pages (a signboard's, a lane's) per minute from one client
+/// address, and in a burst: a person scanning boards along a street is far
+/// below it, a scraper of the registry is held to a page a second.
+pub const PUBLIC_PAGES_PER_MINUTE: f64 = 60.0;
+pub const PUBLIC_PAGE_BURST: f64 = 30.0;
 /// Wrong passwords one user may be tried with: five, then one each three
 /// minutes (from any address), so guessing one password online is slow.
 pub const FAILED_SIGN_INS_PER_MINUTE: f64 = 1.0 / 3.0;
@@ -144,6 +150,7 @@ impl Traffic {
             addresses: Mutex::new(HashMap::new()),
             bad_tokens: Mutex::new(HashMap::new()),
             sign_ins: Mutex::new(HashMap::new()),
+            public: Mutex::new(HashMap::new()),
             failed_sign_ins: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
         }
@@ -271,6 +278,24 @@ impl Traffic {
         std::mem::take(&mut *self.seen.lock().unwrap_or_else(|p| p.into_inner()))
             .into_iter()
             .collect()
+    }
+
+    /// Admits one public page from `address`.
+    pub fn admit_public(&self, address: Option<IpAddr>) -> Result<(), Busy> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        take_for_address(
+            &self.public,
+            address,
+            PUBLIC_PAGES_PER_MINUTE,
+            PUBLIC_PAGE_BURST,
+            Instant::now(),
+        )
+        .map_err(|retry_after| Busy {
+            retry_after,
+            why: "too many pages from this address",
+        })
     }
 
     /// Admits one console sign-in attempt from `address`.

@@ -6,6 +6,7 @@
 pub mod console;
 pub mod guard;
 pub mod net;
+pub mod public;
 pub mod registry;
 pub mod signboards;
 pub mod store;

@@ -391,3 +391,21 @@ fn a_lane_chief_follows_their_week_and_a_patrols_track() {
     b.open("nav a[href='/console/cases']");
     assert_eq!(b.text("#total").parse::<u64>().unwrap(), theirs);
 }
+
+#[test]
+fn a_signboard_page_reads_on_a_375_px_phone_without_script() {
+    let station = demo_station();
+    let b = Browser::start(&station.url);
+    b.rt.block_on(b.c().set_window_size(375, 812)).unwrap();
+    let shop = menqian_fixtures::registry(1).unwrap().remove(0);
+    b.go(&format!("/s/{}", shop.code));
+    assert_eq!(b.text("#shop h2"), shop.name);
+    let fits = b.js(
+        "return document.documentElement.scrollWidth <= window.innerWidth \
+         && document.scripts.length === 0",
+    );
+    assert_eq!(fits, serde_json::json!(true));
+    let zone = b.js("return document.querySelector('#zone svg').getBoundingClientRect().width");
+    assert!(zone.as_f64().unwrap() > 200.0, "{zone}");
+    b.shot("public-shop-375");
+}

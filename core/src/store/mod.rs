@@ -10,6 +10,7 @@ pub mod ledger;
 pub(crate) mod migrations;
 mod overview;
 mod patrols;
+mod public;
 mod publish;
 mod registry;
 mod scores;
@@ -30,6 +31,7 @@ pub use evidence::{Capture, CapturedPhoto, PendingBlob};
 pub use inspections::{InspectionRef, InspectionSheet, SheetLine, Submitted};
 pub use overview::{Overview, SpanFigures};
 pub use patrols::{MAX_POINTS_PER_APPEND, PatrolRef, RESUME_WITHIN_HOURS};
+pub use public::{PublicLookup, PublicShop};
 pub use registry::{ImportReport, ShopSummary};
 pub use scores::{
     DayPlan, LaneChiefWeek, PlanStop, RED_FLAG_BADGE_ZH, ShopExtra, Standing, StewardScore,

@@ -294,6 +294,7 @@ pub(crate) fn busy(b: Busy) -> ApiError {
 pub fn router(station: Arc<Station>) -> Router {
     Router::new()
         .merge(crate::console::web::routes())
+        .merge(crate::public::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
         .route(menqian_core::enrollment::CA_PATH, get(station_ca))
