@@ -164,6 +164,9 @@ impl Station {
         let child = Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
             .args(["--data", dir.to_str().unwrap()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            // The public pages' per-address limit is applied to the address
+            // this header names: the bench gives each request its own.
+            .args(["--client-address-header", "x-bench-client"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -311,7 +314,8 @@ fn main() {
         )
         .unwrap();
     let case_key = first[0].id.trim_start_matches("case/").to_string();
-    let shop = docs.shops_in(&menqian_core::Area::District).unwrap()[5_000].clone();
+    let all_shops = docs.shops_in(&menqian_core::Area::District).unwrap();
+    let shop = all_shops[5_000].clone();
     drop(docs);
     println!(
         "store: {} shops, {cases} cases, {DAYS} days ({})",
@@ -319,6 +323,12 @@ fn main() {
         std::fs::read_to_string(dir.join("built")).unwrap_or_default()
     );
     let station = Station::start(&dir);
+    if mode.as_deref().is_none_or(|m| m == "public") {
+        public_pages(&station, &all_shops);
+        if mode.is_some() {
+            return;
+        }
+    }
     if mode.as_deref() != Some("map") {
         let supervisor = session(&station, "supervisor-1");
         let sub = session(&station, "supervisor-sub");
@@ -453,5 +463,46 @@ fn main() {
         "map, navigation to {} shops drawn (5 loads): {:?} ms",
         menqian_fixtures::DISTRICT_SHOPS,
         times
+    );
+}
+
+/// The signboard page `/s/<code>` of 500 shops spread over the district,
+/// each asked twice (cold, then warm), from a new client address each time:
+/// time to the first byte (the response's head) and to the last.
+fn public_pages(station: &Station, shops: &[menqian_core::ShopSummary]) {
+    let client = client();
+    let mut first_byte = Vec::new();
+    let mut whole = Vec::new();
+    let mut sizes = Vec::new();
+    for round in 0..2 {
+        for k in 0..500usize {
+            let shop = &shops[(k * 43_457) % shops.len()];
+            let t = Instant::now();
+            let r = client
+                .get(format!("{}/s/{}", station.url, shop.code))
+                .header("x-bench-client", format!("10.{}.{}.{}", round, k / 250, k % 250))
+                .send()
+                .unwrap();
+            let head = t.elapsed().as_secs_f64() * 1e3;
+            assert_eq!(r.status(), 200, "{}", shop.code);
+            let n = r.bytes().unwrap().len();
+            first_byte.push(head);
+            whole.push(t.elapsed().as_secs_f64() * 1e3);
+            sizes.push(n);
+        }
+    }
+    for v in [&mut first_byte, &mut whole] {
+        v.sort_by(f64::total_cmp);
+    }
+    sizes.sort();
+    println!(
+        "signboard page, 1,000 requests over 500 shops: first byte p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; whole p99 {:.1} ms; {}–{} bytes (median {})",
+        percentile(&first_byte, 0.5),
+        percentile(&first_byte, 0.99),
+        first_byte[first_byte.len() - 1],
+        percentile(&whole, 0.99),
+        sizes[0],
+        sizes[sizes.len() - 1],
+        sizes[sizes.len() / 2]
     );
 }
