@@ -480,7 +480,10 @@ fn public_pages(station: &Station, shops: &[menqian_core::ShopSummary]) {
             let t = Instant::now();
             let r = client
                 .get(format!("{}/s/{}", station.url, shop.code))
-                .header("x-bench-client", format!("10.{}.{}.{}", round, k / 250, k % 250))
+                .header(
+                    "x-bench-client",
+                    format!("10.{}.{}.{}", round, k / 250, k % 250),
+                )
                 .send()
                 .unwrap();
             let head = t.elapsed().as_secs_f64() * 1e3;

@@ -99,6 +99,8 @@ pub struct Traffic {
     enrollments: Mutex<Bucket>,
     sign_ins: Mutex<HashMap<IpAddr, Bucket>>,
     public: Mutex<HashMap<IpAddr, Bucket>>,
+    reports_by_address: Mutex<HashMap<IpAddr, Bucket>>,
+    reports_by_shop: Mutex<HashMap<String, Bucket>>,
     failed_sign_ins: Mutex<HashMap<String, Bucket>>,
     /// When devices last made a request (Unix ms), until written down.
     seen: Mutex<HashMap<String, i64>>,
@@ -112,6 +114,13 @@ pub const SIGN_IN_ADDRESS_BURST: f64 = 10.0;
 /// below it, a scraper of the registry is held to a page a second.
 pub const PUBLIC_PAGES_PER_MINUTE: f64 = 60.0;
 pub const PUBLIC_PAGE_BURST: f64 = 30.0;
+/// Citizens' reports from one address: five, then one each two minutes.
+pub const REPORTS_PER_ADDRESS_PER_MINUTE: f64 = 0.5;
+pub const REPORT_ADDRESS_BURST: f64 = 5.0;
+/// Citizens' reports about one shop: twenty, then one an hour (a shop
+/// flooded with reports from many addresses).
+pub const REPORTS_PER_SHOP_PER_MINUTE: f64 = 1.0 / 60.0;
+pub const REPORT_SHOP_BURST: f64 = 20.0;
 /// Wrong passwords one user may be tried with: five, then one each three
 /// minutes (from any address), so guessing one password online is slow.
 pub const FAILED_SIGN_INS_PER_MINUTE: f64 = 1.0 / 3.0;
@@ -151,6 +160,8 @@ impl Traffic {
             bad_tokens: Mutex::new(HashMap::new()),
             sign_ins: Mutex::new(HashMap::new()),
             public: Mutex::new(HashMap::new()),
+            reports_by_address: Mutex::new(HashMap::new()),
+            reports_by_shop: Mutex::new(HashMap::new()),
             failed_sign_ins: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
         }
@@ -298,6 +309,36 @@ impl Traffic {
         })
     }
 
+    /// Admits one citizen's report about `shop` from `address`: both limits
+    /// must allow it (the address's is taken first).
+    pub fn admit_report(&self, address: Option<IpAddr>, shop: &str) -> Result<(), Busy> {
+        let now = Instant::now();
+        if let Some(address) = address {
+            take_for_address(
+                &self.reports_by_address,
+                address,
+                REPORTS_PER_ADDRESS_PER_MINUTE,
+                REPORT_ADDRESS_BURST,
+                now,
+            )
+            .map_err(|retry_after| Busy {
+                retry_after,
+                why: "too many reports from this address",
+            })?;
+        }
+        take_for_address(
+            &self.reports_by_shop,
+            shop.to_string(),
+            REPORTS_PER_SHOP_PER_MINUTE,
+            REPORT_SHOP_BURST,
+            now,
+        )
+        .map_err(|retry_after| Busy {
+            retry_after,
+            why: "too many reports about this shop",
+        })
+    }
+
     /// Admits one console sign-in attempt from `address`.
     pub fn admit_sign_in(&self, address: Option<IpAddr>) -> Result<(), Busy> {
         let Some(address) = address else {
@@ -358,9 +399,9 @@ impl Traffic {
 
 /// Takes a token from `address`'s bucket in `map` (rate per minute),
 /// forgetting idle addresses when the map is full.
-fn take_for_address(
-    map: &Mutex<HashMap<IpAddr, Bucket>>,
-    address: IpAddr,
+fn take_for_address<K: std::hash::Hash + Eq>(
+    map: &Mutex<HashMap<K, Bucket>>,
+    address: K,
     per_minute: f64,
     burst: f64,
     now: Instant,

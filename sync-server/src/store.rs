@@ -137,6 +137,14 @@ pub trait SyncStore: Send {
     ) -> StoreResult<Session>;
     /// Ends a session (no error if it had ended).
     fn close_session(&mut self, token: &str) -> StoreResult<()>;
+    /// Records a citizen's receipt for `case_id` (with the phone number they
+    /// left for staff, if any): the token of the receipt link.
+    fn add_receipt(
+        &mut self,
+        case_id: &str,
+        phone: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<String>;
     /// Applies a pushed batch, all or nothing, durable before it returns.
     fn push(
         &mut self,
@@ -211,6 +219,11 @@ pub trait SyncRead: Send {
     fn users(&self) -> StoreResult<Vec<User>>;
     /// See [`SyncStore::devices`].
     fn devices(&self) -> StoreResult<Vec<Device>>;
+    /// The case a receipt token leads to.
+    fn receipt(&self, token: &str) -> StoreResult<Option<String>>;
+    /// The phone numbers citizens left with their reports of `case_id`
+    /// (staff only).
+    fn receipt_phones(&self, case_id: &str) -> StoreResult<Vec<String>>;
 }
 
 /// The embedded backend: `station.sqlite` (the core store, durable) and
@@ -246,6 +259,7 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_device_blobs.sql"),
     include_str!("../migrations/0004_console.sql"),
     include_str!("../migrations/0005_last_seen.sql"),
+    include_str!("../migrations/0006_receipts.sql"),
 ];
 
 /// Every user, by id.
@@ -447,6 +461,22 @@ impl SyncRead for SqliteReader {
             None => Ok(None),
             Some((user, csrf)) => Ok(Some((user_by_id(&self.accounts, &user)?, csrf))),
         }
+    }
+
+    fn receipt(&self, token: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .accounts
+            .prepare_cached("SELECT case_id FROM receipts WHERE token_hash = ?1")?
+            .query_row([hash(token)], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn receipt_phones(&self, case_id: &str) -> StoreResult<Vec<String>> {
+        let mut stmt = self.accounts.prepare_cached(
+            "SELECT phone FROM receipts WHERE case_id = ?1 AND phone IS NOT NULL ORDER BY created_at",
+        )?;
+        let rows = stmt.query_map([case_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn may_upload(&self, device_id: &str, hash: &str) -> StoreResult<bool> {
@@ -735,6 +765,21 @@ impl SyncStore for SqliteSyncStore {
             |r| r.get(0),
         )?;
         Ok((user, phc))
+    }
+
+    fn add_receipt(
+        &mut self,
+        case_id: &str,
+        phone: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<String> {
+        let token = new_token();
+        self.accounts
+            .prepare_cached(
+                "INSERT INTO receipts (token_hash, case_id, phone, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![hash(&token), case_id, phone, now.timestamp_millis()])?;
+        Ok(token)
     }
 
     fn open_session(

@@ -97,3 +97,152 @@ fn one_address_is_held_to_a_page_a_second_after_its_burst() {
     // The station is still up for others (the health check is not limited).
     assert!(station.healthy());
 }
+
+/// The signboard page's form token and its cookie, as a phone browser keeps
+/// them.
+fn form_of(station: &StationProcess, code: &str) -> (String, String) {
+    let r = get(station, &format!("/s/{code}"));
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let html = r.text().unwrap();
+    let token = html
+        .split("name=\"form\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    (token, cookie)
+}
+
+fn post_report(
+    station: &StationProcess,
+    code: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> reqwest::blocking::Response {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut req = client
+        .post(format!("{}/s/{code}/report", station.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.send().unwrap()
+}
+
+#[test]
+fn a_citizens_report_reaches_a_supervisors_phone_and_its_receipt_follows_the_case() {
+    use menqian_core::{CaseMove, CaseSource, CaseStatus, Role};
+    let station = StationProcess::start(&[]);
+    let mut phone = common::Device::enroll(
+        &station.url,
+        &station.code_for("supervisor-1"),
+        "督查员的手机",
+    );
+    phone.sync().unwrap();
+    let shop = menqian_fixtures::registry(3).unwrap().remove(2);
+    let (form, cookie) = form_of(&station, &shop.code);
+
+    // Posted from elsewhere (no cookie): refused, nothing filed.
+    let fields = [
+        ("form", form.as_str()),
+        ("category", "0504"),
+        ("description", "门口摆了三张桌子占道经营"),
+        ("phone", "139 1234 5678"),
+    ];
+    assert_eq!(
+        post_report(&station, &shop.code, None, &fields).status(),
+        403
+    );
+
+    let r = post_report(&station, &shop.code, Some(&cookie), &fields);
+    assert_eq!(r.status(), 303);
+    let receipt = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        receipt.starts_with("/r/") && receipt.len() == 3 + 64,
+        "{receipt}"
+    );
+    let page = get(&station, &receipt).text().unwrap();
+    assert!(page.contains("已上报") && page.contains(&shop.name) && page.contains("店外经营"));
+    assert!(!page.contains("13912345678") && !page.contains("1234 5678"));
+
+    // The supervisor's phone receives it as a citizen's report at the shop.
+    phone.sync().unwrap();
+    let case = phone
+        .store
+        .cases(Some(CaseStatus::Reported), 100)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.shop_id.as_deref() == Some(&shop.id()))
+        .expect("the citizen's report on the supervisor's phone");
+    let full = phone.store.case(&case.id).unwrap();
+    assert_eq!(full.source, CaseSource::Citizen);
+    assert_eq!(full.description, "门口摆了三张桌子占道经营");
+    // Accepted on the phone: the receipt follows at the phone's next sync.
+    phone
+        .store
+        .move_case(
+            &case.id,
+            CaseMove {
+                to: CaseStatus::Accepted,
+                by: "supervisor-1".into(),
+                role: Role::Supervisor,
+                at: chrono::Utc::now(),
+                note: Some("已通知商户".into()),
+                department: None,
+                whistle: None,
+            },
+        )
+        .unwrap();
+    phone.sync().unwrap();
+    let page = get(&station, &receipt).text().unwrap();
+    assert!(page.contains("已受理"), "{page}");
+    assert!(!page.contains("supervisor-1") && !page.contains("已通知商户"));
+    // The shop's own page never shows the reporter's phone either.
+    let shop_page = get(&station, &format!("/s/{}", shop.code)).text().unwrap();
+    assert!(!shop_page.contains("13912345678"));
+
+    // A bad receipt link, a bad form.
+    assert_eq!(
+        get(&station, &format!("/r/{}", "0".repeat(64))).status(),
+        404
+    );
+    let bad = [
+        ("form", form.as_str()),
+        ("category", "9999"),
+        ("description", "x"),
+    ];
+    assert_eq!(
+        post_report(&station, &shop.code, Some(&cookie), &bad).status(),
+        400
+    );
+}
+
+#[test]
+fn reports_are_limited_per_address() {
+    let station = StationProcess::start(&[]);
+    let shop = menqian_fixtures::registry(1).unwrap().remove(0);
+    let (form, cookie) = form_of(&station, &shop.code);
+    let fields = [
+        ("form", form.as_str()),
+        ("category", "0107"),
+        ("description", "乱堆纸箱"),
+    ];
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| {
+            post_report(&station, &shop.code, Some(&cookie), &fields)
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert_eq!(&statuses[..5], &[303; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert!(station.healthy());
+}

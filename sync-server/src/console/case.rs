@@ -66,6 +66,8 @@ struct CasePage<'a> {
     /// Departments to dispatch to, when a dispatch is among the actions.
     departments: Vec<(String, String)>,
     error: Option<String>,
+    /// Phone numbers citizens left with their reports (staff only).
+    phones: Vec<String>,
 }
 
 fn not_found() -> Response {
@@ -146,10 +148,11 @@ async fn show(
                 None => None,
             };
             let category = category.map_or_else(|| case.category.clone(), |c| c.name);
-            Ok(Some((case, departments, category, shop)))
+            let phones = r.receipt_phones(&case.id)?;
+            Ok(Some((case, departments, category, shop, phones)))
         })
         .await;
-    let (case, departments, category, shop) = match found {
+    let (case, departments, category, shop, phones) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return not_found(),
         Err(e) => return error_page(&e),
@@ -157,6 +160,7 @@ async fn show(
     let mut page = page_of(user, csrf, key, case, departments, error);
     page.category = category;
     page.shop_name = shop.unwrap_or_default();
+    page.phones = phones;
     render(status, &page)
 }
 
@@ -266,6 +270,7 @@ fn page_of<'a>(
         actions,
         departments: if dispatching { departments } else { Vec::new() },
         error,
+        phones: Vec::new(),
         id: case.id,
     }
 }

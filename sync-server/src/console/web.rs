@@ -177,7 +177,7 @@ fn set_cookie(station: &Station, name: &str, value: &str, path: &str, max_age: i
 }
 
 /// Equal strings, compared in time independent of where they differ.
-pub(super) fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 

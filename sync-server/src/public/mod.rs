@@ -18,9 +18,30 @@ use menqian_core::{PublicLookup, PublicShop, Zone};
 use crate::store::StoreError;
 use crate::sync::Station;
 
+/// A citizen's report form, at most.
+pub const MAX_REPORT_BYTES: usize = 16 * 1024;
+/// The cookie a signboard page sets and its report form repeats: a form
+/// posted from elsewhere has not got it (`SameSite=Strict`).
+const FORM_COOKIE: &str = "menqian_form";
+
+/// What a citizen picks from, in plain words: a category code each (offered
+/// when the district's table has it).
+pub const REPORT_CHOICES: [(&str, &str); 7] = [
+    ("0504", "店外经营、占道经营"),
+    ("0107", "乱堆物料"),
+    ("0102", "垃圾、污水"),
+    ("0202", "乱贴广告、牌匾问题"),
+    ("0507", "车辆乱停放"),
+    ("0110", "露天烧烤"),
+    ("L-02", "没有扫雪铲冰"),
+];
+
 pub fn routes() -> Router<Arc<Station>> {
     Router::new()
         .route("/s/{code}", get(shop))
+        .route("/s/{code}/report", axum::routing::post(report))
+        .route("/r/{token}", get(receipt))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REPORT_BYTES))
         .layer(axum::middleware::map_response(public_headers))
 }
 
@@ -77,6 +98,8 @@ struct Row {
 #[template(path = "public/shop.html")]
 struct ShopPage<'a> {
     s: &'a PublicShop,
+    form: String,
+    choices: Vec<(&'static str, &'static str)>,
     zone_svg: String,
     stars: String,
     grade: &'static str,
@@ -171,11 +194,24 @@ async fn shop(
     let host = station.signboard_host.clone();
     let found = station
         .read(move |r| {
-            Ok(r.documents()
-                .public_shop(&code, &host, Utc::now())
-                .map_err(StoreError::from)?)
+            let docs = r.documents();
+            let known: Vec<String> = docs
+                .categories()
+                .map_err(StoreError::from)?
+                .into_iter()
+                .map(|c| c.code)
+                .collect();
+            Ok((
+                docs.public_shop(&code, &host, Utc::now())
+                    .map_err(StoreError::from)?,
+                known,
+            ))
         })
         .await;
+    let (found, known) = match found {
+        Ok((f, k)) => (Ok(f), k),
+        Err(e) => (Err(e), Vec::new()),
+    };
     let s = match found {
         Ok(PublicLookup::Found(s)) => s,
         Ok(PublicLookup::Unknown) => {
@@ -214,7 +250,15 @@ async fn shop(
         })
     };
     let credit = &s.standing.credit;
+    let form = cookie(&headers, FORM_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(crate::store::new_token);
     let page = ShopPage {
+        choices: REPORT_CHOICES
+            .into_iter()
+            .filter(|(c, _)| known.iter().any(|k| k == c))
+            .collect(),
+        form: form.clone(),
         zone_svg: zone_svg(&s.zone),
         stars: "★".repeat(credit.stars as usize) + &"☆".repeat(5 - credit.stars.min(5) as usize),
         grade: credit.grade.label_zh(),
@@ -241,5 +285,229 @@ async fn shop(
             .collect(),
         s: &s,
     };
-    html(StatusCode::OK, &page)
+    let mut response = html(StatusCode::OK, &page);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{FORM_COOKIE}={form}; Path=/s; HttpOnly; SameSite=Strict; Max-Age=86400"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ReportForm {
+    form: String,
+    category: String,
+    description: String,
+    #[serde(default)]
+    phone: String,
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    missing(status, "未能提交", message.to_string())
+}
+
+/// 随手拍: a citizen's report about the shop, as a case from `citizen`
+/// (source 市民) through the same filing as a steward's report; answered
+/// with the receipt page's address. Limited per address and per shop before
+/// the body is read.
+async fn report(
+    State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    UrlPath(code): UrlPath<String>,
+    request: axum::extract::Request,
+) -> Response {
+    let headers = request.headers().clone();
+    let address = station.client_address(peer, &headers);
+    let Ok(code) = menqian_core::ShopCode::parse(&code) else {
+        return refused(StatusCode::NOT_FOUND, "没有这家商户。");
+    };
+    if let Err(busy) = station.traffic.admit_report(address, code.as_str()) {
+        let secs = busy.retry_after.as_secs().max(1);
+        let mut r = refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("提交太频繁，请 {secs} 秒后再试。"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let Ok(axum::Form(form)) =
+        <axum::Form<ReportForm> as axum::extract::FromRequest<()>>::from_request(request, &())
+            .await
+    else {
+        return refused(StatusCode::BAD_REQUEST, "表单无效，请返回重填。");
+    };
+    let expected = cookie(&headers, FORM_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !crate::console::web::same(&expected, &form.form) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "请从公示牌页面提交（页面已过期时请重新扫码）。",
+        );
+    }
+    let description = form.description.trim().to_string();
+    if description.is_empty() || description.chars().count() > 500 {
+        return refused(StatusCode::BAD_REQUEST, "请写下问题（500 字以内）。");
+    }
+    let Some((category, _)) = REPORT_CHOICES.iter().find(|(c, _)| *c == form.category) else {
+        return refused(StatusCode::BAD_REQUEST, "请选择问题类型。");
+    };
+    let phone: Option<String> = match form.phone.trim() {
+        "" => None,
+        p => {
+            let digits: String = p.chars().filter(|c| c.is_ascii_digit()).collect();
+            let ok = p.chars().all(|c| c.is_ascii_digit() || " -+".contains(c));
+            if !ok || !(7..=15).contains(&digits.len()) {
+                return refused(StatusCode::BAD_REQUEST, "电话号码无效（可不填）。");
+            }
+            Some(digits)
+        }
+    };
+    let category = category.to_string();
+    let filed = station
+        .write(move |w| {
+            let now = Utc::now();
+            let docs = w.documents();
+            let shop = docs.shop_by_code(code.as_str()).map_err(StoreError::from)?;
+            let filed = docs
+                .file_report(menqian_core::NewCase {
+                    source: menqian_core::CaseSource::Citizen,
+                    category,
+                    location: shop.zone.centroid(),
+                    shop_id: Some(shop.id()),
+                    photos: Vec::new(),
+                    description,
+                    deadline: None,
+                    reported_by: CITIZEN.into(),
+                    reported_at: now,
+                    subdistrict: None,
+                    lane: None,
+                })
+                .map_err(StoreError::from)?;
+            Ok(w.add_receipt(&filed.case_id, phone.as_deref(), now)?)
+        })
+        .await;
+    match filed {
+        Ok(token) => axum::response::Redirect::to(&format!("/r/{token}")).into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            refused(StatusCode::NOT_FOUND, "没有这家商户。")
+        }
+        Err(_) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "暂时无法提交，请稍后再试。",
+        ),
+    }
+}
+
+/// Who a citizen's report is from, in the case's history.
+pub const CITIZEN: &str = "citizen";
+
+#[derive(Template)]
+#[template(path = "public/receipt.html")]
+struct ReceiptPage {
+    key: String,
+    shop: String,
+    category: String,
+    reported: String,
+    status: &'static str,
+    closed: bool,
+    steps: Vec<(String, &'static str)>,
+}
+
+/// The receipt: the report's case and its steps, for whoever holds the
+/// link; no names.
+async fn receipt(
+    State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    UrlPath(token): UrlPath<String>,
+) -> Response {
+    let address = station.client_address(peer, &headers);
+    if station.traffic.admit_public(address).is_err() {
+        return refused(StatusCode::TOO_MANY_REQUESTS, "访问太频繁，请稍后再试。");
+    }
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return missing(
+            StatusCode::NOT_FOUND,
+            "没有这张回执",
+            "回执链接不完整。".into(),
+        );
+    }
+    let found = station
+        .read(move |r| {
+            let Some(case_id) = r.receipt(&token)? else {
+                return Ok(None);
+            };
+            let docs = r.documents();
+            let case = docs.case(&case_id).map_err(StoreError::from)?;
+            let shop = match &case.shop_id {
+                Some(id) => docs.shop(id).map(|s| s.name).unwrap_or_default(),
+                None => String::new(),
+            };
+            let category = docs
+                .categories()
+                .map_err(StoreError::from)?
+                .into_iter()
+                .find(|c| c.code == case.category)
+                .map_or(case.category.clone(), |c| c.name);
+            Ok(Some((case, shop, category)))
+        })
+        .await;
+    let (case, shop, category) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return missing(
+                StatusCode::NOT_FOUND,
+                "没有这张回执",
+                "请核对回执链接。".into(),
+            );
+        }
+        Err(_) => {
+            return missing(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "暂时无法显示",
+                "请稍后再试。".into(),
+            );
+        }
+    };
+    let replay = case.replay();
+    let steps = case
+        .history
+        .iter()
+        .zip(&replay.effective)
+        .filter(|(_, ok)| **ok)
+        .map(|(s, _)| (crate::console::beijing(s.at), s.status.label_zh()))
+        .collect();
+    html(
+        StatusCode::OK,
+        &ReceiptPage {
+            key: case
+                .id
+                .trim_start_matches("case/")
+                .chars()
+                .take(8)
+                .collect(),
+            shop,
+            category,
+            reported: crate::console::beijing(case.reported_at),
+            status: replay.status.label_zh(),
+            closed: matches!(
+                replay.status,
+                menqian_core::CaseStatus::Closed | menqian_core::CaseStatus::Rejected
+            ),
+            steps,
+        },
+    )
 }
