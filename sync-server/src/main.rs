@@ -371,6 +371,17 @@ enum UserAction {
     },
     /// List users.
     List,
+    /// Residents' requests to become a lane's steward (from the lane's page).
+    StewardRequests,
+    /// Approve a steward request: creates the steward for the lane and
+    /// prints an enrollment code for their phone (valid 72 hours).
+    ApproveSteward {
+        #[arg(long)]
+        request: i64,
+        /// The new user's id, e.g. steward-12.
+        #[arg(long)]
+        id: String,
+    },
     /// Set a user's console password, read from the first line of standard
     /// input (supervisors, lane chiefs and administrators only); their open
     /// console sessions end.
@@ -577,6 +588,33 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     shown(&u.area.to_string())
                 );
             }
+        }
+        Some(Command::User {
+            action: UserAction::StewardRequests,
+        }) => {
+            for r in store.reader()?.steward_requests()? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    r.id,
+                    shown(&r.lane),
+                    shown(&r.name),
+                    shown(&r.phone),
+                    menqian_sync_server::console::beijing_time(r.at),
+                    r.user_id.as_deref().map_or("待审核".to_string(), shown)
+                );
+            }
+        }
+        Some(Command::User {
+            action: UserAction::ApproveSteward { request, id },
+        }) => {
+            let user = store.approve_steward(request, &id)?;
+            let code = store.issue_enrollment(&user.id, Utc::now(), Duration::hours(72))?;
+            println!("{} is now the steward of {}", user.id, user.area);
+            println!("{code}");
+            println!(
+                "{}",
+                enrollment_link(&cli_station(&station_args, false)?, &code)?
+            );
         }
         Some(Command::Device {
             action: DeviceAction::Code { user, hours },

@@ -706,7 +706,7 @@ fn draw_lane<W: std::io::Write>(pen: &mut Canvas<'_, '_, W>, l: &LaneSign) {
 /// on the lane or sign up as its steward.
 pub fn lane_link(host: &str, lane: &str) -> String {
     let lane: String = url::form_urlencoded::byte_serialize(lane.as_bytes()).collect();
-    format!("https://{host}/lane/{lane}")
+    format!("https://{host}/l/{lane}")
 }
 
 /// Lane boards with their chiefs (lane chiefs whose area names the lane)

@@ -137,6 +137,16 @@ pub trait SyncStore: Send {
     ) -> StoreResult<Session>;
     /// Ends a session (no error if it had ended).
     fn close_session(&mut self, token: &str) -> StoreResult<()>;
+    /// Records a resident's request to become `lane`'s steward.
+    fn add_steward_request(
+        &mut self,
+        lane: &str,
+        name: &str,
+        phone: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// Approves a request: creates the steward `user_id` for its lane.
+    fn approve_steward(&mut self, request: i64, user_id: &str) -> StoreResult<User>;
     /// Records a citizen's receipt for `case_id` (with the phone number they
     /// left for staff, if any): the token of the receipt link.
     fn add_receipt(
@@ -219,6 +229,8 @@ pub trait SyncRead: Send {
     fn users(&self) -> StoreResult<Vec<User>>;
     /// See [`SyncStore::devices`].
     fn devices(&self) -> StoreResult<Vec<Device>>;
+    /// Residents' requests to become stewards, newest first.
+    fn steward_requests(&self) -> StoreResult<Vec<StewardRequest>>;
     /// The case a receipt token leads to.
     fn receipt(&self, token: &str) -> StoreResult<Option<String>>;
     /// The phone numbers citizens left with their reports of `case_id`
@@ -260,7 +272,20 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_console.sql"),
     include_str!("../migrations/0005_last_seen.sql"),
     include_str!("../migrations/0006_receipts.sql"),
+    include_str!("../migrations/0007_steward_requests.sql"),
 ];
+
+/// A resident's request to become a lane's steward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StewardRequest {
+    pub id: i64,
+    pub lane: String,
+    pub name: String,
+    pub phone: String,
+    pub at: DateTime<Utc>,
+    /// The user made when it was approved.
+    pub user_id: Option<String>,
+}
 
 /// Every user, by id.
 fn list_users(accounts: &Connection) -> StoreResult<Vec<User>> {
@@ -461,6 +486,24 @@ impl SyncRead for SqliteReader {
             None => Ok(None),
             Some((user, csrf)) => Ok(Some((user_by_id(&self.accounts, &user)?, csrf))),
         }
+    }
+
+    fn steward_requests(&self) -> StoreResult<Vec<StewardRequest>> {
+        let mut stmt = self.accounts.prepare_cached(
+            "SELECT id, lane, name, phone, created_at, user_id FROM steward_requests
+             ORDER BY id DESC LIMIT 500",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StewardRequest {
+                id: r.get(0)?,
+                lane: r.get(1)?,
+                name: r.get(2)?,
+                phone: r.get(3)?,
+                at: DateTime::from_timestamp_millis(r.get(4)?).unwrap_or_default(),
+                user_id: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn receipt(&self, token: &str) -> StoreResult<Option<String>> {
@@ -765,6 +808,46 @@ impl SyncStore for SqliteSyncStore {
             |r| r.get(0),
         )?;
         Ok((user, phc))
+    }
+
+    fn add_steward_request(
+        &mut self,
+        lane: &str,
+        name: &str,
+        phone: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        self.accounts
+            .prepare_cached(
+                "INSERT INTO steward_requests (lane, name, phone, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![lane, name, phone, now.timestamp_millis()])?;
+        Ok(self.accounts.last_insert_rowid())
+    }
+
+    fn approve_steward(&mut self, request: i64, user_id: &str) -> StoreResult<User> {
+        let found: Option<(String, String, Option<String>)> = self
+            .accounts
+            .prepare_cached("SELECT lane, name, user_id FROM steward_requests WHERE id = ?1")?
+            .query_row([request], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((lane, name, done)) = found else {
+            return Err(StoreError::NotFound {
+                kind: "steward request",
+                id: request.to_string(),
+            });
+        };
+        if let Some(user) = done {
+            return Err(StoreError::Conflict(format!(
+                "request {request} was approved already (user {user})"
+            )));
+        }
+        let user = User::new(user_id, &name, Role::Steward, Area::Lanes(vec![lane]));
+        self.add_user(&user)?;
+        self.accounts
+            .prepare_cached("UPDATE steward_requests SET user_id = ?2 WHERE id = ?1")?
+            .execute(params![request, user_id])?;
+        Ok(user)
     }
 
     fn add_receipt(

@@ -246,3 +246,142 @@ fn reports_are_limited_per_address() {
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
     assert!(station.healthy());
 }
+
+fn cli(station: &StationProcess, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args(["--data", station.dir.path().to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_lanes_page_takes_a_report_and_a_steward_sign_up_that_an_administrator_approves() {
+    let station = StationProcess::start(&[]);
+    let lane = menqian_fixtures::DEMO_LANES[1];
+    let path: String = url::form_urlencoded::byte_serialize(lane.as_bytes()).collect();
+    let r = get(&station, &format!("/l/{path}"));
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let html = r.text().unwrap();
+    let on_lane: Vec<_> = menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS)
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.lane.as_deref() == Some(lane) && s.status == menqian_core::ShopStatus::Active)
+        .collect();
+    assert!(!on_lane.is_empty());
+    for s in &on_lane {
+        assert!(html.contains(&s.name));
+        assert!(!html.contains(&s.contact.phone));
+    }
+    let form = html
+        .split("name=\"form\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |what: &str, fields: &[(&str, &str)]| {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        client
+            .post(format!("{}/l/{path}/{what}", station.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie)
+            .body(body)
+            .send()
+            .unwrap()
+    };
+
+    // A report about the lane: a citizen's case on the lane, with a receipt.
+    let r = post(
+        "report",
+        &[
+            ("form", &form),
+            ("category", "0102"),
+            ("description", "巷口垃圾没人清"),
+        ],
+    );
+    assert_eq!(r.status(), 303);
+    let receipt = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(get(&station, &receipt).text().unwrap().contains("已上报"));
+
+    // The sign-up, waiting for an administrator.
+    let r = post(
+        "steward",
+        &[
+            ("form", &form),
+            ("name", "王阿姨"),
+            ("phone", "13600001111"),
+        ],
+    );
+    assert_eq!(r.status(), 303);
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        get(&station, &back)
+            .text()
+            .unwrap()
+            .contains("已收到您的报名")
+    );
+    let listed = cli(&station, &["user", "steward-requests"]);
+    assert!(
+        listed.contains("王阿姨") && listed.contains("13600001111") && listed.contains("待审核"),
+        "{listed}"
+    );
+    let id = listed.split('\t').next().unwrap().trim().to_string();
+
+    // Approved: a steward of that lane, whose phone enrolls and syncs.
+    let out = cli(
+        &station,
+        &[
+            "user",
+            "approve-steward",
+            "--request",
+            &id,
+            "--id",
+            "steward-9",
+        ],
+    );
+    assert!(
+        out.contains("steward-9 is now the steward of lanes:"),
+        "{out}"
+    );
+    let code = out.lines().nth(1).unwrap().trim().to_string();
+    let mut phone = common::Device::enroll(&station.url, &code, "王阿姨的手机");
+    phone.sync().unwrap();
+    // It holds its lane's shops (as public listings).
+    let lanes: Vec<Option<String>> = phone
+        .store
+        .streets()
+        .unwrap()
+        .into_iter()
+        .map(|(_, l, _)| l)
+        .collect();
+    assert!(lanes.contains(&Some(lane.to_string())), "{lanes:?}");
+    // Approving twice is refused.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args(["--data", station.dir.path().to_str().unwrap()])
+        .args([
+            "user",
+            "approve-steward",
+            "--request",
+            &id,
+            "--id",
+            "steward-10",
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    // A lane no shop is on.
+    assert_eq!(
+        get(&station, "/l/%E6%B2%A1%E6%9C%89%E8%BF%99%E6%9D%A1%E5%B7%B7").status(),
+        404
+    );
+}

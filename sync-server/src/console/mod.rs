@@ -38,6 +38,11 @@ pub(crate) fn csv_field(text: &str) -> String {
 }
 
 /// A time as the console shows it: Beijing time, to the minute.
+/// [`beijing`] for the command line.
+pub fn beijing_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    beijing(t)
+}
+
 pub(crate) fn beijing(t: chrono::DateTime<chrono::Utc>) -> String {
     t.with_timezone(&menqian_core::model::template::BEIJING)
         .format("%Y-%m-%d %H:%M")

@@ -56,6 +56,8 @@ struct PeoplePage<'a> {
     notice: Option<String>,
     error: Option<String>,
     enrollment: Option<Enrollment>,
+    /// Residents' requests to become stewards, awaiting approval.
+    requests: Vec<crate::store::StewardRequest>,
 }
 
 fn is_admin(user: &User) -> bool {
@@ -72,8 +74,10 @@ async fn people(
     error: Option<String>,
     enrollment: Option<Enrollment>,
 ) -> Response {
-    let listed = station.read(|r| Ok((r.users()?, r.devices()?))).await;
-    let (users, devices) = match listed {
+    let listed = station
+        .read(|r| Ok((r.users()?, r.devices()?, r.steward_requests()?)))
+        .await;
+    let (users, devices, requests) = match listed {
         Ok(listed) => listed,
         Err(e) => return error_page(&e),
     };
@@ -94,6 +98,10 @@ async fn people(
             .map(|r| (r.as_str(), r.label_zh()))
             .collect(),
             csrf,
+            requests: requests
+                .into_iter()
+                .filter(|r| r.user_id.is_none())
+                .collect(),
             users: users
                 .into_iter()
                 .map(|u| UserRow {
@@ -220,6 +228,73 @@ pub(super) async fn issue_code(State(station): State<Arc<Station>>, request: Req
         None,
         None,
         Some(enrollment),
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ApproveSteward {
+    request: i64,
+    id: String,
+}
+
+/// Approves a resident's request to become a lane's steward: the user is
+/// made, and their phone's enrollment code shown as for any user.
+pub(super) async fn approve_steward(
+    State(station): State<Arc<Station>>,
+    request: Request,
+) -> Response {
+    let (me, csrf, form) = match signed_form::<ApproveSteward>(&station, request, is_admin).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let id = form.id.trim().to_string();
+    let approved = station
+        .write(move |s| {
+            let user = s.approve_steward(form.request, &id)?;
+            let code = s.issue_enrollment(&user.id, Utc::now(), Duration::hours(CODE_HOURS))?;
+            Ok((user, code))
+        })
+        .await;
+    let (user, code) = match approved {
+        Ok(found) => found,
+        Err(e) => {
+            return people(
+                &station,
+                &me,
+                &csrf,
+                e.status,
+                None,
+                Some(e.message.clone()),
+                None,
+            )
+            .await;
+        }
+    };
+    tracing::info!(by = %me.id, user = %user.id, "steward request approved in the console");
+    let link = station
+        .public_url
+        .as_deref()
+        .and_then(|url| crate::enrollment_link(url, &code, station.ca.as_ref()).ok());
+    let svg = link.as_deref().map(qr_svg).unwrap_or_default();
+    people(
+        &station,
+        &me,
+        &csrf,
+        StatusCode::OK,
+        Some(format!(
+            "{} 已成为 {} 的小巷管家",
+            user.name,
+            user.area.label_zh()
+        )),
+        None,
+        Some(Enrollment {
+            user: user.id,
+            code,
+            hours: CODE_HOURS,
+            link,
+            svg,
+        }),
     )
     .await
 }

@@ -75,6 +75,10 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console/people/code", post(super::people::issue_code))
         .route("/console/people/revoke", post(super::people::revoke))
         .route(
+            "/console/people/steward",
+            post(super::people::approve_steward),
+        )
+        .route(
             "/console/people/password",
             post(super::people::set_password),
         )

@@ -41,6 +41,9 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/s/{code}", get(shop))
         .route("/s/{code}/report", axum::routing::post(report))
         .route("/r/{token}", get(receipt))
+        .route("/l/{lane}", get(lane))
+        .route("/l/{lane}/report", axum::routing::post(lane_report))
+        .route("/l/{lane}/steward", axum::routing::post(steward_request))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REPORT_BYTES))
         .layer(axum::middleware::map_response(public_headers))
 }
@@ -287,7 +290,7 @@ async fn shop(
     };
     let mut response = html(StatusCode::OK, &page);
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{FORM_COOKIE}={form}; Path=/s; HttpOnly; SameSite=Strict; Max-Age=86400"
+        "{FORM_COOKIE}={form}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400"
     )) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -318,45 +321,85 @@ fn refused(status: StatusCode, message: &str) -> Response {
     missing(status, "未能提交", message.to_string())
 }
 
-/// 随手拍: a citizen's report about the shop, as a case from `citizen`
-/// (source 市民) through the same filing as a steward's report; answered
-/// with the receipt page's address. Limited per address and per shop before
-/// the body is read.
-async fn report(
-    State(station): State<Arc<Station>>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    UrlPath(code): UrlPath<String>,
+/// Where a citizen's report is about.
+enum Target {
+    Shop(menqian_core::ShopCode),
+    Lane(String),
+}
+
+impl Target {
+    fn key(&self) -> String {
+        match self {
+            Target::Shop(c) => c.to_string(),
+            Target::Lane(l) => format!("lane:{l}"),
+        }
+    }
+}
+
+fn too_many(busy: crate::guard::Busy, what: &str) -> Response {
+    let secs = busy.retry_after.as_secs().max(1);
+    let mut r = refused(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("{what}太频繁，请 {secs} 秒后再试。"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Reads a public form once the limits allowed it, checking its token
+/// against the cookie the page set.
+async fn public_form<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    request: axum::extract::Request,
+    token: impl Fn(&T) -> &str,
+) -> Result<T, Response> {
+    let Ok(axum::Form(form)) =
+        <axum::Form<T> as axum::extract::FromRequest<()>>::from_request(request, &()).await
+    else {
+        return Err(refused(StatusCode::BAD_REQUEST, "表单无效，请返回重填。"));
+    };
+    let expected = cookie(headers, FORM_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !crate::console::web::same(&expected, token(&form)) {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "请从公示牌页面提交（页面已过期时请重新扫码）。",
+        ));
+    }
+    Ok(form)
+}
+
+/// A phone number as digits, if it is one.
+fn phone_digits(p: &str) -> Option<String> {
+    let digits: String = p.chars().filter(|c| c.is_ascii_digit()).collect();
+    let ok = p.chars().all(|c| c.is_ascii_digit() || " -+".contains(c));
+    (ok && (7..=15).contains(&digits.len())).then_some(digits)
+}
+
+fn bad_phone() -> Response {
+    refused(StatusCode::BAD_REQUEST, "电话号码无效。")
+}
+
+/// 随手拍: a citizen's report about a shop or a lane, as a case from
+/// `citizen` (source 市民) through the same filing as a steward's report;
+/// answered with the receipt page's address. Limited per address and per
+/// shop or lane before the body is read.
+async fn file_citizen_report(
+    station: Arc<Station>,
+    peer: std::net::SocketAddr,
+    target: Target,
     request: axum::extract::Request,
 ) -> Response {
     let headers = request.headers().clone();
     let address = station.client_address(peer, &headers);
-    let Ok(code) = menqian_core::ShopCode::parse(&code) else {
-        return refused(StatusCode::NOT_FOUND, "没有这家商户。");
-    };
-    if let Err(busy) = station.traffic.admit_report(address, code.as_str()) {
-        let secs = busy.retry_after.as_secs().max(1);
-        let mut r = refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("提交太频繁，请 {secs} 秒后再试。"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
+    if let Err(busy) = station.traffic.admit_report(address, &target.key()) {
+        return too_many(busy, "提交");
     }
-    let Ok(axum::Form(form)) =
-        <axum::Form<ReportForm> as axum::extract::FromRequest<()>>::from_request(request, &())
-            .await
-    else {
-        return refused(StatusCode::BAD_REQUEST, "表单无效，请返回重填。");
+    let form: ReportForm = match public_form(&headers, request, |f: &ReportForm| &f.form).await {
+        Ok(f) => f,
+        Err(r) => return r,
     };
-    let expected = cookie(&headers, FORM_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !crate::console::web::same(&expected, &form.form) {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "请从公示牌页面提交（页面已过期时请重新扫码）。",
-        );
-    }
     let description = form.description.trim().to_string();
     if description.is_empty() || description.chars().count() > 500 {
         return refused(StatusCode::BAD_REQUEST, "请写下问题（500 字以内）。");
@@ -366,34 +409,48 @@ async fn report(
     };
     let phone: Option<String> = match form.phone.trim() {
         "" => None,
-        p => {
-            let digits: String = p.chars().filter(|c| c.is_ascii_digit()).collect();
-            let ok = p.chars().all(|c| c.is_ascii_digit() || " -+".contains(c));
-            if !ok || !(7..=15).contains(&digits.len()) {
-                return refused(StatusCode::BAD_REQUEST, "电话号码无效（可不填）。");
-            }
-            Some(digits)
-        }
+        p => match phone_digits(p) {
+            Some(d) => Some(d),
+            None => return bad_phone(),
+        },
     };
     let category = category.to_string();
     let filed = station
         .write(move |w| {
             let now = Utc::now();
             let docs = w.documents();
-            let shop = docs.shop_by_code(code.as_str()).map_err(StoreError::from)?;
+            let (location, shop_id, subdistrict, lane) = match &target {
+                Target::Shop(code) => {
+                    let shop = docs.shop_by_code(code.as_str()).map_err(StoreError::from)?;
+                    (shop.zone.centroid(), Some(shop.id()), None, None)
+                }
+                Target::Lane(lane) => {
+                    let shops = lane_shops(docs, lane)?;
+                    let n = shops.len() as f64;
+                    let at = menqian_core::GeoPoint::new(
+                        shops.iter().map(|s| s.lat).sum::<f64>() / n,
+                        shops.iter().map(|s| s.lon).sum::<f64>() / n,
+                    );
+                    let sub = docs
+                        .shop(&shops[0].id)
+                        .map_err(StoreError::from)?
+                        .subdistrict;
+                    (at, None, sub, Some(lane.clone()))
+                }
+            };
             let filed = docs
                 .file_report(menqian_core::NewCase {
                     source: menqian_core::CaseSource::Citizen,
                     category,
-                    location: shop.zone.centroid(),
-                    shop_id: Some(shop.id()),
+                    location,
+                    shop_id,
                     photos: Vec::new(),
                     description,
                     deadline: None,
                     reported_by: CITIZEN.into(),
                     reported_at: now,
-                    subdistrict: None,
-                    lane: None,
+                    subdistrict,
+                    lane,
                 })
                 .map_err(StoreError::from)?;
             Ok(w.add_receipt(&filed.case_id, phone.as_deref(), now)?)
@@ -402,7 +459,208 @@ async fn report(
     match filed {
         Ok(token) => axum::response::Redirect::to(&format!("/r/{token}")).into_response(),
         Err(e) if e.status == StatusCode::NOT_FOUND => {
-            refused(StatusCode::NOT_FOUND, "没有这家商户。")
+            refused(StatusCode::NOT_FOUND, "没有这家商户或街巷。")
+        }
+        Err(_) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "暂时无法提交，请稍后再试。",
+        ),
+    }
+}
+
+async fn report(
+    State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    UrlPath(code): UrlPath<String>,
+    request: axum::extract::Request,
+) -> Response {
+    let Ok(code) = menqian_core::ShopCode::parse(&code) else {
+        return refused(StatusCode::NOT_FOUND, "没有这家商户。");
+    };
+    file_citizen_report(station, peer, Target::Shop(code), request).await
+}
+
+async fn lane_report(
+    State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    UrlPath(lane): UrlPath<String>,
+    request: axum::extract::Request,
+) -> Response {
+    let lane: String = lane.chars().take(50).collect();
+    file_citizen_report(station, peer, Target::Lane(lane), request).await
+}
+
+/// A lane's open shops (not found when it has none).
+fn lane_shops(
+    docs: &menqian_core::Store,
+    lane: &str,
+) -> Result<Vec<menqian_core::ShopSummary>, crate::sync::ApiError> {
+    let shops: Vec<_> = docs
+        .shops_in(&menqian_core::Area::Lanes(vec![lane.to_string()]))
+        .map_err(StoreError::from)?
+        .into_iter()
+        .filter(|s| s.status == menqian_core::ShopStatus::Active)
+        .collect();
+    if shops.is_empty() {
+        return Err(crate::sync::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such lane",
+        ));
+    }
+    Ok(shops)
+}
+
+#[derive(Template)]
+#[template(path = "public/lane.html")]
+struct LanePage {
+    lane: String,
+    street: String,
+    chiefs: Vec<String>,
+    shops: Vec<(String, String, String)>,
+    form: String,
+    choices: Vec<(&'static str, &'static str)>,
+    asked: bool,
+}
+
+/// The lane's page (its board's QR code): its shops and lane chiefs, a
+/// report about the lane, a request to become its steward.
+async fn lane(
+    State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    UrlPath(lane): UrlPath<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let address = station.client_address(peer, &headers);
+    if let Err(busy) = station.traffic.admit_public(address) {
+        return too_many(busy, "访问");
+    }
+    let lane: String = lane.chars().take(50).collect();
+    let asked_lane = lane.clone();
+    let found = station
+        .read(move |r| {
+            let docs = r.documents();
+            let shops = lane_shops(docs, &asked_lane)?;
+            let street = docs
+                .shop(&shops[0].id)
+                .map(|s| match s.subdistrict {
+                    Some(sub) => format!("{sub} · {}", s.street),
+                    None => s.street,
+                })
+                .unwrap_or_default();
+            let chiefs: Vec<String> = r
+                .users()?
+                .into_iter()
+                .filter(|u| u.role == menqian_core::Role::LaneChief)
+                .filter(
+                    |u| matches!(&u.area, menqian_core::Area::Lanes(l) if l.contains(&asked_lane)),
+                )
+                .map(|u| u.name)
+                .collect();
+            let known: Vec<String> = docs
+                .categories()
+                .map_err(StoreError::from)?
+                .into_iter()
+                .map(|c| c.code)
+                .collect();
+            Ok((shops, street, chiefs, known))
+        })
+        .await;
+    let (shops, street, chiefs, known) = match found {
+        Ok(f) => f,
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            return missing(
+                StatusCode::NOT_FOUND,
+                "没有这条街巷",
+                "本区没有这条街巷的商户登记。".into(),
+            );
+        }
+        Err(_) => {
+            return missing(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "暂时无法显示",
+                "请稍后再试。".into(),
+            );
+        }
+    };
+    let form = cookie(&headers, FORM_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(crate::store::new_token);
+    let mut response = html(
+        StatusCode::OK,
+        &LanePage {
+            lane,
+            street,
+            chiefs,
+            shops: shops
+                .into_iter()
+                .map(|s| (s.code, s.name, s.address))
+                .collect(),
+            form: form.clone(),
+            choices: REPORT_CHOICES
+                .into_iter()
+                .filter(|(c, _)| known.iter().any(|k| k == c))
+                .collect(),
+            asked: query.as_deref() == Some("asked=1"),
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{FORM_COOKIE}={form}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StewardForm {
+    form: String,
+    name: String,
+    phone: String,
+}
+
+/// 报名小巷管家: the request waits for an administrator.
+async fn steward_request(
+    State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    UrlPath(lane): UrlPath<String>,
+    request: axum::extract::Request,
+) -> Response {
+    let headers = request.headers().clone();
+    let address = station.client_address(peer, &headers);
+    let lane: String = lane.chars().take(50).collect();
+    if let Err(busy) = station
+        .traffic
+        .admit_report(address, &format!("steward:{lane}"))
+    {
+        return too_many(busy, "报名");
+    }
+    let form: StewardForm = match public_form(&headers, request, |f: &StewardForm| &f.form).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let name = form.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 20 || name.chars().any(char::is_control) {
+        return refused(StatusCode::BAD_REQUEST, "请填写姓名（20 字以内）。");
+    }
+    let Some(phone) = phone_digits(form.phone.trim()) else {
+        return bad_phone();
+    };
+    let target = lane.clone();
+    let saved = station
+        .write(move |w| {
+            lane_shops(w.documents(), &target)?;
+            Ok(w.add_steward_request(&target, &name, &phone, Utc::now())?)
+        })
+        .await;
+    match saved {
+        Ok(_) => {
+            let lane: String = url::form_urlencoded::byte_serialize(lane.as_bytes()).collect();
+            axum::response::Redirect::to(&format!("/l/{lane}?asked=1")).into_response()
+        }
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            refused(StatusCode::NOT_FOUND, "没有这条街巷。")
         }
         Err(_) => refused(
             StatusCode::SERVICE_UNAVAILABLE,
