@@ -101,6 +101,7 @@ pub struct Traffic {
     public: Mutex<HashMap<IpAddr, Bucket>>,
     reports_by_address: Mutex<HashMap<IpAddr, Bucket>>,
     reports_by_shop: Mutex<HashMap<String, Bucket>>,
+    alerts: Mutex<HashMap<String, Bucket>>,
     failed_sign_ins: Mutex<HashMap<String, Bucket>>,
     /// When devices last made a request (Unix ms), until written down.
     seen: Mutex<HashMap<String, i64>>,
@@ -121,6 +122,9 @@ pub const REPORT_ADDRESS_BURST: f64 = 5.0;
 /// flooded with reports from many addresses).
 pub const REPORTS_PER_SHOP_PER_MINUTE: f64 = 1.0 / 60.0;
 pub const REPORT_SHOP_BURST: f64 = 20.0;
+/// Alerts from one camera or sensor: a burst of 2,000, then 100 a second.
+pub const ALERTS_PER_SOURCE_PER_MINUTE: f64 = 6_000.0;
+pub const ALERT_SOURCE_BURST: f64 = 2_000.0;
 /// Wrong passwords one user may be tried with: five, then one each three
 /// minutes (from any address), so guessing one password online is slow.
 pub const FAILED_SIGN_INS_PER_MINUTE: f64 = 1.0 / 3.0;
@@ -162,6 +166,7 @@ impl Traffic {
             public: Mutex::new(HashMap::new()),
             reports_by_address: Mutex::new(HashMap::new()),
             reports_by_shop: Mutex::new(HashMap::new()),
+            alerts: Mutex::new(HashMap::new()),
             failed_sign_ins: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
         }
@@ -336,6 +341,22 @@ impl Traffic {
         .map_err(|retry_after| Busy {
             retry_after,
             why: "too many reports about this shop",
+        })
+    }
+
+    /// Admits one alert from `source` (a name the request claims: checked
+    /// before the source is looked up, so unknown names cost nothing more).
+    pub fn admit_alert(&self, source: &str) -> Result<(), Busy> {
+        take_for_address(
+            &self.alerts,
+            source.to_string(),
+            ALERTS_PER_SOURCE_PER_MINUTE,
+            ALERT_SOURCE_BURST,
+            Instant::now(),
+        )
+        .map_err(|retry_after| Busy {
+            retry_after,
+            why: "too many alerts from this source",
         })
     }
 

@@ -3,6 +3,7 @@
 //! enrollment and write authorization live here; the merge and the access rules
 //! are the core's.
 
+pub mod alerts;
 pub mod console;
 pub mod guard;
 pub mod net;
@@ -50,6 +51,9 @@ pub struct Options {
     /// The address phones reach the station at (`--public-url`): the console
     /// shows enrollment links and QR codes for it.
     pub public_url: Option<String>,
+    /// Where reminders from cameras and sensors are posted as JSON
+    /// (`--alert-webhook`), besides the log.
+    pub alert_webhook: Option<String>,
 }
 
 impl Default for Options {
@@ -63,6 +67,7 @@ impl Default for Options {
             shares: Shares::default(),
             partial_upload_ttl: std::time::Duration::from_secs(3 * 24 * 3600),
             public_url: None,
+            alert_webhook: None,
         }
     }
 }
@@ -97,6 +102,7 @@ pub async fn serve_with(
         .map_err(|e| std::io::Error::other(format!("opening the store's readers: {e}")))?;
     let mut station = station;
     station.public_url = options.public_url.clone();
+    station.notifier = crate::alerts::notifier(options.alert_webhook.as_deref());
     let station = Arc::new(station);
     let sweep_reader = station
         .writer

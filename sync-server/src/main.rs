@@ -50,6 +50,10 @@ struct Cli {
     /// https://mq.example.cn:8443 (default: http:// or https:// and --listen).
     #[arg(long, global = true)]
     public_url: Option<String>,
+    /// Post each reminder to a shop (from a camera's or sensor's alert) as
+    /// JSON to this URL, besides the log.
+    #[arg(long)]
+    alert_webhook: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(subcommand)]
@@ -209,6 +213,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Cameras and sensors that post alerts.
+    Alerts {
+        #[command(subcommand)]
+        action: AlertAction,
+    },
     /// The shop registry: import the district's ledger, export it.
     Registry {
         #[command(subcommand)]
@@ -218,6 +227,26 @@ enum Command {
     Tls {
         #[command(subcommand)]
         action: TlsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AlertAction {
+    /// Register a camera or sensor; prints the secret its alerts are signed
+    /// with (docs/protocol.md, "Alerts").
+    AddSource {
+        #[arg(long)]
+        id: String,
+        /// camera or sensor.
+        #[arg(long, default_value = "camera")]
+        kind: String,
+        /// The shop it watches, by code.
+        #[arg(long)]
+        shop: Option<String>,
+        /// Where it stands (WGS-84 `lat,lon`), when it watches no one shop:
+        /// its alerts go to the nearest shop (or to the place they name).
+        #[arg(long)]
+        at: Option<String>,
     },
 }
 
@@ -722,6 +751,45 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 written.1 as f64 / 1e3 / written.0.max(1) as f64
             );
         }
+        Some(Command::Alerts {
+            action: AlertAction::AddSource { id, kind, shop, at },
+        }) => {
+            if !matches!(kind.as_str(), "camera" | "sensor") {
+                return Err("--kind is camera or sensor".into());
+            }
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err("--id: letters, digits, - _ . (at most 64)".into());
+            }
+            let shop_id = match shop {
+                Some(code) => {
+                    let shop = store.documents().shop_by_code(&code)?;
+                    Some(shop.id())
+                }
+                None => None,
+            };
+            let location = match at {
+                Some(text) => {
+                    let (lat, lon) = text
+                        .split_once(',')
+                        .and_then(|(a, b)| {
+                            Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?))
+                        })
+                        .ok_or("--at is lat,lon")?;
+                    let p = menqian_core::GeoPoint::new(lat, lon);
+                    p.validate("at")?;
+                    Some(p)
+                }
+                None => None,
+            };
+            let secret =
+                store.add_alert_source(&id, &kind, shop_id.as_deref(), location, Utc::now())?;
+            println!("{secret}");
+        }
         Some(Command::Registry { action }) => {
             registry(store.documents(), action, &cli.qr_hosts)?;
         }
@@ -734,6 +802,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 tls: station.tls.clone(),
                 ca: station.ca.clone(),
                 public_url: station.public_url.clone(),
+                alert_webhook: cli.alert_webhook.clone(),
                 ..Default::default()
             };
             cli.limits.apply(&mut options)?;

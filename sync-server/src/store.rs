@@ -137,6 +137,26 @@ pub trait SyncStore: Send {
     ) -> StoreResult<Session>;
     /// Ends a session (no error if it had ended).
     fn close_session(&mut self, token: &str) -> StoreResult<()>;
+    /// Registers a camera or sensor; returns the secret its alerts are
+    /// signed with.
+    fn add_alert_source(
+        &mut self,
+        id: &str,
+        kind: &str,
+        shop_id: Option<&str>,
+        location: Option<menqian_core::GeoPoint>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<String>;
+    /// Records `source`'s alert `alert_id` about `category` at `shop_id`,
+    /// once: a new reminder (deadline `minutes` from `at`) or a repeat on
+    /// the shop's open reminder of that category.
+    fn record_alert(
+        &mut self,
+        alert: &AlertEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AlertRecorded>;
+    /// Notes the case a reminder became.
+    fn set_reminder_case(&mut self, reminder: i64, case_id: &str) -> StoreResult<()>;
     /// Records a resident's request to become `lane`'s steward.
     fn add_steward_request(
         &mut self,
@@ -229,6 +249,12 @@ pub trait SyncRead: Send {
     fn users(&self) -> StoreResult<Vec<User>>;
     /// See [`SyncStore::devices`].
     fn devices(&self) -> StoreResult<Vec<Device>>;
+    /// A registered camera or sensor.
+    fn alert_source(&self, id: &str) -> StoreResult<Option<AlertSource>>;
+    /// A shop's reminders that did not become cases, seen since `since`.
+    fn reminders_of(&self, shop_id: &str, since: DateTime<Utc>) -> StoreResult<Vec<Reminder>>;
+    /// How many reminders there are (for tests and figures).
+    fn reminder_count(&self) -> StoreResult<i64>;
     /// Residents' requests to become stewards, newest first.
     fn steward_requests(&self) -> StoreResult<Vec<StewardRequest>>;
     /// The case a receipt token leads to.
@@ -273,7 +299,77 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_last_seen.sql"),
     include_str!("../migrations/0006_receipts.sql"),
     include_str!("../migrations/0007_steward_requests.sql"),
+    include_str!("../migrations/0008_alerts.sql"),
 ];
+
+/// A camera or sensor an administrator registered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertSource {
+    pub id: String,
+    /// `camera` or `sensor`.
+    pub kind: String,
+    /// The shop it watches; else its alerts go to the shop nearest to where
+    /// they say (or to `location`).
+    pub shop_id: Option<String>,
+    pub location: Option<menqian_core::GeoPoint>,
+    pub secret: String,
+}
+
+/// A reminder to a shop from a camera's or sensor's alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reminder {
+    pub id: i64,
+    pub shop_id: String,
+    pub category: String,
+    pub source: String,
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    pub deadline: DateTime<Utc>,
+    pub alerts: i64,
+    pub case_id: Option<String>,
+}
+
+/// One alert, as recorded: `source`'s event `alert_id` about `category` at
+/// `shop_id`, seen `at`; a new reminder's deadline is `minutes` after it.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertEvent<'a> {
+    pub source: &'a str,
+    pub alert_id: &'a str,
+    pub shop_id: &'a str,
+    pub category: &'a str,
+    pub at: DateTime<Utc>,
+    pub minutes: u32,
+}
+
+/// What recording an alert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertRecorded {
+    /// The source sent this alert id before.
+    Duplicate,
+    /// A new reminder to the shop.
+    Reminded(Reminder),
+    /// The problem seen again while a reminder is open; `due` when it is
+    /// past the reminder's deadline (and has no case yet).
+    Again { reminder: Reminder, due: bool },
+}
+
+const REMINDER_COLUMNS: &str =
+    "id, shop_id, category, source, first_at, last_at, deadline, alerts, case_id";
+
+fn reminder_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Reminder> {
+    let t = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    Ok(Reminder {
+        id: r.get(0)?,
+        shop_id: r.get(1)?,
+        category: r.get(2)?,
+        source: r.get(3)?,
+        first_at: t(r.get(4)?),
+        last_at: t(r.get(5)?),
+        deadline: t(r.get(6)?),
+        alerts: r.get(7)?,
+        case_id: r.get(8)?,
+    })
+}
 
 /// A resident's request to become a lane's steward.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,6 +582,43 @@ impl SyncRead for SqliteReader {
             None => Ok(None),
             Some((user, csrf)) => Ok(Some((user_by_id(&self.accounts, &user)?, csrf))),
         }
+    }
+
+    fn alert_source(&self, id: &str) -> StoreResult<Option<AlertSource>> {
+        Ok(self
+            .accounts
+            .prepare_cached(
+                "SELECT id, kind, shop_id, lat, lon, secret FROM alert_sources WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                let (lat, lon): (Option<f64>, Option<f64>) = (r.get(3)?, r.get(4)?);
+                Ok(AlertSource {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    shop_id: r.get(2)?,
+                    location: lat.zip(lon).map(|(a, b)| menqian_core::GeoPoint::new(a, b)),
+                    secret: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn reminders_of(&self, shop_id: &str, since: DateTime<Utc>) -> StoreResult<Vec<Reminder>> {
+        let mut stmt = self.accounts.prepare_cached(&format!(
+            "SELECT {REMINDER_COLUMNS} FROM reminders
+             WHERE shop_id = ?1 AND case_id IS NULL AND last_at >= ?2 ORDER BY first_at DESC LIMIT 20"
+        ))?;
+        let rows = stmt.query_map(
+            params![shop_id, since.timestamp_millis()],
+            reminder_from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn reminder_count(&self) -> StoreResult<i64> {
+        Ok(self
+            .accounts
+            .query_row("SELECT count(*) FROM reminders", [], |r| r.get(0))?)
     }
 
     fn steward_requests(&self) -> StoreResult<Vec<StewardRequest>> {
@@ -808,6 +941,120 @@ impl SyncStore for SqliteSyncStore {
             |r| r.get(0),
         )?;
         Ok((user, phc))
+    }
+
+    fn add_alert_source(
+        &mut self,
+        id: &str,
+        kind: &str,
+        shop_id: Option<&str>,
+        location: Option<menqian_core::GeoPoint>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<String> {
+        let secret = new_token();
+        self.accounts
+            .prepare_cached(
+                "INSERT INTO alert_sources (id, kind, shop_id, lat, lon, secret, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                id,
+                kind,
+                shop_id,
+                location.map(|p| p.lat),
+                location.map(|p| p.lon),
+                secret,
+                now.timestamp_millis()
+            ])
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    StoreError::Conflict(format!("source {id} exists already"))
+                }
+                e => e.into(),
+            })?;
+        Ok(secret)
+    }
+
+    fn record_alert(
+        &mut self,
+        alert: &AlertEvent<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AlertRecorded> {
+        let AlertEvent {
+            source,
+            alert_id,
+            shop_id,
+            category,
+            at,
+            minutes,
+        } = *alert;
+        let tx = self.accounts.transaction()?;
+        let seen: Option<i64> = tx
+            .prepare_cached("SELECT reminder_id FROM alerts WHERE source = ?1 AND alert_id = ?2")?
+            .query_row([source, alert_id], |r| r.get(0))
+            .optional()?;
+        if seen.is_some() {
+            return Ok(AlertRecorded::Duplicate);
+        }
+        let open: Option<Reminder> = tx
+            .prepare_cached(&format!(
+                "SELECT {REMINDER_COLUMNS} FROM reminders
+                 WHERE shop_id = ?1 AND category = ?2 AND case_id IS NULL
+                 ORDER BY id DESC LIMIT 1"
+            ))?
+            .query_row([shop_id, category], reminder_from_row)
+            .optional()?;
+        let ms = at.timestamp_millis();
+        let out = match open {
+            Some(mut r) => {
+                tx.prepare_cached(
+                    "UPDATE reminders SET last_at = max(last_at, ?2), alerts = alerts + 1 WHERE id = ?1",
+                )?
+                .execute(params![r.id, ms])?;
+                r.alerts += 1;
+                r.last_at = r.last_at.max(at);
+                let due = at >= r.deadline;
+                AlertRecorded::Again { reminder: r, due }
+            }
+            None => {
+                let deadline = at + Duration::minutes(i64::from(minutes));
+                tx.prepare_cached(
+                    "INSERT INTO reminders (shop_id, category, source, first_at, last_at, deadline, alerts)
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1)",
+                )?
+                .execute(params![shop_id, category, source, ms, deadline.timestamp_millis()])?;
+                AlertRecorded::Reminded(Reminder {
+                    id: tx.last_insert_rowid(),
+                    shop_id: shop_id.to_string(),
+                    category: category.to_string(),
+                    source: source.to_string(),
+                    first_at: at,
+                    last_at: at,
+                    deadline,
+                    alerts: 1,
+                    case_id: None,
+                })
+            }
+        };
+        let reminder_id = match &out {
+            AlertRecorded::Reminded(r) | AlertRecorded::Again { reminder: r, .. } => r.id,
+            AlertRecorded::Duplicate => 0,
+        };
+        tx.prepare_cached(
+            "INSERT INTO alerts (source, alert_id, reminder_id, at, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![source, alert_id, reminder_id, ms, now.timestamp_millis()])?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn set_reminder_case(&mut self, reminder: i64, case_id: &str) -> StoreResult<()> {
+        self.accounts
+            .prepare_cached("UPDATE reminders SET case_id = ?2 WHERE id = ?1")?
+            .execute(params![reminder, case_id])?;
+        Ok(())
     }
 
     fn add_steward_request(

@@ -38,6 +38,41 @@ pub struct DistrictRules {
     /// What the printed signboards (公示牌) say of the district.
     #[serde(default)]
     pub signboard: SignboardRules,
+    /// How long a shop has after a camera's or sensor's reminder before a
+    /// repeat of it becomes a dispatched case.
+    #[serde(default)]
+    pub alerts: AlertRules,
+}
+
+/// Minutes after a camera's reminder before the problem, seen again, is a
+/// case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRules {
+    pub default_minutes: u32,
+    /// Per problem category code, e.g. `0504` 店外经营 → 15.
+    #[serde(default)]
+    pub minutes_by_category: BTreeMap<String, u32>,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules {
+            default_minutes: 30,
+            minutes_by_category: [("0504".to_string(), 15), ("0107".to_string(), 60)]
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+impl AlertRules {
+    /// The minutes a shop has to put `category` right after a reminder.
+    pub fn minutes(&self, category: &str) -> u32 {
+        self.minutes_by_category
+            .get(category)
+            .copied()
+            .unwrap_or(self.default_minutes)
+    }
 }
 
 /// The district's name and the number citizens call, on every signboard.
@@ -282,6 +317,7 @@ impl Default for DistrictRules {
             },
             planner: PlannerRules { daily_stops: 30 },
             signboard: SignboardRules::default(),
+            alerts: AlertRules::default(),
         }
     }
 }
@@ -326,6 +362,16 @@ impl DistrictRules {
                     .all(|c| c.is_ascii_digit() || c == '-'),
             "rules.signboard.hotline",
             "3 to 20 digits or dashes",
+        );
+        check(
+            self.alerts.default_minutes <= 10_080
+                && self
+                    .alerts
+                    .minutes_by_category
+                    .values()
+                    .all(|m| *m <= 10_080),
+            "rules.alerts",
+            "a reminder's time is at most a week (10080 minutes)",
         );
         let r = &self.rectification;
         check(

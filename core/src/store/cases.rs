@@ -287,6 +287,25 @@ impl Store {
         Ok(best.map(|(_, id)| id))
     }
 
+    /// The open shop nearest to `at`, within `radius_m`.
+    pub fn nearest_shop(&self, at: GeoPoint, radius_m: f64) -> Result<Option<String>> {
+        at.validate("at")?;
+        const M_PER_DEG: f64 = 111_320.0;
+        let lon_scale = at.lat.to_radians().cos().max(0.01);
+        let (dlat, dlon) = (radius_m / M_PER_DEG, radius_m / (M_PER_DEG * lon_scale));
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM shops
+                 WHERE status = 'active'
+                   AND lat BETWEEN ?1 - ?3 AND ?1 + ?3 AND lon BETWEEN ?2 - ?4 AND ?2 + ?4
+                 ORDER BY (lat - ?1) * (lat - ?1) + (lon - ?2) * (lon - ?2) * ?5 * ?5, id
+                 LIMIT 1",
+            )?
+            .query_row(params![at.lat, at.lon, dlat, dlon, lon_scale], |r| r.get(0))
+            .optional()?)
+    }
+
     /// The subdistrict and lane of the shop nearest to `at` (searched within
     /// 200 m, then 2 km): where a report made away from any shop is filed, so
     /// the officers of that area receive it.

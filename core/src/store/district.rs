@@ -424,3 +424,66 @@ impl Store {
             .optional()?)
     }
 }
+
+impl Store {
+    /// A camera's or sensor's problem seen again after its reminder's
+    /// deadline: a case at the shop from source 摄像头, accepted and
+    /// dispatched by the district's rules (department by category, routine
+    /// whistle), written by `by`. A report of the same problem already open
+    /// there takes it instead (linked, as any duplicate). Returns the case.
+    pub fn escalate_reminder(
+        &mut self,
+        shop_id: &str,
+        category: &str,
+        description: &str,
+        now: DateTime<Utc>,
+        by: &str,
+    ) -> Result<String> {
+        use crate::model::case::{CaseMove, NewCase};
+        let rules = self.rules()?;
+        let shop = self.shop(shop_id)?;
+        let filed = self.file_report(NewCase {
+            source: CaseSource::Camera,
+            category: category.to_string(),
+            location: shop.zone.centroid(),
+            shop_id: Some(shop_id.to_string()),
+            photos: Vec::new(),
+            description: description.to_string(),
+            deadline: None,
+            reported_by: by.to_string(),
+            reported_at: now,
+            subdistrict: None,
+            lane: None,
+        })?;
+        if filed.linked {
+            return Ok(filed.case_id);
+        }
+        let group = self.category_group(category)?;
+        let department = rules
+            .department_for(Some(category), group.as_deref())
+            .code
+            .clone();
+        for (to, department, whistle) in [
+            (CaseStatus::Accepted, None, None),
+            (
+                CaseStatus::Dispatched,
+                Some(department),
+                Some(Whistle::Routine),
+            ),
+        ] {
+            self.move_case(
+                &filed.case_id,
+                CaseMove {
+                    to,
+                    by: by.to_string(),
+                    role: Role::Admin,
+                    at: now,
+                    note: Some("摄像头提醒后逾期未改正，自动派单".into()),
+                    department,
+                    whistle,
+                },
+            )?;
+        }
+        Ok(filed.case_id)
+    }
+}

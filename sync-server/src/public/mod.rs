@@ -101,6 +101,8 @@ struct Row {
 #[template(path = "public/shop.html")]
 struct ShopPage<'a> {
     s: &'a PublicShop,
+    /// Camera and sensor reminders: what, when seen, by when.
+    reminders: Vec<(String, String, String)>,
     form: String,
     choices: Vec<(&'static str, &'static str)>,
     zone_svg: String,
@@ -204,16 +206,35 @@ async fn shop(
                 .into_iter()
                 .map(|c| c.code)
                 .collect();
-            Ok((
-                docs.public_shop(&code, &host, Utc::now())
-                    .map_err(StoreError::from)?,
-                known,
-            ))
+            let found = docs
+                .public_shop(&code, &host, Utc::now())
+                .map_err(StoreError::from)?;
+            // Reminders from cameras and sensors of the last day, not yet cases.
+            let reminders = match &found {
+                PublicLookup::Found(s) => {
+                    let names = docs.categories().map_err(StoreError::from)?;
+                    r.reminders_of(
+                        &format!("shop/{}", s.code),
+                        Utc::now() - chrono::Duration::hours(24),
+                    )?
+                    .into_iter()
+                    .map(|m| {
+                        let name = names
+                            .iter()
+                            .find(|c| c.code == m.category)
+                            .map_or(m.category.clone(), |c| c.name.clone());
+                        (name, m.first_at, m.deadline)
+                    })
+                    .collect()
+                }
+                _ => Vec::new(),
+            };
+            Ok((found, known, reminders))
         })
         .await;
-    let (found, known) = match found {
-        Ok((f, k)) => (Ok(f), k),
-        Err(e) => (Err(e), Vec::new()),
+    let (found, known, reminders) = match found {
+        Ok((f, k, m)) => (Ok(f), k, m),
+        Err(e) => (Err(e), Vec::new(), Vec::new()),
     };
     let s = match found {
         Ok(PublicLookup::Found(s)) => s,
@@ -262,6 +283,16 @@ async fn shop(
             .filter(|(c, _)| known.iter().any(|k| k == c))
             .collect(),
         form: form.clone(),
+        reminders: reminders
+            .into_iter()
+            .map(|(what, at, deadline)| {
+                (
+                    what,
+                    crate::console::beijing(at),
+                    crate::console::beijing(deadline),
+                )
+            })
+            .collect(),
         zone_svg: zone_svg(&s.zone),
         stars: "★".repeat(credit.stars as usize) + &"☆".repeat(5 - credit.stars.min(5) as usize),
         grade: credit.grade.label_zh(),

@@ -98,6 +98,8 @@ pub struct Station {
     pub(crate) maps: crate::console::FeedCache<Vec<u8>>,
     /// Case list counts, per user and filter.
     pub(crate) case_counts: crate::console::FeedCache<u64>,
+    /// Where reminders to shops go (the log, and a webhook if configured).
+    pub(crate) notifier: Arc<dyn crate::alerts::Notifier>,
     /// The console's ledger uploads and long jobs (imports, printing).
     pub(crate) jobs: crate::console::onboard::Jobs,
     /// The host in signboards' QR links (the first `--qr-host`).
@@ -149,6 +151,7 @@ impl Station {
             .unwrap_or_else(|| menqian_fixtures::DEMO_HOST.to_string());
         Ok(Station {
             jobs: Default::default(),
+            notifier: crate::alerts::notifier(None),
             signboard_host,
             reader_turns: tokio::sync::Semaphore::new(readers.len()),
             readers: Mutex::new(readers),
@@ -295,6 +298,7 @@ pub fn router(station: Arc<Station>) -> Router {
     Router::new()
         .merge(crate::console::web::routes())
         .merge(crate::public::routes())
+        .merge(crate::alerts::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
         .route(menqian_core::enrollment::CA_PATH, get(station_ca))
@@ -309,7 +313,7 @@ pub fn router(station: Arc<Station>) -> Router {
 
 /// Reads a body of at most `max` bytes (by `Content-Length` before anything
 /// is read, and by what arrives), within the station's body time limit.
-async fn read_body(
+pub(crate) async fn read_body(
     station: &Station,
     headers: &HeaderMap,
     body: Body,
