@@ -322,6 +322,15 @@ fn main() {
         menqian_fixtures::DISTRICT_SHOPS,
         std::fs::read_to_string(dir.join("built")).unwrap_or_default()
     );
+    if mode.as_deref().is_none_or(|m| m == "alerts") {
+        let secret = add_sensor(&dir);
+        let station = Station::start(&dir);
+        alerts(&station, &all_shops, &secret);
+        drop(station);
+        if mode.is_some() {
+            return;
+        }
+    }
     let station = Station::start(&dir);
     if mode.as_deref().is_none_or(|m| m == "public") {
         public_pages(&station, &all_shops);
@@ -507,5 +516,63 @@ fn public_pages(station: &Station, shops: &[menqian_core::ShopSummary]) {
         sizes[0],
         sizes[sizes.len() - 1],
         sizes[sizes.len() / 2]
+    );
+}
+
+/// Registers a new sensor source (a fresh id each run): its secret.
+fn add_sensor(dir: &Path) -> String {
+    let id = format!("bench-{}", std::process::id());
+    let out = Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args(["--data", dir.to_str().unwrap()])
+        .args(["alerts", "add-source", "--id", &id, "--kind", "sensor"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    format!("{id} {}", String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// 1,000 alerts from one sensor at 1,000 shops of the district, from 8
+/// threads: the time for all, and the rate.
+fn alerts(station: &Station, shops: &[menqian_core::ShopSummary], source: &str) {
+    use menqian_sync_server::alerts::{SIGNATURE_HEADER, SOURCE_HEADER, TIME_HEADER, signature};
+    let (id, secret) = source.split_once(' ').unwrap();
+    let run = std::process::id();
+    let start = Instant::now();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                scope.spawn(move || {
+                    let client = client();
+                    let mut out = Vec::new();
+                    for k in (t..1_000).step_by(8) {
+                        let shop = &shops[(k * 21) % shops.len()];
+                        let body = serde_json::json!({
+                            "alert_id": format!("{run}-{k}"), "category": "0104",
+                            "at": chrono::Utc::now(), "lat": shop.lat, "lon": shop.lon,
+                        })
+                        .to_string();
+                        let ts = chrono::Utc::now().timestamp().to_string();
+                        let r = client
+                            .post(format!("{}/v1/alerts", station.url))
+                            .header(SOURCE_HEADER, id)
+                            .header(TIME_HEADER, &ts)
+                            .header(SIGNATURE_HEADER, signature(secret, &ts, body.as_bytes()))
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .unwrap();
+                        out.push(r.status().as_u16());
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let took = start.elapsed().as_secs_f64();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    println!(
+        "alerts: 1,000 from one sensor at 1,000 shops, 8 at a time: {took:.2} s ({:.0}/s), {ok} answered 200",
+        1_000.0 / took
     );
 }
