@@ -567,7 +567,10 @@ fn alerts(station: &Station, shops: &[menqian_core::ShopSummary], source: &str) 
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     let took = start.elapsed().as_secs_f64();
     let ok = statuses.iter().filter(|s| **s == 200).count();
