@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod console;
 pub mod guard;
 pub mod net;
+pub mod open311;
 pub mod public;
 pub mod registry;
 pub mod signboards;

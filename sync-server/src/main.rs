@@ -213,6 +213,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Other city systems reading and posting through Open311 GeoReport v2.
+    Open311 {
+        #[command(subcommand)]
+        action: Open311Action,
+    },
     /// Cameras and sensors that post alerts.
     Alerts {
         #[command(subcommand)]
@@ -227,6 +232,16 @@ enum Command {
     Tls {
         #[command(subcommand)]
         action: TlsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum Open311Action {
+    /// Issue an API key to a city system (printed once; only its hash is kept).
+    AddKey {
+        /// Who it is for, e.g. 12345热线平台.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -750,6 +765,15 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 written.1 as f64 / 1e6,
                 written.1 as f64 / 1e3 / written.0.max(1) as f64
             );
+        }
+        Some(Command::Open311 {
+            action: Open311Action::AddKey { name },
+        }) => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 50 {
+                return Err("--name is 1–50 characters".into());
+            }
+            println!("{}", store.add_open311_key(name, Utc::now())?);
         }
         Some(Command::Alerts {
             action: AlertAction::AddSource { id, kind, shop, at },

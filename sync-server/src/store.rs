@@ -155,6 +155,8 @@ pub trait SyncStore: Send {
         alert: &AlertEvent<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<AlertRecorded>;
+    /// Issues an Open311 API key to a city system named `name`.
+    fn add_open311_key(&mut self, name: &str, now: DateTime<Utc>) -> StoreResult<String>;
     /// Notes the case a reminder became.
     fn set_reminder_case(&mut self, reminder: i64, case_id: &str) -> StoreResult<()>;
     /// Records a resident's request to become `lane`'s steward.
@@ -251,6 +253,8 @@ pub trait SyncRead: Send {
     fn devices(&self) -> StoreResult<Vec<Device>>;
     /// A registered camera or sensor.
     fn alert_source(&self, id: &str) -> StoreResult<Option<AlertSource>>;
+    /// The city system an Open311 API key was issued to.
+    fn open311_client(&self, key: &str) -> StoreResult<Option<String>>;
     /// A shop's reminders that did not become cases, seen since `since`.
     fn reminders_of(&self, shop_id: &str, since: DateTime<Utc>) -> StoreResult<Vec<Reminder>>;
     /// How many reminders there are (for tests and figures).
@@ -300,6 +304,7 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_receipts.sql"),
     include_str!("../migrations/0007_steward_requests.sql"),
     include_str!("../migrations/0008_alerts.sql"),
+    include_str!("../migrations/0009_open311.sql"),
 ];
 
 /// A camera or sensor an administrator registered.
@@ -613,6 +618,14 @@ impl SyncRead for SqliteReader {
             reminder_from_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn open311_client(&self, key: &str) -> StoreResult<Option<String>> {
+        Ok(self
+            .accounts
+            .prepare_cached("SELECT name FROM open311_keys WHERE key_hash = ?1")?
+            .query_row([hash(key)], |r| r.get(0))
+            .optional()?)
     }
 
     fn reminder_count(&self) -> StoreResult<i64> {
@@ -1048,6 +1061,16 @@ impl SyncStore for SqliteSyncStore {
         .execute(params![source, alert_id, reminder_id, ms, now.timestamp_millis()])?;
         tx.commit()?;
         Ok(out)
+    }
+
+    fn add_open311_key(&mut self, name: &str, now: DateTime<Utc>) -> StoreResult<String> {
+        let key = new_token();
+        self.accounts
+            .prepare_cached(
+                "INSERT INTO open311_keys (key_hash, name, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![hash(&key), name, now.timestamp_millis()])?;
+        Ok(key)
     }
 
     fn set_reminder_case(&mut self, reminder: i64, case_id: &str) -> StoreResult<()> {

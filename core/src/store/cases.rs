@@ -42,6 +42,8 @@ pub struct CaseFilter {
     pub lane: Option<String>,
     /// Cases still open and past their deadline at this time (超期).
     pub overdue_at: Option<DateTime<Utc>>,
+    /// Open (not closed or rejected) cases only, or only the others.
+    pub open: Option<bool>,
     pub order: CaseOrder,
 }
 
@@ -104,6 +106,8 @@ pub struct CaseSummary {
     pub deadline: Option<DateTime<Utc>>,
     /// The department and whistle of the effective dispatch.
     pub dispatched_to: Option<(String, Whistle)>,
+    /// When the current status was reached.
+    pub updated_at: DateTime<Utc>,
 }
 
 impl Store {
@@ -507,6 +511,14 @@ impl Store {
         set(filter.subdistrict.is_some(), "area_sub = :in_sub");
         set(filter.lane.is_some(), "area_lane = :in_lane");
         set(
+            filter.open == Some(true),
+            "status NOT IN ('closed', 'rejected')",
+        );
+        set(
+            filter.open == Some(false),
+            "status IN ('closed', 'rejected')",
+        );
+        set(
             overdue.is_some(),
             &format!("status NOT IN ('closed', 'rejected') AND {DUE_SQL} < :overdue"),
         );
@@ -578,6 +590,7 @@ impl Store {
                 reported_at: time(r.get(6)?)?,
                 deadline,
                 dispatched_to: dispatch.map(|(d, w, _)| (d, w)),
+                updated_at: time(r.get(11)?)?,
                 id: id.clone(),
             });
         }
@@ -589,7 +602,7 @@ impl Store {
 const SUMMARY_COLUMNS: &str = concat!(
     "id, category, status, lat, lon, shop_id, reported_at, ",
     due_sql!(),
-    ", department, whistle, dispatched_at"
+    ", department, whistle, dispatched_at, status_at"
 );
 
 /// Parses a snake_case enum name stored in the index.

@@ -105,6 +105,7 @@ impl Params {
             lane: text_param(&self.lane, 50),
             shop_id: text_param(&self.shop, 64),
             overdue_at: (self.overdue == "1").then(Utc::now),
+            open: None,
             order: match self.sort.as_str() {
                 "oldest" => CaseOrder::Oldest,
                 "due" => CaseOrder::Due,

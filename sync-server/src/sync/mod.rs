@@ -299,6 +299,7 @@ pub fn router(station: Arc<Station>) -> Router {
         .merge(crate::console::web::routes())
         .merge(crate::public::routes())
         .merge(crate::alerts::routes())
+        .merge(crate::open311::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
         .route(menqian_core::enrollment::CA_PATH, get(station_ca))
