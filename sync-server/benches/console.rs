@@ -332,6 +332,12 @@ fn main() {
         }
     }
     let station = Station::start(&dir);
+    if mode.as_deref().is_none_or(|m| m == "open311") {
+        open311(&station);
+        if mode.is_some() {
+            return;
+        }
+    }
     if mode.as_deref().is_none_or(|m| m == "public") {
         public_pages(&station, &all_shops);
         if mode.is_some() {
@@ -578,4 +584,38 @@ fn alerts(station: &Station, shops: &[menqian_core::ShopSummary], source: &str) 
         "alerts: 1,000 from one sensor at 1,000 shops, 8 at a time: {took:.2} s ({:.0}/s), {ok} answered 200",
         1_000.0 / took
     );
+}
+
+/// Open311 `GET requests.json` (the last 90 days, at most 1,000) and with a
+/// service code and status, each 50 times after 3 warm-ups, each from its
+/// own client address: p50 and p99.
+fn open311(station: &Station) {
+    let client = client();
+    for (name, path) in [
+        ("requests", "/open311/v2/requests.json"),
+        ("requests, 0504 open", "/open311/v2/requests.json?service_code=0504&status=open"),
+        ("requests, xml", "/open311/v2/requests.xml"),
+    ] {
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for k in 0..53 {
+            let t = Instant::now();
+            let r = client
+                .get(format!("{}{path}", station.url))
+                .header("x-bench-client", format!("10.9.{}.{}", k / 200, k % 200))
+                .send()
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            bytes = r.bytes().unwrap().len();
+            if k >= 3 {
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "open311 {name}: p50 {:.1} ms, p99 {:.1} ms, {bytes} bytes",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+    }
 }
