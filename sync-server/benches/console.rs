@@ -593,7 +593,10 @@ fn open311(station: &Station) {
     let client = client();
     for (name, path) in [
         ("requests", "/open311/v2/requests.json"),
-        ("requests, 0504 open", "/open311/v2/requests.json?service_code=0504&status=open"),
+        (
+            "requests, 0504 open",
+            "/open311/v2/requests.json?service_code=0504&status=open",
+        ),
         ("requests, xml", "/open311/v2/requests.xml"),
     ] {
         let mut times = Vec::new();
