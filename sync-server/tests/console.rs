@@ -1273,3 +1273,56 @@ fn an_administrator_imports_a_ledger_prints_boards_and_exports_the_registry() {
         assert!(codes.contains(&s.code));
     }
 }
+
+#[test]
+fn a_citizens_phone_is_on_the_console_case_page_and_nowhere_public() {
+    let station = StationProcess::start(&[]);
+    let supervisor = session_of(&station, "supervisor-1", "督查员的长密码-2026");
+    let shop = menqian_fixtures::registry(1).unwrap().remove(0);
+    let page = client()
+        .get(format!("{}/s/{}", station.url, shop.code))
+        .send()
+        .unwrap();
+    let cookie = value(&cookie_set(&page, "menqian_form").unwrap());
+    let html = page.text().unwrap();
+    let token = html
+        .split("name=\"form\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = client()
+        .post(format!("{}/s/{}/report", station.url, shop.code))
+        .header(COOKIE, format!("menqian_form={cookie}"))
+        .form_body(&[
+            ("form", &token),
+            ("category", "0107"),
+            ("description", "门口堆了很多纸箱"),
+            ("phone", "137-0000-2222"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let receipt = r.headers()["location"].to_str().unwrap().to_string();
+    let public = client()
+        .get(format!("{}{receipt}", station.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!public.contains("13700002222") && !public.contains("137-0000-2222"));
+    // Staff see it on the case's page.
+    let list = get_page(&station, &supervisor, "/console/cases?source=citizen")
+        .text()
+        .unwrap();
+    let key = list
+        .split("/console/case/")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    let case = get_page(&station, &supervisor, &format!("/console/case/{key}"))
+        .text()
+        .unwrap();
+    assert!(case.contains("id=\"citizen-phone\">13700002222"), "{case}");
+}
