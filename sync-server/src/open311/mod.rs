@@ -399,31 +399,22 @@ async fn requests(
             .collect()
     });
     let now = Utc::now();
+    // A W3C datetime parameter: absent, or its time, or why not.
+    let time_of = |name: &str| -> Result<Option<DateTime<Utc>>, String> {
+        match q.get(name) {
+            None => Ok(None),
+            Some(v) => parse_time(v)
+                .map(Some)
+                .ok_or_else(|| format!("{name} is not a W3C datetime")),
+        }
+    };
     let (start, end) = {
-        let (s, e) = (q.get("start_date"), q.get("end_date"));
+        let bad = |why: String| error(format, StatusCode::BAD_REQUEST, &why);
+        let (s, e) = (
+            time_of("start_date").map_err(bad)?,
+            time_of("end_date").map_err(bad)?,
+        );
         {
-            let s = match s.map(|v| parse_time(v)) {
-                Some(None) => {
-                    return Err(error(
-                        format,
-                        StatusCode::BAD_REQUEST,
-                        "start_date is not a W3C datetime",
-                    ));
-                }
-                Some(Some(t)) => Some(t),
-                None => None,
-            };
-            let e = match e.map(|v| parse_time(v)) {
-                Some(None) => {
-                    return Err(error(
-                        format,
-                        StatusCode::BAD_REQUEST,
-                        "end_date is not a W3C datetime",
-                    ));
-                }
-                Some(Some(t)) => Some(t),
-                None => None,
-            };
             let end = e.unwrap_or(now);
             let start = s.unwrap_or(end - Duration::days(DEFAULT_DAYS));
             if end < start {

@@ -92,6 +92,32 @@ fn missing(status: StatusCode, title: &str, message: String) -> Response {
     html(status, &Missing { title, message })
 }
 
+/// The store could not be read: try later.
+fn unavailable() -> Response {
+    missing(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "暂时无法显示",
+        "请稍后再试。".into(),
+    )
+}
+
+/// The form token a page's forms repeat: the visitor's, or a new one.
+fn form_token(headers: &HeaderMap) -> String {
+    cookie(headers, FORM_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(crate::store::new_token)
+}
+
+/// Sets the form cookie (for a day) on a page's response.
+fn with_form_cookie(mut response: Response, form: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{FORM_COOKIE}={form}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
 struct Row {
     label: String,
     value: String,
@@ -259,13 +285,7 @@ async fn shop(
                 format!("这是区划代码 {district} 的公示牌，不在本区。请联系该区的城市管理部门。"),
             );
         }
-        Err(_) => {
-            return missing(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "暂时无法显示",
-                "请稍后再试。".into(),
-            );
-        }
+        Err(_) => return unavailable(),
     };
     let place = |label: &str, p: Option<(u32, u32, u32)>| {
         p.map(|(score, rank, of)| Row {
@@ -274,9 +294,7 @@ async fn shop(
         })
     };
     let credit = &s.standing.credit;
-    let form = cookie(&headers, FORM_COOKIE)
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_else(crate::store::new_token);
+    let form = form_token(&headers);
     let page = ShopPage {
         choices: REPORT_CHOICES
             .into_iter()
@@ -319,13 +337,7 @@ async fn shop(
             .collect(),
         s: &s,
     };
-    let mut response = html(StatusCode::OK, &page);
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{FORM_COOKIE}={form}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400"
-    )) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    response
+    with_form_cookie(html(StatusCode::OK, &page), &form)
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -607,18 +619,10 @@ async fn lane(
                 "本区没有这条街巷的商户登记。".into(),
             );
         }
-        Err(_) => {
-            return missing(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "暂时无法显示",
-                "请稍后再试。".into(),
-            );
-        }
+        Err(_) => return unavailable(),
     };
-    let form = cookie(&headers, FORM_COOKIE)
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_else(crate::store::new_token);
-    let mut response = html(
+    let form = form_token(&headers);
+    let response = html(
         StatusCode::OK,
         &LanePage {
             lane,
@@ -636,12 +640,7 @@ async fn lane(
             asked: query.as_deref() == Some("asked=1"),
         },
     );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{FORM_COOKIE}={form}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400"
-    )) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    response
+    with_form_cookie(response, &form)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -763,13 +762,7 @@ async fn receipt(
                 "请核对回执链接。".into(),
             );
         }
-        Err(_) => {
-            return missing(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "暂时无法显示",
-                "请稍后再试。".into(),
-            );
-        }
+        Err(_) => return unavailable(),
     };
     let replay = case.replay();
     let steps = case
