@@ -1326,3 +1326,138 @@ fn a_citizens_phone_is_on_the_console_case_page_and_nowhere_public() {
         .unwrap();
     assert!(case.contains("id=\"citizen-phone\">13700002222"), "{case}");
 }
+
+#[test]
+fn a_supervisor_confirms_a_cameras_reminder_and_it_is_dispatched() {
+    use menqian_sync_server::alerts::{SIGNATURE_HEADER, SOURCE_HEADER, TIME_HEADER, signature};
+    let station = StationProcess::start(&[]);
+    let shop = menqian_fixtures::registry(1).unwrap().remove(0);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args(["--data", station.dir.path().to_str().unwrap()])
+        .args([
+            "alerts",
+            "add-source",
+            "--id",
+            "cam-2",
+            "--shop",
+            &shop.code,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let body = serde_json::json!({"alert_id": "x-1", "category": "0107", "at": chrono::Utc::now()})
+        .to_string();
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let r = client()
+        .post(format!("{}/v1/alerts", station.url))
+        .header(SOURCE_HEADER, "cam-2")
+        .header(TIME_HEADER, &ts)
+        .header(SIGNATURE_HEADER, signature(&secret, &ts, body.as_bytes()))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let supervisor = session_of(&station, "supervisor-1", "督查员的长密码-2026");
+    let path = format!("/console/shop?id={}", shop.id());
+    let page = get_page(&station, &supervisor, &path).text().unwrap();
+    assert!(
+        page.contains("摄像头提醒（1）") && page.contains("乱堆物料"),
+        "{page}"
+    );
+    let reminder = page
+        .split("name=\"reminder\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    let csrf = csrf_field(&page);
+    let shop_id = shop.id();
+    let r = post_page(
+        &station,
+        &supervisor,
+        "/console/shop/reminder",
+        &[("csrf", &csrf), ("shop", &shop_id), ("reminder", &reminder)],
+    );
+    assert_eq!(r.status(), 303);
+    let case = r.headers()["location"].to_str().unwrap().to_string();
+    let page = get_page(&station, &supervisor, &case).text().unwrap();
+    assert!(
+        page.contains("已派遣") && page.contains("督查员确认"),
+        "{page}"
+    );
+    // The reminder is a case now: gone from the shop's page; a second
+    // confirmation finds nothing.
+    let page = get_page(&station, &supervisor, &path).text().unwrap();
+    assert!(!page.contains("摄像头提醒（"));
+    let again = post_page(
+        &station,
+        &supervisor,
+        "/console/shop/reminder",
+        &[("csrf", &csrf), ("shop", &shop_id), ("reminder", &reminder)],
+    );
+    assert_eq!(again.status(), 404);
+}
+
+#[test]
+fn an_administrator_approves_a_steward_sign_up_in_the_console() {
+    let station = StationProcess::start(&[]);
+    let lane = menqian_fixtures::DEMO_LANES[0];
+    let path: String = url::form_urlencoded::byte_serialize(lane.as_bytes()).collect();
+    let page = client()
+        .get(format!("{}/l/{path}", station.url))
+        .send()
+        .unwrap();
+    let cookie = value(&cookie_set(&page, "menqian_form").unwrap());
+    let html = page.text().unwrap();
+    let token = html
+        .split("name=\"form\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = client()
+        .post(format!("{}/l/{path}/steward", station.url))
+        .header(COOKIE, format!("menqian_form={cookie}"))
+        .form_body(&[
+            ("form", &token),
+            ("name", "李师傅"),
+            ("phone", "13511112222"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let admin = session_of(&station, "admin", "管理员的长密码-2026");
+    let people = get_page(&station, &admin, "/console/people")
+        .text()
+        .unwrap();
+    assert!(
+        people.contains("小巷管家报名") && people.contains("李师傅"),
+        "{people}"
+    );
+    let request = people
+        .split("name=\"request\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap()
+        .to_string();
+    let csrf = csrf_field(&people);
+    let r = post_page(
+        &station,
+        &admin,
+        "/console/people/steward",
+        &[("csrf", &csrf), ("request", &request), ("id", "steward-li")],
+    );
+    assert_eq!(r.status(), 200);
+    let page = r.text().unwrap();
+    assert!(page.contains("李师傅 已成为"), "{page}");
+    let code = page
+        .split("id=\"code\">")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .unwrap()
+        .to_string();
+    let mut phone = common::Device::enroll(&station.url, &code, "李师傅的手机");
+    phone.sync().unwrap();
+}

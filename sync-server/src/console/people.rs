@@ -234,7 +234,8 @@ pub(super) async fn issue_code(State(station): State<Arc<Station>>, request: Req
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ApproveSteward {
-    request: i64,
+    /// A number, read as text (a flattened form gives every field as text).
+    request: String,
     id: String,
 }
 
@@ -249,9 +250,21 @@ pub(super) async fn approve_steward(
         Err(response) => return response,
     };
     let id = form.id.trim().to_string();
+    let Ok(request_id) = form.request.trim().parse::<i64>() else {
+        return people(
+            &station,
+            &me,
+            &csrf,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("报名编号无效".into()),
+            None,
+        )
+        .await;
+    };
     let approved = station
         .write(move |s| {
-            let user = s.approve_steward(form.request, &id)?;
+            let user = s.approve_steward(request_id, &id)?;
             let code = s.issue_enrollment(&user.id, Utc::now(), Duration::hours(CODE_HOURS))?;
             Ok((user, code))
         })

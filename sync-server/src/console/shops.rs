@@ -34,6 +34,78 @@ fn editor(user: &User) -> bool {
     may_edit_registry(user.role)
 }
 
+/// Who may confirm a camera's reminder on the spot: supervisors and
+/// administrators.
+fn confirmer(user: &User) -> bool {
+    matches!(
+        user.role,
+        menqian_core::Role::Supervisor | menqian_core::Role::Admin
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ConfirmReminder {
+    shop: String,
+    /// A number, read as text (a flattened form gives every field as text).
+    reminder: String,
+}
+
+/// 确认仍存在: a supervisor confirms a camera's or sensor's reminder, and it
+/// becomes a case dispatched by the rules, as a repeat alert past the
+/// deadline would make it.
+pub(super) async fn confirm_reminder(
+    State(station): State<Arc<Station>>,
+    request: Request,
+) -> Response {
+    let (user, _, form) = match signed_form::<ConfirmReminder>(&station, request, confirmer).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let Ok(reminder_id) = form.reminder.parse::<i64>() else {
+        return not_found();
+    };
+    if form.shop.len() > 80 {
+        return not_found();
+    }
+    let (reader, by) = (user.visibility(), user.id.clone());
+    let done = station
+        .write(move |w| {
+            let now = Utc::now();
+            let docs = w.documents();
+            let Some(shop) = docs
+                .visible_shop(&form.shop, &reader)
+                .map_err(StoreError::from)?
+            else {
+                return Ok(None);
+            };
+            let Some(reminder) = w
+                .reader()?
+                .reminders_of(&form.shop, now - chrono::Duration::days(7))?
+                .into_iter()
+                .find(|m| m.id == reminder_id)
+            else {
+                return Ok(None);
+            };
+            let description = format!("督查员确认摄像头提醒的问题仍存在（{}）", shop.name);
+            let case_id = w
+                .documents()
+                .escalate_reminder(&form.shop, &reminder.category, &description, now, &by)
+                .map_err(StoreError::from)?;
+            w.set_reminder_case(reminder.id, &case_id)?;
+            Ok(Some(case_id))
+        })
+        .await;
+    match done {
+        Ok(Some(case_id)) => Redirect::to(&format!(
+            "/console/case/{}",
+            case_id.trim_start_matches("case/")
+        ))
+        .into_response(),
+        Ok(None) => not_found(),
+        Err(e) => error_page(&e),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct SearchQuery {
     #[serde(default)]
@@ -156,6 +228,10 @@ struct ShopPage<'a> {
     inspections: Vec<InspectionRow>,
     items: Vec<ItemRow>,
     cases: Vec<CaseRow>,
+    /// Camera and sensor reminders not yet cases: (id, what, seen, by when).
+    reminders: Vec<(i64, String, String, String)>,
+    /// May confirm a reminder (supervisors and administrators).
+    confirmer: bool,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -168,6 +244,7 @@ struct ShopView {
     items: Vec<menqian_core::store::ledger::RectificationItem>,
     cases: Vec<menqian_core::CaseSummary>,
     names: std::collections::HashMap<String, String>,
+    reminders: Vec<crate::store::Reminder>,
 }
 
 fn not_found() -> Response {
@@ -223,6 +300,7 @@ async fn view(
                 .into_iter()
                 .map(|c| (c.code, c.name))
                 .collect();
+            let reminders = r.reminders_of(&id, now - chrono::Duration::hours(24))?;
             Ok(Some(ShopView {
                 shop,
                 standing,
@@ -230,6 +308,7 @@ async fn view(
                 items,
                 cases,
                 names,
+                reminders,
             }))
         })
         .await
@@ -270,6 +349,22 @@ async fn show(
     let page = ShopPage {
         me: &user.name,
         csrf,
+        reminders: v
+            .reminders
+            .iter()
+            .map(|m| {
+                (
+                    m.id,
+                    v.names
+                        .get(&m.category)
+                        .cloned()
+                        .unwrap_or(m.category.clone()),
+                    beijing(m.first_at),
+                    beijing(m.deadline),
+                )
+            })
+            .collect(),
+        confirmer: confirmer(user),
         editable: may_edit_registry(user.role),
         category: v.shop.category.label_zh(),
         status: match v.shop.status {

@@ -39,6 +39,10 @@ pub fn routes() -> Router<Arc<Station>> {
         .route("/console/shop", get(super::shops::page))
         .route("/console/shop/edit", post(super::shops::edit))
         .route(
+            "/console/shop/reminder",
+            post(super::shops::confirm_reminder),
+        )
+        .route(
             "/console/rules",
             get(super::rules::page)
                 .post(super::rules::save_rules)
