@@ -66,7 +66,8 @@ struct Upload {
     owner: String,
     path: tempfile::TempPath,
     options: LedgerOptions,
-    name: String,
+    /// The CSV character set the preview read it with.
+    charset: Charset,
 }
 
 fn keep<T>(list: &mut Vec<(String, T)>, id: String, item: T) {
@@ -333,7 +334,7 @@ pub(super) async fn preview(State(station): State<Arc<Station>>, request: Reques
                 owner: user.id.clone(),
                 path,
                 options,
-                name: original,
+                charset,
             },
         );
     }
@@ -374,8 +375,8 @@ pub(super) async fn confirm(State(station): State<Arc<Station>>, request: Reques
         let mut progress = job.progress();
         let outcome = worker
             .write(move |w| {
-                let _name = &upload.name;
-                let table = registry::read_table(&upload.path, None, Charset::Auto)
+                // Read again as the preview read it (the chosen encoding).
+                let table = registry::read_table(&upload.path, None, upload.charset)
                     .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_ledger", e))?;
                 let docs = w.documents();
                 let plan = docs
