@@ -102,6 +102,7 @@ pub struct Traffic {
     reports_by_address: Mutex<HashMap<IpAddr, Bucket>>,
     reports_by_shop: Mutex<HashMap<String, Bucket>>,
     alerts: Mutex<HashMap<String, Bucket>>,
+    open311: Mutex<HashMap<IpAddr, Bucket>>,
     failed_sign_ins: Mutex<HashMap<String, Bucket>>,
     /// When devices last made a request (Unix ms), until written down.
     seen: Mutex<HashMap<String, i64>>,
@@ -125,6 +126,10 @@ pub const REPORT_SHOP_BURST: f64 = 20.0;
 /// Alerts from one camera or sensor: a burst of 2,000, then 100 a second.
 pub const ALERTS_PER_SOURCE_PER_MINUTE: f64 = 6_000.0;
 pub const ALERT_SOURCE_BURST: f64 = 2_000.0;
+/// Open311 calls from one address (another city system polling and
+/// posting): 120 at once, then 5 a second.
+pub const OPEN311_PER_MINUTE: f64 = 300.0;
+pub const OPEN311_BURST: f64 = 120.0;
 /// Wrong passwords one user may be tried with: five, then one each three
 /// minutes (from any address), so guessing one password online is slow.
 pub const FAILED_SIGN_INS_PER_MINUTE: f64 = 1.0 / 3.0;
@@ -167,6 +172,7 @@ impl Traffic {
             reports_by_address: Mutex::new(HashMap::new()),
             reports_by_shop: Mutex::new(HashMap::new()),
             alerts: Mutex::new(HashMap::new()),
+            open311: Mutex::new(HashMap::new()),
             failed_sign_ins: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
         }
@@ -357,6 +363,24 @@ impl Traffic {
         .map_err(|retry_after| Busy {
             retry_after,
             why: "too many alerts from this source",
+        })
+    }
+
+    /// Admits one Open311 call from `address`.
+    pub fn admit_open311(&self, address: Option<IpAddr>) -> Result<(), Busy> {
+        let Some(address) = address else {
+            return Ok(());
+        };
+        take_for_address(
+            &self.open311,
+            address,
+            OPEN311_PER_MINUTE,
+            OPEN311_BURST,
+            Instant::now(),
+        )
+        .map_err(|retry_after| Busy {
+            retry_after,
+            why: "too many Open311 calls from this address",
         })
     }
 

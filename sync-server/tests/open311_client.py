@@ -68,6 +68,9 @@ for fmt in ("json", "xml"):
     assert error_of(requests.post(url, data={**good, "lat": "200"})) == 400
     assert error_of(requests.get(f"{root}/requests/nosuchcase.{fmt}")) == 404
     assert error_of(requests.get(f"{root}/services/nosuch.{fmt}")) == 404
+    assert error_of(requests.get(f"{root}/tokens/nosuchtoken.{fmt}")) == 404
+    tokens = requests.get(f"{root}/tokens/{new_id}.json").json()
+    assert tokens[0]["service_request_id"] == new_id, tokens
     assert error_of(requests.get(f"{root}/requests.{fmt}", params={"status": "maybe"})) == 400
     assert error_of(requests.get(f"{root}/requests.{fmt}", params={"start_date": "yesterday"})) == 400
     assert error_of(requests.get(f"{root}/requests.{fmt}",

@@ -183,7 +183,7 @@ async fn top(
     };
     if station
         .traffic
-        .admit_public(station.client_address(peer, &headers))
+        .admit_open311(station.client_address(peer, &headers))
         .is_err()
     {
         return error(
@@ -290,11 +290,24 @@ async fn services(station: &Arc<Station>, format: Format) -> Response {
 
 async fn service_definition(
     State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
     UrlPath(file): UrlPath<String>,
 ) -> Response {
     let Some((code, format)) = split(&file) else {
         return error(Format::Json, StatusCode::NOT_FOUND, "use .json or .xml");
     };
+    if station
+        .traffic
+        .admit_open311(station.client_address(peer, &headers))
+        .is_err()
+    {
+        return error(
+            format,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests from this address",
+        );
+    }
     let code = code.to_string();
     let asked = code.clone();
     let known = station
@@ -556,7 +569,7 @@ async fn one_request(
     };
     if station
         .traffic
-        .admit_public(station.client_address(peer, &headers))
+        .admit_open311(station.client_address(peer, &headers))
         .is_err()
     {
         return error(
@@ -577,26 +590,51 @@ async fn one_request(
     }
 }
 
-async fn token(UrlPath(file): UrlPath<String>) -> Response {
+async fn token(
+    State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    UrlPath(file): UrlPath<String>,
+) -> Response {
     let Some((token, format)) = split(&file) else {
         return error(Format::Json, StatusCode::NOT_FOUND, "use .json or .xml");
     };
-    // A request's id is given at once when posted: its token is the id.
+    if station
+        .traffic
+        .admit_open311(station.client_address(peer, &headers))
+        .is_err()
+    {
+        return error(
+            format,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests from this address",
+        );
+    }
+    // A request's id is given at once when posted, so its token is that id:
+    // known only when a case has it.
     if token.is_empty()
         || token.len() > 64
         || !token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     {
         return error(format, StatusCode::NOT_FOUND, "no such token");
     }
-    answer(
-        format,
-        "service_requests",
-        "request",
-        vec![vec![
-            ("service_request_id", V::S(token.to_string())),
-            ("token", V::S(token.to_string())),
-        ]],
-    )
+    let id = format!("case/{token}");
+    let known = station
+        .read(move |r| Ok(r.documents().case(&id).is_ok()))
+        .await;
+    match known {
+        Ok(true) => answer(
+            format,
+            "service_requests",
+            "request",
+            vec![vec![
+                ("service_request_id", V::S(token.to_string())),
+                ("token", V::S(token.to_string())),
+            ]],
+        ),
+        Ok(false) => error(format, StatusCode::NOT_FOUND, "no such token"),
+        Err(_) => error(format, StatusCode::SERVICE_UNAVAILABLE, "try again later"),
+    }
 }
 
 /// `POST requests`: a form with an `api_key` an administrator issued
@@ -606,14 +644,33 @@ async fn token(UrlPath(file): UrlPath<String>) -> Response {
 /// within 50 m, else at the place.
 async fn post_requests(
     State(station): State<Arc<Station>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     UrlPath(file): UrlPath<String>,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Response {
     let Some(("requests", format)) = split(&file) else {
         return error(
             Format::Json,
             StatusCode::NOT_FOUND,
             "POST requests.json or requests.xml",
+        );
+    };
+    // The key is in the form, so the body must be read to check it: the
+    // address is limited first (as a citizen's reports are), and the body
+    // is at most MAX_POST_BYTES.
+    let address = station.client_address(peer, request.headers());
+    if station.traffic.admit_open311(address).is_err() {
+        return error(
+            format,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests from this address",
+        );
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_POST_BYTES).await else {
+        return error(
+            format,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "a request is at most 16 KiB",
         );
     };
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
