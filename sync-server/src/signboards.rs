@@ -182,6 +182,8 @@ struct PdfStream<'f, W: std::io::Write> {
     glyphs: subsetter::GlyphRemapper,
     /// New glyph id → (advance in 1/1000 em, the text it shows).
     used: BTreeMap<u16, (f32, char)>,
+    /// The subset's name: a tag and the font's PostScript name.
+    font_name: Vec<u8>,
 }
 
 const CATALOG: Ref = Ref::new(1);
@@ -192,11 +194,21 @@ const DESCRIPTOR: Ref = Ref::new(5);
 const FONT_DATA: Ref = Ref::new(6);
 const TO_UNICODE: Ref = Ref::new(7);
 const FIRST_FREE: i32 = 8;
-const FONT_NAME: &[u8] = b"MQSUBS+NotoSansCJKsc-Regular";
 
 impl<'f, W: std::io::Write> PdfStream<'f, W> {
     fn new(mut out: W, font: &'f FontFile) -> Result<Self, String> {
         let face = ttf_parser::Face::parse(&font.data, font.index).map_err(|e| e.to_string())?;
+        let postscript: String = face
+            .names()
+            .into_iter()
+            .find(|n| n.name_id == ttf_parser::name_id::POST_SCRIPT_NAME)
+            .and_then(|n| n.to_string())
+            .unwrap_or_else(|| "CJK".into())
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(60)
+            .collect();
+        let font_name = format!("MQSUBS+{postscript}").into_bytes();
         let header = b"%PDF-1.7\n%\x80\x80\x80\x80\n";
         out.write_all(header).map_err(|e| e.to_string())?;
         Ok(PdfStream {
@@ -208,6 +220,7 @@ impl<'f, W: std::io::Write> PdfStream<'f, W> {
             font,
             glyphs: subsetter::GlyphRemapper::new(),
             used: BTreeMap::new(),
+            font_name,
         })
     }
 
@@ -326,7 +339,7 @@ impl<'f, W: std::io::Write> PdfStream<'f, W> {
         let mut chunk = Chunk::new();
         {
             let mut d = chunk.font_descriptor(DESCRIPTOR);
-            d.name(Name(FONT_NAME))
+            d.name(Name(&self.font_name))
                 .flags(FontFlags::SYMBOLIC)
                 .bbox(PdfRect::new(
                     em(b.x_min),
@@ -358,7 +371,7 @@ impl<'f, W: std::io::Write> PdfStream<'f, W> {
             } else {
                 CidFontType::Type2
             })
-            .base_font(Name(FONT_NAME))
+            .base_font(Name(&self.font_name))
             .system_info(SystemInfo {
                 registry: Str(b"Adobe"),
                 ordering: Str(b"Identity"),
@@ -395,7 +408,7 @@ impl<'f, W: std::io::Write> PdfStream<'f, W> {
         let mut chunk = Chunk::new();
         chunk
             .type0_font(TYPE0)
-            .base_font(Name(FONT_NAME))
+            .base_font(Name(&self.font_name))
             .encoding_predefined(Name(b"Identity-H"))
             .descendant_font(CID_FONT)
             .to_unicode(TO_UNICODE);
