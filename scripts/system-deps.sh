@@ -12,11 +12,15 @@
 #                                  (pdftoppm, pdftotext, pdffonts)
 # With `--bench` also the peers the photo benchmark runs side by side:
 #   libvips-tools, imagemagick
+# With `--build` only what building the station needs (cmake, nasm), for the
+# main command (scripts/run.sh).
 # Prints nothing when everything is there. Sourced or run by scripts/test.sh.
 set -euo pipefail
 packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers chromium chromium-driver fonts-noto-cjk poppler-utils)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(libvips-tools imagemagick)
+elif [ "${1:-}" = "--build" ]; then
+  packages=(cmake nasm)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -323,9 +323,19 @@ fn main() {
         std::fs::read_to_string(dir.join("built")).unwrap_or_default()
     );
     if mode.as_deref().is_none_or(|m| m == "alerts") {
-        let secret = add_sensor(&dir);
+        let secret = add_source(&dir, "sensor");
         let station = Station::start(&dir);
-        alerts(&station, &all_shops, &secret);
+        alerts(&station, &all_shops, &secret, None);
+        drop(station);
+        if mode.is_some() {
+            return;
+        }
+    }
+    if mode.as_deref().is_none_or(|m| m == "snapshots") {
+        let secret = add_source(&dir, "camera");
+        let station = Station::start(&dir);
+        let snapshot = snapshot_1080p();
+        alerts(&station, &all_shops, &secret, Some(&snapshot));
         drop(station);
         if mode.is_some() {
             return;
@@ -525,39 +535,77 @@ fn public_pages(station: &Station, shops: &[menqian_core::ShopSummary]) {
     );
 }
 
-/// Registers a new sensor source (a fresh id each run): its secret.
-fn add_sensor(dir: &Path) -> String {
-    let id = format!("bench-{}", std::process::id());
+/// Registers a new source of `kind` (a fresh id each run): its id and secret.
+fn add_source(dir: &Path, kind: &str) -> String {
+    let id = format!("bench-{kind}-{}", std::process::id());
     let out = Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
         .args(["--data", dir.to_str().unwrap()])
-        .args(["alerts", "add-source", "--id", &id, "--kind", "sensor"])
+        .args(["alerts", "add-source", "--id", &id, "--kind", kind])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     format!("{id} {}", String::from_utf8(out.stdout).unwrap().trim())
 }
 
-/// 1,000 alerts from one sensor at 1,000 shops of the district, from 8
-/// threads: the time for all, and the rate.
-fn alerts(station: &Station, shops: &[menqian_core::ShopSummary], source: &str) {
+/// A camera's 1080p snapshot: a real photo (Debian's lomiri-wallpapers,
+/// 6028 × 3391) scaled to 1920 × 1080 and encoded at quality 85, as a
+/// camera sends it.
+fn snapshot_1080p() -> Vec<u8> {
+    let path = "/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg";
+    let original = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (bash scripts/system-deps.sh installs it)"));
+    let decoded = turbojpeg::decompress(&original, turbojpeg::PixelFormat::RGB).unwrap();
+    let full =
+        image::RgbImage::from_raw(decoded.width as u32, decoded.height as u32, decoded.pixels)
+            .unwrap();
+    let scaled = image::imageops::resize(&full, 1920, 1080, image::imageops::FilterType::Triangle);
+    let image = turbojpeg::Image {
+        pixels: scaled.as_raw().as_slice(),
+        width: 1920,
+        pitch: 1920 * 3,
+        height: 1080,
+        format: turbojpeg::PixelFormat::RGB,
+    };
+    turbojpeg::compress(image, 85, turbojpeg::Subsamp::Sub2x2)
+        .unwrap()
+        .to_vec()
+}
+
+/// 1,000 alerts from one source at 1,000 shops of the district, from 8
+/// threads (200 when each carries `snapshot`): the time for all, the rate,
+/// and each alert's p50 and p99.
+fn alerts(
+    station: &Station,
+    shops: &[menqian_core::ShopSummary],
+    source: &str,
+    snapshot: Option<&[u8]>,
+) {
+    use base64::Engine as _;
     use menqian_sync_server::alerts::{SIGNATURE_HEADER, SOURCE_HEADER, TIME_HEADER, signature};
     let (id, secret) = source.split_once(' ').unwrap();
     let run = std::process::id();
+    let count = if snapshot.is_some() { 200 } else { 1_000 };
+    let encoded = snapshot.map(|s| base64::engine::general_purpose::STANDARD.encode(s));
+    let encoded = encoded.as_deref();
     let start = Instant::now();
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
+    let answers: Vec<(u16, f64, String)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
             .map(|t| {
                 scope.spawn(move || {
                     let client = client();
                     let mut out = Vec::new();
-                    for k in (t..1_000).step_by(8) {
+                    for k in (t..count).step_by(8) {
                         let shop = &shops[(k * 21) % shops.len()];
-                        let body = serde_json::json!({
+                        let mut body = serde_json::json!({
                             "alert_id": format!("{run}-{k}"), "category": "0104",
                             "at": chrono::Utc::now(), "lat": shop.lat, "lon": shop.lon,
-                        })
-                        .to_string();
+                        });
+                        if let Some(jpeg) = encoded {
+                            body["snapshot"] = jpeg.into();
+                        }
+                        let body = body.to_string();
                         let ts = chrono::Utc::now().timestamp().to_string();
+                        let sent = Instant::now();
                         let r = client
                             .post(format!("{}/v1/alerts", station.url))
                             .header(SOURCE_HEADER, id)
@@ -567,7 +615,10 @@ fn alerts(station: &Station, shops: &[menqian_core::ShopSummary], source: &str) 
                             .body(body)
                             .send()
                             .unwrap();
-                        out.push(r.status().as_u16());
+                        let status = r.status().as_u16();
+                        let answer: serde_json::Value = r.json().unwrap_or_default();
+                        let outcome = answer["outcome"].as_str().unwrap_or("-").to_string();
+                        out.push((status, sent.elapsed().as_secs_f64() * 1e3, outcome));
                     }
                     out
                 })
@@ -579,10 +630,23 @@ fn alerts(station: &Station, shops: &[menqian_core::ShopSummary], source: &str) 
             .collect()
     });
     let took = start.elapsed().as_secs_f64();
-    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let ok = answers.iter().filter(|(s, _, _)| *s == 200).count();
+    let mut outcomes = std::collections::BTreeMap::new();
+    for (_, _, o) in &answers {
+        *outcomes.entry(o.as_str()).or_insert(0) += 1;
+    }
+    let mut ms: Vec<f64> = answers.iter().map(|(_, t, _)| *t).collect();
+    ms.sort_by(f64::total_cmp);
+    let what = match snapshot {
+        Some(s) => format!("with a 1920×1080 snapshot ({} KB)", s.len() / 1024),
+        None => "without snapshots".to_string(),
+    };
     println!(
-        "alerts: 1,000 from one sensor at 1,000 shops, 8 at a time: {took:.2} s ({:.0}/s), {ok} answered 200",
-        1_000.0 / took
+        "alerts {what}: {count} from one source at {count} shops, 8 at a time: {took:.2} s ({:.0}/s), \
+         p50 {:.1} ms, p99 {:.1} ms, {ok} answered 200 {outcomes:?}",
+        count as f64 / took,
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
     );
 }
 

@@ -8,6 +8,7 @@ pub mod console;
 pub mod guard;
 pub mod net;
 pub mod open311;
+pub mod photos;
 pub mod public;
 pub mod registry;
 pub mod signboards;

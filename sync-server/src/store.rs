@@ -157,6 +157,8 @@ pub trait SyncStore: Send {
     ) -> StoreResult<AlertRecorded>;
     /// Issues an Open311 API key to a city system named `name`.
     fn add_open311_key(&mut self, name: &str, now: DateTime<Utc>) -> StoreResult<String>;
+    /// The snapshots of a reminder's alerts, the latest three, oldest first.
+    fn reminder_photos(&self, reminder: i64) -> StoreResult<Vec<String>>;
     /// Notes the case a reminder became.
     fn set_reminder_case(&mut self, reminder: i64, case_id: &str) -> StoreResult<()>;
     /// Records a resident's request to become `lane`'s steward.
@@ -305,6 +307,7 @@ const ACCOUNT_MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_steward_requests.sql"),
     include_str!("../migrations/0008_alerts.sql"),
     include_str!("../migrations/0009_open311.sql"),
+    include_str!("../migrations/0010_alert_snapshots.sql"),
 ];
 
 /// A camera or sensor an administrator registered.
@@ -344,6 +347,8 @@ pub struct AlertEvent<'a> {
     pub category: &'a str,
     pub at: DateTime<Utc>,
     pub minutes: u32,
+    /// The snapshot's evidence photo, registered in the station's store.
+    pub photo: Option<&'a str>,
 }
 
 /// What recording an alert did.
@@ -1002,6 +1007,7 @@ impl SyncStore for SqliteSyncStore {
             category,
             at,
             minutes,
+            photo,
         } = *alert;
         let tx = self.accounts.transaction()?;
         let seen: Option<i64> = tx
@@ -1056,9 +1062,17 @@ impl SyncStore for SqliteSyncStore {
             AlertRecorded::Duplicate => 0,
         };
         tx.prepare_cached(
-            "INSERT INTO alerts (source, alert_id, reminder_id, at, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO alerts (source, alert_id, reminder_id, at, received_at, photo)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
-        .execute(params![source, alert_id, reminder_id, ms, now.timestamp_millis()])?;
+        .execute(params![
+            source,
+            alert_id,
+            reminder_id,
+            ms,
+            now.timestamp_millis(),
+            photo
+        ])?;
         tx.commit()?;
         Ok(out)
     }
@@ -1071,6 +1085,20 @@ impl SyncStore for SqliteSyncStore {
             )?
             .execute(params![hash(&key), name, now.timestamp_millis()])?;
         Ok(key)
+    }
+
+    fn reminder_photos(&self, reminder: i64) -> StoreResult<Vec<String>> {
+        let mut stmt = self.accounts.prepare_cached(
+            "SELECT photo FROM alerts WHERE reminder_id = ?1 AND photo IS NOT NULL
+             ORDER BY at DESC LIMIT 3",
+        )?;
+        let mut photos = stmt
+            .query_map([reminder], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        photos.reverse();
+        let mut seen = std::collections::HashSet::new();
+        photos.retain(|p| seen.insert(p.clone()));
+        Ok(photos)
     }
 
     fn set_reminder_case(&mut self, reminder: i64, case_id: &str) -> StoreResult<()> {

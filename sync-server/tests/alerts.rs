@@ -13,6 +13,9 @@ use common::StationProcess;
 use menqian_sync_server::alerts::{SIGNATURE_HEADER, SOURCE_HEADER, TIME_HEADER, signature};
 use menqian_sync_server::{SqliteSyncStore, SyncStore as _};
 
+/// A real photo as a camera's snapshot (Debian's lomiri-wallpapers).
+const SNAPSHOT: &str = "/usr/share/backgrounds/seeding_by_Clements_Engelhardt.jpg";
+
 fn cli(dir: &std::path::Path, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
         .args(["--data", dir.to_str().unwrap()])
@@ -107,9 +110,25 @@ fn an_alert_reminds_the_shop_and_a_repeat_after_the_deadline_is_dispatched() {
     );
     phone.sync().unwrap();
     let now = Utc::now();
-    // Seen twenty minutes ago: 店外经营 has 15 minutes by the default rules.
+    // A snapshot that is no photo: refused, and the alert id stays unused.
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let bad = serde_json::json!({
+        "alert_id": "a-1", "category": "0504", "at": now - Duration::minutes(20),
+        "snapshot": b64(b"not a jpeg")
+    })
+    .to_string();
+    let (status, answer) = post(&station.url, "cam-1", &secret, now.timestamp(), &bad);
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (400, Some("bad_snapshot"))
+    );
+    // Seen twenty minutes ago with a snapshot (a real camera photo): 店外经营
+    // has 15 minutes by the default rules.
+    let snapshot = std::fs::read(SNAPSHOT).unwrap();
     let first = serde_json::json!({
-        "alert_id": "a-1", "category": "0504", "at": now - Duration::minutes(20)
+        "alert_id": "a-1", "category": "0504", "at": now - Duration::minutes(20),
+        "snapshot": b64(&snapshot)
     })
     .to_string();
     let (status, answer) = post(&station.url, "cam-1", &secret, now.timestamp(), &first);
@@ -166,6 +185,16 @@ fn an_alert_reminds_the_shop_and_a_repeat_after_the_deadline_is_dispatched() {
     assert_eq!(case.source, menqian_core::CaseSource::Camera);
     assert_eq!(case.replay().status, menqian_core::CaseStatus::Dispatched);
     assert_eq!(case.shop_id.as_deref(), Some(shop.id().as_str()));
+    // The first sighting's snapshot is its evidence, re-encoded without EXIF.
+    assert_eq!(case.photos.len(), 1, "{:?}", case.photos);
+    let cancel = menqian_core::client::CancelToken::default();
+    let evidence = phone
+        .client
+        .download_blob(&case.photos[0], &cancel)
+        .unwrap();
+    assert!(evidence.starts_with(&[0xFF, 0xD8, 0xFF]));
+    assert!(!evidence.windows(6).any(|w| w == b"Exif\0\0"));
+    assert_eq!(case.evidence[&case.photos[0]].width, 1600);
     // Its reminder left the shop's page (it is a case now).
     let page = reqwest::blocking::get(format!("{}/s/{}", station.url, shop.code))
         .unwrap()

@@ -137,6 +137,53 @@ fn post_report(
     req.send().unwrap()
 }
 
+/// A real camera photo (Sony RX100 IV, 17.9 MP, 16 MB, with EXIF); the test
+/// command installs Debian's mate-backgrounds.
+const CAMERA_PHOTO: &str = "/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg";
+
+/// The report form as a phone browser posts it with a photo chosen:
+/// multipart, the fields in the page's order.
+fn post_report_with_photo(
+    station: &StationProcess,
+    path: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+    photo: &[u8],
+) -> reqwest::blocking::Response {
+    let boundary = "----menqian-test-7d2f";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"IMG_0001.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(photo);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .unwrap()
+        .post(format!("{}{path}", station.url))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .header("cookie", cookie)
+        .body(body)
+        .send()
+        .unwrap()
+}
+
 #[test]
 fn a_citizens_report_reaches_a_supervisors_phone_and_its_receipt_follows_the_case() {
     use menqian_core::{CaseMove, CaseSource, CaseStatus, Role};
@@ -162,7 +209,27 @@ fn a_citizens_report_reaches_a_supervisors_phone_and_its_receipt_follows_the_cas
         403
     );
 
-    let r = post_report(&station, &shop.code, Some(&cookie), &fields);
+    // Not a photo: refused with a reason, nothing filed.
+    let r = post_report_with_photo(
+        &station,
+        &format!("/s/{}/report", shop.code),
+        &cookie,
+        &fields,
+        b"GIF89a not a jpeg",
+    );
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("JPEG"));
+
+    let camera = std::fs::read(CAMERA_PHOTO)
+        .unwrap_or_else(|e| panic!("{CAMERA_PHOTO}: {e} (scripts/test.sh installs it)"));
+    assert!(camera.windows(11).any(|w| w == b"DSC-RX100M4"));
+    let r = post_report_with_photo(
+        &station,
+        &format!("/s/{}/report", shop.code),
+        &cookie,
+        &fields,
+        &camera,
+    );
     assert_eq!(r.status(), 303);
     let receipt = r.headers()["location"].to_str().unwrap().to_string();
     assert!(
@@ -185,6 +252,32 @@ fn a_citizens_report_reaches_a_supervisors_phone_and_its_receipt_follows_the_cas
     let full = phone.store.case(&case.id).unwrap();
     assert_eq!(full.source, CaseSource::Citizen);
     assert_eq!(full.description, "门口摆了三张桌子占道经营");
+    // Its photo, re-encoded by the station: 1600 px, no EXIF, no camera.
+    assert_eq!(full.photos.len(), 1, "the citizen's photo is on the case");
+    let cancel = menqian_core::client::CancelToken::default();
+    let evidence = phone
+        .client
+        .download_blob(&full.photos[0], &cancel)
+        .unwrap();
+    assert!(evidence.starts_with(&[0xFF, 0xD8, 0xFF]));
+    assert!(
+        evidence.len() < camera.len() / 10,
+        "{} bytes",
+        evidence.len()
+    );
+    assert!(
+        !evidence.windows(6).any(|w| w == b"Exif\0\0"),
+        "no EXIF kept"
+    );
+    assert!(
+        !evidence.windows(7).any(|w| w == b"DSC-RX1"),
+        "no camera model kept"
+    );
+    assert!(!evidence.windows(4).any(|w| w == b"SONY"));
+    let meta = &full.evidence[&full.photos[0]];
+    assert_eq!((meta.width, meta.height), (1600, 900));
+    let thumb = phone.client.download_blob(&meta.thumb, &cancel).unwrap();
+    assert!(!thumb.windows(6).any(|w| w == b"Exif\0\0"));
     // Accepted on the phone: the receipt follows at the phone's next sync.
     phone
         .store

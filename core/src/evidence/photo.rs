@@ -13,9 +13,10 @@ use image::metadata::Orientation;
 use image::{DynamicImage, RgbImage};
 use turbojpeg::{Compressor, Decompressor, PixelFormat, Subsamp};
 
+use super::time::RecordTime;
 use super::watermark::{self, Stamp};
-use super::{PhotoError, sha256_hex};
-use crate::model::geo::GeoPoint;
+use super::{PhotoError, PhotoMeta, sha256_hex};
+use crate::model::geo::{GeoPoint, GpsFix};
 
 /// Long edge of the evidence image, in pixels.
 pub const EVIDENCE_LONG_EDGE: u32 = 1600;
@@ -60,6 +61,25 @@ pub struct ProcessedPhoto {
     pub exif_position: Option<GeoPoint>,
     /// The EXIF orientation that was applied (1 = upright).
     pub orientation: u8,
+}
+
+impl ProcessedPhoto {
+    /// What a record keeps about this photo, taken at `time` (with the
+    /// phone's fix, if any); `thumb` and `bytes` are filled in when it is
+    /// registered.
+    pub fn meta(&self, fix: Option<GpsFix>, time: RecordTime) -> PhotoMeta {
+        PhotoMeta {
+            thumb: self.thumb_hash.clone(),
+            width: self.width,
+            height: self.height,
+            bytes: self.evidence.len() as u64,
+            taken_at: self.taken_at,
+            exif_lat: self.exif_position.map(|p| p.lat),
+            exif_lon: self.exif_position.map(|p| p.lon),
+            fix,
+            time,
+        }
+    }
 }
 
 /// Runs the whole pipeline on the bytes of a camera JPEG.

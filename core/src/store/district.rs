@@ -430,12 +430,14 @@ impl Store {
     /// deadline: a case at the shop from source 摄像头, accepted and
     /// dispatched by the district's rules (department by category, routine
     /// whistle), written by `by`. A report of the same problem already open
-    /// there takes it instead (linked, as any duplicate). Returns the case.
+    /// there takes it instead (linked, as any duplicate). `photos` are the
+    /// sources' snapshots, registered on this store. Returns the case.
     pub fn escalate_reminder(
         &mut self,
         shop_id: &str,
         category: &str,
         description: &str,
+        photos: Vec<String>,
         now: DateTime<Utc>,
         by: &str,
     ) -> Result<String> {
@@ -447,7 +449,7 @@ impl Store {
             category: category.to_string(),
             location: shop.zone.centroid(),
             shop_id: Some(shop_id.to_string()),
-            photos: Vec::new(),
+            photos,
             description: description.to_string(),
             deadline: None,
             reported_by: by.to_string(),

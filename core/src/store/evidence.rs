@@ -141,7 +141,6 @@ impl Store {
         capture: Capture,
     ) -> Result<CapturedPhoto> {
         use crate::evidence::photo::{self, PhotoLimits};
-        use crate::evidence::watermark::Stamp;
         let limits = PhotoLimits::default();
         let size = std::fs::metadata(path)?.len();
         if size > limits.max_file_bytes {
@@ -154,8 +153,33 @@ impl Store {
         if let Some(fix) = &capture.fix {
             fix.validate("fix")?;
         }
-        let taken_by = crate::model::required_text("taken_by", &capture.taken_by, 50)?;
-        let (place, shop) = match &capture.shop_id {
+        let stamp = self.photo_stamp(
+            capture.shop_id.as_deref(),
+            capture.place.as_deref(),
+            capture.at,
+            capture.fix.map(|f| f.point()),
+            &capture.taken_by,
+        )?;
+        let bytes = std::fs::read(path)?;
+        let out = photo::process(&bytes, &stamp, &limits)?;
+        drop(bytes);
+        let meta = out.meta(capture.fix, self.record_time(capture.at)?);
+        self.register_photo(&out.evidence, &out.thumb, meta)
+    }
+
+    /// The watermark of a photo taken at `at` by `taken_by`: at a shop (its
+    /// subdistrict, lane, address, name and code) or at `place`.
+    #[cfg(feature = "photos")]
+    pub fn photo_stamp(
+        &self,
+        shop_id: Option<&str>,
+        place: Option<&str>,
+        at: DateTime<Utc>,
+        position: Option<crate::model::geo::GeoPoint>,
+        taken_by: &str,
+    ) -> Result<crate::evidence::watermark::Stamp> {
+        let inspector = crate::model::required_text("taken_by", taken_by, 50)?;
+        let (place, shop) = match shop_id {
             Some(id) => {
                 let s = self.shop(id)?;
                 let place = [
@@ -170,30 +194,32 @@ impl Store {
                 .join(" ");
                 (place, Some(format!("{}（{}）", s.name, s.code)))
             }
-            None => (capture.place.clone().unwrap_or_default(), None),
+            None => (place.unwrap_or_default().to_string(), None),
         };
-        let stamp = Stamp {
-            at: capture.at,
+        Ok(crate::evidence::watermark::Stamp {
+            at,
             place,
-            position: capture.fix.map(|f| f.point()),
-            inspector: taken_by,
+            position,
+            inspector,
             shop,
+        })
+    }
+
+    /// Registers a photo the station received and processed at `at` (a
+    /// citizen's, a camera's snapshot): its time is the station's own clock.
+    #[cfg(feature = "photos")]
+    pub fn register_received_photo(
+        &mut self,
+        photo: &crate::evidence::photo::ProcessedPhoto,
+        at: DateTime<Utc>,
+    ) -> Result<CapturedPhoto> {
+        let ms = at.timestamp_millis();
+        let time = time::RecordTime {
+            device_ms: ms,
+            synced_server_ms: Some(ms),
+            since_sync_ms: Some(0),
         };
-        let bytes = std::fs::read(path)?;
-        let out = photo::process(&bytes, &stamp, &limits)?;
-        drop(bytes);
-        let meta = PhotoMeta {
-            thumb: out.thumb_hash.clone(),
-            width: out.width,
-            height: out.height,
-            bytes: out.evidence.len() as u64,
-            taken_at: out.taken_at,
-            exif_lat: out.exif_position.map(|p| p.lat),
-            exif_lon: out.exif_position.map(|p| p.lon),
-            fix: capture.fix,
-            time: self.record_time(capture.at)?,
-        };
-        self.register_photo(&out.evidence, &out.thumb, meta)
+        self.register_photo(&photo.evidence, &photo.thumb, photo.meta(None, time))
     }
 
     /// Stores a photo already processed (an evidence JPEG and its thumbnail,

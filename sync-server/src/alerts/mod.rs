@@ -23,8 +23,11 @@ use sha2::Sha256;
 use crate::store::{AlertRecorded, Reminder, StoreError};
 use crate::sync::{ApiError, Station};
 
-/// An alert's body, at most.
+/// An alert's body without a snapshot, at most.
 pub const MAX_ALERT_BYTES: usize = 16 * 1024;
+/// An alert's body with its snapshot (base64: 4 characters per 3 bytes), at most.
+pub const MAX_SNAPSHOT_ALERT_BYTES: usize =
+    MAX_ALERT_BYTES + crate::photos::MAX_PHOTO_BYTES / 3 * 4 + 4;
 /// How far an alert's timestamp may be from the station's clock.
 pub const MAX_SKEW_SECS: i64 = 300;
 /// Who escalations from alerts are written by.
@@ -151,6 +154,11 @@ pub struct Alert {
     /// A sensor's reading; under its threshold the alert is ignored.
     #[serde(default)]
     pub reading: Option<Reading>,
+    /// A camera's snapshot: a JPEG in standard base64. It is processed like
+    /// a citizen's photo (no EXIF kept) and becomes evidence of the case if
+    /// the reminder escalates.
+    #[serde(default)]
+    pub snapshot: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,10 +233,11 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
         Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "unknown_source", "no such source"),
         Err(e) => return e.into_response(),
     };
-    let bytes = match crate::sync::read_body(&station, &headers, body, MAX_ALERT_BYTES).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
+    let bytes =
+        match crate::sync::read_body(&station, &headers, body, MAX_SNAPSHOT_ALERT_BYTES).await {
+            Ok(b) => b,
+            Err(e) => return e.into_response(),
+        };
     let expected = signature(&source.secret, &timestamp, &bytes);
     if expected.is_empty() || !crate::console::web::same(&expected, &sig.to_ascii_lowercase()) {
         return refuse(
@@ -237,7 +246,7 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
             "the signature does not match",
         );
     }
-    let alert: Alert = match serde_json::from_slice(&bytes) {
+    let mut alert: Alert = match serde_json::from_slice(&bytes) {
         Ok(a) => a,
         Err(e) => {
             return refuse(
@@ -273,6 +282,13 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
             .into_response();
         }
     }
+    let snapshot = match alert.snapshot.take() {
+        Some(encoded) => match snapshot(&station, &source, &encoded, alert.at).await {
+            Ok(p) => Some(p),
+            Err(r) => return r,
+        },
+        None => None,
+    };
     let notifier = station.notifier.clone();
     let done = station
         .write(move |w| {
@@ -317,6 +333,14 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
                 .alerts
                 .minutes(&category.code);
             let category_name = category.name.clone();
+            let photo = match &snapshot {
+                Some(p) => Some(
+                    docs.register_received_photo(p, now)
+                        .map_err(StoreError::from)?
+                        .hash,
+                ),
+                None => None,
+            };
             let recorded = w.record_alert(
                 &crate::store::AlertEvent {
                     source: &source.id,
@@ -325,6 +349,7 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
                     category: &alert.category,
                     at: alert.at.min(now),
                     minutes,
+                    photo: photo.as_deref(),
                 },
                 now,
             )?;
@@ -358,12 +383,14 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
                         shop.name,
                         crate::console::beijing(reminder.deadline)
                     );
+                    let photos = w.reminder_photos(reminder.id)?;
                     let case_id = w
                         .documents()
                         .escalate_reminder(
                             &shop_id,
                             &reminder.category,
                             &description,
+                            photos,
                             now,
                             ALERTS_USER,
                         )
@@ -383,6 +410,51 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
             "this source's alert with this id was recorded before",
         ),
         Err(e) => e.into_response(),
+    }
+}
+
+/// A snapshot decoded (bounded) and through the photo pipeline, watermarked
+/// with the source and the shop it watches.
+async fn snapshot(
+    station: &Arc<Station>,
+    source: &crate::store::AlertSource,
+    encoded: &str,
+    at: DateTime<Utc>,
+) -> Result<menqian_core::evidence::photo::ProcessedPhoto, Response> {
+    use base64::Engine;
+    let bad = |message: String| refuse(StatusCode::BAD_REQUEST, "bad_snapshot", message);
+    if encoded.len() > crate::photos::MAX_PHOTO_BYTES / 3 * 4 + 4 {
+        return Err(bad(format!(
+            "a snapshot is at most {} MB",
+            crate::photos::MAX_PHOTO_BYTES >> 20
+        )));
+    }
+    let jpeg = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| bad(format!("the snapshot is not base64: {e}")))?;
+    let taken_by = format!("{}{}", source.kind_zh(), source.id);
+    let (shop, place) = (source.shop_id.clone(), source.location);
+    let stamp = station
+        .read(move |r| {
+            Ok(r.documents()
+                .photo_stamp(shop.as_deref(), None, at, place, &taken_by)
+                .map_err(StoreError::from)?)
+        })
+        .await
+        .map_err(IntoResponse::into_response)?;
+    match crate::photos::process(station, jpeg, stamp).await {
+        Ok(p) => Ok(p),
+        Err(crate::photos::Refused::Bad(e)) => Err(bad(format!("the snapshot: {e}"))),
+        Err(crate::photos::Refused::Busy) => Err(crate::sync::busy(crate::guard::Busy {
+            retry_after: std::time::Duration::from_secs(5),
+            why: "the station is processing other photos",
+        })
+        .into_response()),
+        Err(crate::photos::Refused::Failed) => Err(refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the snapshot could not be processed",
+        )),
     }
 }
 

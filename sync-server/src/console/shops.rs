@@ -87,9 +87,17 @@ pub(super) async fn confirm_reminder(
                 return Ok(None);
             };
             let description = format!("督查员确认摄像头提醒的问题仍存在（{}）", shop.name);
+            let photos = w.reminder_photos(reminder.id)?;
             let case_id = w
                 .documents()
-                .escalate_reminder(&form.shop, &reminder.category, &description, now, &by)
+                .escalate_reminder(
+                    &form.shop,
+                    &reminder.category,
+                    &description,
+                    photos,
+                    now,
+                    &by,
+                )
                 .map_err(StoreError::from)?;
             w.set_reminder_case(reminder.id, &case_id)?;
             Ok(Some(case_id))

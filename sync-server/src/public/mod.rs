@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -19,7 +19,9 @@ use crate::store::StoreError;
 use crate::sync::Station;
 
 /// A citizen's report form, at most.
-pub const MAX_REPORT_BYTES: usize = 16 * 1024;
+pub const MAX_REPORT_BYTES: usize = crate::photos::MAX_PHOTO_BYTES + MAX_FORM_BYTES;
+/// A form without a photo (a steward's sign-up), at most.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
 /// The cookie a signboard page sets and its report form repeats: a form
 /// posted from elsewhere has not got it (`SameSite=Strict`).
 const FORM_COOKIE: &str = "menqian_form";
@@ -39,12 +41,18 @@ pub const REPORT_CHOICES: [(&str, &str); 7] = [
 pub fn routes() -> Router<Arc<Station>> {
     Router::new()
         .route("/s/{code}", get(shop))
-        .route("/s/{code}/report", axum::routing::post(report))
+        .route(
+            "/s/{code}/report",
+            axum::routing::post(report).layer(DefaultBodyLimit::max(MAX_REPORT_BYTES)),
+        )
         .route("/r/{token}", get(receipt))
         .route("/l/{lane}", get(lane))
-        .route("/l/{lane}/report", axum::routing::post(lane_report))
+        .route(
+            "/l/{lane}/report",
+            axum::routing::post(lane_report).layer(DefaultBodyLimit::max(MAX_REPORT_BYTES)),
+        )
         .route("/l/{lane}/steward", axum::routing::post(steward_request))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_REPORT_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(axum::middleware::map_response(public_headers))
 }
 
@@ -353,7 +361,6 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 #[derive(Debug, serde::Deserialize)]
 struct ReportForm {
-    form: String,
     category: String,
     description: String,
     #[serde(default)]
@@ -391,26 +398,122 @@ fn too_many(busy: crate::guard::Busy, what: &str) -> Response {
     r
 }
 
+/// A public form's text fields, at most.
+const MAX_FIELDS: usize = 8;
+/// A public form's text field, at most (bytes).
+const MAX_FIELD_BYTES: usize = 4 * 1024;
+
 /// Reads a public form once the limits allowed it, checking its token
-/// against the cookie the page set.
+/// against the cookie the page set: URL-encoded, or multipart with a photo
+/// (`photo`, after the token, which is checked before the photo is read).
+/// Returns the fields and the photo's bytes, if one was chosen.
 async fn public_form<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     request: axum::extract::Request,
-    token: impl Fn(&T) -> &str,
-) -> Result<T, Response> {
-    let Ok(axum::Form(form)) =
-        <axum::Form<T> as axum::extract::FromRequest<()>>::from_request(request, &()).await
-    else {
-        return Err(refused(StatusCode::BAD_REQUEST, "表单无效，请返回重填。"));
-    };
+) -> Result<(T, Option<Vec<u8>>), Response> {
+    let invalid = || refused(StatusCode::BAD_REQUEST, "表单无效，请返回重填。");
     let expected = cookie(headers, FORM_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !crate::console::web::same(&expected, token(&form)) {
-        return Err(refused(
+    let token_ok = |fields: &serde_json::Map<String, serde_json::Value>| {
+        let given = fields.get("form").and_then(|v| v.as_str()).unwrap_or("");
+        !expected.is_empty() && crate::console::web::same(&expected, given)
+    };
+    let expired = || {
+        refused(
             StatusCode::FORBIDDEN,
             "请从公示牌页面提交（页面已过期时请重新扫码）。",
-        ));
+        )
+    };
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let mut fields = serde_json::Map::new();
+    let mut photo = None;
+    if multipart {
+        let Ok(mut parts) =
+            <axum::extract::Multipart as axum::extract::FromRequest<()>>::from_request(
+                request,
+                &(),
+            )
+            .await
+        else {
+            return Err(invalid());
+        };
+        loop {
+            let part = match parts.next_field().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(refused(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!(
+                            "提交中断或照片过大（上限 {} MB）。",
+                            crate::photos::MAX_PHOTO_BYTES >> 20
+                        ),
+                    ));
+                }
+            };
+            let name = part.name().unwrap_or("").to_string();
+            if name == "photo" {
+                if !token_ok(&fields) {
+                    return Err(expired());
+                }
+                let mut part = part;
+                let mut bytes = Vec::new();
+                loop {
+                    match part.chunk().await {
+                        Ok(Some(chunk)) => {
+                            if bytes.len() + chunk.len() > crate::photos::MAX_PHOTO_BYTES {
+                                return Err(refused(
+                                    StatusCode::PAYLOAD_TOO_LARGE,
+                                    &format!(
+                                        "照片过大（上限 {} MB）。",
+                                        crate::photos::MAX_PHOTO_BYTES >> 20
+                                    ),
+                                ));
+                            }
+                            bytes.extend_from_slice(&chunk);
+                        }
+                        Ok(None) => break,
+                        Err(_) => return Err(invalid()),
+                    }
+                }
+                // A file input left empty still sends its part, with no bytes.
+                if !bytes.is_empty() {
+                    photo = Some(bytes);
+                }
+                continue;
+            }
+            let Ok(text) = part.text().await else {
+                return Err(invalid());
+            };
+            if text.len() > MAX_FIELD_BYTES || fields.len() >= MAX_FIELDS {
+                return Err(invalid());
+            }
+            fields.insert(name, serde_json::Value::String(text));
+        }
+    } else {
+        let Ok(axum::Form(pairs)) =
+            <axum::Form<Vec<(String, String)>> as axum::extract::FromRequest<()>>::from_request(
+                request,
+                &(),
+            )
+            .await
+        else {
+            return Err(invalid());
+        };
+        if pairs.len() > MAX_FIELDS {
+            return Err(invalid());
+        }
+        for (k, v) in pairs {
+            fields.insert(k, serde_json::Value::String(v));
+        }
     }
-    Ok(form)
+    if !token_ok(&fields) {
+        return Err(expired());
+    }
+    let form = serde_json::from_value(serde_json::Value::Object(fields)).map_err(|_| invalid())?;
+    Ok((form, photo))
 }
 
 /// A phone number as digits, if it is one.
@@ -439,8 +542,8 @@ async fn file_citizen_report(
     if let Err(busy) = station.traffic.admit_report(address, &target.key()) {
         return too_many(busy, "提交");
     }
-    let form: ReportForm = match public_form(&headers, request, |f: &ReportForm| &f.form).await {
-        Ok(f) => f,
+    let (form, photo): (ReportForm, _) = match public_form(&headers, request).await {
+        Ok(found) => found,
         Err(r) => return r,
     };
     let description = form.description.trim().to_string();
@@ -458,10 +561,25 @@ async fn file_citizen_report(
         },
     };
     let category = category.to_string();
+    let photo = match photo {
+        Some(jpeg) => match citizen_photo(&station, &target, jpeg).await {
+            Ok(p) => Some(p),
+            Err(r) => return r,
+        },
+        None => None,
+    };
     let filed = station
         .write(move |w| {
             let now = Utc::now();
             let docs = w.documents();
+            let photos = match &photo {
+                Some(p) => vec![
+                    docs.register_received_photo(p, now)
+                        .map_err(StoreError::from)?
+                        .hash,
+                ],
+                None => Vec::new(),
+            };
             let (location, shop_id, subdistrict, lane) = match &target {
                 Target::Shop(code) => {
                     let shop = docs.shop_by_code(code.as_str()).map_err(StoreError::from)?;
@@ -487,7 +605,7 @@ async fn file_citizen_report(
                     category,
                     location,
                     shop_id,
-                    photos: Vec::new(),
+                    photos,
                     description,
                     deadline: None,
                     reported_by: CITIZEN.into(),
@@ -508,6 +626,49 @@ async fn file_citizen_report(
             StatusCode::SERVICE_UNAVAILABLE,
             "暂时无法提交，请稍后再试。",
         ),
+    }
+}
+
+/// Who a citizen's photo is watermarked as taken by.
+const CITIZEN_PHOTO: &str = "市民随手拍";
+
+/// A citizen's photo through the pipeline, watermarked with the shop or lane.
+async fn citizen_photo(
+    station: &Arc<Station>,
+    target: &Target,
+    jpeg: Vec<u8>,
+) -> Result<menqian_core::evidence::photo::ProcessedPhoto, Response> {
+    let now = Utc::now();
+    let (code, lane) = match target {
+        Target::Shop(c) => (Some(c.to_string()), None),
+        Target::Lane(l) => (None, Some(l.clone())),
+    };
+    let stamp = station
+        .read(move |r| {
+            let docs = r.documents();
+            let shop = match &code {
+                Some(code) => Some(docs.shop_by_code(code).map_err(StoreError::from)?.id()),
+                None => None,
+            };
+            Ok(docs
+                .photo_stamp(shop.as_deref(), lane.as_deref(), now, None, CITIZEN_PHOTO)
+                .map_err(StoreError::from)?)
+        })
+        .await;
+    let stamp = match stamp {
+        Ok(s) => s,
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            return Err(refused(StatusCode::NOT_FOUND, "没有这家商户或街巷。"));
+        }
+        Err(_) => return Err(unavailable()),
+    };
+    match crate::photos::process(station, jpeg, stamp).await {
+        Ok(p) => Ok(p),
+        Err(crate::photos::Refused::Bad(e)) => Err(refused(
+            StatusCode::BAD_REQUEST,
+            &format!("照片无法使用：{e}。请拍一张 JPEG 照片再试。"),
+        )),
+        Err(crate::photos::Refused::Busy | crate::photos::Refused::Failed) => Err(unavailable()),
     }
 }
 
@@ -645,7 +806,6 @@ async fn lane(
 
 #[derive(Debug, serde::Deserialize)]
 struct StewardForm {
-    form: String,
     name: String,
     phone: String,
 }
@@ -666,8 +826,9 @@ async fn steward_request(
     {
         return too_many(busy, "报名");
     }
-    let form: StewardForm = match public_form(&headers, request, |f: &StewardForm| &f.form).await {
-        Ok(f) => f,
+    let form: StewardForm = match public_form(&headers, request).await {
+        Ok((f, None)) => f,
+        Ok((_, Some(_))) => return refused(StatusCode::BAD_REQUEST, "报名不需要照片。"),
         Err(r) => return r,
     };
     let name = form.name.trim().to_string();

@@ -104,6 +104,8 @@ pub struct Station {
     pub(crate) jobs: crate::console::onboard::Jobs,
     /// The host in signboards' QR links (the first `--qr-host`).
     pub(crate) signboard_host: String,
+    /// Turns of the photo pipeline for strangers' photos.
+    pub(crate) photo_turns: tokio::sync::Semaphore,
     /// Open rectification items, per area.
     pub(crate) ledgers:
         crate::console::FeedCache<Vec<menqian_core::store::ledger::RectificationItem>>,
@@ -154,6 +156,7 @@ impl Station {
             notifier: crate::alerts::notifier(None),
             signboard_host,
             reader_turns: tokio::sync::Semaphore::new(readers.len()),
+            photo_turns: tokio::sync::Semaphore::new(crate::photos::turns()),
             readers: Mutex::new(readers),
             writer: Arc::new(Mutex::new(store)),
             blobs,
