@@ -319,6 +319,58 @@ fn a_citizens_report_reaches_a_supervisors_phone_and_its_receipt_follows_the_cas
 }
 
 #[test]
+fn a_decompression_bomb_or_an_oversized_photo_is_refused_and_nothing_is_filed() {
+    let station = StationProcess::start(&[]);
+    let shop = menqian_fixtures::registry(2).unwrap().remove(1);
+    let mut phone = common::Device::enroll(
+        &station.url,
+        &station.code_for("supervisor-1"),
+        "督查员的手机",
+    );
+    let at_shop = |phone: &mut common::Device| {
+        phone.sync().unwrap();
+        phone
+            .store
+            .cases(None, 100_000)
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.shop_id.as_deref() == Some(&shop.id()))
+            .count()
+    };
+    let before = at_shop(&mut phone);
+    let (form, cookie) = form_of(&station, &shop.code);
+    let fields = [
+        ("form", form.as_str()),
+        ("category", "0110"),
+        ("description", "门口露天烧烤"),
+    ];
+    let path = format!("/s/{}/report", shop.code);
+    // A small JPEG whose frame header claims 16,000 × 16,000 pixels.
+    let mut bomb = menqian_core::evidence::photo::sample_jpeg(64, 64).unwrap();
+    let sof = bomb
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("a baseline frame header");
+    bomb[sof + 5..sof + 9].copy_from_slice(&[0x3E, 0x80, 0x3E, 0x80]);
+    let r = post_report_with_photo(&station, &path, &cookie, &fields, &bomb);
+    assert_eq!(r.status(), 400);
+    let text = r.text().unwrap();
+    assert!(text.contains("像素过多"), "{text}");
+    // Past 20 MB: refused while it arrives.
+    let huge = vec![0xFFu8; 21 * 1024 * 1024];
+    let r = post_report_with_photo(&station, &path, &cookie, &fields, &huge);
+    assert_eq!(r.status(), 413);
+    // Without the page's cookie the photo is not even read.
+    let r = post_report_with_photo(&station, &path, "menqian_form=forged", &fields, &bomb);
+    assert_eq!(r.status(), 403);
+    // Nothing was filed, and the station still takes a report.
+    assert_eq!(at_shop(&mut phone), before);
+    let ok = post_report(&station, &shop.code, Some(&cookie), &fields);
+    assert_eq!(ok.status(), 303);
+    assert_eq!(at_shop(&mut phone), before + 1);
+}
+
+#[test]
 fn reports_are_limited_per_address() {
     let station = StationProcess::start(&[]);
     let shop = menqian_fixtures::registry(1).unwrap().remove(0);

@@ -403,6 +403,21 @@ const MAX_FIELDS: usize = 8;
 /// A public form's text field, at most (bytes).
 const MAX_FIELD_BYTES: usize = 4 * 1024;
 
+/// A multipart body that ended early or ran past its limit.
+fn cut_off(e: &axum::extract::multipart::MultipartError) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "照片过大（上限 {} MB）。",
+                crate::photos::MAX_PHOTO_BYTES >> 20
+            ),
+        )
+    } else {
+        refused(StatusCode::BAD_REQUEST, "提交中断，请重试。")
+    }
+}
+
 /// Reads a public form once the limits allowed it, checking its token
 /// against the cookie the page set: URL-encoded, or multipart with a photo
 /// (`photo`, after the token, which is checked before the photo is read).
@@ -443,15 +458,7 @@ async fn public_form<T: serde::de::DeserializeOwned>(
             let part = match parts.next_field().await {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
-                Err(_) => {
-                    return Err(refused(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!(
-                            "提交中断或照片过大（上限 {} MB）。",
-                            crate::photos::MAX_PHOTO_BYTES >> 20
-                        ),
-                    ));
-                }
+                Err(e) => return Err(cut_off(&e)),
             };
             let name = part.name().unwrap_or("").to_string();
             if name == "photo" {
@@ -475,7 +482,7 @@ async fn public_form<T: serde::de::DeserializeOwned>(
                             bytes.extend_from_slice(&chunk);
                         }
                         Ok(None) => break,
-                        Err(_) => return Err(invalid()),
+                        Err(e) => return Err(cut_off(&e)),
                     }
                 }
                 // A file input left empty still sends its part, with no bytes.
