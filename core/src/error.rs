@@ -95,7 +95,7 @@ pub enum Error {
 
     /// A photo was refused (not a JPEG, too large, corrupt): nothing was stored.
     #[error("photo: {0}")]
-    Photo(#[from] crate::evidence::PhotoError),
+    Photo(#[from] PhotoError),
 
     /// Bytes that should be an Automerge change or document could not be read.
     #[error("corrupt data for {id}: {reason}")]
@@ -136,6 +136,37 @@ impl Error {
         Error::Corrupt {
             id: id.into(),
             reason: reason.to_string(),
+        }
+    }
+}
+
+/// Why a photo was refused. Nothing is stored when a photo is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhotoError {
+    #[error("不是 JPEG 照片 (not a JPEG file)")]
+    NotJpeg,
+    #[error("照片文件过大：{bytes} 字节，上限 {limit} (file too large)")]
+    TooLarge { bytes: u64, limit: u64 },
+    #[error("照片像素过多：{width}×{height}，上限 {limit} 像素 (too many pixels)")]
+    TooManyPixels { width: u64, height: u64, limit: u64 },
+    #[error("照片已损坏或不完整：{reason} (corrupt or truncated)")]
+    Corrupt { reason: String },
+    #[error("照片处理失败：{reason}")]
+    Codec { reason: String },
+}
+
+impl PhotoError {
+    #[cfg(feature = "photos")]
+    pub(crate) fn corrupt(e: impl std::fmt::Display) -> Self {
+        PhotoError::Corrupt {
+            reason: e.to_string(),
+        }
+    }
+
+    #[cfg(feature = "photos")]
+    pub(crate) fn decoder(e: impl std::fmt::Display) -> Self {
+        PhotoError::Codec {
+            reason: e.to_string(),
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
+use menqian_core::store::migrations::{self, Migration};
 use menqian_core::wire::WireBatch;
 use menqian_core::{
     ApplyReport, Area, DocChange, Incoming, Role, Store, StoreConfig, Visibility, Writer,
@@ -297,17 +298,58 @@ impl std::fmt::Debug for SqliteSyncStore {
     }
 }
 
-const ACCOUNT_MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_accounts.sql"),
-    include_str!("../migrations/0002_areas.sql"),
-    include_str!("../migrations/0003_device_blobs.sql"),
-    include_str!("../migrations/0004_console.sql"),
-    include_str!("../migrations/0005_last_seen.sql"),
-    include_str!("../migrations/0006_receipts.sql"),
-    include_str!("../migrations/0007_steward_requests.sql"),
-    include_str!("../migrations/0008_alerts.sql"),
-    include_str!("../migrations/0009_open311.sql"),
-    include_str!("../migrations/0010_alert_snapshots.sql"),
+/// The accounts database's schema, through the core's migration runner.
+const ACCOUNT_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/0001_accounts.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/0002_areas.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/0003_device_blobs.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/0004_console.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/0005_last_seen.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/0006_receipts.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/0007_steward_requests.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 8,
+        sql: include_str!("../migrations/0008_alerts.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/0009_open311.sql"),
+        rebuilds_index: false,
+    },
+    Migration {
+        version: 10,
+        sql: include_str!("../migrations/0010_alert_snapshots.sql"),
+        rebuilds_index: false,
+    },
 ];
 
 /// A camera or sensor an administrator registered.
@@ -424,17 +466,7 @@ impl SqliteSyncStore {
         accounts.pragma_update(None, "journal_mode", "WAL")?;
         accounts.pragma_update(None, "synchronous", "FULL")?;
         accounts.pragma_update(None, "foreign_keys", true)?;
-        let version: i64 = accounts.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in ACCOUNT_MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(version.max(0) as usize)
-        {
-            let tx = accounts.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
-        }
+        migrations::apply(&mut accounts, ACCOUNT_MIGRATIONS, i64::MAX)?;
         Ok(SqliteSyncStore {
             store,
             accounts,

@@ -326,3 +326,30 @@ fn sigterm_stops_the_server_cleanly_and_keeps_every_acknowledged_change() {
         Store::open(data.path().join("station.sqlite"), StoreConfig::default()).unwrap();
     assert_eq!(on_disk.apply_changes(&acked).unwrap().applied, 0);
 }
+
+#[test]
+fn a_station_refuses_an_accounts_database_newer_than_itself_and_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteSyncStore::open(dir.path(), vec![]).unwrap());
+    let accounts = dir.path().join("accounts.sqlite");
+    let conn = rusqlite::Connection::open(&accounts).unwrap();
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert!(current >= 10, "every accounts migration applied: {current}");
+    conn.pragma_update(None, "user_version", current + 1)
+        .unwrap();
+    drop(conn);
+    let refused = SqliteSyncStore::open(dir.path(), vec![])
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().contains("newer than this app supports"),
+        "{refused}"
+    );
+    let conn = rusqlite::Connection::open(&accounts).unwrap();
+    let after: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(after, current + 1);
+}

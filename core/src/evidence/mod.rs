@@ -16,40 +16,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::error::PhotoError;
 use crate::error::{Error, Result};
 use crate::model::geo::GpsFix;
 use time::RecordTime;
-
-/// Why a photo was refused. Nothing is stored when a photo is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PhotoError {
-    #[error("不是 JPEG 照片 (not a JPEG file)")]
-    NotJpeg,
-    #[error("照片文件过大：{bytes} 字节，上限 {limit} (file too large)")]
-    TooLarge { bytes: u64, limit: u64 },
-    #[error("照片像素过多：{width}×{height}，上限 {limit} 像素 (too many pixels)")]
-    TooManyPixels { width: u64, height: u64, limit: u64 },
-    #[error("照片已损坏或不完整：{reason} (corrupt or truncated)")]
-    Corrupt { reason: String },
-    #[error("照片处理失败：{reason}")]
-    Codec { reason: String },
-}
-
-impl PhotoError {
-    #[cfg(feature = "photos")]
-    pub(crate) fn corrupt(e: impl std::fmt::Display) -> Self {
-        PhotoError::Corrupt {
-            reason: e.to_string(),
-        }
-    }
-
-    #[cfg(feature = "photos")]
-    pub(crate) fn decoder(e: impl std::fmt::Display) -> Self {
-        PhotoError::Codec {
-            reason: e.to_string(),
-        }
-    }
-}
 
 /// Lower-case hex SHA-256: a blob's name everywhere.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -8,6 +8,7 @@ pub mod inspection;
 pub mod patrol;
 pub mod period;
 pub mod place;
+pub mod role;
 pub mod rules;
 pub mod shop;
 pub mod template;

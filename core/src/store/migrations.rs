@@ -1,18 +1,22 @@
 //! Numbered SQL migrations, each applied in one transaction, the schema version
-//! kept in `PRAGMA user_version`.
+//! kept in `PRAGMA user_version`: the one runner for the core's store and for
+//! the station's own databases (its accounts), which refuses a database newer
+//! than the code that opens it.
 
 use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
-pub(crate) struct Migration {
+/// One numbered step of a schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
     pub version: i64,
     pub sql: &'static str,
     /// The index tables changed shape: rebuild them from the documents.
     pub rebuilds_index: bool,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[
+pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         sql: include_str!("../../migrations/0001_documents.sql"),
@@ -70,15 +74,24 @@ pub const LATEST_VERSION: i64 = 10;
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.
 pub(crate) fn migrate(conn: &mut Connection, target: i64) -> Result<bool> {
+    apply(conn, MIGRATIONS, target)
+}
+
+/// Applies every one of `migrations` (numbered 1, 2, … in order) above the
+/// database's version, up to `target`, each in its own transaction; refuses
+/// a database whose version is past the last of them. Returns whether one
+/// that was applied asks for the index to be rebuilt.
+pub fn apply(conn: &mut Connection, migrations: &[Migration], target: i64) -> Result<bool> {
+    let latest = migrations.last().map_or(0, |m| m.version);
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if current > LATEST_VERSION {
+    if current > latest {
         return Err(Error::DatabaseTooNew {
             found: current,
-            supported: LATEST_VERSION,
+            supported: latest,
         });
     }
     let mut rebuild = false;
-    for m in MIGRATIONS
+    for m in migrations
         .iter()
         .filter(|m| m.version > current && m.version <= target)
     {

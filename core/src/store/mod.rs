@@ -7,7 +7,7 @@ mod evidence;
 mod index;
 mod inspections;
 pub mod ledger;
-pub(crate) mod migrations;
+pub mod migrations;
 mod overview;
 mod patrols;
 mod public;
