@@ -340,9 +340,9 @@ fn a_station_refuses_an_accounts_database_newer_than_itself_and_leaves_it_alone(
     conn.pragma_update(None, "user_version", current + 1)
         .unwrap();
     drop(conn);
-    let refused = SqliteSyncStore::open(dir.path(), vec![])
-        .err()
-        .expect("refused");
+    let Err(refused) = SqliteSyncStore::open(dir.path(), vec![]) else {
+        panic!("a newer accounts database was opened");
+    };
     assert!(
         refused.to_string().contains("newer than this app supports"),
         "{refused}"
