@@ -13,7 +13,8 @@ mod views;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use menqian_core::client::{CancelToken, SyncListener, SyncPhase, SyncProgress};
+use menqian_client::DeviceSync as _;
+use menqian_client::{CancelToken, SyncListener, SyncPhase, SyncProgress};
 use menqian_core::{EnrollmentLink, GeoPoint, NewCase, NewInspection, Shop, Store, StoreConfig};
 
 pub use error::{ListenerError, MenqianError};

@@ -118,21 +118,21 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
             field: field.into(),
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         Error::NotFound {
             kind,
             id: id.into(),
         }
     }
 
-    pub(crate) fn corrupt(id: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+    pub fn corrupt(id: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Error::Corrupt {
             id: id.into(),
             reason: reason.to_string(),

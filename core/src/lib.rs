@@ -6,8 +6,6 @@
 //! and Swift, the sync server embeds it. See `ARCHITECTURE.md`.
 
 pub mod access;
-#[cfg(feature = "client")]
-pub mod client;
 pub mod doc;
 pub mod enrollment;
 pub mod error;

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use common::{Device, TestServer};
+use menqian_client::DeviceSync as _;
 use menqian_core::wire::{self, WireBatch};
 use menqian_core::*;
 use menqian_sync_server::SyncStore;

@@ -187,7 +187,7 @@ fn an_alert_reminds_the_shop_and_a_repeat_after_the_deadline_is_dispatched() {
     assert_eq!(case.shop_id.as_deref(), Some(shop.id().as_str()));
     // The first sighting's snapshot is its evidence, re-encoded without EXIF.
     assert_eq!(case.photos.len(), 1, "{:?}", case.photos);
-    let cancel = menqian_core::client::CancelToken::default();
+    let cancel = menqian_client::CancelToken::default();
     let evidence = phone
         .client
         .download_blob(&case.photos[0], &cancel)

@@ -10,7 +10,8 @@ mod common;
 use std::sync::Mutex;
 
 use common::{Device, TestServer, at, pass_every_item};
-use menqian_core::client::{SyncListener, SyncPhase, SyncProgress};
+use menqian_client::DeviceSync as _;
+use menqian_client::{SyncListener, SyncPhase, SyncProgress};
 use menqian_core::evidence::sha256_hex;
 use menqian_core::evidence::time::TimeCheck;
 use menqian_core::store::Capture;
@@ -215,7 +216,7 @@ fn an_upload_cut_off_by_a_server_restart_resumes_where_the_server_stopped() {
     assert_eq!(first.status(), 200);
     let server = server.restart();
     officer.client =
-        menqian_core::client::SyncClient::new(&server.url, Some(officer.token.clone())).unwrap();
+        menqian_client::SyncClient::new(&server.url, Some(officer.token.clone())).unwrap();
     let status = blob_status(&server.url, &officer.token, &hash);
     assert_eq!(
         status["received"], 100_000,

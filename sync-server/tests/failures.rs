@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use common::*;
-use menqian_core::client::{CancelToken, SyncListener, SyncPhase, SyncProgress};
+use menqian_client::DeviceSync as _;
+use menqian_client::{CancelToken, SyncListener, SyncPhase, SyncProgress};
 use menqian_core::*;
 use menqian_sync_server::{SqliteSyncStore, SyncStore};
 
@@ -241,10 +242,10 @@ fn connections_cut_at_random_offsets_resume_without_loss_or_duplicates() {
     let (proxy, cut) = cutting_proxy(upstream, 40, 0x5eed_1234);
     let mut a = Device::enroll(&server.url, &server.code_for("officer-1"), "a");
     let mut b = Device::enroll(&server.url, &server.code_for("officer-2"), "b");
-    a.client = menqian_core::client::SyncClient::new(&proxy, a.client_token()).unwrap();
-    b.client = menqian_core::client::SyncClient::new(&proxy, b.client_token()).unwrap();
+    a.client = menqian_client::SyncClient::new(&proxy, a.client_token()).unwrap();
+    b.client = menqian_client::SyncClient::new(&proxy, b.client_token()).unwrap();
     for d in [&mut a, &mut b] {
-        d.client.retry = menqian_core::client::RetryPolicy {
+        d.client.retry = menqian_client::RetryPolicy {
             attempts: 2,
             first_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),

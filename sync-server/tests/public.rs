@@ -254,7 +254,7 @@ fn a_citizens_report_reaches_a_supervisors_phone_and_its_receipt_follows_the_cas
     assert_eq!(full.description, "门口摆了三张桌子占道经营");
     // Its photo, re-encoded by the station: 1600 px, no EXIF, no camera.
     assert_eq!(full.photos.len(), 1, "the citizen's photo is on the case");
-    let cancel = menqian_core::client::CancelToken::default();
+    let cancel = menqian_client::CancelToken::default();
     let evidence = phone
         .client
         .download_blob(&full.photos[0], &cancel)

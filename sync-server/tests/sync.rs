@@ -6,7 +6,8 @@ mod common;
 
 use chrono::Utc;
 use common::*;
-use menqian_core::client::{CancelToken, SyncListener, SyncProgress};
+use menqian_client::DeviceSync as _;
+use menqian_client::{CancelToken, SyncListener, SyncProgress};
 use menqian_core::wire::{self, WireBatch};
 use menqian_core::*;
 use menqian_sync_server::SyncStore;
@@ -409,8 +410,8 @@ fn an_unreachable_server_is_offline_and_work_waits() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let mut c = client::SyncClient::new(&url, Some("t".into())).unwrap();
-    c.retry = client::RetryPolicy {
+    let mut c = menqian_client::SyncClient::new(&url, Some("t".into())).unwrap();
+    c.retry = menqian_client::RetryPolicy {
         attempts: 2,
         first_delay: std::time::Duration::from_millis(10),
         max_delay: std::time::Duration::from_millis(10),

@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use menqian_core::client::{CancelToken, StationTrust, SyncClient};
+use menqian_client::DeviceSync as _;
+use menqian_client::{CancelToken, StationTrust, SyncClient};
 use menqian_core::enrollment::parse_fingerprint;
 use menqian_core::hex::encode as hex;
 use menqian_core::{EnrollmentLink, Error, Store, StoreConfig};

@@ -469,14 +469,12 @@ pub(crate) fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(
 
 impl Store {
     /// A device setting kept in the `meta` table (not synced).
-    #[cfg(feature = "client")]
-    pub(crate) fn setting(&self, key: &str) -> Result<Option<String>> {
+    pub fn setting(&self, key: &str) -> Result<Option<String>> {
         get_meta(&self.conn, key)
     }
 
     /// Sets (or, with `None`, removes) a device setting.
-    #[cfg(feature = "client")]
-    pub(crate) fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
+    pub fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<()> {
         let tx = self.conn.transaction()?;
         match value {
             Some(v) => set_meta(&tx, key, v)?,

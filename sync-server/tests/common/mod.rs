@@ -9,7 +9,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use chrono::{Duration, TimeZone, Utc};
-use menqian_core::client::{RetryPolicy, SyncClient};
+use menqian_client::DeviceSync as _;
+use menqian_client::{RetryPolicy, SyncClient};
 use menqian_core::{Area, NewInspection, Role, Store, StoreConfig};
 use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
 
@@ -228,7 +229,7 @@ impl Device {
         }
     }
 
-    pub fn sync(&mut self) -> menqian_core::Result<menqian_core::client::SyncReport> {
+    pub fn sync(&mut self) -> menqian_core::Result<menqian_client::SyncReport> {
         self.store.sync(&self.client, None, &Default::default())
     }
 

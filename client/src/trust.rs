@@ -16,10 +16,10 @@ use std::time::Duration;
 use reqwest::Certificate;
 use reqwest::blocking::Client;
 
-use crate::enrollment::CA_PATH;
-use crate::error::{Error, Result};
-use crate::hex;
-use crate::store::Store;
+use menqian_core::enrollment::CA_PATH;
+use menqian_core::error::{Error, Result};
+use menqian_core::hex;
+use menqian_core::store::Store;
 
 /// A CA certificate larger than this is not one.
 const MAX_CA_BYTES: usize = 64 * 1024;
@@ -103,7 +103,7 @@ pub(super) fn fetch_pinned_ca(base_url: &str, pin: &[u8; 32]) -> Result<Vec<u8>>
             reason: "the station's CA certificate is too large".into(),
         });
     }
-    let got = crate::evidence::sha256_hex(&der);
+    let got = menqian_core::evidence::sha256_hex(&der);
     if got != hex::encode(pin) {
         return Err(Error::Untrusted {
             reason: format!(
@@ -136,24 +136,21 @@ pub(super) fn refused_certificate(e: &reqwest::Error) -> Option<String> {
     None
 }
 
-impl Store {
-    /// What this device trusts for its station: the CA pinned at enrollment,
-    /// or the public roots.
-    pub fn station_trust(&self) -> Result<StationTrust> {
-        match self.setting(META_KEY)? {
-            None => Ok(StationTrust::PublicRoots),
-            Some(text) => hex::decode(&text)
-                .map(StationTrust::PinnedCa)
-                .ok_or_else(|| {
-                    Error::corrupt(META_KEY, "the pinned station certificate is damaged")
-                }),
-        }
+/// What this device trusts for its station: the CA pinned at enrollment,
+/// or the public roots.
+pub(crate) fn kept(store: &Store) -> Result<StationTrust> {
+    match store.setting(META_KEY)? {
+        None => Ok(StationTrust::PublicRoots),
+        Some(text) => hex::decode(&text)
+            .map(StationTrust::PinnedCa)
+            .ok_or_else(|| Error::corrupt(META_KEY, "the pinned station certificate is damaged")),
     }
+}
 
-    pub(super) fn set_station_trust(&mut self, trust: &StationTrust) -> Result<()> {
-        match trust {
-            StationTrust::PublicRoots => self.set_setting(META_KEY, None),
-            StationTrust::PinnedCa(der) => self.set_setting(META_KEY, Some(&hex::encode(der))),
-        }
+/// Keeps what this device trusts for its station.
+pub(crate) fn keep(store: &mut Store, trust: &StationTrust) -> Result<()> {
+    match trust {
+        StationTrust::PublicRoots => store.set_setting(META_KEY, None),
+        StationTrust::PinnedCa(der) => store.set_setting(META_KEY, Some(&hex::encode(der))),
     }
 }

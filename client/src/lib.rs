@@ -1,7 +1,10 @@
-//! The device's sync client (feature `client`): push this device's changes,
-//! pull everyone else's, over the protocol in docs/protocol.md.
+//! The device's sync client: push this device's changes, pull everyone
+//! else's, over the protocol in docs/protocol.md. Its own crate, so the core
+//! does no I/O beyond SQLite and files (as matrix-rust-sdk splits its base
+//! crate from its sdk crate); the bindings depend on both. [`DeviceSync`]
+//! gives the core's `Store` its `enroll`, `sync` and `station_trust`.
 //!
-//! `Store::sync` can be interrupted anywhere — network cut, app killed,
+//! `DeviceSync::sync` can be interrupted anywhere — network cut, app killed,
 //! cancelled — and the next call resumes without loss or duplicates: a pushed
 //! page is marked pushed only after the server acknowledged it (a re-sent page
 //! is a no-op on the server), and a pulled page is applied together with the
@@ -15,10 +18,10 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::enrollment::EnrollmentLink;
-use crate::error::{Error, Result};
-use crate::store::{DocChange, Store};
-use crate::wire::{self, WireBatch};
+use menqian_core::enrollment::EnrollmentLink;
+use menqian_core::error::{Error, Result};
+use menqian_core::store::{DocChange, Store};
+use menqian_core::wire::{self, WireBatch};
 
 mod trust;
 pub use trust::StationTrust;
@@ -174,7 +177,7 @@ impl SyncClient {
     /// store's actor id to it.
     pub fn enroll(&self, code: &str, store: &Store, device_name: &str) -> Result<Enrollment> {
         // The station refuses these too; saying so here needs no network.
-        let device_name = crate::model::required_text("device_name", device_name, 100)?;
+        let device_name = menqian_core::model::required_text("device_name", device_name, 100)?;
         let body = serde_json::json!({ "code": code, "actor": store.actor_id(), "device_name": device_name });
         let response = self.send(&CancelToken::default(), || {
             self.http
@@ -295,7 +298,7 @@ impl SyncClient {
             .map_err(|e| Error::Offline {
                 reason: e.to_string(),
             })?;
-        if crate::evidence::sha256_hex(&bytes) != hash {
+        if menqian_core::evidence::sha256_hex(&bytes) != hash {
             return Err(Error::Rejected {
                 reason: format!("photo {hash}: the download does not match its name"),
             });
@@ -478,30 +481,53 @@ fn status_error(r: Response) -> Error {
     }
 }
 
-impl Store {
+/// What a device's store does with its station: enroll, sync, and the
+/// certificate it trusts. Implemented for the core's [`Store`].
+pub trait DeviceSync {
     /// Enrolls this device with the station `link` names. A link with a CA pin
     /// fetches the station's CA, checks it against the pin and, once the
     /// station accepted the code, keeps it as the only CA this device trusts
     /// for its station; a link without one trusts the public roots.
-    pub fn enroll(&mut self, link: &EnrollmentLink, device_name: &str) -> Result<Enrollment> {
+    fn enroll(&mut self, link: &EnrollmentLink, device_name: &str) -> Result<Enrollment>;
+
+    /// A client for this device's station, trusting what enrollment pinned.
+    fn sync_client(&self, base_url: &str, token: &str) -> Result<SyncClient>;
+
+    /// Pushes this device's changes, then pulls and applies everyone else's.
+    /// Safe to interrupt anywhere and to call again.
+    fn sync(
+        &mut self,
+        client: &SyncClient,
+        listener: Option<&dyn SyncListener>,
+        cancel: &CancelToken,
+    ) -> Result<SyncReport>;
+
+    /// What this device trusts for its station: the CA pinned at enrollment,
+    /// or the public roots.
+    fn station_trust(&self) -> Result<StationTrust>;
+}
+
+impl DeviceSync for Store {
+    fn enroll(&mut self, link: &EnrollmentLink, device_name: &str) -> Result<Enrollment> {
         let trust = match &link.ca_sha256 {
             Some(pin) => StationTrust::PinnedCa(trust::fetch_pinned_ca(&link.server_url, pin)?),
             None => StationTrust::PublicRoots,
         };
         let client = SyncClient::with_trust(&link.server_url, None, &trust)?;
         let enrollment = client.enroll(&link.code, self, device_name)?;
-        self.set_station_trust(&trust)?;
+        trust::keep(self, &trust)?;
         Ok(enrollment)
     }
 
-    /// A client for this device's station, trusting what enrollment pinned.
-    pub fn sync_client(&self, base_url: &str, token: &str) -> Result<SyncClient> {
+    fn sync_client(&self, base_url: &str, token: &str) -> Result<SyncClient> {
         SyncClient::with_trust(base_url, Some(token.to_string()), &self.station_trust()?)
     }
 
-    /// Pushes this device's changes, then pulls and applies everyone else's.
-    /// Safe to interrupt anywhere and to call again.
-    pub fn sync(
+    fn station_trust(&self) -> Result<StationTrust> {
+        trust::kept(self)
+    }
+
+    fn sync(
         &mut self,
         client: &SyncClient,
         listener: Option<&dyn SyncListener>,
@@ -542,7 +568,7 @@ impl Store {
         // from a snapshot of the new area, once per sync.
         let mut restarted = false;
         loop {
-            match self.pull_all(client, &tell, cancel, &mut report) {
+            match pull_all(self, client, &tell, cancel, &mut report) {
                 Err(Error::AreaChanged { .. }) if !restarted => {
                     restarted = true;
                     self.restart_pull()?;
@@ -557,102 +583,102 @@ impl Store {
             self.set_clock_anchor(ms)?;
         }
         // Photos after the records, so a slow upload never holds them back.
-        self.upload_photos(client, &tell, cancel, &mut report)?;
+        upload_photos(self, client, &tell, cancel, &mut report)?;
         Ok(report)
     }
+}
 
-    fn upload_photos(
-        &mut self,
-        client: &SyncClient,
-        tell: &dyn Fn(SyncPhase, u64, u64),
-        cancel: &CancelToken,
-        report: &mut SyncReport,
-    ) -> Result<()> {
-        let pending = self.pending_blobs()?;
-        let total: u64 = pending.iter().map(|b| b.bytes).sum();
-        let mut done = 0u64;
-        tell(SyncPhase::Photos, 0, total);
-        for blob in pending {
-            cancel.check()?;
-            let bytes = self.blobs().read(&blob.hash)?;
-            client.upload_blob(&blob.hash, &bytes, cancel, &|sent| {
-                tell(SyncPhase::Photos, done + sent, total)
-            })?;
-            self.mark_uploaded(&blob.hash)?;
-            done += blob.bytes;
-            report.photos_uploaded += 1;
-            tell(SyncPhase::Photos, done, total);
-        }
-        Ok(())
+fn upload_photos(
+    store: &mut Store,
+    client: &SyncClient,
+    tell: &dyn Fn(SyncPhase, u64, u64),
+    cancel: &CancelToken,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let pending = store.pending_blobs()?;
+    let total: u64 = pending.iter().map(|b| b.bytes).sum();
+    let mut done = 0u64;
+    tell(SyncPhase::Photos, 0, total);
+    for blob in pending {
+        cancel.check()?;
+        let bytes = store.blobs().read(&blob.hash)?;
+        client.upload_blob(&blob.hash, &bytes, cancel, &|sent| {
+            tell(SyncPhase::Photos, done + sent, total)
+        })?;
+        store.mark_uploaded(&blob.hash)?;
+        done += blob.bytes;
+        report.photos_uploaded += 1;
+        tell(SyncPhase::Photos, done, total);
     }
+    Ok(())
+}
 
-    fn pull_all(
-        &mut self,
-        client: &SyncClient,
-        tell: &dyn Fn(SyncPhase, u64, u64),
-        cancel: &CancelToken,
-        report: &mut SyncReport,
-    ) -> Result<()> {
-        // A device that never pulled starts from whole documents, not from the
-        // history of every change (docs/protocol.md, bootstrap).
-        if self.sync_cursors()?.pulled == 0 {
-            let progress = self.snapshot_progress()?;
-            let mut head = progress.as_ref().map(|(h, _)| *h);
-            let mut after = progress.map(|(_, last)| last);
-            let mut loaded = 0u64;
-            loop {
-                cancel.check()?;
-                let page = client.snapshot(after.as_deref(), cancel)?;
-                let feed_head = *head.get_or_insert(page.cursor);
-                loaded += self.load_snapshot(&page.changes, feed_head, !page.more)? as u64;
-                report.pulled += page.changes.len() as u64;
-                tell(SyncPhase::Pull, loaded, loaded + page.remaining);
-                match page.changes.last() {
-                    Some(last) if page.more => after = Some(last.doc_id.clone()),
-                    _ => break,
-                }
-            }
-        }
-        let mut pulled_to = self.sync_cursors()?.pulled;
-        let mut seen = 0u64;
+fn pull_all(
+    store: &mut Store,
+    client: &SyncClient,
+    tell: &dyn Fn(SyncPhase, u64, u64),
+    cancel: &CancelToken,
+    report: &mut SyncReport,
+) -> Result<()> {
+    // A device that never pulled starts from whole documents, not from the
+    // history of every change (docs/protocol.md, bootstrap).
+    if store.sync_cursors()?.pulled == 0 {
+        let progress = store.snapshot_progress()?;
+        let mut head = progress.as_ref().map(|(h, _)| *h);
+        let mut after = progress.map(|(_, last)| last);
+        let mut loaded = 0u64;
         loop {
             cancel.check()?;
-            let batch = client.pull(pulled_to, cancel)?;
-            let applied = self.apply_healing(client, &batch, cancel)?;
-            report.pulled += applied.applied as u64;
-            seen += batch.changes.len() as u64;
-            pulled_to = batch.cursor;
-            tell(SyncPhase::Pull, seen, seen + batch.remaining);
-            if !batch.more {
-                return Ok(());
+            let page = client.snapshot(after.as_deref(), cancel)?;
+            let feed_head = *head.get_or_insert(page.cursor);
+            loaded += store.load_snapshot(&page.changes, feed_head, !page.more)? as u64;
+            report.pulled += page.changes.len() as u64;
+            tell(SyncPhase::Pull, loaded, loaded + page.remaining);
+            match page.changes.last() {
+                Some(last) if page.more => after = Some(last.doc_id.clone()),
+                _ => break,
             }
         }
     }
+    let mut pulled_to = store.sync_cursors()?.pulled;
+    let mut seen = 0u64;
+    loop {
+        cancel.check()?;
+        let batch = client.pull(pulled_to, cancel)?;
+        let applied = apply_healing(store, client, &batch, cancel)?;
+        report.pulled += applied.applied as u64;
+        seen += batch.changes.len() as u64;
+        pulled_to = batch.cursor;
+        tell(SyncPhase::Pull, seen, seen + batch.remaining);
+        if !batch.more {
+            return Ok(());
+        }
+    }
+}
 
-    /// Applies a pulled page. A document that only now came into this user's
-    /// area (a shop moved to their lane) arrives without its earlier history:
-    /// the page then fails with missing dependencies, and the device fetches
-    /// that document whole and tries the page again.
-    fn apply_healing(
-        &mut self,
-        client: &SyncClient,
-        batch: &WireBatch,
-        cancel: &CancelToken,
-    ) -> Result<crate::store::ApplyReport> {
-        let mut healed = std::collections::BTreeSet::new();
-        loop {
-            match self.apply_pulled(&batch.changes, batch.cursor) {
-                Err(Error::MissingDependencies { doc_id, missing })
-                    if healed.insert(doc_id.clone()) =>
-                {
-                    let whole = client.documents(&[doc_id.as_str()], cancel)?;
-                    if whole.changes.is_empty() {
-                        return Err(Error::MissingDependencies { doc_id, missing });
-                    }
-                    self.load_documents(&whole.changes)?;
+/// Applies a pulled page. A document that only now came into this user's
+/// area (a shop moved to their lane) arrives without its earlier history:
+/// the page then fails with missing dependencies, and the device fetches
+/// that document whole and tries the page again.
+fn apply_healing(
+    store: &mut Store,
+    client: &SyncClient,
+    batch: &WireBatch,
+    cancel: &CancelToken,
+) -> Result<menqian_core::store::ApplyReport> {
+    let mut healed = std::collections::BTreeSet::new();
+    loop {
+        match store.apply_pulled(&batch.changes, batch.cursor) {
+            Err(Error::MissingDependencies { doc_id, missing })
+                if healed.insert(doc_id.clone()) =>
+            {
+                let whole = client.documents(&[doc_id.as_str()], cancel)?;
+                if whole.changes.is_empty() {
+                    return Err(Error::MissingDependencies { doc_id, missing });
                 }
-                other => return other,
+                store.load_documents(&whole.changes)?;
             }
+            other => return other,
         }
     }
 }
