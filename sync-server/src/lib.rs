@@ -8,6 +8,7 @@ pub mod console;
 pub mod guard;
 pub mod net;
 pub mod open311;
+pub mod ops;
 pub mod photos;
 pub mod public;
 pub mod registry;
@@ -56,6 +57,9 @@ pub struct Options {
     /// Where reminders from cameras and sensors are posted as JSON
     /// (`--alert-webhook`), besides the log.
     pub alert_webhook: Option<String>,
+    /// The bearer token `/metrics` wants (`--metrics-token`); without one it
+    /// answers loopback and private addresses only.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for Options {
@@ -70,6 +74,7 @@ impl Default for Options {
             partial_upload_ttl: std::time::Duration::from_secs(3 * 24 * 3600),
             public_url: None,
             alert_webhook: None,
+            metrics_token: None,
         }
     }
 }
@@ -105,6 +110,7 @@ pub async fn serve_with(
     let mut station = station;
     station.public_url = options.public_url.clone();
     station.notifier = crate::alerts::notifier(options.alert_webhook.as_deref());
+    station.metrics_token = options.metrics_token.clone();
     let station = Arc::new(station);
     let sweep_reader = station
         .writer

@@ -54,6 +54,15 @@ struct Cli {
     /// JSON to this URL, besides the log.
     #[arg(long)]
     alert_webhook: Option<String>,
+    /// The bearer token Prometheus sends for /metrics (without it /metrics
+    /// answers only loopback and private addresses). Also read from
+    /// MENQIAN_METRICS_TOKEN, to keep it out of the process list.
+    #[arg(long, env = "MENQIAN_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// The log's format: `text` (for people) or `json` (one object a line,
+    /// for a log collector).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(subcommand)]
@@ -467,12 +476,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+        );
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -827,6 +840,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 ca: station.ca.clone(),
                 public_url: station.public_url.clone(),
                 alert_webhook: cli.alert_webhook.clone(),
+                metrics_token: cli.metrics_token.clone(),
                 ..Default::default()
             };
             cli.limits.apply(&mut options)?;

@@ -26,22 +26,7 @@ fn a_third_party_georeport_client_reads_and_posts_in_json_and_xml() {
         common::Device::enroll(&station.url, &station.code_for("officer-1"), "队员的手机");
     phone.sync().unwrap();
     let shop = menqian_fixtures::registry(1).unwrap().remove(0);
-    let id = phone
-        .store
-        .report_case(menqian_core::NewCase {
-            source: menqian_core::CaseSource::Inspection,
-            category: "0504".into(),
-            location: shop.zone.centroid(),
-            shop_id: Some(shop.id()),
-            photos: vec![],
-            description: "门前摆摊".into(),
-            deadline: None,
-            reported_by: "officer-1".into(),
-            reported_at: chrono::Utc::now(),
-            subdistrict: None,
-            lane: None,
-        })
-        .unwrap();
+    let id = common::report_at(&mut phone.store, &shop, "0504", "门前摆摊");
     phone.sync().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let py = root.join(".tools/open311-py");

@@ -104,6 +104,10 @@ pub struct Station {
     pub(crate) jobs: crate::console::onboard::Jobs,
     /// The host in signboards' QR links (the first `--qr-host`).
     pub(crate) signboard_host: String,
+    /// Requests, errors, pushes, pulls (`/metrics`).
+    pub(crate) metrics: crate::ops::Metrics,
+    /// The bearer token `/metrics` wants, if set (`--metrics-token`).
+    pub metrics_token: Option<String>,
     /// Turns of the photo pipeline for strangers' photos.
     pub(crate) photo_turns: tokio::sync::Semaphore,
     /// Open rectification items, per area.
@@ -157,6 +161,8 @@ impl Station {
             signboard_host,
             reader_turns: tokio::sync::Semaphore::new(readers.len()),
             photo_turns: tokio::sync::Semaphore::new(crate::photos::turns()),
+            metrics: Default::default(),
+            metrics_token: None,
             readers: Mutex::new(readers),
             writer: Arc::new(Mutex::new(store)),
             blobs,
@@ -177,6 +183,11 @@ impl Station {
             maps: Default::default(),
             case_counts: Default::default(),
         })
+    }
+
+    /// Whether the disk holding the photos has room above the floor.
+    pub(crate) fn has_room(&self) -> bool {
+        free_disk(self.blobs.root()) >= self.limits.min_free_disk
     }
 
     pub fn blobs(&self) -> &BlobDir {
@@ -303,6 +314,7 @@ pub fn router(station: Arc<Station>) -> Router {
         .merge(crate::public::routes())
         .merge(crate::alerts::routes())
         .merge(crate::open311::routes())
+        .merge(crate::ops::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/v1/enroll", post(enroll))
         .route(menqian_core::enrollment::CA_PATH, get(station_ca))
@@ -311,6 +323,10 @@ pub fn router(station: Arc<Station>) -> Router {
         .route("/v1/snapshot", get(snapshot))
         .route("/v1/blobs/{hash}", get(blob_get).put(blob_put))
         .route("/v1/blobs/{hash}/status", get(blob_status))
+        .route_layer(axum::middleware::from_fn_with_state(
+            station.clone(),
+            crate::ops::track,
+        ))
         .layer(axum::middleware::map_response(stamp_time))
         .with_state(station)
 }
@@ -420,6 +436,9 @@ impl IntoResponse for ApiError {
             b.extend(extra.clone());
         }
         let mut response = (self.status, Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::ops::ErrorCode(self.code));
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -603,6 +622,8 @@ async fn push(
         .write(move |s| Ok(s.push_decoded(&writer, changes, received)?))
         .await?;
     let device = device.id;
+    station.metrics.pushes.inc();
+    station.metrics.changes.inc_by(count as u64);
     tracing::info!(device = %device, changes = count, applied = report.applied, duplicates = report.duplicates, "push accepted");
     Ok(Json(json!({
         "applied": report.applied,
@@ -760,6 +781,7 @@ async fn blob_put(
             "photos are JPEG files",
         ));
     }
+    station.metrics.blob_bytes.inc_by(body.len() as u64);
     let worker = station.clone();
     let state = on_files(move || {
         let _turn = worker.appending.lock().unwrap_or_else(|p| p.into_inner());
@@ -845,6 +867,8 @@ async fn pull(
     let batch = station
         .read(move |r| Ok(r.pull(&device, &user, after, limit)?))
         .await?;
+    station.metrics.pulls.inc();
+    station.metrics.pulled.inc_by(batch.changes.len() as u64);
     framed(batch)
 }
 

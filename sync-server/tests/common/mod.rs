@@ -515,3 +515,28 @@ pub fn page_rankings(html: &str) -> Vec<Line> {
         })
         .collect()
 }
+
+/// An officer's report of `category` at `shop` (source 巡查发现), now.
+#[allow(dead_code)] // not every test binary reports
+pub fn report_at(
+    store: &mut Store,
+    shop: &menqian_core::Shop,
+    category: &str,
+    description: &str,
+) -> String {
+    store
+        .report_case(menqian_core::NewCase {
+            source: menqian_core::CaseSource::Inspection,
+            category: category.into(),
+            location: shop.zone.centroid(),
+            shop_id: Some(shop.id()),
+            photos: vec![],
+            description: description.into(),
+            deadline: None,
+            reported_by: "officer-1".into(),
+            reported_at: chrono::Utc::now(),
+            subdistrict: None,
+            lane: None,
+        })
+        .unwrap()
+}
