@@ -456,7 +456,8 @@ fn a_lanes_page_takes_a_report_and_a_steward_sign_up_that_an_administrator_appro
     );
     assert_eq!(r.status(), 303);
     let receipt = r.headers()["location"].to_str().unwrap().to_string();
-    assert!(get(&station, &receipt).text().unwrap().contains("已上报"));
+    let page = get(&station, &receipt).text().unwrap();
+    assert!(page.contains("已上报") && page.contains(lane), "{page}");
 
     // The sign-up, waiting for an administrator.
     let r = post(

@@ -439,6 +439,20 @@ impl Store {
         self.summaries(rows)
     }
 
+    /// One case's summary, as lists show it.
+    pub fn case_summary(&self, id: &str) -> Result<Option<CaseSummary>> {
+        let (urgent, routine) = whistle_ms(&self.rules()?);
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM cases WHERE id = :id"
+        ))?;
+        let rows = stmt.query(rusqlite::named_params! {
+            ":id": id,
+            ":urgent": urgent,
+            ":routine": routine,
+        })?;
+        Ok(self.summaries(rows)?.into_iter().next())
+    }
+
     /// The cases a reader may see that pass `filter`, in its order:
     /// `limit` of them after `offset`, and how many pass in all.
     pub fn case_list(

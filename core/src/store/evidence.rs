@@ -219,7 +219,12 @@ impl Store {
             synced_server_ms: Some(ms),
             since_sync_ms: Some(0),
         };
-        self.register_photo(&photo.evidence, &photo.thumb, photo.meta(None, time))
+        let captured =
+            self.register_photo(&photo.evidence, &photo.thumb, photo.meta(None, time))?;
+        // Already where it belongs: nothing for this store to upload.
+        self.mark_uploaded(&photo.thumb_hash)?;
+        self.mark_uploaded(&captured.hash)?;
+        Ok(captured)
     }
 
     /// Stores a photo already processed (an evidence JPEG and its thumbnail,

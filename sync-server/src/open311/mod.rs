@@ -486,24 +486,7 @@ async fn requests(
                         continue;
                     }
                     let id = format!("case/{key}");
-                    if let Ok(c) = docs.case(&id) {
-                        // The summary of one case: the list filtered to its shop and time.
-                        let one = docs
-                            .case_list(
-                                &CaseFilter {
-                                    shop_id: c.shop_id.clone(),
-                                    from: Some(c.reported_at),
-                                    to: Some(c.reported_at + Duration::milliseconds(1)),
-                                    ..CaseFilter::default()
-                                },
-                                &everyone,
-                                0,
-                                50,
-                            )
-                            .map_err(StoreError::from)?
-                            .0;
-                        cases.extend(one.into_iter().filter(|s| s.id == id));
-                    }
+                    cases.extend(docs.case_summary(&id).map_err(StoreError::from)?);
                 }
             } else {
                 let lists: Vec<Option<String>> = if codes.is_empty() {

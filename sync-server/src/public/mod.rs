@@ -875,6 +875,8 @@ pub const CITIZEN: &str = "citizen";
 struct ReceiptPage {
     key: String,
     shop: String,
+    /// The lane of a report about a lane (its name is on the lane's board).
+    lane: String,
     category: String,
     reported: String,
     status: &'static str,
@@ -949,6 +951,11 @@ async fn receipt(
                 .chars()
                 .take(8)
                 .collect(),
+            lane: if shop.is_empty() {
+                case.lane.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
             shop,
             category,
             reported: crate::console::beijing(case.reported_at),
