@@ -408,4 +408,14 @@ fn a_signboard_page_reads_on_a_375_px_phone_without_script() {
     let zone = b.js("return document.querySelector('#zone svg').getBoundingClientRect().width");
     assert!(zone.as_f64().unwrap() > 200.0, "{zone}");
     b.shot("public-shop-375");
+    // The report form, photo field included, fits the screen too.
+    let form = b.js(
+        "const f = document.querySelector('#report form'); f.scrollIntoView(); \
+         const p = document.querySelector('#photo'); \
+         return f.enctype === 'multipart/form-data' && p.type === 'file' \
+         && p.getBoundingClientRect().right <= window.innerWidth \
+         && document.documentElement.scrollWidth <= window.innerWidth",
+    );
+    assert_eq!(form, serde_json::json!(true));
+    b.shot("public-shop-375-report");
 }

@@ -167,6 +167,53 @@ fn query(raw: &Option<String>) -> HashMap<String, String> {
         .collect()
 }
 
+/// A call refused before anything was read, in the call's format.
+struct Refusal(Format, StatusCode, &'static str);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error(self.0, self.1, self.2)
+    }
+}
+
+/// The call's format from its file name (`.json`, `.xml`), once the client's
+/// address is within its limit: every Open311 call starts here, before any
+/// body is read.
+fn admitted<'a>(
+    station: &Station,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+    file: &'a str,
+) -> Result<(&'a str, Format), Refusal> {
+    let Some((name, format)) = split(file) else {
+        return Err(Refusal(
+            Format::Json,
+            StatusCode::NOT_FOUND,
+            "unknown resource: use .json or .xml",
+        ));
+    };
+    admit(station, peer, headers, format)?;
+    Ok((name, format))
+}
+
+fn admit(
+    station: &Station,
+    peer: std::net::SocketAddr,
+    headers: &HeaderMap,
+    format: Format,
+) -> Result<(), Refusal> {
+    station
+        .traffic
+        .admit_open311(station.client_address(peer, headers))
+        .map_err(|_| {
+            Refusal(
+                format,
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from this address",
+            )
+        })
+}
+
 async fn top(
     State(station): State<Arc<Station>>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
@@ -174,24 +221,10 @@ async fn top(
     UrlPath(file): UrlPath<String>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let Some((name, format)) = split(&file) else {
-        return error(
-            Format::Json,
-            StatusCode::NOT_FOUND,
-            "unknown resource: use .json or .xml",
-        );
+    let (name, format) = match admitted(&station, peer, &headers, &file) {
+        Ok(found) => found,
+        Err(r) => return r.into_response(),
     };
-    if station
-        .traffic
-        .admit_open311(station.client_address(peer, &headers))
-        .is_err()
-    {
-        return error(
-            format,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests from this address",
-        );
-    }
     match name {
         "discovery" => discovery(&station, format),
         "services" => services(&station, format).await,
@@ -294,20 +327,10 @@ async fn service_definition(
     headers: HeaderMap,
     UrlPath(file): UrlPath<String>,
 ) -> Response {
-    let Some((code, format)) = split(&file) else {
-        return error(Format::Json, StatusCode::NOT_FOUND, "use .json or .xml");
+    let (code, format) = match admitted(&station, peer, &headers, &file) {
+        Ok(found) => found,
+        Err(r) => return r.into_response(),
     };
-    if station
-        .traffic
-        .admit_open311(station.client_address(peer, &headers))
-        .is_err()
-    {
-        return error(
-            format,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests from this address",
-        );
-    }
     let code = code.to_string();
     let asked = code.clone();
     let known = station
@@ -547,20 +570,10 @@ async fn one_request(
     headers: HeaderMap,
     UrlPath(file): UrlPath<String>,
 ) -> Response {
-    let Some((key, format)) = split(&file) else {
-        return error(Format::Json, StatusCode::NOT_FOUND, "use .json or .xml");
+    let (key, format) = match admitted(&station, peer, &headers, &file) {
+        Ok(found) => found,
+        Err(r) => return r.into_response(),
     };
-    if station
-        .traffic
-        .admit_open311(station.client_address(peer, &headers))
-        .is_err()
-    {
-        return error(
-            format,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests from this address",
-        );
-    }
     let mut q = HashMap::new();
     q.insert("service_request_id".to_string(), key.to_string());
     match requests(&station, format, q).await {
@@ -579,20 +592,10 @@ async fn token(
     headers: HeaderMap,
     UrlPath(file): UrlPath<String>,
 ) -> Response {
-    let Some((token, format)) = split(&file) else {
-        return error(Format::Json, StatusCode::NOT_FOUND, "use .json or .xml");
+    let (token, format) = match admitted(&station, peer, &headers, &file) {
+        Ok(found) => found,
+        Err(r) => return r.into_response(),
     };
-    if station
-        .traffic
-        .admit_open311(station.client_address(peer, &headers))
-        .is_err()
-    {
-        return error(
-            format,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests from this address",
-        );
-    }
     // A request's id is given at once when posted, so its token is that id:
     // known only when a case has it.
     if token.is_empty()
@@ -641,13 +644,8 @@ async fn post_requests(
     // The key is in the form, so the body must be read to check it: the
     // address is limited first (as a citizen's reports are), and the body
     // is at most MAX_POST_BYTES.
-    let address = station.client_address(peer, request.headers());
-    if station.traffic.admit_open311(address).is_err() {
-        return error(
-            format,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests from this address",
-        );
+    if let Err(r) = admit(&station, peer, request.headers(), format) {
+        return r.into_response();
     }
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_POST_BYTES).await else {
         return error(
