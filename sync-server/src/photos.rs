@@ -16,6 +16,10 @@ use crate::sync::Station;
 pub const MAX_PHOTO_BYTES: usize = 20 * 1024 * 1024;
 /// How long a photo waits for its turn before the station says it is busy.
 const TURN_WAIT: Duration = Duration::from_secs(20);
+/// Photo-sized bodies (a citizen's photo, a camera's snapshot) held in
+/// memory at once: each is read whole before the pipeline, so without this
+/// bound many strangers' uploads at once could take gigabytes.
+pub const BODIES_AT_ONCE: usize = 8;
 
 /// Why a received photo was not processed.
 #[derive(Debug)]
@@ -52,6 +56,16 @@ pub async fn process(
         .map_err(|_| Refused::Failed)?;
     drop(turn);
     done.map_err(Refused::Bad)
+}
+
+/// A place for one photo-sized body in memory, once one is free (waiting
+/// at most as long as for a pipeline turn): held until the photo is
+/// processed or refused.
+pub async fn hold_body(station: &Station) -> Result<tokio::sync::OwnedSemaphorePermit, Refused> {
+    tokio::time::timeout(TURN_WAIT, station.photo_bodies.clone().acquire_owned())
+        .await
+        .map_err(|_| Refused::Busy)?
+        .map_err(|_| Refused::Failed)
 }
 
 /// How many photos may be in the pipeline at once: one per core.

@@ -233,11 +233,31 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
         Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "unknown_source", "no such source"),
         Err(e) => return e.into_response(),
     };
-    let bytes =
-        match crate::sync::read_body(&station, &headers, body, MAX_SNAPSHOT_ALERT_BYTES).await {
-            Ok(b) => b,
-            Err(e) => return e.into_response(),
-        };
+    // A body that may carry a snapshot takes one of the places for
+    // photo-sized bodies before it is read (it is signed over all of it, so
+    // it is read whole to be checked); a small one reads at most 16 KiB.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let (limit, _place) = if declared.is_some_and(|n| n <= MAX_ALERT_BYTES) {
+        (MAX_ALERT_BYTES, None)
+    } else {
+        match crate::photos::hold_body(&station).await {
+            Ok(place) => (MAX_SNAPSHOT_ALERT_BYTES, Some(place)),
+            Err(_) => {
+                return crate::sync::busy(crate::guard::Busy {
+                    retry_after: std::time::Duration::from_secs(5),
+                    why: "the station is receiving other photos",
+                })
+                .into_response();
+            }
+        }
+    };
+    let bytes = match crate::sync::read_body(&station, &headers, body, limit).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let expected = signature(&source.secret, &timestamp, &bytes);
     if expected.is_empty() || !crate::console::web::same(&expected, &sig.to_ascii_lowercase()) {
         return refuse(

@@ -218,16 +218,7 @@ async fn shop(
 ) -> Response {
     let address = station.client_address(peer, &headers);
     if let Err(busy) = station.traffic.admit_public(address) {
-        let secs = busy.retry_after.as_secs().max(1);
-        let mut r = missing(
-            StatusCode::TOO_MANY_REQUESTS,
-            "请稍候",
-            format!("访问太频繁，请 {secs} 秒后再试。"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
+        return too_many(busy, "访问");
     }
     let code: String = code.chars().take(32).collect();
     let host = station.signboard_host.clone();
@@ -386,11 +377,13 @@ impl Target {
     }
 }
 
+/// Past a public limit: a page saying when to come back, and `Retry-After`.
 fn too_many(busy: crate::guard::Busy, what: &str) -> Response {
     let secs = busy.retry_after.as_secs().max(1);
-    let mut r = refused(
+    let mut r = missing(
         StatusCode::TOO_MANY_REQUESTS,
-        &format!("{what}太频繁，请 {secs} 秒后再试。"),
+        "请稍候",
+        format!("{what}太频繁，请 {secs} 秒后再试。"),
     );
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
@@ -402,6 +395,34 @@ fn too_many(busy: crate::guard::Busy, what: &str) -> Response {
 const MAX_FIELDS: usize = 8;
 /// A public form's text field, at most (bytes).
 const MAX_FIELD_BYTES: usize = 4 * 1024;
+
+/// A photo as posted, and its place among the bodies held in memory.
+struct Photo {
+    bytes: Vec<u8>,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// A multipart part, at most `max` bytes (`too_large` past that), read as it
+/// arrives.
+async fn read_part(
+    mut part: axum::extract::multipart::Field<'_>,
+    max: usize,
+    too_large: impl Fn() -> Response,
+) -> Result<Vec<u8>, Response> {
+    let mut bytes = Vec::new();
+    loop {
+        match part.chunk().await {
+            Ok(Some(chunk)) => {
+                if bytes.len() + chunk.len() > max {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(bytes),
+            Err(e) => return Err(cut_off(&e)),
+        }
+    }
+}
 
 /// A multipart body that ended early or ran past its limit.
 fn cut_off(e: &axum::extract::multipart::MultipartError) -> Response {
@@ -423,9 +444,10 @@ fn cut_off(e: &axum::extract::multipart::MultipartError) -> Response {
 /// (`photo`, after the token, which is checked before the photo is read).
 /// Returns the fields and the photo's bytes, if one was chosen.
 async fn public_form<T: serde::de::DeserializeOwned>(
+    station: &Station,
     headers: &HeaderMap,
     request: axum::extract::Request,
-) -> Result<(T, Option<Vec<u8>>), Response> {
+) -> Result<(T, Option<Photo>), Response> {
     let invalid = || refused(StatusCode::BAD_REQUEST, "表单无效，请返回重填。");
     let expected = cookie(headers, FORM_COOKIE).unwrap_or_default();
     let token_ok = |fields: &serde_json::Map<String, serde_json::Value>| {
@@ -465,38 +487,36 @@ async fn public_form<T: serde::de::DeserializeOwned>(
                 if !token_ok(&fields) {
                     return Err(expired());
                 }
-                let mut part = part;
-                let mut bytes = Vec::new();
-                loop {
-                    match part.chunk().await {
-                        Ok(Some(chunk)) => {
-                            if bytes.len() + chunk.len() > crate::photos::MAX_PHOTO_BYTES {
-                                return Err(refused(
-                                    StatusCode::PAYLOAD_TOO_LARGE,
-                                    &format!(
-                                        "照片过大（上限 {} MB）。",
-                                        crate::photos::MAX_PHOTO_BYTES >> 20
-                                    ),
-                                ));
-                            }
-                            bytes.extend_from_slice(&chunk);
-                        }
-                        Ok(None) => break,
-                        Err(e) => return Err(cut_off(&e)),
-                    }
-                }
+                // Held until the photo is processed or refused.
+                let place = crate::photos::hold_body(station)
+                    .await
+                    .map_err(|_| unavailable())?;
+                let too_large = || {
+                    refused(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!(
+                            "照片过大（上限 {} MB）。",
+                            crate::photos::MAX_PHOTO_BYTES >> 20
+                        ),
+                    )
+                };
+                let bytes = read_part(part, crate::photos::MAX_PHOTO_BYTES, too_large).await?;
                 // A file input left empty still sends its part, with no bytes.
                 if !bytes.is_empty() {
-                    photo = Some(bytes);
+                    photo = Some(Photo {
+                        bytes,
+                        _place: place,
+                    });
                 }
                 continue;
             }
-            let Ok(text) = part.text().await else {
-                return Err(invalid());
-            };
-            if text.len() > MAX_FIELD_BYTES || fields.len() >= MAX_FIELDS {
+            if fields.len() >= MAX_FIELDS {
                 return Err(invalid());
             }
+            let text = read_part(part, MAX_FIELD_BYTES, invalid).await?;
+            let Ok(text) = String::from_utf8(text) else {
+                return Err(invalid());
+            };
             fields.insert(name, serde_json::Value::String(text));
         }
     } else {
@@ -549,7 +569,7 @@ async fn file_citizen_report(
     if let Err(busy) = station.traffic.admit_report(address, &target.key()) {
         return too_many(busy, "提交");
     }
-    let (form, photo): (ReportForm, _) = match public_form(&headers, request).await {
+    let (form, photo): (ReportForm, _) = match public_form(&station, &headers, request).await {
         Ok(found) => found,
         Err(r) => return r,
     };
@@ -569,7 +589,7 @@ async fn file_citizen_report(
     };
     let category = category.to_string();
     let photo = match photo {
-        Some(jpeg) => match citizen_photo(&station, &target, jpeg).await {
+        Some(photo) => match citizen_photo(&station, &target, photo).await {
             Ok(p) => Some(p),
             Err(r) => return r,
         },
@@ -643,7 +663,7 @@ const CITIZEN_PHOTO: &str = "市民随手拍";
 async fn citizen_photo(
     station: &Arc<Station>,
     target: &Target,
-    jpeg: Vec<u8>,
+    photo: Photo,
 ) -> Result<menqian_core::evidence::photo::ProcessedPhoto, Response> {
     let now = Utc::now();
     let (code, lane) = match target {
@@ -669,7 +689,8 @@ async fn citizen_photo(
         }
         Err(_) => return Err(unavailable()),
     };
-    match crate::photos::process(station, jpeg, stamp).await {
+    let Photo { bytes, _place } = photo;
+    match crate::photos::process(station, bytes, stamp).await {
         Ok(p) => Ok(p),
         Err(crate::photos::Refused::Bad(e)) => Err(refused(
             StatusCode::BAD_REQUEST,
@@ -833,7 +854,7 @@ async fn steward_request(
     {
         return too_many(busy, "报名");
     }
-    let form: StewardForm = match public_form(&headers, request).await {
+    let form: StewardForm = match public_form(&station, &headers, request).await {
         Ok((f, None)) => f,
         Ok((_, Some(_))) => return refused(StatusCode::BAD_REQUEST, "报名不需要照片。"),
         Err(r) => return r,
@@ -893,8 +914,8 @@ async fn receipt(
     UrlPath(token): UrlPath<String>,
 ) -> Response {
     let address = station.client_address(peer, &headers);
-    if station.traffic.admit_public(address).is_err() {
-        return refused(StatusCode::TOO_MANY_REQUESTS, "访问太频繁，请稍后再试。");
+    if let Err(busy) = station.traffic.admit_public(address) {
+        return too_many(busy, "访问");
     }
     if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return missing(

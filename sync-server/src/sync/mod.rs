@@ -110,6 +110,8 @@ pub struct Station {
     pub metrics_token: Option<String>,
     /// Turns of the photo pipeline for strangers' photos.
     pub(crate) photo_turns: tokio::sync::Semaphore,
+    /// Places for photo-sized bodies in memory (`photos::BODIES_AT_ONCE`).
+    pub(crate) photo_bodies: Arc<tokio::sync::Semaphore>,
     /// Open rectification items, per area.
     pub(crate) ledgers:
         crate::console::FeedCache<Vec<menqian_core::store::ledger::RectificationItem>>,
@@ -161,6 +163,7 @@ impl Station {
             signboard_host,
             reader_turns: tokio::sync::Semaphore::new(readers.len()),
             photo_turns: tokio::sync::Semaphore::new(crate::photos::turns()),
+            photo_bodies: Arc::new(tokio::sync::Semaphore::new(crate::photos::BODIES_AT_ONCE)),
             metrics: Default::default(),
             metrics_token: None,
             readers: Mutex::new(readers),
