@@ -10,13 +10,15 @@
 #                                  the station sets signboards in
 #   poppler-utils                  the signboard tests render and read the PDFs
 #                                  (pdftoppm, pdftotext, pdffonts)
+#   postgresql                     the PostgreSQL backend's tests start private
+#                                  clusters (initdb, pg_ctl) on free ports
 # With `--bench` also the peers the photo benchmark runs side by side:
 #   libvips-tools, imagemagick
 # With `--build` only what building the station needs (cmake, nasm), for the
 # main command (scripts/run.sh).
 # Prints nothing when everything is there. Sourced or run by scripts/test.sh.
 set -euo pipefail
-packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers chromium chromium-driver fonts-noto-cjk poppler-utils)
+packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers chromium chromium-driver fonts-noto-cjk poppler-utils postgresql)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(libvips-tools imagemagick)
 elif [ "${1:-}" = "--build" ]; then

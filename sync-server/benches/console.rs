@@ -139,9 +139,11 @@ fn build(dir: &Path) {
             menqian_core::Area::District,
         ),
     ] {
-        s.add_user(&User::new(id, id, role, area)).unwrap();
+        s.accounts()
+            .add_user(&User::new(id, id, role, area))
+            .unwrap();
         let phc = menqian_sync_server::console::password::hash(PASSWORD).unwrap();
-        s.set_password_hash(id, Some(&phc)).unwrap();
+        s.accounts().set_password_hash(id, Some(&phc)).unwrap();
     }
     drop(s);
     std::fs::write(dir.join("built"), now.to_rfc3339()).unwrap();

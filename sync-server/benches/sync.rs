@@ -472,6 +472,7 @@ fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize
                 .unwrap();
             }
             let code = admin
+                .accounts()
                 .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
                 .unwrap();
             let token = admin

@@ -193,7 +193,7 @@ async fn write_seen(station: &Arc<Station>) {
     let writer = station.writer.clone();
     let written = tokio::task::spawn_blocking(move || {
         let mut guard = writer.lock().unwrap_or_else(|p| p.into_inner());
-        guard.record_seen(&seen)
+        guard.accounts().record_seen(&seen)
     })
     .await;
     match written {

@@ -601,21 +601,23 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }) => {
             let role = Role::parse(&role)
                 .ok_or("role must be officer, lane_chief, steward, supervisor or admin")?;
-            store.add_user(&User::new(&id, &name, role, area))?;
+            store
+                .accounts()
+                .add_user(&User::new(&id, &name, role, area))?;
             println!("added user {id} ({})", role.label_zh());
         }
         Some(Command::User {
             action: UserAction::Area { id, area },
         }) => {
-            store.set_area(&id, &area)?;
+            store.accounts().set_area(&id, &area)?;
             println!("{id} now works in {area}; their devices reload at the next sync");
         }
         Some(Command::User {
             action: UserAction::Password { id, clear },
         }) => {
-            let (user, _) = store.password_hash(&id)?;
+            let (user, _) = store.accounts().password_hash(&id)?;
             if clear {
-                store.set_password_hash(&id, None)?;
+                store.accounts().set_password_hash(&id, None)?;
                 println!("{id} can no longer sign in to the console");
             } else {
                 if !menqian_sync_server::console::may_sign_in(user.role) {
@@ -629,14 +631,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 std::io::stdin().read_line(&mut line)?;
                 let password = line.trim_end_matches(['\n', '\r']);
                 let phc = menqian_sync_server::console::password::hash(password)?;
-                store.set_password_hash(&id, Some(&phc))?;
+                store.accounts().set_password_hash(&id, Some(&phc))?;
                 println!("{id} may sign in to the console with the new password");
             }
         }
         Some(Command::User {
             action: UserAction::List,
         }) => {
-            for u in store.users()? {
+            for u in store.accounts().users()? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     shown(&u.id),
@@ -649,7 +651,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Some(Command::User {
             action: UserAction::StewardRequests,
         }) => {
-            for r in store.reader()?.steward_requests()? {
+            for r in store.accounts_read().steward_requests()? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}\t{}",
                     r.id,
@@ -664,8 +666,11 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Some(Command::User {
             action: UserAction::ApproveSteward { request, id },
         }) => {
-            let user = store.approve_steward(request, &id)?;
-            let code = store.issue_enrollment(&user.id, Utc::now(), Duration::hours(72))?;
+            let user = store.accounts().approve_steward(request, &id)?;
+            let code =
+                store
+                    .accounts()
+                    .issue_enrollment(&user.id, Utc::now(), Duration::hours(72))?;
             println!("{} is now the steward of {}", user.id, user.area);
             println!("{code}");
             println!(
@@ -676,7 +681,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Some(Command::Device {
             action: DeviceAction::Code { user, hours },
         }) => {
-            let code = store.issue_enrollment(&user, Utc::now(), Duration::hours(hours))?;
+            let code =
+                store
+                    .accounts()
+                    .issue_enrollment(&user, Utc::now(), Duration::hours(hours))?;
             println!("{code}");
             println!(
                 "{}",
@@ -686,7 +694,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Some(Command::Device {
             action: DeviceAction::List,
         }) => {
-            for d in store.devices()? {
+            for d in store.accounts().devices()? {
                 let state = if d.revoked { "revoked" } else { "active" };
                 println!(
                     "{}\t{}\t{}\t{state}",
@@ -699,7 +707,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         Some(Command::Device {
             action: DeviceAction::Revoke { device },
         }) => {
-            store.revoke_device(&device, Utc::now())?;
+            store.accounts().revoke_device(&device, Utc::now())?;
             println!("revoked {device}");
         }
         Some(Command::Report { what }) => report(&mut store, what)?,
@@ -750,7 +758,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .first()
                 .map_or(menqian_fixtures::DEMO_HOST, String::as_str)
                 .to_string();
-            let users = store.users()?;
+            let users = store.accounts().users()?;
             let docs = store.documents();
             let selection = signboards::Selection {
                 shop,
@@ -786,7 +794,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             if name.is_empty() || name.chars().count() > 50 {
                 return Err("--name is 1–50 characters".into());
             }
-            println!("{}", store.add_open311_key(name, Utc::now())?);
+            println!("{}", store.accounts().add_open311_key(name, Utc::now())?);
         }
         Some(Command::Alerts {
             action: AlertAction::AddSource { id, kind, shop, at },
@@ -823,8 +831,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 None => None,
             };
-            let secret =
-                store.add_alert_source(&id, &kind, shop_id.as_deref(), location, Utc::now())?;
+            let secret = store.accounts().add_alert_source(
+                &id,
+                &kind,
+                shop_id.as_deref(),
+                location,
+                Utc::now(),
+            )?;
             println!("{secret}");
         }
         Some(Command::Registry { action }) => {
@@ -944,6 +957,7 @@ fn report(store: &mut SqliteSyncStore, what: ReportKind) -> Result<(), Box<dyn s
         }
         ReportKind::LaneChief { user, date } => {
             let u = store
+                .accounts()
                 .users()?
                 .into_iter()
                 .find(|u| &u.id == user)
@@ -1024,26 +1038,35 @@ fn load_demo(
             Area::Lanes(vec![menqian_fixtures::DEMO_LANES[0].into()]),
         ),
     ];
-    let existing: Vec<String> = store.users()?.into_iter().map(|u| u.id).collect();
+    let existing: Vec<String> = store
+        .accounts()
+        .users()?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
     for (id, name, role, area) in users {
         if !existing.iter().any(|e| e == id) {
-            store.add_user(&User::new(id, name, role, area))?;
+            store
+                .accounts()
+                .add_user(&User::new(id, name, role, area))?;
         }
     }
     // Console passwords for the demo's supervisor and administrator, set once
     // (an administrator may change them); shown while they still hold.
     let mut console_logins = Vec::new();
     for (id, password) in DEMO_PASSWORDS {
-        let (_, stored) = store.password_hash(id)?;
+        let (_, stored) = store.accounts().password_hash(id)?;
         if stored.is_none() {
             let phc = menqian_sync_server::console::password::hash(password)?;
-            store.set_password_hash(id, Some(&phc))?;
+            store.accounts().set_password_hash(id, Some(&phc))?;
             console_logins.push(format!("{id} / {password}"));
         } else if menqian_sync_server::console::password::verify(stored.as_deref(), password) {
             console_logins.push(format!("{id} / {password}"));
         }
     }
-    let code = store.issue_enrollment("officer-1", Utc::now(), Duration::hours(24))?;
+    let code = store
+        .accounts()
+        .issue_enrollment("officer-1", Utc::now(), Duration::hours(24))?;
     let link = enrollment_link(station, &code)?;
     let url = station.public_url.as_deref().unwrap_or("http://<station>");
     println!(

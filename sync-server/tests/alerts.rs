@@ -280,7 +280,7 @@ fn a_burst_of_a_thousand_alerts_makes_one_reminder_per_alert_id() {
         .unwrap()
         .reader()
         .unwrap();
-    assert_eq!(reader.reminder_count().unwrap(), 100);
+    assert_eq!(reader.accounts().reminder_count().unwrap(), 100);
     eprintln!("1,000 alerts in {took:?}");
     // Under its threshold a reading is no alert.
     let quiet = serde_json::json!({

@@ -1,11 +1,18 @@
-//! One suite for the `SyncStore` trait, run against every backend (today the
-//! embedded SQLite one; a PostgreSQL backend adds one line at the bottom).
+//! One suite for the storage traits, run against every backend: the embedded
+//! SQLite one, and the accounts on PostgreSQL (a private cluster per test,
+//! started and stopped here).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use chrono::{Duration, TimeZone, Utc};
 use menqian_core::{Area, DocChange, Role, ShopPatch, Store, StoreConfig, Writer};
-use menqian_sync_server::store::StoreError;
+use menqian_sync_server::store::postgres::PgAccounts;
+use menqian_sync_server::store::{AlertEvent, AlertRecorded, StoreError};
 use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
+
+mod pg;
+
+/// What keeps a backend's files or server alive while a suite runs.
+type Guard = Box<dyn std::any::Any>;
 
 fn user(id: &str, role: Role) -> User {
     User::new(id, "测试", role, Area::District)
@@ -33,26 +40,30 @@ fn device_with_edit() -> (tempfile::TempDir, Store, Vec<DocChange>) {
     (dir, s, changes)
 }
 
-fn suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
+fn suite(make: &dyn Fn() -> (Guard, Box<dyn SyncStore>)) {
     // Users: create, list, refuse duplicates and bad ids.
-    let (_d, mut s) = make();
-    s.add_user(&user("officer-1", Role::Officer)).unwrap();
+    let (_guard, mut s) = make();
+    s.accounts()
+        .add_user(&user("officer-1", Role::Officer))
+        .unwrap();
     assert!(matches!(
-        s.add_user(&user("officer-1", Role::Steward)),
+        s.accounts().add_user(&user("officer-1", Role::Steward)),
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        s.add_user(&user("has space", Role::Officer)),
+        s.accounts().add_user(&user("has space", Role::Officer)),
         Err(StoreError::Invalid { .. })
     ));
-    assert_eq!(s.users().unwrap().len(), 1);
+    assert_eq!(s.accounts().users().unwrap().len(), 1);
 
     // Enrollment: one-time, expiring codes; actor bound to one device.
     assert!(matches!(
-        s.issue_enrollment("nobody", now(), Duration::hours(1)),
+        s.accounts()
+            .issue_enrollment("nobody", now(), Duration::hours(1)),
         Err(StoreError::NotFound { .. })
     ));
     let code = s
+        .accounts()
         .issue_enrollment("officer-1", now(), Duration::hours(1))
         .unwrap();
     assert!(matches!(
@@ -70,6 +81,7 @@ fn suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
         Err(StoreError::Unauthorized(_))
     ));
     let late = s
+        .accounts()
         .issue_enrollment("officer-1", now(), Duration::hours(1))
         .unwrap();
     assert!(matches!(
@@ -77,6 +89,7 @@ fn suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
         Err(StoreError::Unauthorized(_))
     ));
     let other = s
+        .accounts()
         .issue_enrollment("officer-1", now(), Duration::hours(1))
         .unwrap();
     assert!(matches!(
@@ -89,13 +102,13 @@ fn suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
     ));
 
     // Authentication and revocation.
-    let (dev, who) = s.authenticate(&enrolled.token).unwrap();
+    let (dev, who) = s.accounts().authenticate(&enrolled.token).unwrap();
     assert_eq!(
         (dev.actor.as_str(), who.role),
         (actor.as_str(), Role::Officer)
     );
     assert!(matches!(
-        s.authenticate("wrong"),
+        s.accounts().authenticate("wrong"),
         Err(StoreError::Unauthorized(_))
     ));
 
@@ -137,22 +150,24 @@ fn suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
             .is_empty()
     );
 
-    s.revoke_device(&enrolled.device_id, now()).unwrap();
+    s.accounts()
+        .revoke_device(&enrolled.device_id, now())
+        .unwrap();
     assert!(matches!(
-        s.authenticate(&enrolled.token),
+        s.accounts().authenticate(&enrolled.token),
         Err(StoreError::Unauthorized(_))
     ));
     assert!(matches!(
-        s.revoke_device("dev-none", now()),
+        s.accounts().revoke_device("dev-none", now()),
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(s.devices().unwrap().len(), 1);
+    assert_eq!(s.accounts().devices().unwrap().len(), 1);
 }
 
 /// Areas and listings through the trait: what each reader may fetch, the
 /// listing only the server writes, and a moved user's devices told to reload.
-fn area_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
-    let (_dir, mut s) = make();
+fn area_suite(make: &dyn Fn() -> (Guard, Box<dyn SyncStore>)) {
+    let (_guard, mut s) = make();
     let shops = menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS).unwrap();
     s.documents().import_registry(shops.clone()).unwrap();
     let on_lane = shops
@@ -165,8 +180,8 @@ fn area_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
         Role::Steward,
         Area::Lanes(vec![menqian_fixtures::DEMO_LANES[0].into()]),
     );
-    s.add_user(&steward).unwrap();
-    s.add_user(&user("admin", Role::Admin)).unwrap();
+    s.accounts().add_user(&steward).unwrap();
+    s.accounts().add_user(&user("admin", Role::Admin)).unwrap();
     let ask =
         |s: &dyn SyncStore, who: &User, id: String| s.documents_by_id(who, &[id]).unwrap().changes;
     // The steward may fetch the lane shop's listing, never the shop itself.
@@ -178,6 +193,7 @@ fn area_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
         "not on the lane"
     );
     let admin = s
+        .accounts()
         .users()
         .unwrap()
         .into_iter()
@@ -215,15 +231,16 @@ fn area_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
 
     // Moving a user to another area makes their devices reload.
     let code = s
+        .accounts()
         .issue_enrollment("steward-1", now(), Duration::hours(1))
         .unwrap();
     let phone = s.enroll(&code, "abcd", "phone", now()).unwrap();
-    let (dev, who) = s.authenticate(&phone.token).unwrap();
+    let (dev, who) = s.accounts().authenticate(&phone.token).unwrap();
     assert!(s.pull(&dev, &who, 0, 10).is_ok());
     let moved = Area::Lanes(vec![menqian_fixtures::DEMO_LANES[1].into()]);
-    s.set_area("steward-1", &moved).unwrap();
-    s.set_area("steward-1", &moved).unwrap();
-    let (dev, who) = s.authenticate(&phone.token).unwrap();
+    s.accounts().set_area("steward-1", &moved).unwrap();
+    s.accounts().set_area("steward-1", &moved).unwrap();
+    let (dev, who) = s.accounts().authenticate(&phone.token).unwrap();
     assert_eq!((who.area.clone(), who.area_epoch), (moved, 1));
     assert!(matches!(
         s.pull(&dev, &who, 0, 10),
@@ -231,71 +248,254 @@ fn area_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
     ));
     let first = s.snapshot(&dev, &who, None, 500).unwrap();
     assert!(first.changes.iter().all(|d| !d.doc_id.starts_with("shop/")));
-    let (dev, who) = s.authenticate(&phone.token).unwrap();
+    let (dev, who) = s.accounts().authenticate(&phone.token).unwrap();
     assert!(s.pull(&dev, &who, first.cursor, 10).is_ok());
     assert!(matches!(
-        s.set_area("nobody", &Area::District),
+        s.accounts().set_area("nobody", &Area::District),
         Err(StoreError::NotFound { .. })
     ));
 }
 
 /// Console passwords and sessions.
-fn session_suite(make: &dyn Fn() -> (tempfile::TempDir, Box<dyn SyncStore>)) {
-    let (_dir, mut s) = make();
-    s.add_user(&user("sup", Role::Supervisor)).unwrap();
-    assert_eq!(s.password_hash("sup").unwrap().1, None);
+fn session_suite(make: &dyn Fn() -> (Guard, Box<dyn SyncStore>)) {
+    let (_guard, mut s) = make();
+    s.accounts()
+        .add_user(&user("sup", Role::Supervisor))
+        .unwrap();
+    assert_eq!(s.accounts().password_hash("sup").unwrap().1, None);
     assert!(matches!(
-        s.password_hash("nobody"),
+        s.accounts().password_hash("nobody"),
         Err(StoreError::NotFound { .. })
     ));
-    s.set_password_hash("sup", Some("$argon2id$stand-in"))
+    s.accounts()
+        .set_password_hash("sup", Some("$argon2id$stand-in"))
         .unwrap();
     assert_eq!(
-        s.password_hash("sup").unwrap().1.as_deref(),
+        s.accounts().password_hash("sup").unwrap().1.as_deref(),
         Some("$argon2id$stand-in")
     );
     let reader = s.reader().unwrap();
-    let one = s.open_session("sup", now(), Duration::hours(12)).unwrap();
-    let two = s.open_session("sup", now(), Duration::hours(12)).unwrap();
+    let one = s
+        .accounts()
+        .open_session("sup", now(), Duration::hours(12))
+        .unwrap();
+    let two = s
+        .accounts()
+        .open_session("sup", now(), Duration::hours(12))
+        .unwrap();
     assert_ne!(one.token, two.token);
     assert_ne!(one.csrf, two.csrf);
     assert_eq!(one.expires_at, now() + Duration::hours(12));
-    let (who, csrf) = reader.session(&one.token, now()).unwrap().unwrap();
+    let (who, csrf) = reader
+        .accounts()
+        .session(&one.token, now())
+        .unwrap()
+        .unwrap();
     assert_eq!((who.id.as_str(), csrf.as_str()), ("sup", one.csrf.as_str()));
     // Expired at its end; unknown tokens are no one.
     assert!(
         reader
+            .accounts()
             .session(&one.token, now() + Duration::hours(12))
             .unwrap()
             .is_none()
     );
-    assert!(reader.session(&"0".repeat(64), now()).unwrap().is_none());
+    assert!(
+        reader
+            .accounts()
+            .session(&"0".repeat(64), now())
+            .unwrap()
+            .is_none()
+    );
     // Closing ends one session; a new password ends them all.
-    s.close_session(&one.token).unwrap();
-    assert!(reader.session(&one.token, now()).unwrap().is_none());
-    assert!(reader.session(&two.token, now()).unwrap().is_some());
-    s.set_password_hash("sup", None).unwrap();
-    assert!(reader.session(&two.token, now()).unwrap().is_none());
-    assert_eq!(s.password_hash("sup").unwrap().1, None);
+    s.accounts().close_session(&one.token).unwrap();
+    assert!(
+        reader
+            .accounts()
+            .session(&one.token, now())
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        reader
+            .accounts()
+            .session(&two.token, now())
+            .unwrap()
+            .is_some()
+    );
+    s.accounts().set_password_hash("sup", None).unwrap();
+    assert!(
+        reader
+            .accounts()
+            .session(&two.token, now())
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.accounts().password_hash("sup").unwrap().1, None);
 
     // When a device was last seen: kept, and never moved back.
-    s.add_user(&user("off", Role::Officer)).unwrap();
+    s.accounts().add_user(&user("off", Role::Officer)).unwrap();
     let code = s
+        .accounts()
         .issue_enrollment("off", now(), Duration::hours(1))
         .unwrap();
     let device = s.enroll(&code, "0a0b", "手机", now()).unwrap().device_id;
-    assert_eq!(s.devices().unwrap()[0].last_seen_ms, None);
+    assert_eq!(s.accounts().devices().unwrap()[0].last_seen_ms, None);
     let t = now().timestamp_millis();
-    s.record_seen(&[(device.clone(), t)]).unwrap();
-    s.record_seen(&[(device.clone(), t - 1_000), ("no-such-device".into(), t)])
+    s.accounts().record_seen(&[(device.clone(), t)]).unwrap();
+    s.accounts()
+        .record_seen(&[(device.clone(), t - 1_000), ("no-such-device".into(), t)])
         .unwrap();
-    assert_eq!(s.devices().unwrap()[0].last_seen_ms, Some(t));
+    assert_eq!(s.accounts().devices().unwrap()[0].last_seen_ms, Some(t));
 }
 
-fn sqlite() -> (tempfile::TempDir, Box<dyn SyncStore>) {
+/// Alerts, reminders, receipts, stewards' requests and Open311 keys.
+fn registry_suite(make: &dyn Fn() -> (Guard, Box<dyn SyncStore>)) {
+    let (_guard, mut s) = make();
+    let a = s.accounts();
+    let secret = a
+        .add_alert_source("cam-1", "camera", Some("shop-1"), None, now())
+        .unwrap();
+    assert_eq!(secret.len(), 64);
+    assert!(matches!(
+        a.add_alert_source("cam-1", "camera", None, None, now()),
+        Err(StoreError::Conflict(_))
+    ));
+    let source = a.alert_source("cam-1").unwrap().unwrap();
+    assert_eq!(
+        (
+            source.kind.as_str(),
+            source.shop_id.as_deref(),
+            source.secret
+        ),
+        ("camera", Some("shop-1"), secret)
+    );
+    assert_eq!(a.alert_source("cam-2").unwrap(), None);
+
+    let event = |id: &'static str, minutes_later: i64, photo: Option<&'static str>| AlertEvent {
+        source: "cam-1",
+        alert_id: id,
+        shop_id: "shop-1",
+        category: "店外经营",
+        at: now() + Duration::minutes(minutes_later),
+        minutes: 30,
+        photo,
+    };
+    let AlertRecorded::Reminded(first) =
+        a.record_alert(&event("e1", 0, Some("p1")), now()).unwrap()
+    else {
+        panic!("a first alert makes a reminder");
+    };
+    assert_eq!(first.deadline, now() + Duration::minutes(30));
+    assert_eq!(
+        a.record_alert(&event("e1", 5, None), now()).unwrap(),
+        AlertRecorded::Duplicate
+    );
+    let AlertRecorded::Again { reminder, due } =
+        a.record_alert(&event("e2", 10, Some("p2")), now()).unwrap()
+    else {
+        panic!("the same problem again is a repeat");
+    };
+    assert_eq!((reminder.id, reminder.alerts, due), (first.id, 2, false));
+    for (i, id) in ["e3", "e4", "e5"].into_iter().enumerate() {
+        let photo = ["p3", "p2", "p4"][i];
+        a.record_alert(&event(id, 20 + i as i64, Some(photo)), now())
+            .unwrap();
+    }
+    let AlertRecorded::Again { due, .. } = a.record_alert(&event("e6", 31, None), now()).unwrap()
+    else {
+        panic!("a repeat");
+    };
+    assert!(due, "seen again after its deadline");
+    assert_eq!(a.reminder_photos(first.id).unwrap(), ["p3", "p2", "p4"]);
+    assert_eq!(a.reminders_of("shop-1", now()).unwrap().len(), 1);
+    a.set_reminder_case(first.id, "case-1").unwrap();
+    assert!(a.reminders_of("shop-1", now()).unwrap().is_empty());
+    assert!(matches!(
+        a.record_alert(&event("e7", 40, None), now()).unwrap(),
+        AlertRecorded::Reminded(r) if r.id != first.id
+    ));
+    assert_eq!(a.reminder_count().unwrap(), 2);
+
+    // Receipts: the token leads to the case; phone numbers for staff only.
+    let t1 = a.add_receipt("case-1", Some("13800000000"), now()).unwrap();
+    let t2 = a.add_receipt("case-1", None, now()).unwrap();
+    assert_ne!(t1, t2);
+    assert_eq!(a.receipt(&t1).unwrap().as_deref(), Some("case-1"));
+    assert_eq!(a.receipt("nope").unwrap(), None);
+    assert_eq!(a.receipt_phones("case-1").unwrap(), ["13800000000"]);
+
+    // A steward's request, approved once into a user of that lane.
+    let req = a
+        .add_steward_request("梧桐巷", "李阿姨", "13900000000", now())
+        .unwrap();
+    assert_eq!(a.steward_requests().unwrap()[0].user_id, None);
+    let user = a.approve_steward(req, "steward-li").unwrap();
+    assert_eq!(
+        (user.role, user.area.to_string()),
+        (Role::Steward, "lanes:梧桐巷".to_string())
+    );
+    assert!(matches!(
+        a.approve_steward(req, "steward-li2"),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        a.approve_steward(req + 100, "x"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        a.steward_requests().unwrap()[0].user_id.as_deref(),
+        Some("steward-li")
+    );
+
+    // Open311 keys: only the named client's key works.
+    let key = a.add_open311_key("12345热线", now()).unwrap();
+    assert_eq!(
+        a.open311_client(&key).unwrap().as_deref(),
+        Some("12345热线")
+    );
+    assert_eq!(a.open311_client("other").unwrap(), None);
+
+    // Who a token belongs to changes the version a reader's remembered
+    // authentications are checked against.
+    let reader = a.reader().unwrap();
+    let before = reader.accounts_version().unwrap();
+    a.add_user(&user_of("off-9")).unwrap();
+    let code = a
+        .issue_enrollment("off-9", now(), Duration::hours(1))
+        .unwrap();
+    let device = s.enroll(&code, "0c0d", "手机", now()).unwrap().device_id;
+    let a = s.accounts();
+    let enrolled = reader.accounts_version().unwrap();
+    assert_ne!(before, enrolled);
+    a.revoke_device(&device, now()).unwrap();
+    assert_ne!(enrolled, reader.accounts_version().unwrap());
+    // Uploads: a device may upload what its records refer to, once allowed.
+    assert!(!a.may_upload(&device, "h1").unwrap());
+    a.allow_uploads("0c0d", &["h1".into(), "h1".into()])
+        .unwrap();
+    a.allow_uploads("0c0d", &["h1".into()]).unwrap();
+    assert!(a.may_upload(&device, "h1").unwrap());
+}
+
+fn user_of(id: &str) -> User {
+    user(id, Role::Officer)
+}
+
+fn sqlite() -> (Guard, Box<dyn SyncStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteSyncStore::open(dir.path(), vec![]).unwrap();
-    (dir, Box::new(store))
+    (Box::new(dir), Box::new(store))
+}
+
+/// The documents in SQLite, the accounts in a private PostgreSQL cluster.
+fn postgres() -> (Guard, Box<dyn SyncStore>) {
+    let cluster = pg::PgCluster::start();
+    let url = cluster.database("menqian");
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = PgAccounts::open(&url).unwrap();
+    let store = SqliteSyncStore::open_with(dir.path(), vec![], Box::new(accounts)).unwrap();
+    (Box::new((dir, cluster)), Box::new(store))
 }
 
 #[test]
@@ -314,25 +514,135 @@ fn sqlite_backend_conforms_on_areas() {
 }
 
 #[test]
+fn sqlite_backend_conforms_on_alerts_receipts_and_requests() {
+    registry_suite(&sqlite);
+}
+
+/// One cluster for all four suites: each gets its own database.
+#[test]
+fn postgres_accounts_conform() {
+    let cluster = std::rc::Rc::new(pg::PgCluster::start());
+    let n = std::cell::Cell::new(0);
+    let make = || -> (Guard, Box<dyn SyncStore>) {
+        n.set(n.get() + 1);
+        let url = cluster.database(&format!("suite{}", n.get()));
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = PgAccounts::open(&url).unwrap();
+        let store = SqliteSyncStore::open_with(dir.path(), vec![], Box::new(accounts)).unwrap();
+        (Box::new(dir), Box::new(store))
+    };
+    suite(&make);
+    session_suite(&make);
+    area_suite(&make);
+    registry_suite(&make);
+}
+
+/// Instances sharing one database: an alert delivered to several of them at
+/// once is recorded once, and a shop's problem makes one reminder.
+#[test]
+fn postgres_accounts_record_each_alert_once_across_instances() {
+    let (guard, _) = postgres();
+    let url = {
+        let (_, cluster) = guard
+            .downcast_ref::<(tempfile::TempDir, pg::PgCluster)>()
+            .unwrap();
+        cluster.url("menqian")
+    };
+    let mut first = PgAccounts::open(&url).unwrap();
+    use menqian_sync_server::store::{Accounts as _, AccountsRead as _};
+    first
+        .add_alert_source("cam-1", "camera", Some("shop-1"), None, now())
+        .unwrap();
+    let outcomes: Vec<AlertRecorded> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                scope.spawn(move || {
+                    let mut a = PgAccounts::open(&url).unwrap();
+                    (0..50)
+                        .map(|i| {
+                            let id = format!("e{i}");
+                            a.record_alert(
+                                &AlertEvent {
+                                    source: "cam-1",
+                                    alert_id: &id,
+                                    shop_id: "shop-1",
+                                    category: "占道",
+                                    at: now(),
+                                    minutes: 30,
+                                    photo: None,
+                                },
+                                now(),
+                            )
+                            .unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let reminded = outcomes
+        .iter()
+        .filter(|o| matches!(o, AlertRecorded::Reminded(_)))
+        .count();
+    let again = outcomes
+        .iter()
+        .filter(|o| matches!(o, AlertRecorded::Again { .. }))
+        .count();
+    let duplicate = outcomes
+        .iter()
+        .filter(|o| **o == AlertRecorded::Duplicate)
+        .count();
+    assert_eq!((reminded, again, duplicate), (1, 49, 150));
+    assert_eq!(first.reminder_count().unwrap(), 1);
+    assert_eq!(first.reminders_of("shop-1", now()).unwrap()[0].alerts, 50);
+}
+
+/// A database migrated by a newer program is refused, not half-used.
+#[test]
+fn postgres_accounts_refuse_a_newer_schema() {
+    let cluster = pg::PgCluster::start();
+    let url = cluster.database("menqian");
+    drop(PgAccounts::open(&url).unwrap());
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.batch_execute("UPDATE schema_version SET version = 99")
+        .unwrap();
+    let refused = PgAccounts::open(&url).unwrap_err().to_string();
+    assert!(refused.contains("99"), "{refused}");
+}
+
+#[test]
 fn sqlite_backend_keeps_everything_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let token = {
         let mut s = SqliteSyncStore::open(dir.path(), vec![]).unwrap();
-        s.add_user(&user("officer-1", Role::Officer)).unwrap();
+        s.accounts()
+            .add_user(&user("officer-1", Role::Officer))
+            .unwrap();
         let code = s
+            .accounts()
             .issue_enrollment("officer-1", now(), Duration::hours(1))
             .unwrap();
         s.enroll(&code, "abcd", "phone", now()).unwrap().token
     };
     let s = SqliteSyncStore::open(dir.path(), vec![]).unwrap();
-    assert_eq!(s.authenticate(&token).unwrap().1.id, "officer-1");
+    assert_eq!(
+        s.accounts_read().authenticate(&token).unwrap().1.id,
+        "officer-1"
+    );
 }
 
 #[test]
 fn sqlite_backend_records_the_server_receive_time_of_each_change() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = SqliteSyncStore::open(dir.path(), vec![]).unwrap();
-    s.add_user(&user("officer-1", Role::Officer)).unwrap();
+    s.accounts()
+        .add_user(&user("officer-1", Role::Officer))
+        .unwrap();
     let (_dd, device, changes) = device_with_edit();
     let writer = Writer {
         user: "officer-1".into(),

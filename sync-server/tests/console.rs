@@ -198,13 +198,14 @@ fn forged_forms_officers_and_guessers_are_kept_out() {
     let expired = {
         use menqian_sync_server::SyncStore as _;
         let mut s = menqian_sync_server::SqliteSyncStore::open(station.dir.path(), vec![]).unwrap();
-        s.open_session(
-            "supervisor-1",
-            chrono::Utc::now() - chrono::Duration::hours(13),
-            chrono::Duration::hours(12),
-        )
-        .unwrap()
-        .token
+        s.accounts()
+            .open_session(
+                "supervisor-1",
+                chrono::Utc::now() - chrono::Duration::hours(13),
+                chrono::Duration::hours(12),
+            )
+            .unwrap()
+            .token
     };
     for path in [
         "/console",
@@ -496,13 +497,14 @@ fn station_with_history() -> (StationProcess, &'static str) {
         let mut s = menqian_sync_server::SqliteSyncStore::open(dir.path(), vec![]).unwrap();
         let street = menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS).unwrap();
         menqian_fixtures::history(s.documents(), &street, 28, chrono::Utc::now(), None).unwrap();
-        s.add_user(&menqian_sync_server::User::new(
-            "chief-1",
-            "街巷长",
-            menqian_core::Role::LaneChief,
-            menqian_core::Area::Lanes(vec![lane.into()]),
-        ))
-        .unwrap();
+        s.accounts()
+            .add_user(&menqian_sync_server::User::new(
+                "chief-1",
+                "街巷长",
+                menqian_core::Role::LaneChief,
+                menqian_core::Area::Lanes(vec![lane.into()]),
+            ))
+            .unwrap();
     }
     (StationProcess::start_in(dir, &[], None), lane)
 }
@@ -690,13 +692,14 @@ fn the_case_list_shows_only_what_the_user_may_see_filtered_and_exported() {
     let (station, _) = station_with_history();
     {
         let mut s = menqian_sync_server::SqliteSyncStore::open(station.dir.path(), vec![]).unwrap();
-        s.add_user(&menqian_sync_server::User::new(
-            "supervisor-9",
-            "别的街道督导",
-            menqian_core::Role::Supervisor,
-            menqian_core::Area::Subdistrict(menqian_fixtures::SUBDISTRICTS[1].into()),
-        ))
-        .unwrap();
+        s.accounts()
+            .add_user(&menqian_sync_server::User::new(
+                "supervisor-9",
+                "别的街道督导",
+                menqian_core::Role::Supervisor,
+                menqian_core::Area::Subdistrict(menqian_fixtures::SUBDISTRICTS[1].into()),
+            ))
+            .unwrap();
     }
     let core = |filter: &menqian_core::CaseFilter, user: &str| {
         let store = menqian_core::Store::open_reader(
@@ -706,6 +709,7 @@ fn the_case_list_shows_only_what_the_user_may_see_filtered_and_exported() {
         .unwrap();
         let s = menqian_sync_server::SqliteSyncStore::open(station.dir.path(), vec![]).unwrap();
         let u = s
+            .accounts_read()
             .users()
             .unwrap()
             .into_iter()

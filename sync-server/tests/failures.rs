@@ -66,6 +66,7 @@ fn server_process_and_phone() -> (tempfile::TempDir, u16, Child, Device) {
     let server = spawn_server(data.path(), port);
     let code = SqliteSyncStore::open(data.path(), vec![])
         .unwrap()
+        .accounts()
         .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
         .unwrap();
     let mut phone = Device::enroll(&format!("http://127.0.0.1:{port}"), &code, "phone");
@@ -164,6 +165,7 @@ fn a_server_killed_during_a_push_loses_no_acknowledged_change() {
     assert_eq!(r.pushed as usize, 2_400 - acked.len());
     let code = SqliteSyncStore::open(data.path(), vec![])
         .unwrap()
+        .accounts()
         .issue_enrollment("officer-2", Utc::now(), chrono::Duration::hours(1))
         .unwrap();
     let mut other = Device::enroll(&url, &code, "other");

@@ -38,7 +38,10 @@ impl World {
                 Area::Lanes(vec![DEMO_LANES[1].into()]),
             ),
         ] {
-            admin.add_user(&User::new(id, id, role, area)).unwrap();
+            admin
+                .accounts()
+                .add_user(&User::new(id, id, role, area))
+                .unwrap();
         }
         drop(admin);
         World {
@@ -293,6 +296,7 @@ fn a_user_moved_to_another_area_reloads_it_and_keeps_unsynced_work() {
 
     w.server
         .admin()
+        .accounts()
         .set_area("officer-3", &Area::Subdistrict(SUBDISTRICTS[0].into()))
         .unwrap();
     o3.sync().unwrap();

@@ -247,6 +247,7 @@ fn a_revoked_device_is_refused_and_keeps_its_work() {
     let case = report(&mut d, "officer-1");
     server
         .admin()
+        .accounts()
         .revoke_device(&d.device_id, Utc::now())
         .unwrap();
     assert!(matches!(d.sync(), Err(Error::Unauthorized { .. })));

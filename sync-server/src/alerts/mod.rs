@@ -228,7 +228,10 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
         return crate::sync::busy(busy).into_response();
     }
     let asked = source_id.clone();
-    let source = match station.read(move |r| Ok(r.alert_source(&asked)?)).await {
+    let source = match station
+        .read(move |r| Ok(r.accounts().alert_source(&asked)?))
+        .await
+    {
         Ok(Some(s)) => s,
         Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "unknown_source", "no such source"),
         Err(e) => return e.into_response(),
@@ -361,7 +364,7 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
                 ),
                 None => None,
             };
-            let recorded = w.record_alert(
+            let recorded = w.accounts().record_alert(
                 &crate::store::AlertEvent {
                     source: &source.id,
                     alert_id: &alert.alert_id,
@@ -403,7 +406,7 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
                         shop.name,
                         crate::console::beijing(reminder.deadline)
                     );
-                    let photos = w.reminder_photos(reminder.id)?;
+                    let photos = w.accounts().reminder_photos(reminder.id)?;
                     let case_id = w
                         .documents()
                         .escalate_reminder(
@@ -415,7 +418,7 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
                             ALERTS_USER,
                         )
                         .map_err(StoreError::from)?;
-                    w.set_reminder_case(reminder.id, &case_id)?;
+                    w.accounts().set_reminder_case(reminder.id, &case_id)?;
                     Some(answer("escalated", &reminder, Some(case_id)))
                 }
                 AlertRecorded::Again { reminder, .. } => Some(answer("again", &reminder, None)),

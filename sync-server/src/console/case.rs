@@ -148,7 +148,7 @@ async fn show(
                 None => None,
             };
             let category = category.map_or_else(|| case.category.clone(), |c| c.name);
-            let phones = r.receipt_phones(&case.id)?;
+            let phones = r.accounts().receipt_phones(&case.id)?;
             Ok(Some((case, departments, category, shop, phones)))
         })
         .await;

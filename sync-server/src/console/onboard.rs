@@ -456,7 +456,7 @@ pub(super) async fn print(State(station): State<Arc<Station>>, request: Request)
         Err(e) => return bad(e),
     };
     let host = station.signboard_host.clone();
-    let users = match station.read(|r| Ok(r.users()?)).await {
+    let users = match station.read(|r| Ok(r.accounts().users()?)).await {
         Ok(u) => u,
         Err(e) => return error_page(&e),
     };

@@ -94,7 +94,9 @@ pub(super) async fn page(State(station): State<Arc<Station>>, headers: HeaderMap
         Ok(o) => o,
         Err(e) => return error_page(&e),
     };
-    let listed = station.read(|r| Ok((r.users()?, r.devices()?))).await;
+    let listed = station
+        .read(|r| Ok((r.accounts().users()?, r.accounts().devices()?)))
+        .await;
     let (users, devices) = match listed {
         Ok(listed) => listed,
         Err(e) => return error_page(&e),

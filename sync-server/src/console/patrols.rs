@@ -94,7 +94,7 @@ pub(super) async fn page(
         .map(|d| beijing_midnight(d) + Duration::hours(12))
         .unwrap_or_else(|_| Utc::now());
     let week = Period::week_of(at);
-    let users = match station.read(|r| Ok(r.users()?)).await {
+    let users = match station.read(|r| Ok(r.accounts().users()?)).await {
         Ok(users) => users,
         Err(e) => return error_page(&e),
     };

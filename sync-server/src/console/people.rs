@@ -75,7 +75,13 @@ async fn people(
     enrollment: Option<Enrollment>,
 ) -> Response {
     let listed = station
-        .read(|r| Ok((r.users()?, r.devices()?, r.steward_requests()?)))
+        .read(|r| {
+            Ok((
+                r.accounts().users()?,
+                r.accounts().devices()?,
+                r.accounts().steward_requests()?,
+            ))
+        })
         .await;
     let (users, devices, requests) = match listed {
         Ok(listed) => listed,
@@ -176,7 +182,10 @@ pub(super) async fn add_user(State(station): State<Arc<Station>>, request: Reque
     };
     let user = User::new(form.id.trim(), form.name.trim(), role, area);
     let id = user.id.clone();
-    match station.write(move |s| Ok(s.add_user(&user)?)).await {
+    match station
+        .write(move |s| Ok(s.accounts().add_user(&user)?))
+        .await
+    {
         Ok(()) => {
             tracing::info!(by = %me.id, user = %id, "user added in the console");
             let notice = Some(format!("已新建人员 {id}"));
@@ -201,7 +210,10 @@ pub(super) async fn issue_code(State(station): State<Arc<Station>>, request: Req
     };
     let user = form.user.clone();
     let issued = station
-        .write(move |s| Ok(s.issue_enrollment(&user, Utc::now(), Duration::hours(CODE_HOURS))?))
+        .write(move |s| {
+            Ok(s.accounts()
+                .issue_enrollment(&user, Utc::now(), Duration::hours(CODE_HOURS))?)
+        })
         .await;
     let code = match issued {
         Ok(code) => code,
@@ -264,8 +276,10 @@ pub(super) async fn approve_steward(
     };
     let approved = station
         .write(move |s| {
-            let user = s.approve_steward(request_id, &id)?;
-            let code = s.issue_enrollment(&user.id, Utc::now(), Duration::hours(CODE_HOURS))?;
+            let user = s.accounts().approve_steward(request_id, &id)?;
+            let code =
+                s.accounts()
+                    .issue_enrollment(&user.id, Utc::now(), Duration::hours(CODE_HOURS))?;
             Ok((user, code))
         })
         .await;
@@ -338,7 +352,7 @@ pub(super) async fn revoke(State(station): State<Arc<Station>>, request: Request
     };
     let device = form.device.clone();
     match station
-        .write(move |s| Ok(s.revoke_device(&device, Utc::now())?))
+        .write(move |s| Ok(s.accounts().revoke_device(&device, Utc::now())?))
         .await
     {
         Ok(()) => {
@@ -365,7 +379,9 @@ pub(super) async fn set_password(
         Err(response) => return response,
     };
     let id = form.user.clone();
-    let found = station.write(move |s| Ok(s.password_hash(&id)?.0)).await;
+    let found = station
+        .write(move |s| Ok(s.accounts().password_hash(&id)?.0))
+        .await;
     let user = match found {
         Ok(user) => user,
         Err(e) => return error_page(&e),
@@ -409,7 +425,7 @@ pub(super) async fn set_password(
     };
     let id = user.id.clone();
     if let Err(e) = station
-        .write(move |s| Ok(s.set_password_hash(&id, Some(&phc))?))
+        .write(move |s| Ok(s.accounts().set_password_hash(&id, Some(&phc))?))
         .await
     {
         return error_page(&e);

@@ -79,7 +79,7 @@ pub(super) async fn confirm_reminder(
                 return Ok(None);
             };
             let Some(reminder) = w
-                .reader()?
+                .accounts_read()
                 .reminders_of(&form.shop, now - chrono::Duration::days(7))?
                 .into_iter()
                 .find(|m| m.id == reminder_id)
@@ -87,7 +87,7 @@ pub(super) async fn confirm_reminder(
                 return Ok(None);
             };
             let description = format!("督查员确认摄像头提醒的问题仍存在（{}）", shop.name);
-            let photos = w.reminder_photos(reminder.id)?;
+            let photos = w.accounts().reminder_photos(reminder.id)?;
             let case_id = w
                 .documents()
                 .escalate_reminder(
@@ -99,7 +99,7 @@ pub(super) async fn confirm_reminder(
                     &by,
                 )
                 .map_err(StoreError::from)?;
-            w.set_reminder_case(reminder.id, &case_id)?;
+            w.accounts().set_reminder_case(reminder.id, &case_id)?;
             Ok(Some(case_id))
         })
         .await;
@@ -308,7 +308,9 @@ async fn view(
                 .into_iter()
                 .map(|c| (c.code, c.name))
                 .collect();
-            let reminders = r.reminders_of(&id, now - chrono::Duration::hours(24))?;
+            let reminders = r
+                .accounts()
+                .reminders_of(&id, now - chrono::Duration::hours(24))?;
             Ok(Some(ShopView {
                 shop,
                 standing,

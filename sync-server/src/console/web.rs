@@ -201,7 +201,9 @@ pub(super) async fn signed_in(
         return Ok(None);
     }
     let now = Utc::now();
-    station.read(move |r| Ok(r.session(&token, now)?)).await
+    station
+        .read(move |r| Ok(r.accounts().session(&token, now)?))
+        .await
 }
 
 /// The signed-in user and the session's CSRF token, or the response to give
@@ -334,7 +336,7 @@ async fn login(
     // without it (Argon2 takes tens of milliseconds).
     let id = user_id.clone();
     let found = station
-        .write(move |s| match s.password_hash(&id) {
+        .write(move |s| match s.accounts().password_hash(&id) {
             Ok(found) => Ok(Some(found)),
             Err(crate::store::StoreError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
@@ -374,7 +376,10 @@ async fn login(
     }
     let id = user.id.clone();
     let opened = station
-        .write(move |s| Ok(s.open_session(&id, Utc::now(), Duration::hours(SESSION_HOURS))?))
+        .write(move |s| {
+            Ok(s.accounts()
+                .open_session(&id, Utc::now(), Duration::hours(SESSION_HOURS))?)
+        })
         .await;
     let session = match opened {
         Ok(session) => session,
@@ -427,7 +432,9 @@ async fn logout(State(station): State<Arc<Station>>, request: Request) -> Respon
         ));
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
-        && let Err(e) = station.write(move |s| Ok(s.close_session(&token)?)).await
+        && let Err(e) = station
+            .write(move |s| Ok(s.accounts().close_session(&token)?))
+            .await
     {
         return error_page(&e);
     }

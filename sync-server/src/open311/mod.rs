@@ -671,7 +671,10 @@ async fn post_requests(
         );
     }
     let asked = key.clone();
-    let client = match station.read(move |r| Ok(r.open311_client(&asked)?)).await {
+    let client = match station
+        .read(move |r| Ok(r.accounts().open311_client(&asked)?))
+        .await
+    {
         Ok(Some(c)) => c,
         Ok(None) => return error(format, StatusCode::FORBIDDEN, "api_key is not valid"),
         Err(_) => return error(format, StatusCode::SERVICE_UNAVAILABLE, "try again later"),

@@ -238,19 +238,20 @@ async fn shop(
             let reminders = match &found {
                 PublicLookup::Found(s) => {
                     let names = docs.categories().map_err(StoreError::from)?;
-                    r.reminders_of(
-                        &format!("shop/{}", s.code),
-                        Utc::now() - chrono::Duration::hours(24),
-                    )?
-                    .into_iter()
-                    .map(|m| {
-                        let name = names
-                            .iter()
-                            .find(|c| c.code == m.category)
-                            .map_or(m.category.clone(), |c| c.name.clone());
-                        (name, m.first_at, m.deadline)
-                    })
-                    .collect()
+                    r.accounts()
+                        .reminders_of(
+                            &format!("shop/{}", s.code),
+                            Utc::now() - chrono::Duration::hours(24),
+                        )?
+                        .into_iter()
+                        .map(|m| {
+                            let name = names
+                                .iter()
+                                .find(|c| c.code == m.category)
+                                .map_or(m.category.clone(), |c| c.name.clone());
+                            (name, m.first_at, m.deadline)
+                        })
+                        .collect()
                 }
                 _ => Vec::new(),
             };
@@ -641,7 +642,8 @@ async fn file_citizen_report(
                     lane,
                 })
                 .map_err(StoreError::from)?;
-            Ok(w.add_receipt(&filed.case_id, phone.as_deref(), now)?)
+            Ok(w.accounts()
+                .add_receipt(&filed.case_id, phone.as_deref(), now)?)
         })
         .await;
     match filed {
@@ -782,6 +784,7 @@ async fn lane(
                 })
                 .unwrap_or_default();
             let chiefs: Vec<String> = r
+                .accounts()
                 .users()?
                 .into_iter()
                 .filter(|u| u.role == menqian_core::Role::LaneChief)
@@ -870,7 +873,8 @@ async fn steward_request(
     let saved = station
         .write(move |w| {
             lane_shops(w.documents(), &target)?;
-            Ok(w.add_steward_request(&target, &name, &phone, Utc::now())?)
+            Ok(w.accounts()
+                .add_steward_request(&target, &name, &phone, Utc::now())?)
         })
         .await;
     match saved {
@@ -926,7 +930,7 @@ async fn receipt(
     }
     let found = station
         .read(move |r| {
-            let Some(case_id) = r.receipt(&token)? else {
+            let Some(case_id) = r.accounts().receipt(&token)? else {
                 return Ok(None);
             };
             let docs = r.documents();

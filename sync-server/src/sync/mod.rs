@@ -255,7 +255,7 @@ impl Station {
         let station = self.clone();
         let found = on_files(move || {
             let mut auth = station.auth.lock().unwrap_or_else(|p| p.into_inner());
-            let version = auth.reader.accounts_version()?;
+            let version = auth.reader.accounts().accounts_version()?;
             if version != auth.version {
                 auth.known.clear();
                 auth.version = version;
@@ -264,7 +264,7 @@ impl Station {
             if let Some(known) = auth.known.get(&key) {
                 return Ok(known.clone());
             }
-            let found = auth.reader.authenticate(&token)?;
+            let found = auth.reader.accounts().authenticate(&token)?;
             if auth.known.len() >= AUTH_CACHE_SIZE {
                 auth.known.clear();
             }
@@ -695,7 +695,9 @@ async fn blob_status(
     let asked = hash.clone();
     let uploader = device.id.clone();
     let may = station
-        .read(move |r| Ok(r.may_upload(&uploader, &asked)? || r.blob_visible(&asked, &user)?))
+        .read(move |r| {
+            Ok(r.accounts().may_upload(&uploader, &asked)? || r.blob_visible(&asked, &user)?)
+        })
         .await?;
     if !may {
         return Err(photo_not_found(&hash));
@@ -738,7 +740,7 @@ async fn blob_put(
     }
     let (asked, uploader) = (hash.clone(), device.id.clone());
     if !station
-        .read(move |r| Ok(r.may_upload(&uploader, &asked)?))
+        .read(move |r| Ok(r.accounts().may_upload(&uploader, &asked)?))
         .await?
     {
         return Err(ApiError::new(

@@ -39,7 +39,9 @@ pub fn seed_with(dir: &std::path::Path, shops: usize) {
     docs.import_registry(menqian_fixtures::registry(shops).unwrap())
         .unwrap();
     for (id, role, area) in users() {
-        s.add_user(&User::new(id, id, role, area)).unwrap();
+        s.accounts()
+            .add_user(&User::new(id, id, role, area))
+            .unwrap();
     }
 }
 
@@ -148,6 +150,7 @@ impl TestServer {
 
     pub fn code_for(&self, user: &str) -> String {
         self.admin()
+            .accounts()
             .issue_enrollment(user, Utc::now(), Duration::hours(1))
             .unwrap()
     }
@@ -175,6 +178,7 @@ impl TestServer {
     pub fn documents_for(&self, user: &str) -> Vec<(String, serde_json::Value)> {
         let u = self
             .admin()
+            .accounts()
             .users()
             .unwrap()
             .into_iter()
@@ -450,6 +454,7 @@ impl StationProcess {
 
     pub fn code_for(&self, user: &str) -> String {
         self.admin()
+            .accounts()
             .issue_enrollment(user, Utc::now(), Duration::hours(1))
             .unwrap()
     }
