@@ -461,19 +461,14 @@ impl Store {
         finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<ApplyReport> {
         // Group by document, keeping each document's changes in feed order.
-        let mut work: Vec<DocWork> = Vec::new();
-        let mut slot: HashMap<String, usize> = HashMap::new();
-        for (i, c) in changes.into_iter().enumerate() {
-            let k = *slot.entry(c.doc_id.clone()).or_insert_with(|| {
-                work.push(DocWork {
-                    doc_id: c.doc_id.clone(),
-                    incoming: Vec::new(),
-                    stored: None,
-                });
-                work.len() - 1
-            });
-            work[k].incoming.push((i, c.change));
-        }
+        let mut work: Vec<DocWork> = group_by_document(changes)
+            .into_iter()
+            .map(|(doc_id, incoming)| DocWork {
+                doc_id,
+                incoming,
+                stored: None,
+            })
+            .collect();
         let tx = self.conn.transaction()?;
         for w in &mut work {
             w.stored = tx
@@ -510,6 +505,81 @@ impl Store {
         commit(tx)?;
         Ok(report)
     }
+}
+
+/// One document's share of a pushed batch, merged into the document as the
+/// authority stores it and checked against the access rules: the step every
+/// backend takes under its lock on the document (the station's SQLite store
+/// through [`Store::apply_decoded_as`], PostgreSQL for a city).
+#[derive(Debug)]
+pub struct MergedPush {
+    pub doc_id: String,
+    /// Changes the document had already.
+    pub duplicates: usize,
+    /// The document after the merge, and its new changes in the order they
+    /// were pushed; `None` when every change was a duplicate.
+    pub merged: Option<(Vec<u8>, Vec<NewChange>)>,
+    /// The actors of the new changes.
+    pub actors: Vec<Vec<u8>>,
+}
+
+/// A change new to its document: its hash and its bytes.
+pub type NewChange = (Vec<u8>, Vec<u8>);
+
+/// A pushed batch grouped by document, each document's changes in the order
+/// pushed (with their place in the batch, for refusals).
+pub fn group_by_document(changes: Vec<Incoming>) -> Vec<(String, Vec<(usize, Change)>)> {
+    let mut work: Vec<(String, Vec<(usize, Change)>)> = Vec::new();
+    let mut slot: HashMap<String, usize> = HashMap::new();
+    for (i, c) in changes.into_iter().enumerate() {
+        let k = *slot.entry(c.doc_id.clone()).or_insert_with(|| {
+            work.push((c.doc_id.clone(), Vec::new()));
+            work.len() - 1
+        });
+        work[k].1.push((i, c.change));
+    }
+    work
+}
+
+/// Merges `incoming` (one document's changes from [`group_by_document`])
+/// into the document `stored`, as `writer` pushed them: the same checks as
+/// [`Store::apply_decoded_as`] (actor bound to the device, dependencies
+/// present, control characters, access rules), on bytes kept anywhere.
+pub fn merge_pushed(
+    doc_id: &str,
+    stored: Option<Vec<u8>>,
+    incoming: Vec<(usize, Change)>,
+    writer: &Writer,
+) -> Result<MergedPush> {
+    let work = DocWork {
+        doc_id: doc_id.to_string(),
+        incoming,
+        stored,
+    };
+    let merged = untrusted(doc_id, || {
+        merge_one(&work, &automerge::ActorId::random(), Some(writer))
+    })?;
+    let result = match merged.result {
+        None => None,
+        Some((saved, hashes, _)) => {
+            let by_hash: HashMap<automerge::ChangeHash, &Change> =
+                work.incoming.iter().map(|(_, c)| (c.hash(), c)).collect();
+            let mut changes = Vec::with_capacity(hashes.len());
+            for h in &hashes {
+                let change = by_hash
+                    .get(h)
+                    .ok_or_else(|| Error::corrupt(doc_id, "a merged change is not in its batch"))?;
+                changes.push((h.as_ref().to_vec(), change.raw_bytes().to_vec()));
+            }
+            Some((saved, changes))
+        }
+    };
+    Ok(MergedPush {
+        doc_id: merged.doc_id,
+        duplicates: merged.duplicates,
+        merged: result,
+        actors: merged.actors.into_iter().collect(),
+    })
 }
 
 /// A change read and checked: its document id fits the grammar

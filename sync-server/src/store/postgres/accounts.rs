@@ -1,9 +1,6 @@
-//! The accounts on PostgreSQL (issue 17), for a city whose station runs as
-//! several instances: the same [`Accounts`] as `accounts.sqlite`, held to the
-//! same conformance suite.
-//!
-//! The store runs on blocking threads, so this uses the synchronous client.
-//! Each handle owns one connection; [`Accounts::reader`] opens another.
+//! The accounts on PostgreSQL: the same [`Accounts`] as `accounts.sqlite`,
+//! held to the same conformance suite. Each handle owns one connection;
+//! [`Accounts::reader`] opens another.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -11,21 +8,12 @@ use chrono::{DateTime, Duration, Utc};
 use menqian_core::{Area, Role};
 use postgres::{Client, NoTls, Row, Transaction};
 
-use super::{
+use super::migrate;
+use crate::store::{
     Accounts, AccountsRead, AlertEvent, AlertRecorded, AlertSource, Device, Enrolled, Reminder,
     Session, StewardRequest, StoreError, StoreResult, User, checked_user_id, code_refusal, hash,
     latest_photos, new_code, new_device_id, new_token, text,
 };
-
-/// The schema, one migration per version; a database newer than these is
-/// refused, as the embedded store refuses one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../migrations/postgres/0001_accounts.sql"),
-)];
-
-/// An arbitrary, fixed key: instances starting together migrate one at a time.
-const MIGRATION_LOCK: i64 = 0x6d65_6e71_6961_6e01;
 
 /// The accounts in a PostgreSQL database.
 pub struct PgAccounts {
@@ -60,31 +48,6 @@ impl PgAccounts {
     fn user(&self, id: &str) -> StoreResult<User> {
         user_by_id(&mut *self.client(), id)
     }
-}
-
-fn migrate(client: &mut Client) -> StoreResult<()> {
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
-    let current: i64 = tx
-        .query_opt("SELECT version FROM schema_version", &[])?
-        .map(|r| r.get(0))
-        .unwrap_or(0);
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
-    if current > known {
-        return Err(menqian_core::Error::DatabaseTooNew {
-            found: current,
-            supported: known,
-        }
-        .into());
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
-        tx.batch_execute(sql)?;
-        tx.execute("DELETE FROM schema_version", &[])?;
-        tx.execute("INSERT INTO schema_version VALUES ($1)", &[version])?;
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 const DEVICE_COLUMNS: &str =

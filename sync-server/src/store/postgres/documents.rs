@@ -1,0 +1,300 @@
+//! The authoritative documents and the change feed on PostgreSQL, for a
+//! station of several instances. A push is merged and checked by the core
+//! ([`menqian_core::merge_pushed`]) against the document as PostgreSQL holds
+//! it, under a lock on each document taken before the transaction writes;
+//! the sequencer then gives the feed its positions without gaps (see
+//! `migrations/postgres/0002_documents.sql` and docs/adr/0013-city-storage.md).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use menqian_core::{ApplyReport, DocChange, Incoming, Writer};
+use postgres::{Client, NoTls};
+
+use super::migrate;
+use crate::store::StoreResult;
+
+/// The sequencer's lock: one run at a time across every instance.
+const SEQUENCER_LOCK: i64 = 0x6d65_6e71_6961_6e02;
+
+/// The first of the two keys of a document's lock (the second is the hash
+/// of its id), apart from every other lock the station takes.
+const DOCUMENT_LOCKS: i32 = 1;
+
+/// At most this many changes get their positions in one sequencer step.
+const SEQUENCER_STEP: i64 = 20_000;
+
+/// A page of the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPage {
+    /// Each change with its position, in feed order: every change comes
+    /// after the changes it depends on.
+    pub changes: Vec<(u64, DocChange)>,
+    /// Pass this as the next call's cursor.
+    pub cursor: u64,
+    /// More changes wait after `cursor`.
+    pub more: bool,
+}
+
+/// The documents and feed in a PostgreSQL database, through one connection.
+pub struct PgDocuments {
+    client: Client,
+    /// Test hook: a random pause before each push commits, in this range of
+    /// milliseconds, so that transactions commit out of the order they wrote.
+    commit_delay_ms: (u64, u64),
+}
+
+impl std::fmt::Debug for PgDocuments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgDocuments").finish_non_exhaustive()
+    }
+}
+
+impl PgDocuments {
+    /// Connects to `url` and brings its schema up to date.
+    pub fn open(url: &str) -> StoreResult<PgDocuments> {
+        let mut client = Client::connect(url, NoTls)?;
+        migrate(&mut client)?;
+        Ok(PgDocuments {
+            client,
+            commit_delay_ms: (0, 0),
+        })
+    }
+
+    /// Test hook: pause each push for a random time of `min_ms` to `max_ms`
+    /// before it commits.
+    #[doc(hidden)]
+    pub fn delay_commits_for_tests(&mut self, min_ms: u64, max_ms: u64) {
+        self.commit_delay_ms = (min_ms, max_ms.max(min_ms));
+    }
+
+    /// Applies a pushed batch, all or nothing, durable when it returns: each
+    /// document's changes merged into it and checked against the access
+    /// rules as `writer` made them. The changes are in the feed once the
+    /// sequencer reaches them (this call runs it once after committing).
+    pub fn push(
+        &mut self,
+        writer: &Writer,
+        changes: Vec<Incoming>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApplyReport> {
+        let groups = menqian_core::group_by_document(changes);
+        let ids: Vec<&str> = groups.iter().map(|(id, _)| id.as_str()).collect();
+        let mut tx = self.client.transaction()?;
+        // Every document of the batch is locked before this transaction
+        // writes anything, and so before it has an id: a push that depends
+        // on another's changes waits for that one's commit, and its id, taken
+        // later, puts it after that one in the feed. In one order (by key),
+        // so two pushes never wait for each other.
+        tx.query_one(
+            "SELECT count(pg_advisory_xact_lock($2, k)) FROM (
+                 SELECT DISTINCT hashtext(d) AS k FROM unnest($1::text[]) AS d ORDER BY k
+             ) AS keys",
+            &[&ids, &DOCUMENT_LOCKS],
+        )?;
+        let mut stored: HashMap<String, Vec<u8>> = tx
+            .query("SELECT id, data FROM documents WHERE id = ANY($1)", &[&ids])?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let mut report = ApplyReport::default();
+        let (mut doc_ids, mut saved) = (Vec::new(), Vec::new());
+        let (mut feed_docs, mut hashes, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut actors = BTreeSet::new();
+        for (doc_id, incoming) in groups {
+            let stored = stored.remove(&doc_id);
+            let merged = menqian_core::merge_pushed(&doc_id, stored, incoming, writer)?;
+            report.duplicates += merged.duplicates;
+            let Some((data, changes)) = merged.merged else {
+                continue;
+            };
+            report.applied += changes.len();
+            report.documents += 1;
+            for (hash, change) in changes {
+                feed_docs.push(doc_id.clone());
+                hashes.push(hash);
+                bytes.push(change);
+            }
+            doc_ids.push(doc_id);
+            saved.push(data);
+            actors.extend(merged.actors);
+        }
+        if doc_ids.is_empty() {
+            // Every change was here already: nothing to write.
+            tx.commit()?;
+            return Ok(report);
+        }
+        tx.execute(
+            "INSERT INTO documents (id, data) SELECT * FROM unnest($1::text[], $2::bytea[])
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            &[&doc_ids, &saved],
+        )?;
+        tx.execute(
+            "INSERT INTO feed (doc_id, hash, change, received_at)
+             SELECT d, h, c, $4 FROM unnest($1::text[], $2::bytea[], $3::bytea[])
+                 WITH ORDINALITY AS t (d, h, c, n)
+             ORDER BY n",
+            &[&feed_docs, &hashes, &bytes, &now.timestamp_millis()],
+        )?;
+        let actors: Vec<Vec<u8>> = actors.into_iter().collect();
+        tx.execute(
+            "INSERT INTO actors (actor) SELECT unnest($1::bytea[]) ON CONFLICT DO NOTHING",
+            &[&actors],
+        )?;
+        let (min, max) = self.commit_delay_ms;
+        if max > 0 {
+            let ms = rand::random_range(min..=max);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        tx.commit()?;
+        // Acknowledged from here on. Positions are the sequencer's business:
+        // if this run fails, the instances' background sequencers give them.
+        if let Err(e) = self.sequence() {
+            tracing::warn!(error = %e, "the sequencer's run after a push failed");
+        }
+        Ok(report)
+    }
+
+    /// Gives feed positions to every committed change that has none, in
+    /// transaction order; returns how many. One run at a time across all
+    /// instances, each in one transaction: a reader sees a run's positions
+    /// all at once, after every earlier run's.
+    pub fn sequence(&mut self) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let mut tx = self.client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK])?;
+            // A statement of its own after the lock: its snapshot sees the
+            // previous run's positions, and only committed changes. A change
+            // committed after this snapshot waits for the next run, so it
+            // comes after everything placed now; one that depends on another
+            // committed after it, so never comes first.
+            let n = tx.execute(
+                "WITH base AS (SELECT coalesce(max(pos), 0) AS last FROM feed),
+                      todo AS (
+                          SELECT id, row_number() OVER (ORDER BY xid, id) AS n
+                          FROM feed WHERE pos IS NULL
+                          ORDER BY xid, id
+                          LIMIT $1
+                      )
+                 UPDATE feed SET pos = base.last + todo.n FROM todo, base WHERE feed.id = todo.id",
+                &[&SEQUENCER_STEP],
+            )?;
+            tx.commit()?;
+            total += n;
+            if n < SEQUENCER_STEP.unsigned_abs() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Changes after `cursor`, at most `limit`, in feed order.
+    pub fn changes_since(&mut self, cursor: u64, limit: u32) -> StoreResult<FeedPage> {
+        let limit = i64::from(limit.max(1));
+        let after = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let rows = self.client.query(
+            "SELECT pos, doc_id, change FROM feed WHERE pos > $1 ORDER BY pos LIMIT $2",
+            &[&after, &(limit + 1)],
+        )?;
+        let more = rows.len() as i64 > limit;
+        let changes: Vec<(u64, DocChange)> = rows
+            .into_iter()
+            .take(limit.unsigned_abs() as usize)
+            .map(|r| {
+                (
+                    r.get::<_, i64>(0).unsigned_abs(),
+                    DocChange {
+                        doc_id: r.get(1),
+                        bytes: r.get(2),
+                    },
+                )
+            })
+            .collect();
+        let cursor = changes.last().map_or(cursor, |(pos, _)| *pos);
+        Ok(FeedPage {
+            changes,
+            cursor,
+            more,
+        })
+    }
+
+    /// The last position given.
+    pub fn head(&mut self) -> StoreResult<u64> {
+        let head: i64 = self
+            .client
+            .query_one("SELECT coalesce(max(pos), 0) FROM feed", &[])?
+            .get(0);
+        Ok(head.unsigned_abs())
+    }
+
+    /// Changes acknowledged but not yet given a position (the feed's lag).
+    pub fn unsequenced(&mut self) -> StoreResult<u64> {
+        let n: i64 = self
+            .client
+            .query_one("SELECT count(*) FROM feed WHERE pos IS NULL", &[])?
+            .get(0);
+        Ok(n.unsigned_abs())
+    }
+
+    /// Whether the feed holds changes by this Automerge actor (hex).
+    pub fn actor_has_changes(&mut self, actor: &str) -> StoreResult<bool> {
+        let Some(bytes) = menqian_core::hex::decode(actor) else {
+            return Ok(false);
+        };
+        Ok(self
+            .client
+            .query_opt("SELECT 1 FROM actors WHERE actor = $1", &[&bytes])?
+            .is_some())
+    }
+}
+
+/// An instance's background sequencer: gives positions to changes a push's
+/// own run did not place (that run failed, or its instance died between the
+/// commit and the run). Stops when dropped.
+#[derive(Debug)]
+pub struct Sequencer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sequencer {
+    /// Runs the sequencer on its own connection every `period`.
+    pub fn start(url: &str, period: std::time::Duration) -> StoreResult<Sequencer> {
+        let mut docs = Some(PgDocuments::open(url)?);
+        let url = url.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sequencer".into())
+            .spawn(move || {
+                while !stopping.load(Ordering::Relaxed) {
+                    // A connection lost (PostgreSQL restarted) is opened again.
+                    let run = match docs.as_mut() {
+                        Some(d) => d.sequence().map(|_| ()),
+                        None => PgDocuments::open(&url).map(|d| docs = Some(d)),
+                    };
+                    if let Err(e) = run {
+                        tracing::warn!(error = %e, "the background sequencer failed; retrying");
+                        docs = None;
+                    }
+                    std::thread::sleep(period);
+                }
+            })
+            .map_err(menqian_core::Error::from)?;
+        Ok(Sequencer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Sequencer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
