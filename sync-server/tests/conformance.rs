@@ -5,7 +5,7 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use menqian_core::{Area, DocChange, Role, ShopPatch, Store, StoreConfig, Writer};
-use menqian_sync_server::store::postgres::PgAccounts;
+use menqian_sync_server::store::postgres::{PgAccounts, PgSyncStore};
 use menqian_sync_server::store::{AlertEvent, AlertRecorded, StoreError};
 use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
 
@@ -170,6 +170,7 @@ fn area_suite(make: &dyn Fn() -> (Guard, Box<dyn SyncStore>)) {
     let (_guard, mut s) = make();
     let shops = menqian_fixtures::registry(menqian_fixtures::STREET_SHOPS).unwrap();
     s.documents().import_registry(shops.clone()).unwrap();
+    s.publish().unwrap();
     let on_lane = shops
         .iter()
         .find(|x| x.lane.as_deref() == Some(menqian_fixtures::DEMO_LANES[0]))
@@ -518,17 +519,18 @@ fn sqlite_backend_conforms_on_alerts_receipts_and_requests() {
     registry_suite(&sqlite);
 }
 
-/// One cluster for all four suites: each gets its own database.
+/// The whole station on PostgreSQL: accounts, documents and feed in the
+/// database, a read model beside them. One cluster for all four suites, each
+/// with its own database.
 #[test]
-fn postgres_accounts_conform() {
+fn postgres_backend_conforms() {
     let cluster = std::rc::Rc::new(pg::PgCluster::start());
     let n = std::cell::Cell::new(0);
     let make = || -> (Guard, Box<dyn SyncStore>) {
         n.set(n.get() + 1);
         let url = cluster.database(&format!("suite{}", n.get()));
         let dir = tempfile::tempdir().unwrap();
-        let accounts = PgAccounts::open(&url).unwrap();
-        let store = SqliteSyncStore::open_with(dir.path(), vec![], Box::new(accounts)).unwrap();
+        let store = PgSyncStore::open(&url, dir.path(), vec![]).unwrap();
         (Box::new(dir), Box::new(store))
     };
     suite(&make);
@@ -662,4 +664,57 @@ fn sqlite_backend_records_the_server_receive_time_of_each_change() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(times, vec![Some(now().timestamp_millis()); changes.len()]);
+}
+
+/// Two instances on one database: a device enrolls through one, pushes
+/// through the other, and its changes are pulled through the first; both
+/// read models end up holding the same documents.
+#[test]
+fn two_postgres_instances_serve_one_station() {
+    let cluster = pg::PgCluster::start();
+    let url = cluster.database("menqian");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = PgSyncStore::open(&url, dir_a.path(), vec![]).unwrap();
+    let mut b = PgSyncStore::open(&url, dir_b.path(), vec![]).unwrap();
+    a.documents()
+        .import_registry(menqian_fixtures::registry(3).unwrap())
+        .unwrap();
+    a.publish().unwrap();
+    a.accounts()
+        .add_user(&user("officer-1", Role::Officer))
+        .unwrap();
+    let code = a
+        .accounts()
+        .issue_enrollment("officer-1", now(), Duration::hours(1))
+        .unwrap();
+    let (_dd, device, changes) = device_with_edit();
+    let phone = b.enroll(&code, &device.actor_id(), "手机", now()).unwrap();
+    let writer = Writer {
+        user: "officer-1".into(),
+        role: Role::Officer,
+        actor: device.actor_id(),
+    };
+    let report = b.push(&writer, &changes, now()).unwrap();
+    assert_eq!(report.applied, 2);
+    // Through the first instance, once it has caught up.
+    a.refresh().unwrap();
+    let (dev, who) = a.accounts_read().authenticate(&phone.token).unwrap();
+    let pulled = a.pull(&dev, &who, 0, 1_000).unwrap();
+    for c in &changes {
+        assert!(pulled.changes.contains(c), "a change pushed through b");
+    }
+    assert!(!pulled.more);
+    // Where the first left off, the second has nothing more.
+    b.refresh().unwrap();
+    assert!(
+        b.pull(&dev, &who, pulled.cursor, 1_000)
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    assert_eq!(
+        a.documents().documents_json().unwrap(),
+        b.documents().documents_json().unwrap()
+    );
+    assert_eq!((a.lag().unwrap(), b.lag().unwrap()), (0, 0));
 }

@@ -74,7 +74,9 @@ impl Phone {
             })
             .collect();
         let incoming = menqian_core::decode_pushed(batch.changes).unwrap();
-        self.docs.push(&self.writer, incoming, Utc::now()).unwrap();
+        self.docs
+            .push(Some(&self.writer), incoming, Utc::now())
+            .unwrap();
         self.store.set_pushed(batch.cursor).unwrap();
         hashes
     }

@@ -40,6 +40,25 @@ pub(crate) fn flush(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+impl super::Store {
+    /// Brings the listings of these shops up to date with this store's own
+    /// actor, on any store: a city's station instances keep read models that
+    /// do not publish, and the instance that accepted a shop's change writes
+    /// its listing (and pushes it like any of its own changes). Shops this
+    /// store does not hold are left alone.
+    pub fn publish_listings_of(&mut self, shop_ids: &[String]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in shop_ids {
+            match read_shop(&tx, id) {
+                Ok(shop) => publish(&tx, &self.actor, &shop.public())?,
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        super::commit(tx)
+    }
+}
+
 fn publish(tx: &Transaction<'_>, actor: &ActorId, public: &Shop) -> Result<()> {
     let listing = public.listing_id();
     match load_doc(tx, &listing, actor)? {

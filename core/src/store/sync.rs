@@ -308,6 +308,30 @@ impl Store {
         Ok(out)
     }
 
+    /// Which of these documents a reader may see.
+    pub fn visible_ids(
+        &self,
+        ids: &[&str],
+        reader: &Visibility,
+    ) -> Result<std::collections::HashSet<String>> {
+        let sql = format!(
+            "SELECT id FROM documents WHERE id = :id AND {}",
+            visible_doc("id")
+        );
+        let bind = reader.bindings();
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut out = std::collections::HashSet::new();
+        for id in ids {
+            if let Some(found) = stmt
+                .query_row(bind.with(&[(":id", id)]).as_slice(), |r| r.get(0))
+                .optional()?
+            {
+                out.insert(found);
+            }
+        }
+        Ok(out)
+    }
+
     /// Documents a reader may see after `after` in a snapshot (for progress).
     pub fn count_documents_after(&self, after: Option<&str>, reader: &Visibility) -> Result<u64> {
         let sql = format!(
@@ -545,11 +569,13 @@ pub fn group_by_document(changes: Vec<Incoming>) -> Vec<(String, Vec<(usize, Cha
 /// into the document `stored`, as `writer` pushed them: the same checks as
 /// [`Store::apply_decoded_as`] (actor bound to the device, dependencies
 /// present, control characters, access rules), on bytes kept anywhere.
+/// With `writer` `None`, the station's own changes: merged and checked for
+/// dependencies, without the access rules (as [`Store::apply_changes`]).
 pub fn merge_pushed(
     doc_id: &str,
     stored: Option<Vec<u8>>,
     incoming: Vec<(usize, Change)>,
-    writer: &Writer,
+    writer: Option<&Writer>,
 ) -> Result<MergedPush> {
     let work = DocWork {
         doc_id: doc_id.to_string(),
@@ -557,7 +583,7 @@ pub fn merge_pushed(
         stored,
     };
     let merged = untrusted(doc_id, || {
-        merge_one(&work, &automerge::ActorId::random(), Some(writer))
+        merge_one(&work, &automerge::ActorId::random(), writer)
     })?;
     let result = match merged.result {
         None => None,

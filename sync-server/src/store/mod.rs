@@ -276,6 +276,18 @@ pub trait SyncStore: Send {
         changes: Vec<Incoming>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport>;
+    /// Sends the station's own changes made through [`SyncStore::documents`]
+    /// to the authoritative store. The embedded backend's documents are the
+    /// authority, so there is nothing to send; a city's instance pushes them
+    /// like a phone's. The station calls this after every write.
+    fn publish(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// Brings the documents up to date with what other instances accepted
+    /// (nothing to do when there are no others).
+    fn refresh(&mut self) -> StoreResult<()> {
+        Ok(())
+    }
     /// A handle for reads that runs beside this one: requests that only read
     /// (authentication, pull, snapshot pages, downloads) use these and never
     /// wait for a push.

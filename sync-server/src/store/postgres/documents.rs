@@ -74,9 +74,11 @@ impl PgDocuments {
     /// document's changes merged into it and checked against the access
     /// rules as `writer` made them. The changes are in the feed once the
     /// sequencer reaches them (this call runs it once after committing).
+    /// With `writer` `None` the changes are the station's own (an instance's
+    /// sweep, a citizen's report it filed): merged without the access rules.
     pub fn push(
         &mut self,
-        writer: &Writer,
+        writer: Option<&Writer>,
         changes: Vec<Incoming>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport> {
@@ -192,11 +194,18 @@ impl PgDocuments {
 
     /// Changes after `cursor`, at most `limit`, in feed order.
     pub fn changes_since(&mut self, cursor: u64, limit: u32) -> StoreResult<FeedPage> {
+        self.changes_between(cursor, u64::MAX, limit)
+    }
+
+    /// Changes after `cursor` up to position `upto`, at most `limit`.
+    pub fn changes_between(&mut self, cursor: u64, upto: u64, limit: u32) -> StoreResult<FeedPage> {
         let limit = i64::from(limit.max(1));
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let upto = i64::try_from(upto).unwrap_or(i64::MAX);
         let rows = self.client.query(
-            "SELECT pos, doc_id, change FROM feed WHERE pos > $1 ORDER BY pos LIMIT $2",
-            &[&after, &(limit + 1)],
+            "SELECT pos, doc_id, change FROM feed WHERE pos > $1 AND pos <= $2
+             ORDER BY pos LIMIT $3",
+            &[&after, &upto, &(limit + 1)],
         )?;
         let more = rows.len() as i64 > limit;
         let changes: Vec<(u64, DocChange)> = rows
@@ -218,6 +227,21 @@ impl PgDocuments {
             cursor,
             more,
         })
+    }
+
+    /// How many changes each document has after `cursor` up to `upto`.
+    pub fn counts_between(&mut self, cursor: u64, upto: u64) -> StoreResult<Vec<(String, u64)>> {
+        let after = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let upto = i64::try_from(upto).unwrap_or(i64::MAX);
+        Ok(self
+            .client
+            .query(
+                "SELECT doc_id, count(*) FROM feed WHERE pos > $1 AND pos <= $2 GROUP BY doc_id",
+                &[&after, &upto],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), r.get::<_, i64>(1).unsigned_abs()))
+            .collect())
     }
 
     /// The last position given.

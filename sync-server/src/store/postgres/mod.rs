@@ -6,9 +6,11 @@
 
 mod accounts;
 mod documents;
+mod station;
 
 pub use accounts::PgAccounts;
 pub use documents::{FeedPage, PgDocuments, Sequencer};
+pub use station::{PgReader, PgSyncStore};
 
 use postgres::Client;
 

@@ -1,0 +1,352 @@
+//! One station instance on PostgreSQL: the accounts and the authoritative
+//! documents in the database, and a disposable read model beside them — a
+//! core [`Store`] fed from the database's feed, the way a phone keeps one. The
+//! console, the public pages, visibility, scores and the plan read it, so
+//! every instance computes what every phone computes. It is rebuilt from
+//! the feed when missing.
+//!
+//! Writes are never checked against the read model: a device's push is
+//! merged under the document's lock in PostgreSQL; the station's own writes
+//! (a sweep, a citizen's report) are made on the read model like a phone's
+//! edits and pushed the same way ([`SyncStore::publish`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use menqian_core::wire::WireBatch;
+use menqian_core::{ApplyReport, Incoming, Store, StoreConfig, Writer};
+
+use super::{PgAccounts, PgDocuments};
+use crate::store::{
+    Accounts, AccountsRead, Device, StoreError, StoreResult, SyncRead, SyncStore, User,
+};
+
+/// Feed changes the read model applies at a time.
+const CATCH_UP_PAGE: u32 = 2_000;
+
+/// The writer's handle of one instance.
+pub struct PgSyncStore {
+    accounts: PgAccounts,
+    docs: Mutex<PgDocuments>,
+    model: Store,
+    path: PathBuf,
+    config: StoreConfig,
+    url: String,
+}
+
+/// A reader's handle: its own connections, the read model read-only.
+pub struct PgReader {
+    accounts: Box<dyn AccountsRead>,
+    docs: Mutex<PgDocuments>,
+    model: Store,
+}
+
+impl std::fmt::Debug for PgSyncStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSyncStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for PgReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgReader").finish_non_exhaustive()
+    }
+}
+
+fn lock(docs: &Mutex<PgDocuments>) -> MutexGuard<'_, PgDocuments> {
+    docs.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl PgSyncStore {
+    /// Connects to `url`, and opens (or builds) this instance's read model in
+    /// `dir`, caught up with the feed.
+    pub fn open(url: &str, dir: &Path, qr_hosts: Vec<String>) -> StoreResult<PgSyncStore> {
+        std::fs::create_dir_all(dir).map_err(menqian_core::Error::from)?;
+        let accounts = PgAccounts::open(url)?;
+        let docs = PgDocuments::open(url)?;
+        // The read model is disposable: a lost tail is pulled again.
+        let config = StoreConfig {
+            qr_hosts,
+            durable: false,
+            publish_listings: false,
+            ..StoreConfig::default()
+        };
+        let path = dir.join("read-model.sqlite");
+        let model = Store::open(&path, config.clone())?;
+        let mut store = PgSyncStore {
+            accounts,
+            docs: Mutex::new(docs),
+            model,
+            path,
+            config,
+            url: url.to_string(),
+        };
+        // Writes of this instance that did not reach the database before it
+        // stopped go now.
+        store.publish()?;
+        store.catch_up()?;
+        Ok(store)
+    }
+
+    /// Applies the feed after the read model's cursor; returns how many
+    /// changes were new to it.
+    pub fn catch_up(&mut self) -> StoreResult<usize> {
+        let mut applied = 0;
+        loop {
+            let cursor = self.model.sync_cursors()?.pulled;
+            let page = lock(&self.docs).changes_since(cursor, CATCH_UP_PAGE)?;
+            if page.changes.is_empty() {
+                return Ok(applied);
+            }
+            let changes: Vec<_> = page.changes.into_iter().map(|(_, c)| c).collect();
+            applied += self.model.apply_pulled(&changes, page.cursor)?.applied;
+            if !page.more {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// How far the read model is behind the feed, in changes.
+    pub fn lag(&self) -> StoreResult<u64> {
+        let head = lock(&self.docs).head()?;
+        Ok(head.saturating_sub(self.model.sync_cursors()?.pulled))
+    }
+}
+
+/// A device's pull: the feed's changes after `cursor` that the user may see,
+/// up to where the read model knows every document's visibility.
+fn pull(
+    model: &Store,
+    docs: &Mutex<PgDocuments>,
+    device: &Device,
+    user: &User,
+    cursor: u64,
+    limit: u32,
+) -> StoreResult<WireBatch> {
+    if device.area_epoch < user.area_epoch {
+        return Err(StoreError::AreaChanged(format!(
+            "{} now works in {}: reload from a snapshot",
+            user.id, user.area
+        )));
+    }
+    let upto = model.sync_cursors()?.pulled;
+    let reader = user.visibility();
+    let limit = limit.max(1) as usize;
+    let mut docs = lock(docs);
+    let mut changes = Vec::new();
+    let mut at = cursor;
+    'pages: while at < upto {
+        let page = docs.changes_between(at, upto, CATCH_UP_PAGE)?;
+        let mut ids: Vec<&str> = page
+            .changes
+            .iter()
+            .map(|(_, c)| c.doc_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let visible = model.visible_ids(&ids, &reader)?;
+        for (pos, change) in &page.changes {
+            if visible.contains(&change.doc_id) {
+                if changes.len() == limit {
+                    break 'pages;
+                }
+                changes.push(change.clone());
+            }
+            at = *pos;
+        }
+        if !page.more {
+            break;
+        }
+    }
+    let counts = docs.counts_between(at, upto)?;
+    let ids: Vec<&str> = counts.iter().map(|(id, _)| id.as_str()).collect();
+    let visible = model.visible_ids(&ids, &reader)?;
+    let remaining: u64 = counts
+        .iter()
+        .filter(|(id, _)| visible.contains(id))
+        .map(|(_, n)| n)
+        .sum();
+    Ok(WireBatch {
+        cursor: at,
+        more: remaining > 0,
+        remaining,
+        changes,
+    })
+}
+
+/// A snapshot page of the read model, whose cursor is the feed position the
+/// read model has applied (so the device pulls on from there).
+fn snapshot_page(
+    model: &Store,
+    user: &User,
+    after: Option<&str>,
+    limit: u32,
+) -> StoreResult<WireBatch> {
+    let pulled = model.sync_cursors()?.pulled;
+    let mut page = crate::store::snapshot_page(model, user, after, limit)?;
+    page.cursor = pulled;
+    Ok(page)
+}
+
+impl SyncStore for PgSyncStore {
+    fn accounts(&mut self) -> &mut dyn Accounts {
+        &mut self.accounts
+    }
+
+    fn accounts_read(&self) -> &dyn AccountsRead {
+        &self.accounts
+    }
+
+    fn actor_has_changes(&self, actor: &str) -> StoreResult<bool> {
+        if self.model.actor_id() == actor {
+            return Ok(true);
+        }
+        lock(&self.docs).actor_has_changes(actor)
+    }
+
+    fn push_decoded(
+        &mut self,
+        writer: &Writer,
+        changes: Vec<Incoming>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApplyReport> {
+        let mut ids: Vec<String> = changes.iter().map(|c| c.doc_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let report = lock(&self.docs).push(Some(writer), changes, now)?;
+        // The read model takes the push (and whatever came before it) now:
+        // what the device may upload, and the listings of the shops it
+        // changed, are read from there.
+        self.catch_up()?;
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let blobs = self.model.blobs_referenced_by(&refs)?;
+        self.accounts.allow_uploads(&writer.actor, &blobs)?;
+        let shops: Vec<String> = ids
+            .into_iter()
+            .filter(|id| id.starts_with("shop/"))
+            .collect();
+        if report.applied > 0 && !shops.is_empty() {
+            self.model.publish_listings_of(&shops)?;
+            self.publish()?;
+        }
+        Ok(report)
+    }
+
+    fn publish(&mut self) -> StoreResult<()> {
+        // The read model does not publish listings on its own (every
+        // instance would): the instance that changed a shop writes its
+        // listing, before pushing.
+        let pushed = self.model.sync_cursors()?.pushed;
+        let mut shops: Vec<String> = self
+            .model
+            .own_changes_since(pushed, u32::MAX)?
+            .changes
+            .into_iter()
+            .map(|c| c.doc_id)
+            .filter(|id| id.starts_with("shop/"))
+            .collect();
+        shops.sort();
+        shops.dedup();
+        if !shops.is_empty() {
+            self.model.publish_listings_of(&shops)?;
+        }
+        loop {
+            let pushed = self.model.sync_cursors()?.pushed;
+            let batch = self.model.own_changes_since(pushed, 1_000)?;
+            if batch.changes.is_empty() {
+                return Ok(());
+            }
+            let incoming = menqian_core::decode_changes(&batch.changes)?;
+            lock(&self.docs).push(None, incoming, Utc::now())?;
+            self.model.set_pushed(batch.cursor)?;
+            if !batch.more {
+                return Ok(());
+            }
+        }
+    }
+
+    fn refresh(&mut self) -> StoreResult<()> {
+        self.publish()?;
+        self.catch_up()?;
+        Ok(())
+    }
+
+    fn reader(&self) -> StoreResult<Box<dyn SyncRead>> {
+        Ok(Box::new(PgReader {
+            accounts: self.accounts.reader()?,
+            docs: Mutex::new(PgDocuments::open(&self.url)?),
+            model: Store::open_reader(&self.path, self.config.clone())?,
+        }))
+    }
+
+    fn pull(
+        &self,
+        device: &Device,
+        user: &User,
+        cursor: u64,
+        limit: u32,
+    ) -> StoreResult<WireBatch> {
+        pull(&self.model, &self.docs, device, user, cursor, limit)
+    }
+
+    fn snapshot(
+        &mut self,
+        device: &Device,
+        user: &User,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<WireBatch> {
+        if after.is_none() {
+            self.bootstrap(device, user)?;
+        }
+        snapshot_page(&self.model, user, after, limit)
+    }
+
+    fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
+        crate::store::documents_by_id(&self.model, user, ids)
+    }
+
+    fn documents(&mut self) -> &mut Store {
+        &mut self.model
+    }
+}
+
+impl SyncRead for PgReader {
+    fn accounts(&self) -> &dyn AccountsRead {
+        self.accounts.as_ref()
+    }
+
+    fn pull(
+        &self,
+        device: &Device,
+        user: &User,
+        cursor: u64,
+        limit: u32,
+    ) -> StoreResult<WireBatch> {
+        pull(&self.model, &self.docs, device, user, cursor, limit)
+    }
+
+    fn snapshot_page(
+        &self,
+        user: &User,
+        after: Option<&str>,
+        limit: u32,
+    ) -> StoreResult<WireBatch> {
+        snapshot_page(&self.model, user, after, limit)
+    }
+
+    fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
+        crate::store::documents_by_id(&self.model, user, ids)
+    }
+
+    fn blob_visible(&self, hash: &str, user: &User) -> StoreResult<bool> {
+        Ok(self.model.blob_visible(hash, &user.visibility())?)
+    }
+
+    fn documents(&self) -> &Store {
+        &self.model
+    }
+}
