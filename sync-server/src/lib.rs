@@ -105,19 +105,23 @@ pub async fn serve_with(
         secure_cookies: options.http.secure_cookies || options.tls.is_some(),
         ..options.http.clone()
     };
-    let station = Station::new(store, http, options.shares.clone(), options.ca)
+    // Opening readers may connect to a database: on a blocking thread.
+    let (shares, ca) = (options.shares.clone(), options.ca.clone());
+    let mut station = tokio::task::spawn_blocking(move || Station::new(store, http, shares, ca))
+        .await
+        .map_err(std::io::Error::other)?
         .map_err(|e| std::io::Error::other(format!("opening the store's readers: {e}")))?;
-    let mut station = station;
     station.public_url = options.public_url.clone();
     station.notifier = crate::alerts::notifier(options.alert_webhook.as_deref());
     station.metrics_token = options.metrics_token.clone();
     let station = Arc::new(station);
-    let sweep_reader = station
-        .writer
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .reader()
-        .map_err(|e| std::io::Error::other(format!("opening the sweep's reader: {e}")))?;
+    let writer = station.writer.clone();
+    let sweep_reader = tokio::task::spawn_blocking(move || {
+        writer.lock().unwrap_or_else(|p| p.into_inner()).reader()
+    })
+    .await
+    .map_err(std::io::Error::other)?
+    .map_err(|e| std::io::Error::other(format!("opening the sweep's reader: {e}")))?;
     let sweeper = tokio::spawn(sweep_forever(
         station.writer.clone(),
         sweep_reader,
@@ -128,6 +132,7 @@ pub async fn serve_with(
         options.partial_upload_ttl,
     ));
     let seen = tokio::spawn(write_seen_forever(station.clone()));
+    let follower = Follower::start(&station.writer);
     let feed = tokio::spawn(watch_feed_forever(station.clone()));
     let served = net::serve(
         listener,
@@ -141,6 +146,7 @@ pub async fn serve_with(
     collector.abort();
     seen.abort();
     feed.abort();
+    drop(follower);
     write_seen(&station).await;
     served
 }
@@ -168,6 +174,53 @@ async fn watch_feed_forever(station: Arc<Station>) {
                     .send_if_modified(|h| std::mem::replace(h, head) != head);
             }
             Err(e) => tracing::warn!(error = %e.message, "reading the feed head"),
+        }
+    }
+}
+
+/// How often an instance that shares its store with others takes in what
+/// they accepted.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Keeps the documents this instance reads up with the authoritative store
+/// that other instances share, on a thread of its own (none when the store
+/// is not shared). Stops when dropped.
+struct Follower {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    fn start(store: &SharedStore) -> Follower {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let shared = store.lock().unwrap_or_else(|p| p.into_inner()).shared();
+        let thread = shared.then(|| {
+            let (store, stopping) = (store.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("follower".into())
+                .spawn(move || {
+                    while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                        let refreshed = store.lock().unwrap_or_else(|p| p.into_inner()).refresh();
+                        if let Err(e) = refreshed {
+                            tracing::warn!(error = %e, "following the store");
+                        }
+                        std::thread::sleep(FOLLOW_EVERY);
+                    }
+                })
+                .ok()
+        });
+        Follower {
+            stop,
+            thread: thread.flatten(),
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
@@ -250,6 +303,27 @@ async fn sweep_forever(store: SharedStore, reader: Box<dyn SyncRead>, every: std
     let mut last: Option<SweepReport> = None;
     loop {
         tick.tick().await;
+        // Several instances share a city's store: one of them sweeps.
+        let leader = store.clone();
+        let leading = tokio::task::spawn_blocking(move || {
+            leader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .lead_sweep()
+        })
+        .await;
+        match leading {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => continue,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "taking the sweep's lease");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the sweep's lease");
+                continue;
+            }
+        }
         match sweep_once(&store, &reader, last.take()).await {
             Ok((r, ran)) => {
                 if ran && !r.did_nothing() {
@@ -274,11 +348,12 @@ async fn on_documents<T: Send + 'static>(
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
-        work(guard.documents())
+        let done = work(guard.documents()).map_err(|e| e.to_string())?;
+        guard.publish().map_err(|e| e.to_string())?;
+        Ok(done)
     })
     .await
     .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
 }
 
 /// One sweep, slice by slice; `(report, whether it ran)`.

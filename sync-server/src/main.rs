@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use chrono::{Duration, Utc};
 use clap::{Parser, Subcommand};
 use menqian_core::{Area, Role};
+use menqian_sync_server::store::postgres::PgSyncStore;
 use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
 
 #[derive(Parser, Debug)]
@@ -22,9 +23,16 @@ use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
     version
 )]
 struct Cli {
-    /// Data directory (station.sqlite and accounts.sqlite).
+    /// Data directory (station.sqlite and accounts.sqlite; with --database,
+    /// this instance's read model and photos).
     #[arg(long, global = true, default_value = "menqian-data/server")]
     data: PathBuf,
+    /// Keep the accounts, documents and change feed in PostgreSQL
+    /// (postgres://user@host:port/db) instead of the data directory's SQLite
+    /// files: a city's station, run as several instances against one
+    /// database. Also read from MENQIAN_DATABASE.
+    #[arg(long, global = true, env = "MENQIAN_DATABASE", hide_env_values = true)]
+    database: Option<String>,
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
@@ -588,7 +596,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         tls_ca: cli.tls_ca.clone(),
         public_url: cli.public_url.clone(),
     };
-    let mut store = SqliteSyncStore::open(&cli.data, cli.qr_hosts.clone())?;
+    let mut store: Box<dyn SyncStore> = match &cli.database {
+        Some(url) => Box::new(PgSyncStore::open(url, &cli.data, cli.qr_hosts.clone())?),
+        None => Box::new(SqliteSyncStore::open(&cli.data, cli.qr_hosts.clone())?),
+    };
     match cli.command {
         Some(Command::User {
             action:
@@ -710,7 +721,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             store.accounts().revoke_device(&device, Utc::now())?;
             println!("revoked {device}");
         }
-        Some(Command::Report { what }) => report(&mut store, what)?,
+        Some(Command::Report { what }) => report(&mut *store, what)?,
         Some(Command::Rules {
             action: RulesAction::Show,
         }) => {
@@ -726,12 +737,17 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             let rules: menqian_core::DistrictRules = serde_json::from_str(&text)
                 .map_err(|e| format!("{}: not rules JSON: {e}", file.display()))?;
             store.documents().publish_rules(rules)?;
+            store.publish()?;
             println!("published the district's rules; devices receive them at their next sync");
         }
         Some(Command::Sweep) => {
+            if !store.lead_sweep()? {
+                return Err("another instance is sweeping the district now".into());
+            }
             let r = store
                 .documents()
                 .sweep(Utc::now(), menqian_sync_server::SYSTEM_USER)?;
+            store.publish()?;
             println!(
                 "escalated {} overdue item(s), folded {} duplicate report(s)",
                 r.escalated.len(),
@@ -842,11 +858,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Some(Command::Registry { action }) => {
             registry(store.documents(), action, &cli.qr_hosts)?;
+            store.publish()?;
         }
         None => {
             let station = cli_station(&station_args, true)?;
             if cli.demo {
-                load_demo(&mut store, &station)?;
+                load_demo(&mut *store, &station)?;
+                store.publish()?;
             }
             let mut options = menqian_sync_server::Options {
                 tls: station.tls.clone(),
@@ -873,7 +891,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             runtime.block_on(async {
                 let listener = tokio::net::TcpListener::bind(&cli.listen).await?;
                 tracing::info!(address = %listener.local_addr()?, data = %cli.data.display(), https = options.tls.is_some(), "serving");
-                menqian_sync_server::serve_with(listener, Box::new(store), menqian_sync_server::shutdown_signal(), options).await
+                menqian_sync_server::serve_with(listener, store, menqian_sync_server::shutdown_signal(), options).await
             })?;
         }
     }
@@ -916,7 +934,7 @@ fn day(date: Option<chrono::NaiveDate>) -> chrono::DateTime<Utc> {
     })
 }
 
-fn report(store: &mut SqliteSyncStore, what: ReportKind) -> Result<(), Box<dyn std::error::Error>> {
+fn report(store: &mut dyn SyncStore, what: ReportKind) -> Result<(), Box<dyn std::error::Error>> {
     use menqian_core::PeriodKind;
     use menqian_sync_server::report as text;
     let now = Utc::now();
@@ -981,7 +999,7 @@ const DEMO_PASSWORDS: [(&str, &str); 3] = [
 
 /// The demo district and users; running it again changes nothing.
 fn load_demo(
-    store: &mut SqliteSyncStore,
+    store: &mut dyn SyncStore,
     station: &Station,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let docs = store.documents();

@@ -63,6 +63,7 @@ pub struct Metrics {
     pub(crate) pulled: Counter,
     pub(crate) blob_bytes: Counter,
     feed_head: Gauge,
+    feed_lag: Gauge,
 }
 
 impl Default for Metrics {
@@ -112,6 +113,12 @@ impl Default for Metrics {
             "The change feed's head (its last position)",
             feed_head.clone(),
         );
+        let feed_lag = Gauge::default();
+        registry.register(
+            "feed_lag",
+            "Accepted changes the documents this instance reads lag behind (a city's instance)",
+            feed_lag.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -123,6 +130,7 @@ impl Default for Metrics {
             pulled,
             blob_bytes,
             feed_head,
+            feed_lag,
         }
     }
 }
@@ -190,12 +198,37 @@ async fn feed_head(station: &Arc<Station>) -> Result<(), crate::sync::ApiError> 
     Ok(())
 }
 
-/// Ready when the store answers a read and the disk has room for uploads.
+/// The most accepted changes the documents an instance reads may lag behind
+/// the authoritative store while it still counts as caught up.
+const READY_LAG: u64 = 1_000;
+
+/// Ready when the store answers a read, the documents this instance reads
+/// are caught up with the authoritative store (a city's instance), and the
+/// disk has room for uploads.
 async fn ready(State(station): State<Arc<Station>>) -> Response {
-    match feed_head(&station).await {
-        Ok(()) if station.has_room() => (StatusCode::OK, "ready").into_response(),
-        Ok(()) => (StatusCode::SERVICE_UNAVAILABLE, "disk nearly full").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response(),
+    if feed_head(&station).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response();
+    }
+    match station.read(|r| Ok(r.lag()?)).await {
+        Ok(lag) => {
+            station
+                .metrics
+                .feed_lag
+                .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            if lag > READY_LAG {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "catching up with the store",
+                )
+                    .into_response();
+            }
+        }
+        Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response(),
+    }
+    if station.has_room() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "disk nearly full").into_response()
     }
 }
 

@@ -283,10 +283,20 @@ pub trait SyncStore: Send {
     fn publish(&mut self) -> StoreResult<()> {
         Ok(())
     }
+    /// Whether other instances may share the authoritative store, so that
+    /// this one must follow what they accept ([`SyncStore::refresh`]).
+    fn shared(&self) -> bool {
+        false
+    }
     /// Brings the documents up to date with what other instances accepted
     /// (nothing to do when there are no others).
     fn refresh(&mut self) -> StoreResult<()> {
         Ok(())
+    }
+    /// Whether this instance runs the district's sweep: one instance at a
+    /// time when several share the store (the only one otherwise).
+    fn lead_sweep(&mut self) -> StoreResult<bool> {
+        Ok(true)
     }
     /// A handle for reads that runs beside this one: requests that only read
     /// (authentication, pull, snapshot pages, downloads) use these and never
@@ -337,6 +347,11 @@ pub trait SyncRead: Send {
     /// The documents, read-only: for work that only reads, such as finding
     /// what a sweep must do.
     fn documents(&self) -> &Store;
+    /// How many accepted changes the documents this instance reads lag
+    /// behind (always 0 when they are the authority).
+    fn lag(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
 }
 
 /// A camera or sensor an administrator registered.

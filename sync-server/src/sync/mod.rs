@@ -236,7 +236,11 @@ impl Station {
                 tracing::error!("a request panicked while holding the store's writer");
                 p.into_inner()
             });
-            write(guard.as_mut())
+            let written = write(guard.as_mut());
+            // The station's own changes reach the authoritative store before
+            // the request is answered (a city's instance pushes them).
+            guard.publish()?;
+            written
         })
         .await
     }
@@ -463,6 +467,14 @@ impl From<StoreError> for ApiError {
             }
             StoreError::NotFound { kind, id } => {
                 ApiError::new(S::NOT_FOUND, "not_found", format!("{kind} {id}"))
+            }
+            StoreError::Postgres(e) => {
+                tracing::error!(error = %e, "the database failed");
+                ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the station's database is not answering: try again shortly",
+                )
             }
             StoreError::Core(CoreError::Refused {
                 index,

@@ -31,6 +31,11 @@ pub fn seed(dir: &std::path::Path) {
 /// The first `shops` of the demo district, checklists, categories, four users.
 pub fn seed_with(dir: &std::path::Path, shops: usize) {
     let mut s = SqliteSyncStore::open(dir, vec![HOST.into()]).unwrap();
+    seed_store(&mut s, shops);
+}
+
+/// [`seed_with`] into any store.
+pub fn seed_store(s: &mut dyn SyncStore, shops: usize) {
     let docs = s.documents();
     docs.import_templates(menqian_fixtures::templates().unwrap())
         .unwrap();
@@ -43,6 +48,7 @@ pub fn seed_with(dir: &std::path::Path, shops: usize) {
             .add_user(&User::new(id, id, role, area))
             .unwrap();
     }
+    s.publish().unwrap();
 }
 
 /// The seeded users: two officers of 右安门街道 (the whole demo street), a

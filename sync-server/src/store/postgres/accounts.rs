@@ -6,9 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, Utc};
 use menqian_core::{Area, Role};
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::{Client, Row, Transaction};
 
-use super::migrate;
+use super::{Conn, migrate};
 use crate::store::{
     Accounts, AccountsRead, AlertEvent, AlertRecorded, AlertSource, Device, Enrolled, Reminder,
     Session, StewardRequest, StoreError, StoreResult, User, checked_user_id, code_refusal, hash,
@@ -17,7 +17,7 @@ use crate::store::{
 
 /// The accounts in a PostgreSQL database.
 pub struct PgAccounts {
-    client: Mutex<Client>,
+    client: Mutex<Conn>,
     url: String,
 }
 
@@ -31,7 +31,7 @@ impl PgAccounts {
     /// Connects to `url` (`postgres://user@host:port/db`) and brings its
     /// schema up to date.
     pub fn open(url: &str) -> StoreResult<PgAccounts> {
-        let mut client = Client::connect(url, NoTls)?;
+        let mut client = Conn::open(url)?;
         migrate(&mut client)?;
         Ok(PgAccounts {
             client: Mutex::new(client),
@@ -39,14 +39,18 @@ impl PgAccounts {
         })
     }
 
-    fn client(&self) -> MutexGuard<'_, Client> {
+    fn client(&self) -> MutexGuard<'_, Conn> {
         // A panic mid-query left no transaction open (the client rolls an
         // unfinished one back when it is dropped), so the lock is taken again.
-        self.client.lock().unwrap_or_else(|p| p.into_inner())
+        let mut client = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        // PostgreSQL closed the connection (a restart): open it again. If it
+        // is still down, the next query says so.
+        let _ = client.reopen_if_closed();
+        client
     }
 
     fn user(&self, id: &str) -> StoreResult<User> {
-        user_by_id(&mut *self.client(), id)
+        user_by_id(&mut **self.client(), id)
     }
 }
 
@@ -162,7 +166,7 @@ impl AccountsRead for PgAccounts {
                 "this device's token was revoked".into(),
             ));
         }
-        let user = user_by_id(&mut *client, &device.user_id)?;
+        let user = user_by_id(&mut **client, &device.user_id)?;
         Ok((device, user))
     }
 
@@ -215,7 +219,7 @@ impl AccountsRead for PgAccounts {
             None => Ok(None),
             Some(r) => {
                 let user: String = r.get(0);
-                Ok(Some((user_by_id(&mut *client, &user)?, r.get(1))))
+                Ok(Some((user_by_id(&mut **client, &user)?, r.get(1))))
             }
         }
     }
@@ -354,13 +358,13 @@ fn in_transaction<T>(
 impl Accounts for PgAccounts {
     fn reader(&self) -> StoreResult<Box<dyn AccountsRead>> {
         Ok(Box::new(PgAccounts {
-            client: Mutex::new(Client::connect(&self.url, NoTls)?),
+            client: Mutex::new(Conn::open(&self.url)?),
             url: self.url.clone(),
         }))
     }
 
     fn add_user(&mut self, user: &User) -> StoreResult<()> {
-        insert_user(&mut *self.client(), user)
+        insert_user(&mut **self.client(), user)
     }
 
     fn set_area(&mut self, user_id: &str, area: &Area) -> StoreResult<()> {
@@ -443,7 +447,7 @@ impl Accounts for PgAccounts {
             })?;
             Ok((device_id, token, user_id))
         })?;
-        let user = user_by_id(&mut *client, &user_id)?;
+        let user = user_by_id(&mut **client, &user_id)?;
         Ok(Enrolled {
             device_id,
             token,

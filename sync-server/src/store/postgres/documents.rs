@@ -11,13 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use menqian_core::{ApplyReport, DocChange, Incoming, Writer};
-use postgres::{Client, NoTls};
+use postgres::Client;
 
-use super::migrate;
+use super::{Conn, migrate};
 use crate::store::StoreResult;
 
 /// The sequencer's lock: one run at a time across every instance.
 const SEQUENCER_LOCK: i64 = 0x6d65_6e71_6961_6e02;
+
+/// The sweep's lease: one instance sweeps at a time.
+const SWEEP_LOCK: i64 = 0x6d65_6e71_6961_6e03;
 
 /// The first of the two keys of a document's lock (the second is the hash
 /// of its id), apart from every other lock the station takes.
@@ -40,7 +43,9 @@ pub struct FeedPage {
 
 /// The documents and feed in a PostgreSQL database, through one connection.
 pub struct PgDocuments {
-    client: Client,
+    client: Conn,
+    /// Whether this connection holds the sweep's lease.
+    leading: bool,
     /// Test hook: a random pause before each push commits, in this range of
     /// milliseconds, so that transactions commit out of the order they wrote.
     commit_delay_ms: (u64, u64),
@@ -55,12 +60,35 @@ impl std::fmt::Debug for PgDocuments {
 impl PgDocuments {
     /// Connects to `url` and brings its schema up to date.
     pub fn open(url: &str) -> StoreResult<PgDocuments> {
-        let mut client = Client::connect(url, NoTls)?;
+        let mut client = Conn::open(url)?;
         migrate(&mut client)?;
         Ok(PgDocuments {
             client,
+            leading: false,
             commit_delay_ms: (0, 0),
         })
+    }
+
+    /// The connection, opened again if PostgreSQL closed it (a restart).
+    fn client(&mut self) -> StoreResult<&mut Client> {
+        if self.client.reopen_if_closed()? {
+            // A session lock ends with its connection.
+            self.leading = false;
+        }
+        Ok(&mut self.client)
+    }
+
+    /// Whether this connection holds the sweep's lease: a session lock, so
+    /// the lease ends when the instance (or its connection) does, and
+    /// another instance takes it.
+    pub fn lead_sweep(&mut self) -> StoreResult<bool> {
+        if !self.leading {
+            self.leading = self
+                .client()?
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK])?
+                .get(0);
+        }
+        Ok(self.leading)
     }
 
     /// Test hook: pause each push for a random time of `min_ms` to `max_ms`
@@ -84,7 +112,8 @@ impl PgDocuments {
     ) -> StoreResult<ApplyReport> {
         let groups = menqian_core::group_by_document(changes);
         let ids: Vec<&str> = groups.iter().map(|(id, _)| id.as_str()).collect();
-        let mut tx = self.client.transaction()?;
+        let (min, max) = self.commit_delay_ms;
+        let mut tx = self.client()?.transaction()?;
         // Every document of the batch is locked before this transaction
         // writes anything, and so before it has an id: a push that depends
         // on another's changes waits for that one's commit, and its id, taken
@@ -145,7 +174,6 @@ impl PgDocuments {
             "INSERT INTO actors (actor) SELECT unnest($1::bytea[]) ON CONFLICT DO NOTHING",
             &[&actors],
         )?;
-        let (min, max) = self.commit_delay_ms;
         if max > 0 {
             let ms = rand::random_range(min..=max);
             std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -166,7 +194,7 @@ impl PgDocuments {
     pub fn sequence(&mut self) -> StoreResult<u64> {
         let mut total = 0;
         loop {
-            let mut tx = self.client.transaction()?;
+            let mut tx = self.client()?.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK])?;
             // A statement of its own after the lock: its snapshot sees the
             // previous run's positions, and only committed changes. A change
@@ -202,7 +230,7 @@ impl PgDocuments {
         let limit = i64::from(limit.max(1));
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
         let upto = i64::try_from(upto).unwrap_or(i64::MAX);
-        let rows = self.client.query(
+        let rows = self.client()?.query(
             "SELECT pos, doc_id, change FROM feed WHERE pos > $1 AND pos <= $2
              ORDER BY pos LIMIT $3",
             &[&after, &upto, &(limit + 1)],
@@ -234,7 +262,7 @@ impl PgDocuments {
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
         let upto = i64::try_from(upto).unwrap_or(i64::MAX);
         Ok(self
-            .client
+            .client()?
             .query(
                 "SELECT doc_id, count(*) FROM feed WHERE pos > $1 AND pos <= $2 GROUP BY doc_id",
                 &[&after, &upto],
@@ -247,7 +275,7 @@ impl PgDocuments {
     /// The last position given.
     pub fn head(&mut self) -> StoreResult<u64> {
         let head: i64 = self
-            .client
+            .client()?
             .query_one("SELECT coalesce(max(pos), 0) FROM feed", &[])?
             .get(0);
         Ok(head.unsigned_abs())
@@ -256,7 +284,7 @@ impl PgDocuments {
     /// Changes acknowledged but not yet given a position (the feed's lag).
     pub fn unsequenced(&mut self) -> StoreResult<u64> {
         let n: i64 = self
-            .client
+            .client()?
             .query_one("SELECT count(*) FROM feed WHERE pos IS NULL", &[])?
             .get(0);
         Ok(n.unsigned_abs())
@@ -268,7 +296,7 @@ impl PgDocuments {
             return Ok(false);
         };
         Ok(self
-            .client
+            .client()?
             .query_opt("SELECT 1 FROM actors WHERE actor = $1", &[&bytes])?
             .is_some())
     }

@@ -12,9 +12,69 @@ pub use accounts::PgAccounts;
 pub use documents::{FeedPage, PgDocuments, Sequencer};
 pub use station::{PgReader, PgSyncStore};
 
-use postgres::Client;
+use postgres::{Client, NoTls};
 
 use super::StoreResult;
+
+/// One connection of the synchronous client. That client drives its own
+/// small runtime, which may not start or stop on a thread that drives the
+/// station's: connections are opened on the store's blocking threads, and
+/// one dropped where the station's runtime runs is closed on a thread of its
+/// own. A connection PostgreSQL closed (a restart) is opened again.
+pub(crate) struct Conn {
+    /// Always `Some` but while dropping.
+    client: Option<Client>,
+    url: String,
+}
+
+impl Conn {
+    pub(crate) fn open(url: &str) -> StoreResult<Conn> {
+        Ok(Conn {
+            client: Some(Client::connect(url, NoTls)?),
+            url: url.to_string(),
+        })
+    }
+
+    /// Opens the connection again if it was closed; whether it was.
+    pub(crate) fn reopen_if_closed(&mut self) -> StoreResult<bool> {
+        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(false);
+        }
+        self.client = Some(Client::connect(&self.url, NoTls)?);
+        Ok(true)
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        match &self.client {
+            Some(c) => c,
+            None => unreachable!("a connection is used only before it is dropped"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        match &mut self.client {
+            Some(c) => c,
+            None => unreachable!("a connection is used only before it is dropped"),
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::Builder::new()
+                .name("pg-close".into())
+                .spawn(move || drop(client));
+        }
+    }
+}
 
 /// The schema, one migration per version, shared by every table the station
 /// keeps in the database; one that is newer than these is refused, as the
@@ -37,7 +97,12 @@ const MIGRATION_LOCK: i64 = 0x6d65_6e71_6961_6e01;
 fn migrate(client: &mut Client) -> StoreResult<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let fresh: bool = tx
+        .query_one("SELECT to_regclass('schema_version') IS NULL", &[])?
+        .get(0);
+    if fresh {
+        tx.batch_execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")?;
+    }
     let current: i64 = tx
         .query_opt("SELECT version FROM schema_version", &[])?
         .map(|r| r.get(0))

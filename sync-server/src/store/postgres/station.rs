@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use menqian_core::wire::WireBatch;
 use menqian_core::{ApplyReport, Incoming, Store, StoreConfig, Writer};
 
-use super::{PgAccounts, PgDocuments};
+use super::{PgAccounts, PgDocuments, Sequencer};
 use crate::store::{
     Accounts, AccountsRead, Device, StoreError, StoreResult, SyncRead, SyncStore, User,
 };
@@ -33,7 +33,12 @@ pub struct PgSyncStore {
     path: PathBuf,
     config: StoreConfig,
     url: String,
+    /// Places what a push's own run did not (see [`Sequencer`]).
+    _sequencer: Sequencer,
 }
+
+/// How often the background sequencer looks for changes without positions.
+const SEQUENCER_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A reader's handle: its own connections, the read model read-only.
 pub struct PgReader {
@@ -83,6 +88,7 @@ impl PgSyncStore {
             path,
             config,
             url: url.to_string(),
+            _sequencer: Sequencer::start(url, SEQUENCER_EVERY)?,
         };
         // Writes of this instance that did not reach the database before it
         // stopped go now.
@@ -111,9 +117,13 @@ impl PgSyncStore {
 
     /// How far the read model is behind the feed, in changes.
     pub fn lag(&self) -> StoreResult<u64> {
-        let head = lock(&self.docs).head()?;
-        Ok(head.saturating_sub(self.model.sync_cursors()?.pulled))
+        lag(&self.model, &self.docs)
     }
+}
+
+fn lag(model: &Store, docs: &Mutex<PgDocuments>) -> StoreResult<u64> {
+    let head = lock(docs).head()?;
+    Ok(head.saturating_sub(model.sync_cursors()?.pulled))
 }
 
 /// A device's pull: the feed's changes after `cursor` that the user may see,
@@ -268,10 +278,18 @@ impl SyncStore for PgSyncStore {
         }
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn refresh(&mut self) -> StoreResult<()> {
         self.publish()?;
         self.catch_up()?;
         Ok(())
+    }
+
+    fn lead_sweep(&mut self) -> StoreResult<bool> {
+        lock(&self.docs).lead_sweep()
     }
 
     fn reader(&self) -> StoreResult<Box<dyn SyncRead>> {
@@ -348,5 +366,9 @@ impl SyncRead for PgReader {
 
     fn documents(&self) -> &Store {
         &self.model
+    }
+
+    fn lag(&self) -> StoreResult<u64> {
+        lag(&self.model, &self.docs)
     }
 }
