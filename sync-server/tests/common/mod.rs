@@ -376,6 +376,17 @@ impl StationProcess {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(dir, port, args, nofile)
+    }
+
+    /// [`StationProcess::start_in`] on a given port (a station started
+    /// again where it was).
+    pub fn start_on(
+        dir: tempfile::TempDir,
+        port: u16,
+        args: &[&str],
+        nofile: Option<u64>,
+    ) -> StationProcess {
         let listen = format!("127.0.0.1:{port}");
         let mut command = std::process::Command::new("sh");
         let ulimit = nofile.map_or(String::new(), |n| format!("ulimit -Sn {n} && "));
@@ -470,6 +481,17 @@ impl StationProcess {
         let mut d = Device::enroll(&self.url, &self.code_for(user), user);
         d.sync().unwrap();
         d
+    }
+}
+
+impl StationProcess {
+    /// Kills the station (SIGKILL) and gives back its data directory and
+    /// port, to start it again where it was.
+    pub fn kill(mut self) -> (tempfile::TempDir, u16) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (dir, self.port)
     }
 }
 

@@ -132,6 +132,51 @@ impl PgCluster {
     }
 }
 
+impl PgCluster {
+    /// Stops the server as a crash would (`pg_ctl stop -m immediate`).
+    pub fn crash(&self) {
+        let data = self.dir.path().join("data");
+        run(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    /// Starts the server (again after [`PgCluster::crash`]: it recovers
+    /// from its write-ahead log).
+    pub fn restart(&self) {
+        let data = self.dir.path().join("data");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log");
+        run(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "start",
+            ],
+        );
+    }
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
