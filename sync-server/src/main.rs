@@ -245,6 +245,14 @@ enum Command {
         #[command(subcommand)]
         action: RegistryAction,
     },
+    /// Move this data directory's station (accounts, documents, feed,
+    /// photos) into an empty PostgreSQL database, to run it with --database.
+    /// Stop the station first. Phones keep their tokens and cursors.
+    Migrate {
+        /// The database: postgres://user@host:port/db.
+        #[arg(long)]
+        to: String,
+    },
     /// Certificates for a station that serves HTTPS itself.
     Tls {
         #[command(subcommand)]
@@ -589,6 +597,29 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(Command::Tls { action }) = &cli.command {
         return tls(action);
     }
+    if let Some(Command::Migrate { to }) = &cli.command {
+        if cli.database.is_some() {
+            return Err("migrate moves the SQLite station in --data: leave out --database".into());
+        }
+        let moved = menqian_sync_server::store::postgres::migrate::to_postgres(
+            &cli.data,
+            to,
+            cli.qr_hosts.clone(),
+            &mut |n| eprint!("\r迁移变更 {n}"),
+        )?;
+        eprintln!();
+        for (table, rows) in &moved.rows {
+            println!("{table}: {rows} rows");
+        }
+        println!(
+            "{} changes (feed head {}), {} photo files. Serve it with: --database {to} --data {}",
+            moved.changes,
+            moved.head,
+            moved.photos,
+            cli.data.display()
+        );
+        return Ok(());
+    }
     let station_args = StationArgs {
         listen: cli.listen.clone(),
         tls_cert: cli.tls_cert.clone(),
@@ -755,6 +786,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Some(Command::Tls { action }) => tls(&action)?,
+        Some(Command::Migrate { .. }) => {}
         Some(Command::Signboards {
             shop,
             street,

@@ -359,3 +359,127 @@ fn no_change_is_lost_when_instances_and_the_database_crash() {
         }
     }
 }
+
+/// A district's station moves from its SQLite files into PostgreSQL with
+/// `migrate`: every change keeps its position, so a phone carries on with
+/// its token and cursor; enrollment codes, passwords and photos move too.
+#[test]
+fn a_district_station_migrates_into_postgres_and_its_phones_carry_on() {
+    use menqian_sync_server::SqliteSyncStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    common::seed(dir.path());
+    let (code, later_code) = {
+        let mut s = SqliteSyncStore::open(dir.path(), vec![HOST.into()]).unwrap();
+        let a = s.accounts();
+        a.set_password_hash("supervisor-1", Some("$argon2id$v=19$stand-in"))
+            .unwrap();
+        let issue = |a: &mut dyn menqian_sync_server::store::Accounts| {
+            a.issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
+                .unwrap()
+        };
+        (issue(&mut *a), issue(&mut *a))
+    };
+    let station = StationProcess::start_in(dir, &["--qr-host", HOST], None);
+    let mut phone = Device::enroll(&station.url, &code, "一号机");
+    phone.sync().unwrap();
+    let shop = phone.store.all_shops().unwrap().remove(0);
+    phone
+        .store
+        .update_shop(
+            &shop.id(),
+            ShopPatch {
+                name: Some("迁移前改的名".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    common::report_at(&mut phone.store, &shop, "0504", "迁移前的报告");
+    phone.sync().unwrap();
+    let (dir, port) = station.kill();
+    let old_feed: Vec<(i64, Vec<u8>)> = {
+        let c = rusqlite::Connection::open(dir.path().join("station.sqlite")).unwrap();
+        let mut q = c
+            .prepare("SELECT seq, hash FROM changes ORDER BY seq")
+            .unwrap();
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+
+    let cluster = pg::PgCluster::start();
+    let url = cluster.database("menqian");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args(["--data", dir.path().to_str().unwrap(), "--qr-host", HOST])
+        .args(["migrate", "--to", &url])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("devices: 1 rows"), "{said}");
+    // A second run refuses: the database holds a station now.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_menqian-sync-server"))
+        .args([
+            "--data",
+            dir.path().to_str().unwrap(),
+            "migrate",
+            "--to",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    // Every change at the position it had.
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let new_feed: Vec<(i64, Vec<u8>)> = db
+        .query("SELECT pos, hash FROM feed ORDER BY pos", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(new_feed, old_feed);
+    let phc: Option<String> = db
+        .query_one(
+            "SELECT password_hash FROM users WHERE id = 'supervisor-1'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(phc.as_deref(), Some("$argon2id$v=19$stand-in"));
+
+    // The same phone, token and cursor, on the station now on PostgreSQL.
+    let station =
+        StationProcess::start_on(dir, port, &["--database", &url, "--qr-host", HOST], None);
+    let before = phone.store.documents_json().unwrap();
+    let report = phone.sync().unwrap();
+    assert_eq!(report.pulled, 0, "nothing new, nothing again");
+    assert_eq!(phone.store.documents_json().unwrap(), before);
+    phone
+        .store
+        .update_shop(
+            &shop.id(),
+            ShopPatch {
+                name: Some("迁移后改的名".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(phone.sync().unwrap().pushed, 1);
+    // A code issued before the move enrolls a second phone, which gets
+    // everything.
+    let mut second = Device::enroll(&station.url, &later_code, "二号机");
+    second.sync().unwrap();
+    phone.sync().unwrap();
+    assert_eq!(second.store.shop(&shop.id()).unwrap().name, "迁移后改的名");
+    assert_eq!(second.store.cases(None, 10).unwrap().len(), 1);
+    assert_eq!(
+        second.store.documents_json().unwrap(),
+        phone.store.documents_json().unwrap()
+    );
+}

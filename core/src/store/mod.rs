@@ -38,8 +38,8 @@ pub use scores::{
 };
 pub use signboard::{LaneBoard, Signboard, zone_words};
 pub use sync::{
-    ApplyReport, ChangeBatch, DocChange, Incoming, MergedPush, SnapshotPage, SyncCursors,
-    check_incoming, decode_changes, decode_pushed, group_by_document, merge_pushed,
+    ApplyReport, ChangeBatch, DocChange, Incoming, MergedPush, NewChange, SnapshotPage,
+    SyncCursors, check_incoming, decode_changes, decode_pushed, group_by_document, merge_pushed,
 };
 
 /// The schema version a store has after opening (`PRAGMA user_version`).

@@ -547,8 +547,14 @@ pub struct MergedPush {
     pub actors: Vec<Vec<u8>>,
 }
 
-/// A change new to its document: its hash and its bytes.
-pub type NewChange = (Vec<u8>, Vec<u8>);
+/// A change new to its document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChange {
+    /// Its place in the pushed batch.
+    pub index: usize,
+    pub hash: Vec<u8>,
+    pub bytes: Vec<u8>,
+}
 
 /// A pushed batch grouped by document, each document's changes in the order
 /// pushed (with their place in the batch, for refusals).
@@ -588,14 +594,18 @@ pub fn merge_pushed(
     let result = match merged.result {
         None => None,
         Some((saved, hashes, _)) => {
-            let by_hash: HashMap<automerge::ChangeHash, &Change> =
-                work.incoming.iter().map(|(_, c)| (c.hash(), c)).collect();
+            let by_hash: HashMap<automerge::ChangeHash, &(usize, Change)> =
+                work.incoming.iter().map(|c| (c.1.hash(), c)).collect();
             let mut changes = Vec::with_capacity(hashes.len());
             for h in &hashes {
-                let change = by_hash
+                let (index, change) = by_hash
                     .get(h)
                     .ok_or_else(|| Error::corrupt(doc_id, "a merged change is not in its batch"))?;
-                changes.push((h.as_ref().to_vec(), change.raw_bytes().to_vec()));
+                changes.push(NewChange {
+                    index: *index,
+                    hash: h.as_ref().to_vec(),
+                    bytes: change.raw_bytes().to_vec(),
+                });
             }
             Some((saved, changes))
         }

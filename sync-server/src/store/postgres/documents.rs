@@ -132,7 +132,7 @@ impl PgDocuments {
             .collect();
         let mut report = ApplyReport::default();
         let (mut doc_ids, mut saved) = (Vec::new(), Vec::new());
-        let (mut feed_docs, mut hashes, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut new_changes: Vec<(String, menqian_core::NewChange)> = Vec::new();
         let mut actors = BTreeSet::new();
         for (doc_id, incoming) in groups {
             let stored = stored.remove(&doc_id);
@@ -143,11 +143,7 @@ impl PgDocuments {
             };
             report.applied += changes.len();
             report.documents += 1;
-            for (hash, change) in changes {
-                feed_docs.push(doc_id.clone());
-                hashes.push(hash);
-                bytes.push(change);
-            }
+            new_changes.extend(changes.into_iter().map(|c| (doc_id.clone(), c)));
             doc_ids.push(doc_id);
             saved.push(data);
             actors.extend(merged.actors);
@@ -156,6 +152,15 @@ impl PgDocuments {
             // Every change was here already: nothing to write.
             tx.commit()?;
             return Ok(report);
+        }
+        // The feed keeps the order the changes were pushed in (a station
+        // moved here from SQLite keeps its positions).
+        new_changes.sort_by_key(|(_, c)| c.index);
+        let (mut feed_docs, mut hashes, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        for (doc_id, c) in new_changes {
+            feed_docs.push(doc_id);
+            hashes.push(c.hash);
+            bytes.push(c.bytes);
         }
         tx.execute(
             "INSERT INTO documents (id, data) SELECT * FROM unnest($1::text[], $2::bytea[])

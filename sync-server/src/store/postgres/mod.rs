@@ -6,6 +6,7 @@
 
 mod accounts;
 mod documents;
+pub mod migrate;
 mod station;
 
 pub use accounts::PgAccounts;

@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use menqian_core::wire::WireBatch;
-use menqian_core::{ApplyReport, Incoming, Store, StoreConfig, Writer};
+use menqian_core::{ApplyReport, DocChange, Incoming, Store, StoreConfig, Writer};
 
 use super::{PgAccounts, PgDocuments, Sequencer};
 use crate::store::{
@@ -113,6 +113,18 @@ impl PgSyncStore {
                 return Ok(applied);
             }
         }
+    }
+
+    /// Pushes changes from another store as the station's own (a station
+    /// moved here, [`super::migrate`]), in their order.
+    pub fn import_changes(&mut self, changes: &[DocChange]) -> StoreResult<ApplyReport> {
+        let incoming = menqian_core::decode_changes(changes)?;
+        lock(&self.docs).push(None, incoming, Utc::now())
+    }
+
+    /// The feed's last position.
+    pub fn head(&self) -> StoreResult<u64> {
+        lock(&self.docs).head()
     }
 
     /// How far the read model is behind the feed, in changes.
