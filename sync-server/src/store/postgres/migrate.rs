@@ -156,8 +156,8 @@ pub fn to_postgres(
         )));
     }
     moved.photos = link_tree(
-        &sqlite.documents().blobs().root().to_path_buf(),
-        &pg.documents().blobs().root().to_path_buf(),
+        sqlite.documents().blobs().root(),
+        pg.documents().blobs().root(),
     )?;
     Ok(moved)
 }
