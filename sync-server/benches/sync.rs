@@ -7,6 +7,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/pg/mod.rs"]
+mod pg;
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -16,7 +18,6 @@ use common::{Device, TestServer};
 use menqian_client::DeviceSync as _;
 use menqian_core::wire::{self, WireBatch};
 use menqian_core::*;
-use menqian_sync_server::SyncStore;
 
 /// A server holding the first `shops` of the demo district, sweeping every
 /// minute as a station does.
@@ -39,6 +40,37 @@ fn unswept_district() -> TestServer {
     )
 }
 
+/// [`unswept_district`] on PostgreSQL when `postgres`, with the cluster that
+/// keeps it.
+fn unswept_district_on(postgres: bool) -> (Option<pg::PgCluster>, TestServer) {
+    if !postgres {
+        return (None, unswept_district());
+    }
+    let cluster = pg::PgCluster::start_durable();
+    let url = cluster.database("menqian");
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    {
+        let mut store = menqian_sync_server::store::postgres::PgSyncStore::open(
+            &url,
+            &dir.path().join("seed"),
+            vec![common::HOST.into()],
+        )
+        .unwrap();
+        common::seed_store(&mut store, menqian_fixtures::DISTRICT_SHOPS);
+    }
+    println!("seeded the district into PostgreSQL in {:.1?}", t.elapsed());
+    let server = TestServer::start_on(
+        dir,
+        Some(url),
+        menqian_sync_server::Options {
+            sweep_every: std::time::Duration::from_secs(86_400),
+            ..Default::default()
+        },
+    );
+    (Some(cluster), server)
+}
+
 fn main() {
     let mode = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let day = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
@@ -58,6 +90,19 @@ fn main() {
             let server = unswept_district();
             for run in 0..3 {
                 load_test(&server, day, 4, run);
+            }
+            return;
+        }
+        // `-- load-postgres`: the same push load on a station whose store is
+        // in PostgreSQL (a private cluster, durable commits), then on the
+        // embedded SQLite store, side by side.
+        Some("load-postgres") => {
+            for backend in ["postgres", "sqlite"] {
+                println!("== {backend}");
+                let (_cluster, server) = unswept_district_on(backend == "postgres");
+                for run in 0..3 {
+                    load_test(&server, day, 4, run);
+                }
             }
             return;
         }

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod console;
 pub mod guard;
 pub mod net;
+pub mod objects;
 pub mod open311;
 pub mod ops;
 pub mod photos;
@@ -60,6 +61,8 @@ pub struct Options {
     /// The bearer token `/metrics` wants (`--metrics-token`); without one it
     /// answers loopback and private addresses only.
     pub metrics_token: Option<String>,
+    /// Photos in object storage besides the data directory (`--blobs`).
+    pub objects: Option<objects::ObjectBlobs>,
 }
 
 impl Default for Options {
@@ -75,6 +78,7 @@ impl Default for Options {
             public_url: None,
             alert_webhook: None,
             metrics_token: None,
+            objects: None,
         }
     }
 }
@@ -114,6 +118,7 @@ pub async fn serve_with(
     station.public_url = options.public_url.clone();
     station.notifier = crate::alerts::notifier(options.alert_webhook.as_deref());
     station.metrics_token = options.metrics_token.clone();
+    station.objects = options.objects.clone();
     let station = Arc::new(station);
     let writer = station.writer.clone();
     let sweep_reader = tokio::task::spawn_blocking(move || {

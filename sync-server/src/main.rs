@@ -33,6 +33,12 @@ struct Cli {
     /// database. Also read from MENQIAN_DATABASE.
     #[arg(long, global = true, env = "MENQIAN_DATABASE", hide_env_values = true)]
     database: Option<String>,
+    /// Keep photos in S3-compatible object storage as well
+    /// (s3://bucket/prefix), shared by a city's instances; the data
+    /// directory's photos become a cache. Credentials and endpoint from the
+    /// AWS_* environment variables. Also read from MENQIAN_BLOBS.
+    #[arg(long, env = "MENQIAN_BLOBS")]
+    blobs: Option<String>,
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
@@ -247,7 +253,8 @@ enum Command {
     },
     /// Move this data directory's station (accounts, documents, feed,
     /// photos) into an empty PostgreSQL database, to run it with --database.
-    /// Stop the station first. Phones keep their tokens and cursors.
+    /// Stop the station first. Phones keep their tokens and cursors. With
+    /// --blobs the photos go into the object storage too.
     Migrate {
         /// The database: postgres://user@host:port/db.
         #[arg(long)]
@@ -608,6 +615,22 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             &mut |n| eprint!("\r迁移变更 {n}"),
         )?;
         eprintln!();
+        if let Some(objects) = &cli.blobs {
+            // The photos go to the city's object storage too.
+            let objects = menqian_sync_server::objects::ObjectBlobs::open(objects)?;
+            let store = menqian_sync_server::store::postgres::PgSyncStore::open(
+                to,
+                &cli.data,
+                cli.qr_hosts.clone(),
+            )?;
+            let cache = store.photos().clone();
+            drop(store);
+            let stored = tokio::runtime::Runtime::new()?.block_on(objects.keep_all(&cache))?;
+            println!(
+                "{stored} photo files stored in {}",
+                cli.blobs.as_deref().unwrap_or("")
+            );
+        }
         for (table, rows) in &moved.rows {
             println!("{table}: {rows} rows");
         }
@@ -904,6 +927,10 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 public_url: station.public_url.clone(),
                 alert_webhook: cli.alert_webhook.clone(),
                 metrics_token: cli.metrics_token.clone(),
+                objects: match &cli.blobs {
+                    Some(url) => Some(menqian_sync_server::objects::ObjectBlobs::open(url)?),
+                    None => None,
+                },
                 ..Default::default()
             };
             cli.limits.apply(&mut options)?;

@@ -13,7 +13,6 @@ use chrono::{Duration, Utc};
 use common::*;
 use menqian_core::store::ledger::{LedgerState, Scope};
 use menqian_core::*;
-use menqian_sync_server::SyncStore;
 
 /// Syncs `d` until `done` holds, for up to 20 s (the sweep runs every 200 ms).
 fn sync_until(d: &mut Device, mut done: impl FnMut(&Store) -> bool) {

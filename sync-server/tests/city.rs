@@ -483,3 +483,177 @@ fn a_district_station_migrates_into_postgres_and_its_phones_carry_on() {
         phone.store.documents_json().unwrap()
     );
 }
+
+/// moto's S3 server (PyPI `moto[server]`, pinned; scripts/python-deps.sh
+/// installs it into .tools/moto-py) on a free port, with one bucket.
+struct S3 {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl S3 {
+    fn start(bucket: &str) -> S3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let tools = concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/moto-py");
+        let path = std::env::var("MENQIAN_MOTO_PY").unwrap_or_else(|_| tools.to_string());
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .env("PYTHONPATH", path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 with moto (bash scripts/python-deps.sh installs it)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            // Creating the bucket is also the sign it is up.
+            if let Ok(r) = reqwest::blocking::Client::new()
+                .put(format!("{endpoint}/{bucket}"))
+                .send()
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "moto did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        S3 { child, endpoint }
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "menqian-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "menqian-test".into()),
+            ("AWS_DEFAULT_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Photos live in object storage shared by the instances: a photo whose
+/// upload began through one instance, which was then killed, is uploaded
+/// through another; the object store holds it once complete; an instance
+/// that never received it serves it to a supervisor from there.
+#[test]
+fn photos_are_shared_through_object_storage() {
+    let s3 = S3::start("menqian");
+    let cluster = pg::PgCluster::start();
+    let url = cluster.database("menqian");
+    let codes = seeded(&url, &["officer-1", "supervisor-1"]);
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = [
+        "--database",
+        url.as_str(),
+        "--qr-host",
+        HOST,
+        "--blobs",
+        "s3://menqian/photos",
+    ];
+    let start = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        StationProcess::start_env(tempfile::tempdir().unwrap(), port, &args, None, &env)
+    };
+    let (a, b) = (start(), start());
+
+    let mut officer = Device::enroll(&a.url, &codes[0], "一号机");
+    officer.sync().unwrap();
+    let shop = officer.store.all_shops().unwrap().remove(0);
+    let photo = officer
+        .store
+        .capture_photo(
+            std::path::Path::new("/usr/share/backgrounds/seeding_by_Clements_Engelhardt.jpg"),
+            menqian_core::store::Capture {
+                at: Utc::now(),
+                fix: None,
+                taken_by: "王磊".into(),
+                shop_id: Some(shop.id()),
+                place: None,
+            },
+        )
+        .unwrap();
+    officer
+        .store
+        .report_case(menqian_core::NewCase {
+            source: menqian_core::CaseSource::Inspection,
+            category: "0504".into(),
+            location: shop.zone.centroid(),
+            shop_id: Some(shop.id()),
+            photos: vec![photo.hash.clone()],
+            description: "门前堆物".into(),
+            deadline: None,
+            reported_by: "officer-1".into(),
+            reported_at: Utc::now(),
+            subdistrict: None,
+            lane: None,
+        })
+        .unwrap();
+    // The records, and half the photo, through the first instance.
+    common::push_records(&a.url, &officer);
+    let bytes = std::fs::read(officer.store.blob_path(&photo.hash).unwrap()).unwrap();
+    let half = bytes.len() / 2;
+    let r = reqwest::blocking::Client::new()
+        .put(format!(
+            "{}/v1/blobs/{}?offset=0&total={}",
+            a.url,
+            photo.hash,
+            bytes.len()
+        ))
+        .bearer_auth(&officer.token)
+        .header("content-type", "application/octet-stream")
+        .body(bytes[..half].to_vec())
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    drop(a.kill());
+    // The phone goes on through the second.
+    officer.client = menqian_client::SyncClient::new(&b.url, Some(officer.token.clone())).unwrap();
+    let report = officer.sync().unwrap();
+    assert_eq!(report.photos_uploaded, 2, "the photo and its thumbnail");
+    // The object store holds the photo and its thumbnail (its listing; an
+    // unsigned GET of an object is refused).
+    let listing = reqwest::blocking::get(format!("{}/menqian?list-type=2", s3.endpoint))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        listing.contains(&format!("<Key>photos/{}</Key><LastModified>", photo.hash))
+            && listing.contains(&format!("<Size>{}</Size>", bytes.len())),
+        "{listing}"
+    );
+    assert_eq!(listing.matches("<Key>").count(), 2, "{listing}");
+    // A third instance, which never saw it, serves it to a supervisor.
+    let c = start();
+    let mut supervisor = Device::enroll(&c.url, &codes[1], "督查员");
+    supervisor.sync().unwrap();
+    let served = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/blobs/{}", c.url, photo.hash))
+        .bearer_auth(&supervisor.token)
+        .send()
+        .unwrap();
+    assert!(served.status().is_success(), "{}", served.status());
+    assert_eq!(served.bytes().unwrap().to_vec(), bytes);
+}

@@ -16,7 +16,6 @@ use menqian_core::evidence::sha256_hex;
 use menqian_core::evidence::time::TimeCheck;
 use menqian_core::store::Capture;
 use menqian_core::{Error, GpsFix, ItemOutcome, ItemResult, NewInspection};
-use menqian_sync_server::SyncStore;
 
 const SEEDING: &str = "/usr/share/backgrounds/seeding_by_Clements_Engelhardt.jpg";
 

@@ -10,7 +10,6 @@ use menqian_client::DeviceSync as _;
 use menqian_client::{CancelToken, SyncListener, SyncProgress};
 use menqian_core::wire::{self, WireBatch};
 use menqian_core::*;
-use menqian_sync_server::SyncStore;
 
 fn shop(n: usize) -> String {
     menqian_fixtures::registry(n + 1).unwrap()[n].id()

@@ -307,7 +307,12 @@ async fn alert(State(station): State<Arc<Station>>, headers: HeaderMap, body: Bo
     }
     let snapshot = match alert.snapshot.take() {
         Some(encoded) => match snapshot(&station, &source, &encoded, alert.at).await {
-            Ok(p) => Some(p),
+            Ok(p) => {
+                if let Err(e) = station.keep_photo(&p).await {
+                    return e.into_response();
+                }
+                Some(p)
+            }
             Err(r) => return r,
         },
         None => None,

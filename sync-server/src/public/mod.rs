@@ -591,7 +591,12 @@ async fn file_citizen_report(
     let category = category.to_string();
     let photo = match photo {
         Some(photo) => match citizen_photo(&station, &target, photo).await {
-            Ok(p) => Some(p),
+            Ok(p) => {
+                if station.keep_photo(&p).await.is_err() {
+                    return unavailable();
+                }
+                Some(p)
+            }
             Err(r) => return r,
         },
         None => None,

@@ -108,6 +108,9 @@ pub struct Station {
     pub(crate) metrics: crate::ops::Metrics,
     /// The bearer token `/metrics` wants, if set (`--metrics-token`).
     pub metrics_token: Option<String>,
+    /// Photos in object storage, shared by a city's instances; the photo
+    /// directory is then a cache in front of it.
+    pub(crate) objects: Option<crate::objects::ObjectBlobs>,
     /// Turns of the photo pipeline for strangers' photos.
     pub(crate) photo_turns: tokio::sync::Semaphore,
     /// Places for photo-sized bodies in memory (`photos::BODIES_AT_ONCE`).
@@ -166,6 +169,7 @@ impl Station {
             photo_bodies: Arc::new(tokio::sync::Semaphore::new(crate::photos::BODIES_AT_ONCE)),
             metrics: Default::default(),
             metrics_token: None,
+            objects: None,
             readers: Mutex::new(readers),
             writer: Arc::new(Mutex::new(store)),
             blobs,
@@ -714,9 +718,65 @@ async fn blob_status(
     if !may {
         return Err(photo_not_found(&hash));
     }
-    let blobs = station.blobs.clone();
-    let state = on_files(move || blobs.received(&device.id, &hash).map_err(file_error)).await?;
+    let (blobs, name, uploader) = (station.blobs.clone(), hash.clone(), device.id.clone());
+    let mut state = on_files(move || blobs.received(&uploader, &name).map_err(file_error)).await?;
+    if let Some(objects) = &station.objects {
+        use menqian_core::evidence::blobs::Received;
+        match state {
+            // Complete here: complete for the device once the object
+            // storage holds it too.
+            Received::Complete { .. } => objects
+                .keep(&station.blobs, &hash)
+                .await
+                .map_err(object_error)?,
+            // Received through another instance: complete if it is there.
+            Received::Partial { bytes: 0 } => {
+                if objects
+                    .fetch(&station.blobs, &hash)
+                    .await
+                    .map_err(object_error)?
+                {
+                    let (blobs, name) = (station.blobs.clone(), hash.clone());
+                    state = on_files(move || blobs.received(&device.id, &name).map_err(file_error))
+                        .await?;
+                }
+            }
+            Received::Partial { .. } => {}
+        }
+    }
     Ok(Json(blob_state(state)))
+}
+
+impl Station {
+    /// Stores a photo the station received (a citizen's, a camera's
+    /// snapshot) in the object storage, if there is one, before its record
+    /// is written: no record refers to a photo the other instances lack.
+    pub(crate) async fn keep_photo(
+        &self,
+        photo: &menqian_core::evidence::photo::ProcessedPhoto,
+    ) -> Result<(), ApiError> {
+        if let Some(objects) = &self.objects {
+            objects
+                .put(photo.evidence.clone())
+                .await
+                .map_err(object_error)?;
+            objects
+                .put(photo.thumb.clone())
+                .await
+                .map_err(object_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// Object storage did not answer: the device tries again later.
+fn object_error(e: crate::objects::ObjectError) -> ApiError {
+    tracing::error!(error = %e, "object storage failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the station's photo storage is not answering: try again shortly",
+    )
 }
 
 /// Appends a chunk at `offset` of a `total`-byte blob. The last chunk makes
@@ -799,12 +859,12 @@ async fn blob_put(
         ));
     }
     station.metrics.blob_bytes.inc_by(body.len() as u64);
-    let worker = station.clone();
+    let (worker, name) = (station.clone(), hash.clone());
     let state = on_files(move || {
         let _turn = worker.appending.lock().unwrap_or_else(|p| p.into_inner());
         worker
             .blobs
-            .append(&device.id, &hash, q.offset, q.total, &body)
+            .append(&device.id, &name, q.offset, q.total, &body)
             .map_err(|e| match e {
                 CoreError::InvalidInput { field, reason } if field == "blob" => {
                     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch", reason)
@@ -816,6 +876,15 @@ async fn blob_put(
             })
     })
     .await?;
+    if let (Some(objects), menqian_core::evidence::blobs::Received::Complete { .. }) =
+        (&station.objects, &state)
+    {
+        // Complete only once the object storage holds it.
+        objects
+            .keep(&station.blobs, &hash)
+            .await
+            .map_err(object_error)?;
+    }
     Ok(Json(blob_state(state)))
 }
 
@@ -855,13 +924,25 @@ pub(crate) async fn visible_photo(
     if !visible {
         return Err(photo_not_found(&hash));
     }
-    let (blobs, name) = (station.blobs.clone(), hash.clone());
-    let bytes = on_files(move || match blobs.read(&name) {
-        Err(CoreError::NotFound { .. }) => Ok(None),
-        other => other.map(Some).map_err(file_error),
-    })
-    .await?
-    .ok_or_else(|| photo_not_found(&hash))?;
+    let read = |station: &Arc<Station>| {
+        let (blobs, name) = (station.blobs.clone(), hash.clone());
+        on_files(move || match blobs.read(&name) {
+            Err(CoreError::NotFound { .. }) => Ok(None),
+            other => other.map(Some).map_err(file_error),
+        })
+    };
+    let mut bytes = read(station).await?;
+    if bytes.is_none()
+        && let Some(objects) = &station.objects
+        && objects
+            .fetch(&station.blobs, &hash)
+            .await
+            .map_err(object_error)?
+    {
+        // Received through another instance.
+        bytes = read(station).await?;
+    }
+    let bytes = bytes.ok_or_else(|| photo_not_found(&hash))?;
     Ok(([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response())
 }
 

@@ -19,6 +19,8 @@ pub const HOST: &str = menqian_fixtures::DEMO_HOST;
 pub struct TestServer {
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database it keeps its store in, if not SQLite files.
+    pub database: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -94,7 +96,18 @@ impl TestServer {
     }
 
     pub fn start_with(dir: tempfile::TempDir, options: menqian_sync_server::Options) -> TestServer {
+        Self::start_on(dir, None, options)
+    }
+
+    /// A server whose store is in `database` (PostgreSQL) when given, with
+    /// its read model in `dir`; else in `dir`'s SQLite files.
+    pub fn start_on(
+        dir: tempfile::TempDir,
+        database: Option<String>,
+        options: menqian_sync_server::Options,
+    ) -> TestServer {
         let path = dir.path().to_path_buf();
+        let url = database.clone();
         let (addr_tx, addr_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -102,10 +115,24 @@ impl TestServer {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let store = SqliteSyncStore::open(&path, vec![HOST.into()]).unwrap();
+                let store: Box<dyn SyncStore> = match url {
+                    Some(url) => tokio::task::spawn_blocking(move || {
+                        Box::new(
+                            menqian_sync_server::store::postgres::PgSyncStore::open(
+                                &url,
+                                &path,
+                                vec![HOST.into()],
+                            )
+                            .unwrap(),
+                        ) as Box<dyn SyncStore>
+                    })
+                    .await
+                    .unwrap(),
+                    None => Box::new(SqliteSyncStore::open(&path, vec![HOST.into()]).unwrap()),
+                };
                 menqian_sync_server::serve_with(
                     listener,
-                    Box::new(store),
+                    store,
                     async {
                         let _ = stop_rx.await;
                     },
@@ -119,6 +146,7 @@ impl TestServer {
         TestServer {
             url: format!("http://{addr}"),
             dir,
+            database,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -137,7 +165,7 @@ impl TestServer {
         // Move the data into a fresh guard so the old one can drop.
         std::fs::remove_dir(dir.path()).unwrap();
         std::fs::rename(self.dir.path(), dir.path()).unwrap();
-        Self::start_with(dir, options)
+        Self::start_on(dir, self.database.clone(), options)
     }
 
     fn shut_down(&mut self) {
@@ -150,8 +178,20 @@ impl TestServer {
     }
 
     /// Opens the server's data directly (another connection), e.g. to issue codes.
-    pub fn admin(&self) -> SqliteSyncStore {
-        SqliteSyncStore::open(self.dir.path(), vec![HOST.into()]).unwrap()
+    /// The server's store, opened beside it (on PostgreSQL, with a read
+    /// model of its own).
+    pub fn admin(&self) -> Box<dyn SyncStore> {
+        match &self.database {
+            Some(url) => Box::new(
+                menqian_sync_server::store::postgres::PgSyncStore::open(
+                    url,
+                    &self.dir.path().join("admin"),
+                    vec![HOST.into()],
+                )
+                .unwrap(),
+            ),
+            None => Box::new(SqliteSyncStore::open(self.dir.path(), vec![HOST.into()]).unwrap()),
+        }
     }
 
     pub fn code_for(&self, user: &str) -> String {
@@ -387,6 +427,17 @@ impl StationProcess {
         args: &[&str],
         nofile: Option<u64>,
     ) -> StationProcess {
+        Self::start_env(dir, port, args, nofile, &[])
+    }
+
+    /// [`StationProcess::start_on`] with these environment variables.
+    pub fn start_env(
+        dir: tempfile::TempDir,
+        port: u16,
+        args: &[&str],
+        nofile: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> StationProcess {
         let listen = format!("127.0.0.1:{port}");
         let mut command = std::process::Command::new("sh");
         let ulimit = nofile.map_or(String::new(), |n| format!("ulimit -Sn {n} && "));
@@ -396,6 +447,7 @@ impl StationProcess {
             .arg(env!("CARGO_BIN_EXE_menqian-sync-server"))
             .args(["--data", dir.path().to_str().unwrap(), "--listen", &listen])
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         let child = command.spawn().unwrap();

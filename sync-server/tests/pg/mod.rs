@@ -12,6 +12,8 @@ pub struct PgCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// Extra server settings.
+    settings: String,
 }
 
 fn bin_dir() -> PathBuf {
@@ -65,6 +67,16 @@ impl PgCluster {
     /// A new cluster, started. `fsync` off: these tests check behaviour, not
     /// durability across a power cut.
     pub fn start() -> PgCluster {
+        Self::start_with("-c fsync=off")
+    }
+
+    /// A cluster as a deployment runs it (every commit flushed to disk),
+    /// with memory for its cache: for benchmarks.
+    pub fn start_durable() -> PgCluster {
+        Self::start_with("-c shared_buffers=1GB -c max_wal_size=4GB")
+    }
+
+    fn start_with(settings: &str) -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("menqian-pg")
@@ -95,27 +107,14 @@ impl PgCluster {
                 "--locale=C",
             ],
         );
-        let port = free_port();
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            dir.path().display()
-        );
-        let log = dir.path().join("log");
-        run(
-            &bin,
-            "pg_ctl",
-            &[
-                "-D",
-                data,
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "start",
-            ],
-        );
-        PgCluster { dir, bin, port }
+        let cluster = PgCluster {
+            dir,
+            bin,
+            port: free_port(),
+            settings: settings.to_string(),
+        };
+        cluster.restart();
+        cluster
     }
 
     /// A new, empty database in this cluster.
@@ -155,9 +154,10 @@ impl PgCluster {
     pub fn restart(&self) {
         let data = self.dir.path().join("data");
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.settings
         );
         let log = self.dir.path().join("log");
         run(

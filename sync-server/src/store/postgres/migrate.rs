@@ -239,8 +239,9 @@ fn convert(
     })
 }
 
-/// Links (or, across file systems, copies) every file under `from` to the
-/// same place under `to`; returns how many.
+/// Links (or, across file systems, copies) every finished photo under
+/// `from` to the same place under `to` (not unfinished uploads); returns how
+/// many.
 fn link_tree(from: &Path, to: &Path) -> StoreResult<u64> {
     let mut n = 0;
     let Ok(entries) = std::fs::read_dir(from) else {
@@ -249,6 +250,9 @@ fn link_tree(from: &Path, to: &Path) -> StoreResult<u64> {
     std::fs::create_dir_all(to).map_err(menqian_core::Error::from)?;
     for entry in entries {
         let entry = entry.map_err(menqian_core::Error::from)?;
+        if entry.file_name() == "partial" {
+            continue;
+        }
         let (source, target) = (entry.path(), to.join(entry.file_name()));
         let kind = entry.file_type().map_err(menqian_core::Error::from)?;
         if kind.is_dir() {

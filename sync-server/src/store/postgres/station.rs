@@ -122,6 +122,11 @@ impl PgSyncStore {
         lock(&self.docs).push(None, incoming, Utc::now())
     }
 
+    /// This instance's photo directory.
+    pub fn photos(&self) -> &menqian_core::evidence::blobs::BlobDir {
+        self.model.blobs()
+    }
+
     /// The feed's last position.
     pub fn head(&self) -> StoreResult<u64> {
         lock(&self.docs).head()
