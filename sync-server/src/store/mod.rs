@@ -509,6 +509,18 @@ pub(crate) fn latest_photos(mut newest_first: Vec<String>) -> Vec<String> {
     newest_first
 }
 
+/// A device that loaded its user's earlier area reloads from a snapshot
+/// before it pulls.
+pub(crate) fn current_area(device: &Device, user: &User) -> StoreResult<()> {
+    if device.area_epoch < user.area_epoch {
+        return Err(StoreError::AreaChanged(format!(
+            "{} now works in {}: reload from a snapshot",
+            user.id, user.area
+        )));
+    }
+    Ok(())
+}
+
 /// What the read model answers a device's pull with: accepted changes after
 /// `cursor` the user may see.
 pub(crate) fn pull(
@@ -518,12 +530,7 @@ pub(crate) fn pull(
     cursor: u64,
     limit: u32,
 ) -> StoreResult<WireBatch> {
-    if device.area_epoch < user.area_epoch {
-        return Err(StoreError::AreaChanged(format!(
-            "{} now works in {}: reload from a snapshot",
-            user.id, user.area
-        )));
-    }
+    current_area(device, user)?;
     let reader = user.visibility();
     let batch = store.visible_changes_since(cursor, limit, &reader)?;
     let remaining = store.count_visible_changes_since(batch.cursor, &reader)?;

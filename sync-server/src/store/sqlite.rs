@@ -238,6 +238,7 @@ impl SyncRead for SqliteReader {
     ) -> StoreResult<WireBatch> {
         super::pull(&self.store, device, user, cursor, limit)
     }
+
     fn snapshot_page(
         &self,
         user: &User,
@@ -246,12 +247,15 @@ impl SyncRead for SqliteReader {
     ) -> StoreResult<WireBatch> {
         super::snapshot_page(&self.store, user, after, limit)
     }
+
     fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
         super::documents_by_id(&self.store, user, ids)
     }
+
     fn blob_visible(&self, hash: &str, user: &User) -> StoreResult<bool> {
         Ok(self.store.blob_visible(hash, &user.visibility())?)
     }
+
     fn documents(&self) -> &Store {
         &self.store
     }
@@ -261,17 +265,21 @@ impl AccountsRead for SqliteAccounts {
     fn authenticate(&self, token: &str) -> StoreResult<(Device, User)> {
         authenticate(&self.conn, token)
     }
+
     fn users(&self) -> StoreResult<Vec<User>> {
         list_users(&self.conn)
     }
+
     fn devices(&self) -> StoreResult<Vec<Device>> {
         list_devices(&self.conn)
     }
+
     fn accounts_version(&self) -> StoreResult<i64> {
         Ok(self
             .conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
+
     fn session(&self, token: &str, now: DateTime<Utc>) -> StoreResult<Option<(User, String)>> {
         let found: Option<(String, String)> = self
             .conn
@@ -287,6 +295,7 @@ impl AccountsRead for SqliteAccounts {
             Some((user, csrf)) => Ok(Some((user_by_id(&self.conn, &user)?, csrf))),
         }
     }
+
     fn alert_source(&self, id: &str) -> StoreResult<Option<AlertSource>> {
         Ok(self
             .conn
@@ -305,6 +314,7 @@ impl AccountsRead for SqliteAccounts {
             })
             .optional()?)
     }
+
     fn open311_client(&self, key: &str) -> StoreResult<Option<String>> {
         Ok(self
             .conn
@@ -312,6 +322,7 @@ impl AccountsRead for SqliteAccounts {
             .query_row([hash(key)], |r| r.get(0))
             .optional()?)
     }
+
     fn reminders_of(&self, shop_id: &str, since: DateTime<Utc>) -> StoreResult<Vec<Reminder>> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {REMINDER_COLUMNS} FROM reminders
@@ -323,11 +334,13 @@ impl AccountsRead for SqliteAccounts {
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
     fn reminder_count(&self) -> StoreResult<i64> {
         Ok(self
             .conn
             .query_row("SELECT count(*) FROM reminders", [], |r| r.get(0))?)
     }
+
     fn steward_requests(&self) -> StoreResult<Vec<StewardRequest>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, lane, name, phone, created_at, user_id FROM steward_requests
@@ -345,6 +358,7 @@ impl AccountsRead for SqliteAccounts {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
     fn receipt(&self, token: &str) -> StoreResult<Option<String>> {
         Ok(self
             .conn
@@ -352,6 +366,7 @@ impl AccountsRead for SqliteAccounts {
             .query_row([hash(token)], |r| r.get(0))
             .optional()?)
     }
+
     fn receipt_phones(&self, case_id: &str) -> StoreResult<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT phone FROM receipts WHERE case_id = ?1 AND phone IS NOT NULL ORDER BY created_at",
@@ -359,6 +374,7 @@ impl AccountsRead for SqliteAccounts {
         let rows = stmt.query_map([case_id], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
     fn may_upload(&self, device_id: &str, hash: &str) -> StoreResult<bool> {
         Ok(self
             .conn
@@ -367,6 +383,7 @@ impl AccountsRead for SqliteAccounts {
             .optional()?
             .is_some())
     }
+
     fn password_hash(&self, user_id: &str) -> StoreResult<(User, Option<String>)> {
         let user = self.user(user_id)?;
         let phc = self.conn.query_row(
@@ -376,6 +393,7 @@ impl AccountsRead for SqliteAccounts {
         )?;
         Ok((user, phc))
     }
+
     fn reminder_photos(&self, reminder: i64) -> StoreResult<Vec<String>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT photo FROM alerts WHERE reminder_id = ?1 AND photo IS NOT NULL
@@ -486,6 +504,7 @@ impl Accounts for SqliteAccounts {
         }
         Ok(())
     }
+
     fn set_area(&mut self, user_id: &str, area: &Area) -> StoreResult<()> {
         let n = self.conn.execute(
             "UPDATE users SET area = ?1, area_epoch = area_epoch + 1 WHERE id = ?2 AND area <> ?1",
@@ -497,6 +516,7 @@ impl Accounts for SqliteAccounts {
         }
         Ok(())
     }
+
     fn issue_enrollment(
         &mut self,
         user_id: &str,
@@ -511,6 +531,7 @@ impl Accounts for SqliteAccounts {
         )?;
         Ok(code)
     }
+
     fn redeem_enrollment(
         &mut self,
         code: &str,
@@ -559,6 +580,7 @@ impl Accounts for SqliteAccounts {
             user: self.user(&user_id)?,
         })
     }
+
     fn revoke_device(&mut self, device_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
         let n = self.conn.execute(
             "UPDATE devices SET revoked_at = coalesce(revoked_at, ?1) WHERE id = ?2",
@@ -572,6 +594,7 @@ impl Accounts for SqliteAccounts {
         }
         Ok(())
     }
+
     fn record_seen(&mut self, seen: &[(String, i64)]) -> StoreResult<()> {
         if seen.is_empty() {
             return Ok(());
@@ -588,6 +611,7 @@ impl Accounts for SqliteAccounts {
         tx.commit()?;
         Ok(())
     }
+
     fn set_password_hash(&mut self, user_id: &str, phc: Option<&str>) -> StoreResult<()> {
         let tx = self.conn.transaction()?;
         let n = tx.execute(
@@ -604,6 +628,7 @@ impl Accounts for SqliteAccounts {
         tx.commit()?;
         Ok(())
     }
+
     fn open_session(
         &mut self,
         user_id: &str,
@@ -635,11 +660,13 @@ impl Accounts for SqliteAccounts {
         tx.commit()?;
         Ok(session)
     }
+
     fn close_session(&mut self, token: &str) -> StoreResult<()> {
         self.conn
             .execute("DELETE FROM sessions WHERE token_hash = ?1", [hash(token)])?;
         Ok(())
     }
+
     fn add_alert_source(
         &mut self,
         id: &str,
@@ -673,6 +700,7 @@ impl Accounts for SqliteAccounts {
             })?;
         Ok(secret)
     }
+
     fn record_alert(
         &mut self,
         alert: &AlertEvent<'_>,
@@ -754,6 +782,7 @@ impl Accounts for SqliteAccounts {
         tx.commit()?;
         Ok(out)
     }
+
     fn add_open311_key(&mut self, name: &str, now: DateTime<Utc>) -> StoreResult<String> {
         let key = new_token();
         self.conn
@@ -763,12 +792,14 @@ impl Accounts for SqliteAccounts {
             .execute(params![hash(&key), name, now.timestamp_millis()])?;
         Ok(key)
     }
+
     fn set_reminder_case(&mut self, reminder: i64, case_id: &str) -> StoreResult<()> {
         self.conn
             .prepare_cached("UPDATE reminders SET case_id = ?2 WHERE id = ?1")?
             .execute(params![reminder, case_id])?;
         Ok(())
     }
+
     fn add_steward_request(
         &mut self,
         lane: &str,
@@ -783,6 +814,7 @@ impl Accounts for SqliteAccounts {
             .execute(params![lane, name, phone, now.timestamp_millis()])?;
         Ok(self.conn.last_insert_rowid())
     }
+
     fn approve_steward(&mut self, request: i64, user_id: &str) -> StoreResult<User> {
         let found: Option<(String, String, Option<String>)> = self
             .conn
@@ -807,6 +839,7 @@ impl Accounts for SqliteAccounts {
             .execute(params![request, user_id])?;
         Ok(user)
     }
+
     fn add_receipt(
         &mut self,
         case_id: &str,
@@ -852,11 +885,13 @@ impl SyncStore for SqliteSyncStore {
         self.accounts.allow_uploads(&writer.actor, &blobs)?;
         Ok(report)
     }
+
     fn reader(&self) -> StoreResult<Box<dyn SyncRead>> {
         let store = Store::open_reader(self.dir.join("station.sqlite"), self.config.clone())?;
         let accounts = self.accounts.reader()?;
         Ok(Box::new(SqliteReader { store, accounts }))
     }
+
     fn pull(
         &self,
         device: &Device,
@@ -866,6 +901,7 @@ impl SyncStore for SqliteSyncStore {
     ) -> StoreResult<WireBatch> {
         super::pull(&self.store, device, user, cursor, limit)
     }
+
     fn snapshot(
         &mut self,
         device: &Device,
@@ -878,9 +914,11 @@ impl SyncStore for SqliteSyncStore {
         }
         super::snapshot_page(&self.store, user, after, limit)
     }
+
     fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
         super::documents_by_id(&self.store, user, ids)
     }
+
     fn documents(&mut self) -> &mut Store {
         &mut self.store
     }

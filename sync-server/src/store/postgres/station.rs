@@ -18,9 +18,7 @@ use menqian_core::wire::WireBatch;
 use menqian_core::{ApplyReport, DocChange, Incoming, Store, StoreConfig, Writer};
 
 use super::{PgAccounts, PgDocuments, Sequencer};
-use crate::store::{
-    Accounts, AccountsRead, Device, StoreError, StoreResult, SyncRead, SyncStore, User,
-};
+use crate::store::{Accounts, AccountsRead, Device, StoreResult, SyncRead, SyncStore, User};
 
 /// Feed changes the read model applies at a time.
 const CATCH_UP_PAGE: u32 = 2_000;
@@ -153,12 +151,7 @@ fn pull(
     cursor: u64,
     limit: u32,
 ) -> StoreResult<WireBatch> {
-    if device.area_epoch < user.area_epoch {
-        return Err(StoreError::AreaChanged(format!(
-            "{} now works in {}: reload from a snapshot",
-            user.id, user.area
-        )));
-    }
+    crate::store::current_area(device, user)?;
     let upto = model.sync_cursors()?.pulled;
     let reader = user.visibility();
     let limit = limit.max(1) as usize;
