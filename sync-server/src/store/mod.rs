@@ -229,6 +229,19 @@ pub trait Accounts: AccountsRead {
     ) -> StoreResult<String>;
 }
 
+/// Where a store merges pushes when that can happen beside the instance's
+/// writer: a city's database, where pushes to different documents go side
+/// by side. [`SyncStore::accepted`] then follows, with the writer.
+pub trait Authority: Send + Sync {
+    /// The authoritative half of [`SyncStore::push_decoded`].
+    fn push(
+        &self,
+        writer: &Writer,
+        changes: Vec<Incoming>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApplyReport>;
+}
+
 /// The server's storage: its [`Accounts`] and the merged documents with
 /// their change feed.
 pub trait SyncStore: Send {
@@ -297,6 +310,16 @@ pub trait SyncStore: Send {
     /// time when several share the store (the only one otherwise).
     fn lead_sweep(&mut self) -> StoreResult<bool> {
         Ok(true)
+    }
+    /// Where pushes may be merged without this handle (see [`Authority`]);
+    /// `None` when only this handle merges them.
+    fn authority(&self) -> Option<std::sync::Arc<dyn Authority>> {
+        None
+    }
+    /// What follows a push an [`Authority`] merged: the device bound to the
+    /// writer's actor may upload the photos the pushed documents refer to.
+    fn accepted(&mut self, _writer: &Writer, _doc_ids: &[String]) -> StoreResult<()> {
+        Ok(())
     }
     /// A handle for reads that runs beside this one: requests that only read
     /// (authentication, pull, snapshot pages, downloads) use these and never

@@ -111,6 +111,8 @@ pub struct Station {
     /// Photos in object storage, shared by a city's instances; the photo
     /// directory is then a cache in front of it.
     pub(crate) objects: Option<crate::objects::ObjectBlobs>,
+    /// Where pushes are merged beside the writer, if the store has one.
+    pub(crate) authority: Option<Arc<dyn crate::store::Authority>>,
     /// Turns of the photo pipeline for strangers' photos.
     pub(crate) photo_turns: tokio::sync::Semaphore,
     /// Places for photo-sized bodies in memory (`photos::BODIES_AT_ONCE`).
@@ -170,6 +172,7 @@ impl Station {
             metrics: Default::default(),
             metrics_token: None,
             objects: None,
+            authority: store.authority(),
             readers: Mutex::new(readers),
             writer: Arc::new(Mutex::new(store)),
             blobs,
@@ -637,9 +640,26 @@ async fn push(
         actor: device.actor.clone(),
     };
     let received = Utc::now();
-    let report = station
-        .write(move |s| Ok(s.push_decoded(&writer, changes, received)?))
-        .await?;
+    let report = match station.authority.clone() {
+        // A city's database merges pushes side by side; the instance's
+        // writer only takes in the result.
+        Some(authority) => {
+            let mut ids: Vec<String> = changes.iter().map(|c| c.doc_id.clone()).collect();
+            ids.sort();
+            ids.dedup();
+            let pusher = writer.clone();
+            let report = on_files(move || Ok(authority.push(&pusher, changes, received)?)).await?;
+            station
+                .write(move |s| Ok(s.accepted(&writer, &ids)?))
+                .await?;
+            report
+        }
+        None => {
+            station
+                .write(move |s| Ok(s.push_decoded(&writer, changes, received)?))
+                .await?
+        }
+    };
     let device = device.id;
     station.metrics.pushes.inc();
     station.metrics.changes.inc_by(count as u64);

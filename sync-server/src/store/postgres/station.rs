@@ -33,6 +33,41 @@ pub struct PgSyncStore {
     url: String,
     /// Places what a push's own run did not (see [`Sequencer`]).
     _sequencer: Sequencer,
+    authority: std::sync::Arc<PgAuthority>,
+}
+
+/// Pushes merged on connections of their own, beside the instance's writer.
+pub struct PgAuthority {
+    url: String,
+    /// Idle connections, taken by a push and given back after it.
+    idle: Mutex<Vec<PgDocuments>>,
+}
+
+impl std::fmt::Debug for PgAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgAuthority").finish_non_exhaustive()
+    }
+}
+
+impl crate::store::Authority for PgAuthority {
+    fn push(
+        &self,
+        writer: &Writer,
+        changes: Vec<Incoming>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ApplyReport> {
+        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut docs = match taken {
+            Some(d) => d,
+            None => PgDocuments::open(&self.url)?,
+        };
+        let report = docs.push(Some(writer), changes, now)?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(docs);
+        Ok(report)
+    }
 }
 
 /// How often the background sequencer looks for changes without positions.
@@ -87,6 +122,10 @@ impl PgSyncStore {
             config,
             url: url.to_string(),
             _sequencer: Sequencer::start(url, SEQUENCER_EVERY)?,
+            authority: std::sync::Arc::new(PgAuthority {
+                url: url.to_string(),
+                idle: Mutex::new(Vec::new()),
+            }),
         };
         // Writes of this instance that did not reach the database before it
         // stopped go now.
@@ -237,22 +276,32 @@ impl SyncStore for PgSyncStore {
         ids.sort();
         ids.dedup();
         let report = lock(&self.docs).push(Some(writer), changes, now)?;
-        // The read model takes the push (and whatever came before it) now:
-        // what the device may upload, and the listings of the shops it
-        // changed, are read from there.
-        self.catch_up()?;
-        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.accepted(writer, &ids)?;
+        Ok(report)
+    }
+
+    fn authority(&self) -> Option<std::sync::Arc<dyn crate::store::Authority>> {
+        Some(self.authority.clone())
+    }
+
+    fn accepted(&mut self, writer: &Writer, doc_ids: &[String]) -> StoreResult<()> {
+        // The read model takes the push (and whatever came before it, other
+        // pushes merged meanwhile included) now: what the device may upload,
+        // and the listings of the shops it changed, are read from there.
+        let applied = self.catch_up()?;
+        let refs: Vec<&str> = doc_ids.iter().map(String::as_str).collect();
         let blobs = self.model.blobs_referenced_by(&refs)?;
         self.accounts.allow_uploads(&writer.actor, &blobs)?;
-        let shops: Vec<String> = ids
-            .into_iter()
+        let shops: Vec<String> = doc_ids
+            .iter()
             .filter(|id| id.starts_with("shop/"))
+            .cloned()
             .collect();
-        if report.applied > 0 && !shops.is_empty() {
+        if applied > 0 && !shops.is_empty() {
             self.model.publish_listings_of(&shops)?;
             self.publish()?;
         }
-        Ok(report)
+        Ok(())
     }
 
     fn publish(&mut self) -> StoreResult<()> {
