@@ -38,7 +38,7 @@ echo "== format"
 cargo fmt --all -- --check
 echo "== lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== the Open311 test's Python client (PyPI, pinned)"
+echo "== the Open311 test's Python client and moto's S3 server (PyPI, pinned)"
 source scripts/python-deps.sh
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
