@@ -168,7 +168,7 @@ impl PgDocuments {
             &[&doc_ids, &saved],
         )?;
         tx.execute(
-            "INSERT INTO feed_inbox (doc_id, hash, change, received_at)
+            "INSERT INTO feed (doc_id, hash, change, received_at)
              SELECT d, h, c, $4 FROM unnest($1::text[], $2::bytea[], $3::bytea[])
                  WITH ORDINALITY AS t (d, h, c, n)
              ORDER BY n",
@@ -201,39 +201,22 @@ impl PgDocuments {
         loop {
             let mut tx = self.client()?.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER_LOCK])?;
-            let before: i64 = tx.query_one("SELECT pos FROM feed_head", &[])?.get(0);
-            let before = before.unsigned_abs();
             // A statement of its own after the lock: its snapshot sees the
             // previous run's positions, and only committed changes. A change
             // committed after this snapshot waits for the next run, so it
             // comes after everything placed now; one that depends on another
             // committed after it, so never comes first.
             let n = tx.execute(
-                "WITH todo AS (
-                      SELECT id FROM feed_inbox ORDER BY xid, id LIMIT $1
-                  ),
-                  moved AS (
-                      DELETE FROM feed_inbox WHERE id IN (SELECT id FROM todo)
-                      RETURNING id, xid, doc_id, hash, change, received_at
-                  ),
-                  placed AS (
-                      INSERT INTO feed (pos, id, doc_id, hash, change, received_at)
-                      SELECT h.pos + row_number() OVER (ORDER BY m.xid, m.id),
-                             m.id, m.doc_id, m.hash, m.change, m.received_at
-                      FROM moved m, feed_head h
-                      RETURNING pos
-                  )
-                  UPDATE feed_head SET pos = (SELECT max(pos) FROM placed)
-                  WHERE EXISTS (SELECT 1 FROM placed)",
+                "WITH base AS (SELECT coalesce(max(pos), 0) AS last FROM feed),
+                      todo AS (
+                          SELECT id, row_number() OVER (ORDER BY xid, id) AS n
+                          FROM feed WHERE pos IS NULL
+                          ORDER BY xid, id
+                          LIMIT $1
+                      )
+                 UPDATE feed SET pos = base.last + todo.n FROM todo, base WHERE feed.id = todo.id",
                 &[&SEQUENCER_STEP],
             )?;
-            let n = if n == 0 {
-                0
-            } else {
-                // How many were placed this run.
-                let head: i64 = tx.query_one("SELECT pos FROM feed_head", &[])?.get(0);
-                head.unsigned_abs().saturating_sub(before)
-            };
             tx.commit()?;
             total += n;
             if n < SEQUENCER_STEP.unsigned_abs() {
@@ -298,7 +281,7 @@ impl PgDocuments {
     pub fn head(&mut self) -> StoreResult<u64> {
         let head: i64 = self
             .client()?
-            .query_one("SELECT pos FROM feed_head", &[])?
+            .query_one("SELECT coalesce(max(pos), 0) FROM feed", &[])?
             .get(0);
         Ok(head.unsigned_abs())
     }
@@ -307,7 +290,7 @@ impl PgDocuments {
     pub fn unsequenced(&mut self) -> StoreResult<u64> {
         let n: i64 = self
             .client()?
-            .query_one("SELECT count(*) FROM feed_inbox", &[])?
+            .query_one("SELECT count(*) FROM feed WHERE pos IS NULL", &[])?
             .get(0);
         Ok(n.unsigned_abs())
     }
