@@ -175,6 +175,17 @@ impl PgSyncStore {
     }
 }
 
+/// The shops among these document ids, each once.
+fn shops_among<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut shops: Vec<String> = ids
+        .filter(|id| id.starts_with("shop/"))
+        .map(str::to_string)
+        .collect();
+    shops.sort();
+    shops.dedup();
+    shops
+}
+
 fn lag(model: &Store, docs: &Mutex<PgDocuments>) -> StoreResult<u64> {
     let head = lock(docs).head()?;
     Ok(head.saturating_sub(model.sync_cursors()?.pulled))
@@ -292,11 +303,7 @@ impl SyncStore for PgSyncStore {
         let refs: Vec<&str> = doc_ids.iter().map(String::as_str).collect();
         let blobs = self.model.blobs_referenced_by(&refs)?;
         self.accounts.allow_uploads(&writer.actor, &blobs)?;
-        let shops: Vec<String> = doc_ids
-            .iter()
-            .filter(|id| id.starts_with("shop/"))
-            .cloned()
-            .collect();
+        let shops = shops_among(doc_ids.iter().map(String::as_str));
         if applied > 0 && !shops.is_empty() {
             self.model.publish_listings_of(&shops)?;
             self.publish()?;
@@ -305,33 +312,23 @@ impl SyncStore for PgSyncStore {
     }
 
     fn publish(&mut self) -> StoreResult<()> {
-        // The read model does not publish listings on its own (every
-        // instance would): the instance that changed a shop writes its
-        // listing, before pushing.
-        let pushed = self.model.sync_cursors()?.pushed;
-        let mut shops: Vec<String> = self
-            .model
-            .own_changes_since(pushed, u32::MAX)?
-            .changes
-            .into_iter()
-            .map(|c| c.doc_id)
-            .filter(|id| id.starts_with("shop/"))
-            .collect();
-        shops.sort();
-        shops.dedup();
-        if !shops.is_empty() {
-            self.model.publish_listings_of(&shops)?;
-        }
         loop {
             let pushed = self.model.sync_cursors()?.pushed;
             let batch = self.model.own_changes_since(pushed, 1_000)?;
             if batch.changes.is_empty() {
                 return Ok(());
             }
+            // The read model does not publish listings on its own (every
+            // instance would): the instance that changed a shop writes its
+            // listing, which goes out with a later page.
+            let shops = shops_among(batch.changes.iter().map(|c| c.doc_id.as_str()));
+            if !shops.is_empty() {
+                self.model.publish_listings_of(&shops)?;
+            }
             let incoming = menqian_core::decode_changes(&batch.changes)?;
             lock(&self.docs).push(None, incoming, Utc::now())?;
             self.model.set_pushed(batch.cursor)?;
-            if !batch.more {
+            if !batch.more && shops.is_empty() {
                 return Ok(());
             }
         }
