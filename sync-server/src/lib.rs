@@ -137,7 +137,7 @@ pub async fn serve_with(
         options.partial_upload_ttl,
     ));
     let seen = tokio::spawn(write_seen_forever(station.clone()));
-    let follower = Follower::start(&station.writer);
+    let follower = follow(&station.writer);
     let feed = tokio::spawn(watch_feed_forever(station.clone()));
     let served = net::serve(
         listener,
@@ -190,44 +190,20 @@ const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// Keeps the documents this instance reads up with the authoritative store
 /// that other instances share, on a thread of its own (none when the store
 /// is not shared). Stops when dropped.
-struct Follower {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Follower {
-    fn start(store: &SharedStore) -> Follower {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let shared = store.lock().unwrap_or_else(|p| p.into_inner()).shared();
-        let thread = shared.then(|| {
-            let (store, stopping) = (store.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("follower".into())
-                .spawn(move || {
-                    while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
-                        let refreshed = store.lock().unwrap_or_else(|p| p.into_inner()).refresh();
-                        if let Err(e) = refreshed {
-                            tracing::warn!(error = %e, "following the store");
-                        }
-                        std::thread::sleep(FOLLOW_EVERY);
-                    }
-                })
-                .ok()
-        });
-        Follower {
-            stop,
-            thread: thread.flatten(),
-        }
+fn follow(store: &SharedStore) -> Option<store::periodic::Periodic> {
+    if !store.lock().unwrap_or_else(|p| p.into_inner()).shared() {
+        return None;
     }
-}
-
-impl Drop for Follower {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    let store = store.clone();
+    let started = store::periodic::Periodic::start("follower", FOLLOW_EVERY, move || {
+        let refreshed = store.lock().unwrap_or_else(|p| p.into_inner()).refresh();
+        if let Err(e) = refreshed {
+            tracing::warn!(error = %e, "following the store");
         }
-    }
+    });
+    started
+        .inspect_err(|e| tracing::error!(error = %e, "starting the follower thread"))
+        .ok()
 }
 
 /// How often devices' last requests are written to the accounts database.

@@ -6,8 +6,6 @@
 //! `migrations/postgres/0002_documents.sql` and docs/adr/0013-city-storage.md).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 use menqian_core::{ApplyReport, DocChange, Incoming, Writer};
@@ -15,6 +13,7 @@ use postgres::Client;
 
 use super::{Conn, migrate};
 use crate::store::StoreResult;
+use crate::store::periodic::Periodic;
 
 /// The sequencer's lock: one run at a time across every instance.
 const SEQUENCER_LOCK: i64 = 0x6d65_6e71_6961_6e02;
@@ -312,8 +311,7 @@ impl PgDocuments {
 /// commit and the run). Stops when dropped.
 #[derive(Debug)]
 pub struct Sequencer {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _thread: Periodic,
 }
 
 impl Sequencer {
@@ -321,37 +319,18 @@ impl Sequencer {
     pub fn start(url: &str, period: std::time::Duration) -> StoreResult<Sequencer> {
         let mut docs = Some(PgDocuments::open(url)?);
         let url = url.to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("sequencer".into())
-            .spawn(move || {
-                while !stopping.load(Ordering::Relaxed) {
-                    // A connection lost (PostgreSQL restarted) is opened again.
-                    let run = match docs.as_mut() {
-                        Some(d) => d.sequence().map(|_| ()),
-                        None => PgDocuments::open(&url).map(|d| docs = Some(d)),
-                    };
-                    if let Err(e) = run {
-                        tracing::warn!(error = %e, "the background sequencer failed; retrying");
-                        docs = None;
-                    }
-                    std::thread::sleep(period);
-                }
-            })
-            .map_err(menqian_core::Error::from)?;
-        Ok(Sequencer {
-            stop,
-            thread: Some(thread),
+        let periodic = Periodic::start("sequencer", period, move || {
+            // A connection lost (PostgreSQL restarted) is opened again.
+            let run = match docs.as_mut() {
+                Some(d) => d.sequence().map(|_| ()),
+                None => PgDocuments::open(&url).map(|d| docs = Some(d)),
+            };
+            if let Err(e) = run {
+                tracing::warn!(error = %e, "the background sequencer failed; retrying");
+                docs = None;
+            }
         })
-    }
-}
-
-impl Drop for Sequencer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        .map_err(menqian_core::Error::from)?;
+        Ok(Sequencer { _thread: periodic })
     }
 }
