@@ -1,6 +1,6 @@
 //! Operations: `/readyz` (the store answers and the disk has room),
 //! `/metrics` in Prometheus' text format (requests and their latency by
-//! route, errors by code, pushes, accepted changes, pulls, pulled changes,
+//! route, errors by code, pushes, group commits, accepted changes, pulls, pulled changes,
 //! photo bytes received, the feed head) and the log format. `/metrics` is
 //! for the city's monitoring: with `--metrics-token` it wants that bearer
 //! token, without one it answers only clients at loopback and private
@@ -58,6 +58,7 @@ pub struct Metrics {
     latency: Family<RouteLabel, Histogram, fn() -> Histogram>,
     errors: Family<CodeLabel, Counter>,
     pub(crate) pushes: Counter,
+    pub(crate) push_groups: Counter,
     pub(crate) changes: Counter,
     pub(crate) pulls: Counter,
     pub(crate) pulled: Counter,
@@ -91,6 +92,11 @@ impl Default for Metrics {
             c
         };
         let pushes = counter(&mut registry, "pushes", "Pushes accepted");
+        let push_groups = counter(
+            &mut registry,
+            "push_groups",
+            "Group commits of the embedded store: pushes applied together in one transaction",
+        );
         let changes = counter(
             &mut registry,
             "changes_accepted",
@@ -125,6 +131,7 @@ impl Default for Metrics {
             latency,
             errors,
             pushes,
+            push_groups,
             changes,
             pulls,
             pulled,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use chrono::{Duration, TimeZone, Utc};
-use menqian_core::{Area, DocChange, Role, ShopPatch, Store, StoreConfig, Writer};
+use menqian_core::{Area, DocChange, GroupedPush, Role, ShopPatch, Store, StoreConfig, Writer};
 use menqian_sync_server::store::postgres::{PgAccounts, PgSyncStore};
 use menqian_sync_server::store::{AlertEvent, AlertRecorded, StoreError};
 use menqian_sync_server::{SqliteSyncStore, SyncStore, User};
@@ -150,6 +150,68 @@ fn suite(make: &dyn Fn() -> (Guard, Box<dyn SyncStore>)) {
             .is_empty()
     );
 
+    // A group of pushes (group commit): each answered on its own, a refused
+    // one applying nothing and holding up none of the others.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut device2 = Store::open(dir2.path().join("d.sqlite"), StoreConfig::default()).unwrap();
+    let shop = menqian_fixtures::registry(2).unwrap().remove(1);
+    device2.create_shop(shop.clone()).unwrap();
+    device2
+        .update_shop(
+            &shop.id(),
+            ShopPatch {
+                name: Some("又改名".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let code2 = s
+        .accounts()
+        .issue_enrollment("officer-1", now(), Duration::hours(1))
+        .unwrap();
+    s.enroll(&code2, &device2.actor_id(), "第二台", now())
+        .unwrap();
+    let writer2 = Writer {
+        actor: device2.actor_id(),
+        ..writer.clone()
+    };
+    let changes2 = device2.own_changes_since(0, 10).unwrap().changes;
+    let grouped = |w: &Writer, c: &[DocChange]| GroupedPush {
+        changes: menqian_core::decode_pushed(c.to_vec()).unwrap(),
+        writer: w.clone(),
+        received_at: now(),
+    };
+    let answers = s
+        .push_group(vec![
+            grouped(
+                &Writer {
+                    role: Role::Steward,
+                    ..writer2.clone()
+                },
+                &changes2,
+            ),
+            grouped(&writer, &changes),
+            grouped(&writer2, &changes2),
+            grouped(&writer2, &changes2),
+        ])
+        .unwrap();
+    let reports: Vec<Option<(usize, usize)>> = answers
+        .iter()
+        .map(|a| a.as_ref().ok().map(|r| (r.applied, r.duplicates)))
+        .collect();
+    assert_eq!(
+        reports,
+        [None, Some((0, 2)), Some((2, 0)), Some((0, 2))],
+        "refused, already had, applied, then a duplicate within the group"
+    );
+    assert!(matches!(
+        answers[0],
+        Err(StoreError::Core(menqian_core::Error::Refused { .. }))
+    ));
+    let all = s.pull(&dev, &who, 0, 100).unwrap().changes;
+    assert_eq!(all.len(), 4, "every change accepted exactly once");
+    assert_eq!(&all[2..], &changes2[..]);
+
     s.accounts()
         .revoke_device(&enrolled.device_id, now())
         .unwrap();
@@ -161,7 +223,7 @@ fn suite(make: &dyn Fn() -> (Guard, Box<dyn SyncStore>)) {
         s.accounts().revoke_device("dev-none", now()),
         Err(StoreError::NotFound { .. })
     ));
-    assert_eq!(s.accounts().devices().unwrap().len(), 1);
+    assert_eq!(s.accounts().devices().unwrap().len(), 2);
 }
 
 /// Areas and listings through the trait: what each reader may fetch, the

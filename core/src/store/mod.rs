@@ -38,8 +38,9 @@ pub use scores::{
 };
 pub use signboard::{LaneBoard, Signboard, zone_words};
 pub use sync::{
-    ApplyReport, ChangeBatch, DocChange, Incoming, MergedPush, NewChange, SnapshotPage,
-    SyncCursors, check_incoming, decode_changes, decode_pushed, group_by_document, merge_pushed,
+    ApplyReport, ChangeBatch, DocChange, GroupedPush, Incoming, MergedPush, NewChange,
+    SnapshotPage, SyncCursors, check_incoming, decode_changes, decode_pushed, group_by_document,
+    merge_pushed,
 };
 
 /// The schema version a store has after opening (`PRAGMA user_version`).
@@ -65,6 +66,17 @@ pub struct StoreConfig {
     /// An inspection fix farther than its accuracy plus this from the shop's
     /// zone is flagged 不在现场 (default 30 m).
     pub geofence_margin_m: Option<f64>,
+    /// Memory for each handle's page cache and for reading the file through
+    /// a memory map, in MiB (SQLite's defaults when 0: 2 MiB, no map). The
+    /// station sets this: a district's indexes do not fit 2 MiB, and every
+    /// page read again is a system call and a copy.
+    pub cache_mib: u32,
+    /// Leave copying the WAL back into the database file (checkpoints) to
+    /// another connection instead of doing it inside a commit once the WAL
+    /// passes 1,000 pages: the station checkpoints on a thread of its own,
+    /// so a push never waits for one. Whoever sets this must checkpoint, or
+    /// the WAL grows without end.
+    pub background_checkpoints: bool,
 }
 
 impl StoreConfig {
@@ -118,6 +130,7 @@ impl Store {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        set_cache(&conn, &config)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version != migrations::LATEST_VERSION {
             return Err(Error::corrupt(
@@ -152,6 +165,16 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        set_cache(&conn, &config)?;
+        if config.background_checkpoints {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+            // A WAL started over is cut back to this (it grew under load).
+            conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+            // A transaction takes the write lock when it begins, waiting for
+            // a checkpoint that restarts the WAL; one begun as a reader could
+            // not become a writer after that restart, and would fail at once.
+            conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+        }
         let rebuild = migrations::migrate(&mut conn, version)?;
         if version >= 2 {
             index::create_search_buffer(&conn)?;
@@ -369,6 +392,17 @@ fn load_or_create_actor(conn: &mut Connection) -> Result<ActorId> {
 
 /// Commits a transaction after moving buffered search rows into the index.
 /// Every writing transaction ends here.
+/// The page cache and memory map of [`StoreConfig::cache_mib`].
+fn set_cache(conn: &Connection, config: &StoreConfig) -> Result<()> {
+    if config.cache_mib > 0 {
+        let mib = i64::from(config.cache_mib);
+        // A negative cache_size is in KiB.
+        conn.pragma_update(None, "cache_size", -mib * 1024)?;
+        conn.pragma_update(None, "mmap_size", mib * 4 * 1024 * 1024)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn commit(tx: Transaction<'_>) -> Result<()> {
     publish::flush(&tx)?;
     index::flush_search(&tx)?;

@@ -484,51 +484,143 @@ impl Store {
         received_at: Option<i64>,
         finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<ApplyReport> {
-        // Group by document, keeping each document's changes in feed order.
-        let mut work: Vec<DocWork> = group_by_document(changes)
-            .into_iter()
-            .map(|(doc_id, incoming)| DocWork {
-                doc_id,
-                incoming,
-                stored: None,
-            })
-            .collect();
         let tx = self.conn.transaction()?;
-        for w in &mut work {
-            w.stored = tx
-                .prepare_cached("SELECT data FROM documents WHERE id = ?1")?
-                .query_row([&w.doc_id], |r| r.get(0))
-                .optional()?;
-        }
-        // Decoding, merging, checking and saving each document is CPU work that
-        // needs no database: it runs on worker threads; this thread writes.
-        let actor = self.actor.clone();
-        let mut report = ApplyReport::default();
-        build_in_parallel(
-            &work,
-            |w| untrusted(&w.doc_id, || merge_one(w, &actor, writer)),
-            |merged| {
-                report.duplicates += merged.duplicates;
-                if let Some((saved, hashes, entity)) = merged.result {
-                    report.applied += hashes.len();
-                    report.documents += 1;
-                    write_document(
-                        &tx,
-                        &merged.doc_id,
-                        &saved,
-                        &hashes,
-                        Origin::Received { at_ms: received_at },
-                    )?;
-                    index::write_entity(&tx, &merged.doc_id, &entity)?;
-                    super::record_actors(&tx, merged.actors.iter().map(Vec::as_slice))?;
-                }
-                Ok(())
-            },
-        )?;
+        let report = apply_in(&tx, &self.actor, changes, writer, received_at)?;
         finish(&tx)?;
         commit(tx)?;
         Ok(report)
     }
+
+    /// Applies several devices' pushed batches in one transaction, with one
+    /// durable commit (group commit). Each batch is still all or nothing on
+    /// its own: every document of a batch is merged and checked before any
+    /// is written, so a refused batch writes nothing and the others go on.
+    /// Each gets its own answer. The outer error means none was applied
+    /// (the commit failed, or writing a checked batch did).
+    pub fn apply_group(&mut self, group: Vec<GroupedPush>) -> Result<Vec<Result<ApplyReport>>> {
+        let tx = self.conn.transaction()?;
+        let mut answers = Vec::with_capacity(group.len());
+        for push in group {
+            match merge_all(&tx, &self.actor, push.changes, Some(&push.writer)) {
+                Err(refused) => answers.push(Err(refused)),
+                Ok(merged) => answers.push(Ok(write_merged(
+                    &tx,
+                    merged,
+                    Some(push.received_at.timestamp_millis()),
+                )?)),
+            }
+        }
+        commit(tx)?;
+        Ok(answers)
+    }
+}
+
+/// One device's pushed batch, decoded, in a group ([`Store::apply_group`]).
+#[derive(Debug, Clone)]
+pub struct GroupedPush {
+    pub changes: Vec<Incoming>,
+    pub writer: Writer,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Merges a batch into the documents inside `tx`, all or nothing only as part
+/// of `tx`: each document is written as soon as it is merged.
+fn apply_in(
+    tx: &Transaction<'_>,
+    actor: &automerge::ActorId,
+    changes: Vec<Incoming>,
+    writer: Option<&Writer>,
+    received_at: Option<i64>,
+) -> Result<ApplyReport> {
+    let work = read_stored(tx, changes)?;
+    // Decoding, merging, checking and saving each document is CPU work that
+    // needs no database: it runs on worker threads; this thread writes.
+    let mut report = ApplyReport::default();
+    build_in_parallel(
+        &work,
+        |w| untrusted(&w.doc_id, || merge_one(w, actor, writer)),
+        |merged| write_one(tx, merged, received_at, &mut report),
+    )?;
+    Ok(report)
+}
+
+/// A batch grouped by document, each with the document as `tx` holds it.
+fn read_stored(tx: &Transaction<'_>, changes: Vec<Incoming>) -> Result<Vec<DocWork>> {
+    // Group by document, keeping each document's changes in feed order.
+    let mut work: Vec<DocWork> = group_by_document(changes)
+        .into_iter()
+        .map(|(doc_id, incoming)| DocWork {
+            doc_id,
+            incoming,
+            stored: None,
+        })
+        .collect();
+    for w in &mut work {
+        w.stored = tx
+            .prepare_cached("SELECT data FROM documents WHERE id = ?1")?
+            .query_row([&w.doc_id], |r| r.get(0))
+            .optional()?;
+    }
+    Ok(work)
+}
+
+/// Every document of a batch merged and checked, nothing written: the first
+/// refusal refuses the batch.
+fn merge_all(
+    tx: &Transaction<'_>,
+    actor: &automerge::ActorId,
+    changes: Vec<Incoming>,
+    writer: Option<&Writer>,
+) -> Result<Vec<Merged>> {
+    let work = read_stored(tx, changes)?;
+    let mut merged = Vec::with_capacity(work.len());
+    build_in_parallel(
+        &work,
+        |w| untrusted(&w.doc_id, || merge_one(w, actor, writer)),
+        |m| {
+            merged.push(m);
+            Ok(())
+        },
+    )?;
+    Ok(merged)
+}
+
+/// Writes the documents [`merge_all`] merged.
+fn write_merged(
+    tx: &Transaction<'_>,
+    merged: Vec<Merged>,
+    received_at: Option<i64>,
+) -> Result<ApplyReport> {
+    let mut report = ApplyReport::default();
+    for m in merged {
+        write_one(tx, m, received_at, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Writes one merged document: its bytes, its new changes into the feed, its
+/// index rows.
+fn write_one(
+    tx: &Transaction<'_>,
+    merged: Merged,
+    received_at: Option<i64>,
+    report: &mut ApplyReport,
+) -> Result<()> {
+    report.duplicates += merged.duplicates;
+    if let Some((saved, hashes, entity)) = merged.result {
+        report.applied += hashes.len();
+        report.documents += 1;
+        write_document(
+            tx,
+            &merged.doc_id,
+            &saved,
+            &hashes,
+            Origin::Received { at_ms: received_at },
+        )?;
+        index::write_entity(tx, &merged.doc_id, &entity)?;
+        super::record_actors(tx, merged.actors.iter().map(Vec::as_slice))?;
+    }
+    Ok(())
 }
 
 /// One document's share of a pushed batch, merged into the document as the

@@ -5,6 +5,7 @@
 //! accounts in PostgreSQL. `tests/conformance.rs` runs one suite against every
 //! backend.
 
+pub mod periodic;
 pub mod postgres;
 pub mod sqlite;
 
@@ -12,8 +13,14 @@ pub use sqlite::{SqliteAccounts, SqliteSyncStore};
 
 use chrono::{DateTime, Duration, Utc};
 use menqian_core::wire::WireBatch;
-use menqian_core::{ApplyReport, Area, DocChange, Incoming, Role, Store, Visibility, Writer};
+use menqian_core::{
+    ApplyReport, Area, DocChange, GroupedPush, Incoming, Role, Store, Visibility, Writer,
+};
 use sha2::{Digest, Sha256};
+
+/// Each SQLite handle's page cache, in MiB, and a memory map four times that
+/// ([`menqian_core::StoreConfig::cache_mib`]).
+pub const CACHE_MIB: u32 = 64;
 
 /// What the server's storage can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -289,6 +296,19 @@ pub trait SyncStore: Send {
         changes: Vec<Incoming>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport>;
+    /// Several devices' decoded batches at once (group commit): one durable
+    /// commit for all where the backend can, each batch still all or nothing
+    /// on its own and answered on its own. The outer error means none was
+    /// applied. By default, one after another.
+    fn push_group(
+        &mut self,
+        group: Vec<GroupedPush>,
+    ) -> StoreResult<Vec<StoreResult<ApplyReport>>> {
+        Ok(group
+            .into_iter()
+            .map(|p| self.push_decoded(&p.writer, p.changes, p.received_at))
+            .collect())
+    }
     /// Sends the station's own changes made through [`SyncStore::documents`]
     /// to the authoritative store. The embedded backend's documents are the
     /// authority, so there is nothing to send; a city's instance pushes them

@@ -6,13 +6,14 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 use menqian_core::store::migrations::{self, Migration};
 use menqian_core::wire::WireBatch;
-use menqian_core::{ApplyReport, Area, Incoming, Role, Store, StoreConfig, Writer};
+use menqian_core::{ApplyReport, Area, GroupedPush, Incoming, Role, Store, StoreConfig, Writer};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::periodic::Periodic;
 use super::{
-    Accounts, AccountsRead, AlertEvent, AlertRecorded, AlertSource, Device, Enrolled, Reminder,
-    Session, StewardRequest, StoreError, StoreResult, SyncRead, SyncStore, User, checked_user_id,
-    code_refusal, hash, latest_photos, new_code, new_device_id, new_token, text,
+    Accounts, AccountsRead, AlertEvent, AlertRecorded, AlertSource, CACHE_MIB, Device, Enrolled,
+    Reminder, Session, StewardRequest, StoreError, StoreResult, SyncRead, SyncStore, User,
+    checked_user_id, code_refusal, hash, latest_photos, new_code, new_device_id, new_token, text,
 };
 
 /// The embedded backend's documents and feed (`station.sqlite`, the core
@@ -23,6 +24,46 @@ pub struct SqliteSyncStore {
     accounts: Box<dyn Accounts>,
     dir: std::path::PathBuf,
     config: StoreConfig,
+    /// Copies the WAL back into the database beside the writer.
+    _checkpoints: Periodic,
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The WAL's length, in pages, past which a checkpoint makes the next commit
+/// start it over (64 MiB of 4 KiB pages).
+const WAL_RESTART_PAGES: i64 = 16_384;
+
+/// Checkpoints the documents' WAL every [`CHECKPOINT_EVERY`] on a connection
+/// of its own, so commits never do it (`StoreConfig::background_checkpoints`).
+/// A passive checkpoint copies what no reader still needs and blocks nobody,
+/// but under a steady stream of commits it never catches up with the last
+/// one, and the WAL would grow for ever (and every read with it). So once
+/// the WAL passes [`WAL_RESTART_PAGES`], a restarting checkpoint holds new
+/// commits back for the few pages left, and the next commit writes the WAL
+/// from its start again.
+fn checkpoints(path: &Path) -> StoreResult<Periodic> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let checkpoint = move |mode: &str| {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            r.get::<_, i64>(1)
+        })
+    };
+    let periodic = Periodic::start("checkpoints", CHECKPOINT_EVERY, move || {
+        let done = checkpoint("PASSIVE").and_then(|pages| {
+            if pages > WAL_RESTART_PAGES {
+                checkpoint("RESTART")?;
+            }
+            Ok(())
+        });
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "checkpointing the documents' WAL");
+        }
+    })
+    .map_err(menqian_core::Error::from)?;
+    Ok(periodic)
 }
 
 /// A read-only pair of handles beside the writer's.
@@ -165,14 +206,18 @@ impl SqliteSyncStore {
             qr_hosts,
             durable: true,
             publish_listings: true,
+            cache_mib: CACHE_MIB,
+            background_checkpoints: true,
             ..StoreConfig::default()
         };
-        let store = Store::open(dir.join("station.sqlite"), config.clone())?;
+        let path = dir.join("station.sqlite");
+        let store = Store::open(&path, config.clone())?;
         Ok(SqliteSyncStore {
             store,
             accounts,
             dir: dir.to_path_buf(),
             config,
+            _checkpoints: checkpoints(&path)?,
         })
     }
 }
@@ -856,6 +901,24 @@ impl Accounts for SqliteAccounts {
     }
 }
 
+impl SqliteSyncStore {
+    /// What the device of `actor` may now upload: the photos the documents
+    /// it pushed refer to.
+    fn allow_uploads(&mut self, actor: &str, docs: &[String]) -> StoreResult<()> {
+        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+        let blobs = self.store.blobs_referenced_by(&refs)?;
+        self.accounts.allow_uploads(actor, &blobs)
+    }
+}
+
+/// The documents a batch touches, each once.
+fn pushed_documents(changes: &[Incoming]) -> Vec<String> {
+    let mut docs: Vec<String> = changes.iter().map(|c| c.doc_id.clone()).collect();
+    docs.sort();
+    docs.dedup();
+    docs
+}
+
 impl SyncStore for SqliteSyncStore {
     fn accounts(&mut self) -> &mut dyn Accounts {
         self.accounts.as_mut()
@@ -875,15 +938,45 @@ impl SyncStore for SqliteSyncStore {
         changes: Vec<Incoming>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport> {
-        let mut docs: Vec<String> = changes.iter().map(|c| c.doc_id.clone()).collect();
-        docs.sort();
-        docs.dedup();
+        let docs = pushed_documents(&changes);
         let report = self.store.apply_decoded_as(changes, writer, now)?;
-        // What this device may now upload: the photos its records refer to.
-        let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
-        let blobs = self.store.blobs_referenced_by(&refs)?;
-        self.accounts.allow_uploads(&writer.actor, &blobs)?;
+        self.allow_uploads(&writer.actor, &docs)?;
         Ok(report)
+    }
+
+    fn push_group(
+        &mut self,
+        group: Vec<GroupedPush>,
+    ) -> StoreResult<Vec<StoreResult<ApplyReport>>> {
+        let pushers: Vec<(String, Vec<String>)> = group
+            .iter()
+            .map(|p| (p.writer.actor.clone(), pushed_documents(&p.changes)))
+            .collect();
+        // Every push of the group was checked before any was written, so a
+        // failed write is the disk's or the database's, not a device's. In
+        // case one push's rows still break a constraint, the group is tried
+        // again one push at a time: that push alone is refused.
+        let copies = (group.len() > 1).then(|| group.clone());
+        let answers = match (self.store.apply_group(group), copies) {
+            (Ok(answers), _) => answers,
+            (Err(e), Some(copies)) => {
+                tracing::warn!(error = %e, pushes = copies.len(), "a group commit failed; applying its pushes one by one");
+                return Ok(copies
+                    .into_iter()
+                    .map(|p| self.push_decoded(&p.writer, p.changes, p.received_at))
+                    .collect());
+            }
+            (Err(e), None) => return Err(e.into()),
+        };
+        Ok(pushers
+            .into_iter()
+            .zip(answers)
+            .map(|((actor, docs), answer)| {
+                let report = answer?;
+                self.allow_uploads(&actor, &docs)?;
+                Ok(report)
+            })
+            .collect())
     }
 
     fn reader(&self) -> StoreResult<Box<dyn SyncRead>> {

@@ -21,7 +21,7 @@ use chrono::Utc;
 use http_body_util::BodyExt as _;
 use menqian_core::evidence::blobs::BlobDir;
 use menqian_core::wire::{self, WireBatch};
-use menqian_core::{Error as CoreError, Writer};
+use menqian_core::{ApplyReport, Error as CoreError, GroupedPush, Writer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -80,6 +80,8 @@ pub struct Station {
     blobs: BlobDir,
     /// Appends take turns (an append checks the size, then writes).
     appending: Mutex<()>,
+    /// Where pushes wait for their group commit.
+    committer: Committer,
     pub(crate) traffic: Arc<Traffic>,
     pub(crate) limits: HttpLimits,
     pub(crate) ca: Option<crate::StationCa>,
@@ -131,6 +133,99 @@ struct Authenticator {
     known: std::collections::HashMap<Vec<u8>, (Device, User)>,
 }
 
+/// A push waiting for its group's commit ([`Station::push_grouped`]).
+struct WaitingPush {
+    push: GroupedPush,
+    answer: tokio::sync::oneshot::Sender<Result<ApplyReport, ApiError>>,
+}
+
+/// The most changes one group commit takes in (more wait for the next): a
+/// group's transaction holds the writer, so it stays short.
+const GROUP_CHANGES: usize = 5_000;
+
+/// Group commit for the embedded store: one thread takes every push that
+/// arrived while the last group was being written and applies them in one
+/// transaction with one durable commit: pushes that share a commit share its
+/// WAL frames and its sync to disk, and no push waits at a lock for another
+/// device's answer. A refused push does not hold up the others of its
+/// group. The thread ends when the station is dropped (ADR 0014).
+#[derive(Debug)]
+struct Committer {
+    queue: std::sync::mpsc::Sender<WaitingPush>,
+}
+
+impl std::fmt::Debug for WaitingPush {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitingPush")
+            .field("changes", &self.push.changes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Committer {
+    fn start(writer: SharedStore, groups: prometheus_client::metrics::counter::Counter) -> Self {
+        let (queue, waiting) = std::sync::mpsc::channel::<WaitingPush>();
+        let spawned = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || {
+                while let Ok(first) = waiting.recv() {
+                    let mut group = vec![first];
+                    let mut changes = group[0].push.changes.len();
+                    while changes < GROUP_CHANGES {
+                        let Ok(next) = waiting.try_recv() else { break };
+                        changes += next.push.changes.len();
+                        group.push(next);
+                    }
+                    groups.inc();
+                    // A panic answers this group's devices with an error
+                    // (their answers are dropped); the thread goes on.
+                    let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        commit_group(&writer, group)
+                    }));
+                    if committed.is_err() {
+                        tracing::error!("a group commit panicked");
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Without the thread every push is answered with an error.
+            tracing::error!(error = %e, "starting the committer thread");
+        }
+        Committer { queue }
+    }
+
+    fn send(&self, push: WaitingPush) -> Result<(), std::sync::mpsc::SendError<WaitingPush>> {
+        self.queue.send(push)
+    }
+}
+
+/// Applies one group with the store's writer and answers each device.
+fn commit_group(writer: &SharedStore, group: Vec<WaitingPush>) {
+    let (pushes, answers): (Vec<_>, Vec<_>) = group.into_iter().map(|w| (w.push, w.answer)).unzip();
+    let mut guard = writer.lock().unwrap_or_else(|p| {
+        tracing::error!("a request panicked while holding the store's writer");
+        p.into_inner()
+    });
+    let applied = guard
+        .push_group(pushes)
+        .and_then(|results| guard.publish().map(|()| results));
+    drop(guard);
+    match applied {
+        Ok(results) => {
+            for (answer, result) in answers.into_iter().zip(results) {
+                // A device that hung up has nobody to hear it.
+                let _ = answer.send(result.map_err(ApiError::from));
+            }
+        }
+        Err(e) => {
+            let e = ApiError::from(e);
+            for answer in answers {
+                let _ = answer.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
 /// Tokens remembered at most (then all are forgotten).
 const AUTH_CACHE_SIZE: usize = 100_000;
 
@@ -162,6 +257,10 @@ impl Station {
             .first()
             .cloned()
             .unwrap_or_else(|| menqian_fixtures::DEMO_HOST.to_string());
+        let metrics = crate::ops::Metrics::default();
+        let authority = store.authority();
+        let writer: SharedStore = Arc::new(Mutex::new(store));
+        let committer = Committer::start(writer.clone(), metrics.push_groups.clone());
         Ok(Station {
             jobs: Default::default(),
             notifier: crate::alerts::notifier(None),
@@ -169,14 +268,15 @@ impl Station {
             reader_turns: tokio::sync::Semaphore::new(readers.len()),
             photo_turns: tokio::sync::Semaphore::new(crate::photos::turns()),
             photo_bodies: Arc::new(tokio::sync::Semaphore::new(crate::photos::BODIES_AT_ONCE)),
-            metrics: Default::default(),
+            metrics,
             metrics_token: None,
             objects: None,
-            authority: store.authority(),
+            authority,
             readers: Mutex::new(readers),
-            writer: Arc::new(Mutex::new(store)),
+            writer,
             blobs,
             appending: Mutex::new(()),
+            committer,
             traffic: Arc::new(Traffic::new(shares)),
             limits,
             ca,
@@ -250,6 +350,19 @@ impl Station {
             written
         })
         .await
+    }
+
+    /// Applies a device's push in the next group commit
+    /// ([`Committer`]): answered only after the commit that holds it.
+    pub(crate) async fn push_grouped(
+        self: &Arc<Self>,
+        push: GroupedPush,
+    ) -> Result<ApplyReport, ApiError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.committer
+            .send(WaitingPush { push, answer })
+            .map_err(|_| internal())?;
+        answered.await.map_err(|_| internal())?
     }
 
     /// Who is asking, from the `Authorization` header alone, and their slot.
@@ -421,7 +534,7 @@ async fn station_ca(State(station): State<Arc<Station>>) -> Result<Response, Api
 }
 
 /// A failure as the client sees it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub(crate) status: StatusCode,
     code: &'static str,
@@ -656,7 +769,11 @@ async fn push(
         }
         None => {
             station
-                .write(move |s| Ok(s.push_decoded(&writer, changes, received)?))
+                .push_grouped(GroupedPush {
+                    changes,
+                    writer,
+                    received_at: received,
+                })
                 .await?
         }
     };

@@ -110,6 +110,7 @@ impl PgSyncStore {
             qr_hosts,
             durable: false,
             publish_listings: false,
+            cache_mib: super::super::CACHE_MIB,
             ..StoreConfig::default()
         };
         let path = dir.join("read-model.sqlite");
