@@ -18,6 +18,7 @@ use common::{Device, TestServer};
 use menqian_client::DeviceSync as _;
 use menqian_core::wire::{self, WireBatch};
 use menqian_core::*;
+use menqian_sync_server::SyncStore;
 
 /// A server holding the first `shops` of the demo district, sweeping every
 /// minute as a station does.
@@ -40,39 +41,63 @@ fn unswept_district() -> TestServer {
     )
 }
 
-/// [`unswept_district`] on PostgreSQL when `postgres`, with the cluster that
-/// keeps it.
-fn unswept_district_on(postgres: bool) -> (Option<pg::PgCluster>, TestServer) {
+/// The district's station as its own process, with no sweep until
+/// restarted: on PostgreSQL (a private cluster, durable commits) when
+/// `postgres`, else on the embedded store. With the cluster that keeps it
+/// and a handle for enrolling devices.
+fn district_process(
+    postgres: bool,
+) -> (
+    Option<pg::PgCluster>,
+    common::StationProcess,
+    Box<dyn SyncStore>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let no_sweep = ["--sweep-every-secs", "86400"];
     if !postgres {
-        return (None, unswept_district());
+        common::seed_with(dir.path(), menqian_fixtures::DISTRICT_SHOPS);
+        let station = common::StationProcess::start_in(dir, &no_sweep, None);
+        let admin = Box::new(station.admin());
+        return (None, station, admin);
     }
     let cluster = pg::PgCluster::start_durable();
     let url = cluster.database("menqian");
-    let dir = tempfile::tempdir().unwrap();
-    let t = Instant::now();
-    {
-        let mut store = menqian_sync_server::store::postgres::PgSyncStore::open(
+    let open = |path: &std::path::Path| {
+        menqian_sync_server::store::postgres::PgSyncStore::open(
             &url,
-            &dir.path().join("seed"),
+            path,
             vec![common::HOST.into()],
         )
-        .unwrap();
-        common::seed_store(&mut store, menqian_fixtures::DISTRICT_SHOPS);
-    }
-    println!("seeded the district into PostgreSQL in {:.1?}", t.elapsed());
-    let server = TestServer::start_on(
-        dir,
-        Some(url),
-        menqian_sync_server::Options {
-            sweep_every: std::time::Duration::from_secs(86_400),
-            ..Default::default()
-        },
+        .unwrap()
+    };
+    let t = Instant::now();
+    common::seed_store(
+        &mut open(&dir.path().join("seed")),
+        menqian_fixtures::DISTRICT_SHOPS,
     );
-    (Some(cluster), server)
+    println!("seeded the district into PostgreSQL in {:.1?}", t.elapsed());
+    let admin = Box::new(open(&dir.path().join("admin")));
+    let mut args = vec!["--database", url.as_str()];
+    args.extend(no_sweep);
+    let station = common::StationProcess::start_in(dir, &args, None);
+    // Ready once its read model has taken in the district.
+    let http = reqwest::blocking::Client::new();
+    let t = Instant::now();
+    while !http
+        .get(format!("{}/readyz", station.url))
+        .send()
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(t.elapsed().as_secs() < 300, "the station never got ready");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    (Some(cluster), station, admin)
 }
 
 fn main() {
-    let mode = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let mut words = std::env::args().skip(1).filter(|a| !a.starts_with('-'));
+    let mode = words.next();
+    let in_flight: usize = words.next().map_or(4, |n| n.parse().unwrap());
     let day = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
     match mode.as_deref() {
         // `cargo bench -p menqian-sync-server --bench sync -- flood`: only
@@ -84,24 +109,26 @@ fn main() {
             flooded_pull(&server, &mut phone);
             return;
         }
-        // `-- load`: only the push load, three times at 4 in flight, with no
-        // sweep: the figure to compare one build of the code with another.
+        // `-- load [N]`: only the push load, three times at N requests in
+        // flight (4 by default), with no sweep: the figure to compare one
+        // build of the code with another. The station is its own process
+        // (the release binary), so these clients do not share its threads.
         Some("load") => {
-            let server = unswept_district();
+            let (_cluster, station, mut admin) = district_process(false);
             for run in 0..3 {
-                load_test(&server, day, 4, run);
+                load_test(&station.url, admin.as_mut(), day, in_flight, run);
             }
             return;
         }
-        // `-- load-postgres`: the same push load on a station whose store is
-        // in PostgreSQL (a private cluster, durable commits), then on the
-        // embedded SQLite store, side by side.
+        // `-- load-postgres [N]`: the same push load on a station whose
+        // store is in PostgreSQL (a private cluster, durable commits), then
+        // on the embedded SQLite store, side by side.
         Some("load-postgres") => {
-            for backend in ["postgres", "sqlite"] {
-                println!("== {backend}");
-                let (_cluster, server) = unswept_district_on(backend == "postgres");
+            for postgres in [true, false] {
+                println!("== {}", if postgres { "postgres" } else { "sqlite" });
+                let (_cluster, station, mut admin) = district_process(postgres);
                 for run in 0..3 {
-                    load_test(&server, day, 4, run);
+                    load_test(&station.url, admin.as_mut(), day, in_flight, run);
                 }
             }
             return;
@@ -240,7 +267,7 @@ fn main() {
     for (run, concurrency) in [16, 8, 4].into_iter().enumerate() {
         let waiting = waiting_reports(&server);
         println!("({waiting} reports waiting to be swept before this run)");
-        load_test(&server, day, concurrency, run);
+        load_test(&server.url, server.admin().as_mut(), day, concurrency, run);
     }
 
     // 4. One device floods the station with 200 full pulls at a time,
@@ -256,7 +283,7 @@ fn main() {
 fn sweep_wait(day: chrono::DateTime<Utc>) {
     let server = unswept_district();
     for run in 0..2 {
-        load_test(&server, day, 4, run);
+        load_test(&server.url, server.admin().as_mut(), day, 4, run);
     }
     let probe = |server: &TestServer, label: &str| {
         let mut phone = Device::enroll(&server.url, &server.code_for("officer-1"), label);
@@ -477,45 +504,83 @@ fn flooded_pull(server: &TestServer, other: &mut Device) {
     );
 }
 
-fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize, run: usize) {
+fn load_test(
+    url: &str,
+    admin: &mut dyn SyncStore,
+    day: chrono::DateTime<Utc>,
+    concurrency: usize,
+    run: usize,
+) {
     const DEVICES: usize = 2_000;
     const PER_DEVICE: usize = 50;
-    let mut admin = server.admin();
     let category = menqian_fixtures::categories()
         .unwrap()
         .into_iter()
         .filter(|c| c.code == "0504")
         .collect::<Vec<_>>();
     let t = Instant::now();
-    let batches: Vec<(String, Vec<u8>)> = (0..DEVICES)
-        .map(|i| {
-            let mut s = Store::open(":memory:", StoreConfig::default()).unwrap();
-            s.import_categories(category.clone()).unwrap();
-            let before_reports = s.feed_head().unwrap();
-            for k in 0..PER_DEVICE {
-                s.report_case(NewCase {
-                    subdistrict: None,
-                    lane: None,
-                    source: CaseSource::Steward,
-                    category: "0504".into(),
-                    // Every report of every run in its own place, at least
-                    // 44 m from any other: distinct problems, not repeats.
-                    location: {
-                        let g = (run * DEVICES + i) * PER_DEVICE + k;
-                        GeoPoint::new(
-                            39.70 + (g / 600) as f64 * 4e-4,
-                            116.10 + (g % 600) as f64 * 5.2e-4,
-                        )
-                    },
-                    shop_id: None,
-                    photos: vec![],
-                    description: format!("并发{concurrency}设备{i}第{k}条"),
-                    deadline: None,
-                    reported_by: "officer-1".into(),
-                    reported_at: day,
-                })
-                .unwrap();
-            }
+    // Each device's reports, made on both cores.
+    let device = |i: usize| {
+        let mut s = Store::open(":memory:", StoreConfig::default()).unwrap();
+        s.import_categories(category.clone()).unwrap();
+        let before_reports = s.feed_head().unwrap();
+        for k in 0..PER_DEVICE {
+            s.report_case(NewCase {
+                subdistrict: None,
+                lane: None,
+                source: CaseSource::Steward,
+                category: "0504".into(),
+                // Every report of every run in its own place, at least
+                // 44 m from any other: distinct problems, not repeats.
+                location: {
+                    let g = (run * DEVICES + i) * PER_DEVICE + k;
+                    GeoPoint::new(
+                        39.70 + (g / 600) as f64 * 4e-4,
+                        116.10 + (g % 600) as f64 * 5.2e-4,
+                    )
+                },
+                shop_id: None,
+                photos: vec![],
+                description: format!("并发{concurrency}设备{i}第{k}条"),
+                deadline: None,
+                reported_by: "officer-1".into(),
+                reported_at: day,
+            })
+            .unwrap();
+        }
+        let body = wire::encode(&WireBatch {
+            changes: s
+                .own_changes_since(before_reports, PER_DEVICE as u32)
+                .unwrap()
+                .changes,
+            ..Default::default()
+        })
+        .unwrap();
+        (s.actor_id(), body)
+    };
+    let made: Vec<(String, Vec<u8>)> = std::thread::scope(|scope| {
+        let halves: Vec<_> = [0, 1]
+            .map(|h| {
+                let device = &device;
+                scope.spawn(move || (h..DEVICES).step_by(2).map(device).collect::<Vec<_>>())
+            })
+            .into_iter()
+            .collect();
+        let mut halves: Vec<_> = halves.into_iter().map(|h| h.join().unwrap()).collect();
+        let odd = halves.pop().unwrap();
+        let even = halves.pop().unwrap();
+        let mut all = Vec::with_capacity(DEVICES);
+        let mut odd = odd.into_iter();
+        for e in even {
+            all.push(e);
+            all.extend(odd.next());
+        }
+        all
+    });
+    let batches: Vec<(String, Vec<u8>)> = made
+        .into_iter()
+        .enumerate()
+        .map(|(i, (actor, body))| {
             let code = admin
                 .accounts()
                 .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
@@ -523,20 +588,12 @@ fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize
             let token = admin
                 .enroll(
                     &code,
-                    &s.actor_id(),
-                    &format!("load-{concurrency}-{i}"),
+                    &actor,
+                    &format!("load-{concurrency}-{run}-{i}"),
                     Utc::now(),
                 )
                 .unwrap()
                 .token;
-            let body = wire::encode(&WireBatch {
-                changes: s
-                    .own_changes_since(before_reports, PER_DEVICE as u32)
-                    .unwrap()
-                    .changes,
-                ..Default::default()
-            })
-            .unwrap();
             (token, body)
         })
         .collect();
@@ -557,7 +614,7 @@ fn load_test(server: &TestServer, day: chrono::DateTime<Utc>, concurrency: usize
                     };
                     let started = Instant::now();
                     let r = http
-                        .post(format!("{}/v1/push", server.url))
+                        .post(format!("{url}/v1/push"))
                         .bearer_auth(token)
                         .header("content-type", wire::CONTENT_TYPE)
                         .body(body)
