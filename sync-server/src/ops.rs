@@ -1,7 +1,7 @@
 //! Operations: `/readyz` (the store answers and the disk has room),
 //! `/metrics` in Prometheus' text format (requests and their latency by
-//! route, errors by code, pushes, group commits, accepted changes, pulls, pulled changes,
-//! photo bytes received, the feed head) and the log format. `/metrics` is
+//! route, errors by code, pushes, group commits, accepted changes, pulls,
+//! pulled changes, photo bytes received, the feed head) and the log format. `/metrics` is
 //! for the city's monitoring: with `--metrics-token` it wants that bearer
 //! token, without one it answers only clients at loopback and private
 //! addresses (behind a reverse proxy, the client's address from its header).

@@ -390,8 +390,6 @@ fn load_or_create_actor(conn: &mut Connection) -> Result<ActorId> {
     Ok(actor)
 }
 
-/// Commits a transaction after moving buffered search rows into the index.
-/// Every writing transaction ends here.
 /// The page cache and memory map of [`StoreConfig::cache_mib`].
 fn set_cache(conn: &Connection, config: &StoreConfig) -> Result<()> {
     if config.cache_mib > 0 {
@@ -403,6 +401,8 @@ fn set_cache(conn: &Connection, config: &StoreConfig) -> Result<()> {
     Ok(())
 }
 
+/// Commits a transaction after moving buffered search rows into the index.
+/// Every writing transaction ends here.
 pub(crate) fn commit(tx: Transaction<'_>) -> Result<()> {
     publish::flush(&tx)?;
     index::flush_search(&tx)?;
