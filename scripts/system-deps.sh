@@ -13,13 +13,15 @@
 #   postgresql                     the PostgreSQL backend's tests start private
 #                                  clusters (initdb, pg_ctl) on free ports
 #   haproxy                        the city tests put it in front of three instances
+#   libjpeg-turbo-progs            jpegtran: the JPEG decoder's tests make progressive,
+#                                  restart-marker and arithmetic-coded variants
 # With `--bench` also the peers the photo benchmark runs side by side:
 #   libvips-tools, imagemagick
 # With `--build` only what building the station needs (cmake, nasm), for the
 # main command (scripts/run.sh).
 # Prints nothing when everything is there. Sourced or run by scripts/test.sh.
 set -euo pipefail
-packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers chromium chromium-driver fonts-noto-cjk poppler-utils postgresql haproxy)
+packages=(cmake nasm openssl mate-backgrounds lomiri-wallpapers chromium chromium-driver fonts-noto-cjk poppler-utils postgresql haproxy libjpeg-turbo-progs)
 if [ "${1:-}" = "--bench" ]; then
   packages+=(libvips-tools imagemagick)
 elif [ "${1:-}" = "--build" ]; then

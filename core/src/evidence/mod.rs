@@ -3,6 +3,10 @@
 
 pub mod blobs;
 #[cfg(feature = "photos")]
+pub mod jpeg;
+#[cfg(feature = "photos")]
+mod parallel;
+#[cfg(feature = "photos")]
 pub mod photo;
 #[cfg(feature = "photos")]
 mod resample;

@@ -116,50 +116,71 @@ pub fn process(
     let meta = read_exif(jpeg);
 
     // Decode scaled by the smallest n/8 that keeps the long edge at or above
-    // the target: libjpeg-turbo then skips most of the inverse DCT work.
-    let (sw, sh) = dct_scaled_size(header.width, header.height, EVIDENCE_LONG_EDGE as usize);
-    let mut pixels = vec![0u8; sw * sh * 3];
-    decoder
-        .decompress(
-            jpeg,
-            turbojpeg::Image {
-                pixels: pixels.as_mut_slice(),
-                width: sw,
-                pitch: sw * 3,
-                height: sh,
-                format: PixelFormat::RGB,
-            },
-        )
-        .map_err(PhotoError::corrupt)?;
-    drop(decoder);
-
+    // the target: most of the inverse DCT work is skipped. Our decoder
+    // (jpeg/) also skips most of the entropy decoding of a progressive file;
+    // what it leaves alone, libjpeg-turbo decodes.
+    let (n, sw, sh) = dct_scale(header.width, header.height, EVIDENCE_LONG_EDGE as usize);
     let (ew, eh) = fit(sw as u32, sh as u32, EVIDENCE_LONG_EDGE);
-    let scaled = resize(pixels, sw as u32, sh as u32, ew, eh)?;
+    let target = Some((ew as usize, eh as usize));
+    let scaled = match super::jpeg::decode_to(jpeg, n, limits.max_pixels, target) {
+        Ok(Some(pixels)) => resize(pixels, ew, eh, ew, eh)?,
+        Ok(None) => {
+            let mut pixels = vec![0u8; sw * sh * 3];
+            decoder
+                .decompress(
+                    jpeg,
+                    turbojpeg::Image {
+                        pixels: pixels.as_mut_slice(),
+                        width: sw,
+                        pitch: sw * 3,
+                        height: sh,
+                        format: PixelFormat::RGB,
+                    },
+                )
+                .map_err(PhotoError::corrupt)?;
+            resize(pixels, sw as u32, sh as u32, ew, eh)?
+        }
+        Err(super::jpeg::Refused::TooManyScans) => {
+            return Err(PhotoError::Corrupt {
+                reason: format!(
+                    "more than {} scans (a camera writes at most a dozen)",
+                    super::jpeg::MAX_SCANS
+                ),
+            });
+        }
+    };
+    drop(decoder);
     let mut upright = DynamicImage::ImageRgb8(scaled);
     if let Some(o) = Orientation::from_exif(meta.orientation) {
         upright.apply_orientation(o);
     }
-    let DynamicImage::ImageRgb8(mut upright) = upright else {
+    let DynamicImage::ImageRgb8(upright) = upright else {
         return Err(PhotoError::Corrupt {
             reason: "orientation changed the pixel format".into(),
         });
     };
 
+    // The thumbnail (from the unmarked image) and the watermarked evidence
+    // are made and encoded side by side.
     let (tw, th) = fit(upright.width(), upright.height(), THUMB_LONG_EDGE);
-    let thumb_pixels = resize(
-        upright.as_raw().clone(),
-        upright.width(),
-        upright.height(),
-        tw,
-        th,
-    )?;
-    watermark::burn(&mut upright, stamp);
-
-    let mut encoder = Compressor::new().map_err(PhotoError::decoder)?;
-    encoder.set_quality(QUALITY);
-    encoder.set_subsamp(Subsamp::Sub2x2);
-    let evidence = encode(&mut encoder, &upright)?;
-    let thumb = encode(&mut encoder, &thumb_pixels)?;
+    let (evidence, thumb) = std::thread::scope(|s| {
+        let thumb = s.spawn(|| {
+            let (w, h) = (upright.width() as usize, upright.height() as usize);
+            let pixels = if (tw, th) == (upright.width(), upright.height()) {
+                upright.as_raw().clone()
+            } else {
+                super::resample::resize_rgb(upright.as_raw(), w, h, tw as usize, th as usize)
+            };
+            encode(&mut compressor()?, &resize(pixels, tw, th, tw, th)?)
+        });
+        let mut marked = upright.clone();
+        watermark::burn(&mut marked, stamp);
+        let evidence = encode(&mut compressor()?, &marked)?;
+        let thumb = thumb.join().map_err(|_| PhotoError::Corrupt {
+            reason: "the thumbnail could not be made".into(),
+        })??;
+        Ok::<_, PhotoError>((evidence, thumb))
+    })?;
     Ok(ProcessedPhoto {
         evidence_hash: sha256_hex(&evidence),
         width: upright.width(),
@@ -211,17 +232,18 @@ pub fn sample_jpeg(width: u32, height: u32) -> Result<Vec<u8>, PhotoError> {
     Ok(jpeg.to_vec())
 }
 
-/// The DCT-scaled size (n/8, n = 1..8) closest above `target` on the long edge,
-/// computed the way libjpeg-turbo rounds (`TJSCALED`: ceiling).
-fn dct_scaled_size(w: usize, h: usize, target: usize) -> (usize, usize) {
+/// The DCT scale n/8 (n = 1..8) whose size is closest above `target` on the
+/// long edge, and that size, computed the way libjpeg-turbo rounds
+/// (`TJSCALED`: ceiling).
+fn dct_scale(w: usize, h: usize, target: usize) -> (usize, usize, usize) {
     let long = w.max(h);
     for n in 1..=8 {
         let scaled = (long * n).div_ceil(8);
         if scaled >= target {
-            return ((w * n).div_ceil(8), (h * n).div_ceil(8));
+            return (n, (w * n).div_ceil(8), (h * n).div_ceil(8));
         }
     }
-    (w, h)
+    (8, w, h)
 }
 
 /// Fits `(w, h)` into a square of `long_edge`, never enlarging.
@@ -244,6 +266,14 @@ fn resize(pixels: Vec<u8>, w: u32, h: u32, dw: u32, dh: u32) -> Result<RgbImage,
     RgbImage::from_raw(dw, dh, out).ok_or_else(|| PhotoError::Corrupt {
         reason: "decoded buffer has the wrong size".into(),
     })
+}
+
+/// A JPEG encoder at the outputs' quality and 4:2:0.
+fn compressor() -> Result<Compressor, PhotoError> {
+    let mut encoder = Compressor::new().map_err(PhotoError::decoder)?;
+    encoder.set_quality(QUALITY);
+    encoder.set_subsamp(Subsamp::Sub2x2);
+    Ok(encoder)
 }
 
 fn encode(encoder: &mut Compressor, img: &RgbImage) -> Result<Vec<u8>, PhotoError> {
@@ -334,9 +364,9 @@ mod tests {
     #[test]
     fn dct_scale_stays_at_or_above_the_target() {
         // 5640 × 3/8 = 2115 ≥ 1600, 5640 × 2/8 = 1410 < 1600.
-        assert_eq!(dct_scaled_size(5640, 3172, 1600), (2115, 1190));
-        assert_eq!(dct_scaled_size(1200, 900, 1600), (1200, 900));
-        assert_eq!(dct_scaled_size(3172, 5640, 1600), (1190, 2115));
+        assert_eq!(dct_scale(5640, 3172, 1600), (3, 2115, 1190));
+        assert_eq!(dct_scale(1200, 900, 1600), (8, 1200, 900));
+        assert_eq!(dct_scale(3172, 5640, 1600), (3, 1190, 2115));
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! Downscaling of packed RGB pixels: a separable Catmull-Rom filter, widened by
-//! the scale factor so a large reduction averages (antialiases) instead of
-//! skipping pixels, in 14-bit fixed point. Written here rather than taken from
-//! a SIMD crate: the one that is faster adds 2.9 MiB of code to the phone
+//! Resizing of packed RGB pixels and of single planes: a separable
+//! Catmull-Rom filter, widened by the scale factor so a large reduction
+//! averages (antialiases) instead of skipping pixels, in 14-bit fixed point,
+//! each pass on two threads. Written here rather than taken from a SIMD
+//! crate: the one that is faster adds 2.9 MiB of code to the phone
 //! library for pixel formats we never use (docs/benchmarks.md, issue 5).
+
+use super::parallel::halves;
 
 const BITS: u32 = 14;
 const ONE: i32 = 1 << BITS;
@@ -73,54 +76,100 @@ fn clamp(acc: i32) -> u8 {
     (acc >> BITS).clamp(0, 255) as u8
 }
 
-/// Resizes packed RGB `src` (`w` × `h`) to `dw` × `dh` (each at most the source's).
+/// Resizes packed RGB `src` (`w` × `h`) to `dw` × `dh`.
 pub fn resize_rgb(src: &[u8], w: usize, h: usize, dw: usize, dh: usize) -> Vec<u8> {
+    resize::<3>(src, w * 3, w, h, dw, dh)
+}
+
+/// Resizes one channel of `w` × `h` samples whose rows are `stride` bytes
+/// apart to `dw` × `dh` (up or down: a chroma plane goes straight to the
+/// output size).
+pub fn resize_plane(
+    src: &[u8],
+    stride: usize,
+    w: usize,
+    h: usize,
+    dw: usize,
+    dh: usize,
+) -> Vec<u8> {
+    resize::<1>(src, stride, w, h, dw, dh)
+}
+
+/// `C` interleaved channels, rows `stride` bytes apart.
+fn resize<const C: usize>(
+    src: &[u8],
+    stride: usize,
+    w: usize,
+    h: usize,
+    dw: usize,
+    dh: usize,
+) -> Vec<u8> {
     // Vertical pass first: it runs over whole rows (vectorised), and leaves the
     // scalar horizontal pass fewer rows.
-    let ky = kernel(h, dh);
-    let stride = w * 3;
-    let mut mid = vec![0u8; dh * stride];
-    let mut acc = vec![0i32; stride];
-    for y in 0..dh {
-        acc.fill(ONE / 2);
-        let start = ky.starts[y];
-        let ws = &ky.weights[y * ky.taps..(y + 1) * ky.taps];
-        for (k, &wt) in ws.iter().enumerate() {
-            if wt == 0 || start + k >= h {
-                continue;
-            }
-            let row = &src[(start + k) * stride..(start + k + 1) * stride];
-            for (a, &p) in acc.iter_mut().zip(row) {
-                *a += i32::from(p) * wt;
-            }
+    let line = w * C;
+    let mid = if h == dh {
+        let mut mid = vec![0u8; dh * line];
+        for (out, row) in mid.chunks_exact_mut(line).zip(src.chunks(stride)) {
+            out.copy_from_slice(&row[..line]);
         }
-        for (d, &a) in mid[y * stride..(y + 1) * stride].iter_mut().zip(&acc) {
-            *d = clamp(a);
-        }
+        mid
+    } else {
+        let ky = kernel(h, dh);
+        let mut mid = vec![0u8; dh * line];
+        halves(&mut mid, line, |first, part| {
+            let mut acc = vec![0i32; line];
+            for (out, y) in part.chunks_exact_mut(line).zip(first..) {
+                acc.fill(ONE / 2);
+                let start = ky.starts[y];
+                let ws = &ky.weights[y * ky.taps..(y + 1) * ky.taps];
+                for (k, &wt) in ws.iter().enumerate() {
+                    if wt == 0 || start + k >= h {
+                        continue;
+                    }
+                    let row = &src[(start + k) * stride..(start + k) * stride + line];
+                    for (a, &p) in acc.iter_mut().zip(row) {
+                        *a += i32::from(p) * wt;
+                    }
+                }
+                for (d, &a) in out.iter_mut().zip(&acc) {
+                    *d = clamp(a);
+                }
+            }
+        });
+        mid
+    };
+    if w == dw {
+        return mid;
     }
     // Horizontal pass: each of the `dh` rows to `dw` pixels.
     let kx = kernel(w, dw);
     let taps = kx.taps.min(w);
-    let mut dst = vec![0u8; dh * dw * 3];
-    for y in 0..dh {
-        let row = &mid[y * stride..(y + 1) * stride];
-        let out = &mut dst[y * dw * 3..(y + 1) * dw * 3];
-        for (x, px) in out.chunks_exact_mut(3).enumerate() {
-            let start = kx.starts[x];
-            let ws = &kx.weights[x * kx.taps..x * kx.taps + taps];
-            let window = &row[start * 3..(start + taps) * 3];
-            let (mut r, mut g, mut b) = (ONE / 2, ONE / 2, ONE / 2);
-            for (p, &wt) in window.chunks_exact(3).zip(ws) {
-                r += i32::from(p[0]) * wt;
-                g += i32::from(p[1]) * wt;
-                b += i32::from(p[2]) * wt;
+    let mut dst = vec![0u8; dh * dw * C];
+    halves(&mut dst, dw * C, |first, part| {
+        for (out, y) in part.chunks_exact_mut(dw * C).zip(first..) {
+            let row = &mid[y * line..(y + 1) * line];
+            horizontal::<C>(row, out, &kx, taps);
+        }
+    });
+    dst
+}
+
+/// One row of the horizontal pass.
+fn horizontal<const C: usize>(row: &[u8], out: &mut [u8], kx: &Kernel, taps: usize) {
+    for (x, px) in out.chunks_exact_mut(C).enumerate() {
+        let start = kx.starts[x];
+        let ws = &kx.weights[x * kx.taps..x * kx.taps + taps];
+        let window = &row[start * C..(start + taps) * C];
+        let mut acc = [ONE / 2; C];
+        for (p, &wt) in window.chunks_exact(C).zip(ws) {
+            for (a, &v) in acc.iter_mut().zip(p) {
+                *a += i32::from(v) * wt;
             }
-            px[0] = clamp(r);
-            px[1] = clamp(g);
-            px[2] = clamp(b);
+        }
+        for (p, &a) in px.iter_mut().zip(&acc) {
+            *p = clamp(a);
         }
     }
-    dst
 }
 
 #[cfg(test)]
