@@ -7,7 +7,7 @@ use std::f32::consts::PI;
 
 use super::super::parallel::halves;
 use super::super::resample::resize_plane;
-use super::scan::Coefs;
+use super::scan::{Coefs, Kept};
 use super::{Component, Frame, NATURAL};
 
 /// The 1-D basis at `m` points: `t[x * m + u] = c(u) cos((2x + 1) u π / 2m)`,
@@ -28,22 +28,22 @@ fn basis(m: usize) -> Vec<f32> {
 }
 
 /// A component's transform: the bases and the dequantisation per slot.
-struct Kernel {
+pub(super) struct Kernel {
     tx: Vec<f32>,
     ty: Vec<f32>,
     q: Vec<f32>,
 }
 
 impl Kernel {
-    fn new(c: &Component, coefs: &Coefs) -> Kernel {
+    pub(super) fn new(c: &Component, kept: &Kept) -> Kernel {
         let mut ty = basis(c.my);
         for w in &mut ty {
             *w /= 8.0;
         }
         // Dequantisation per slot (natural order row * mx + col).
-        let mut q = vec![0f32; coefs.kept.per_block];
+        let mut q = vec![0f32; kept.per_block];
         for (k, &n) in NATURAL.iter().enumerate() {
-            let slot = coefs.kept.slot[k];
+            let slot = kept.slot[k];
             if slot != super::scan::UNUSED {
                 q[usize::from(slot)] = f32::from(c.quant[usize::from(n)]);
             }
@@ -58,7 +58,7 @@ impl Kernel {
 
 /// Block rows from `first` on, into `out` (whole block rows of samples).
 /// The common block sizes get a transform whose loops the compiler unrolls.
-fn rows(k: &Kernel, c: &Component, coefs: &Coefs, first: usize, out: &mut [u8]) {
+pub(super) fn rows(k: &Kernel, c: &Component, coefs: &Coefs, first: usize, out: &mut [u8]) {
     match (c.mx, c.my) {
         (1, 1) => rows_of::<1, 1>(k, c, coefs, first, out),
         (2, 2) => rows_of::<2, 2>(k, c, coefs, first, out),
@@ -163,29 +163,39 @@ fn chroma(cb: u8, cr: u8) -> (i32, i32, i32) {
 fn plane(c: &Component, coefs: &Coefs) -> Vec<u8> {
     let width = c.bw * c.mx;
     let mut out = vec![0u8; width * c.bh * c.my];
-    let kernel = Kernel::new(c, coefs);
+    let kernel = Kernel::new(c, &coefs.kept);
     halves(&mut out, width * c.my, |first, part| {
         rows(&kernel, c, coefs, first, part);
     });
     out
 }
 
-/// The image decoded at DCT scale `n`/8 and resized to `dw × dh`, as packed
-/// RGB. Each component is resized as a plane of its own (a subsampled
-/// chroma plane straight from its own size, which interpolates it), and
-/// only then converted: the colour conversion runs at the output size, and
-/// the chroma planes cost a quarter or half of the luma's to resize.
-pub(super) fn render(frame: &Frame, coefs: &[Coefs], n: usize, dw: usize, dh: usize) -> Vec<u8> {
-    let resized: Vec<Vec<u8>> = frame
+/// Every component's samples after the scaled IDCT.
+pub(super) fn planes(frame: &Frame, coefs: &[Coefs]) -> Vec<Vec<u8>> {
+    frame
         .comps
         .iter()
         .zip(coefs)
-        .map(|(c, k)| {
-            let samples = plane(c, k);
+        .map(|(c, k)| plane(c, k))
+        .collect()
+}
+
+/// The planes of an image decoded at DCT scale `n`/8, resized to `dw × dh`
+/// as packed RGB. Each component is resized as a plane of its own (a
+/// subsampled chroma plane straight from its own size, which interpolates
+/// it), and only then converted: the colour conversion runs at the output
+/// size, and the chroma planes cost a quarter or half of the luma's to
+/// resize.
+pub(super) fn render(frame: &Frame, planes: &[Vec<u8>], n: usize, dw: usize, dh: usize) -> Vec<u8> {
+    let resized: Vec<Vec<u8>> = frame
+        .comps
+        .iter()
+        .zip(planes)
+        .map(|(c, samples)| {
             // The component's own size at this scale (as libjpeg computes it).
             let w = ((frame.width * c.h).div_ceil(frame.max_h) * n).div_ceil(8);
             let h = ((frame.height * c.v).div_ceil(frame.max_v) * n).div_ceil(8);
-            resize_plane(&samples, c.bw * c.mx, w, h, dw, dh)
+            resize_plane(samples, c.bw * c.mx, w, h, dw, dh)
         })
         .collect();
     let mut rgb = vec![0u8; dw * dh * 3];

@@ -403,11 +403,40 @@ pub fn decode_to(
         return Ok(None);
     };
     let Parsed { frame, scans } = parsed;
+    let Some(planes) = planes(&frame, &scans, data) else {
+        return Ok(None);
+    };
+    let (dw, dh) = size.unwrap_or((
+        (frame.width * n).div_ceil(8),
+        (frame.height * n).div_ceil(8),
+    ));
+    if dw == 0 || dh == 0 {
+        return Ok(None);
+    }
+    Ok(Some(idct::render(&frame, &planes, n, dw, dh)))
+}
+
+/// Every component's samples after the scaled IDCT, `None` if the scans are
+/// damaged. A baseline image in one scan streams into its planes
+/// (`split.rs`); anything else is decoded into whole-image coefficients
+/// first.
+fn planes(frame: &Frame, scans: &[Scan], data: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let kept: Vec<Kept> = frame.comps.iter().map(|c| Kept::new(c.mx, c.my)).collect();
+    if !frame.progressive && scans.len() == 1 && scans[0].comps.len() == frame.comps.len() {
+        let s = &scans[0];
+        let mut planes: Vec<Vec<u8>> = frame
+            .comps
+            .iter()
+            .map(|c| vec![0u8; c.bw * c.mx * c.bh * c.my])
+            .collect();
+        split::baseline(frame, s, &data[s.start..s.end], &kept, &mut planes).ok()?;
+        return Some(planes);
+    }
     let mut coefs: Vec<Coefs> = frame
         .comps
         .iter()
-        .map(|c| {
-            let kept = Kept::new(c.mx, c.my);
+        .zip(kept)
+        .map(|(c, kept)| {
             let blocks = c.bw * c.bh;
             Coefs {
                 dc: vec![0; blocks],
@@ -422,28 +451,14 @@ pub fn decode_to(
         })
         .collect();
     let decoded = if frame.progressive {
-        progressive(&frame, &scans, data, &mut coefs)
+        progressive(frame, scans, data, &mut coefs)
     } else {
-        scans.iter().try_for_each(|s| {
-            let bytes = &data[s.start..s.end];
-            if s.restart == 0 && bytes.len() >= split::MIN_BYTES {
-                split::sequential(&frame, s, bytes, &mut coefs)
-            } else {
-                scan::sequential(&frame, s, bytes, &mut coefs)
-            }
-        })
+        scans
+            .iter()
+            .try_for_each(|s| scan::sequential(frame, s, &data[s.start..s.end], &mut coefs))
     };
-    if decoded.is_err() {
-        return Ok(None);
-    }
-    let (dw, dh) = size.unwrap_or((
-        (frame.width * n).div_ceil(8),
-        (frame.height * n).div_ceil(8),
-    ));
-    if dw == 0 || dh == 0 {
-        return Ok(None);
-    }
-    Ok(Some(idct::render(&frame, &coefs, n, dw, dh)))
+    decoded.ok()?;
+    Some(idct::planes(frame, &coefs))
 }
 
 /// A progressive file's scans as independent streams: the DC scans (which
@@ -716,33 +731,36 @@ mod tests {
 
     #[test]
     fn a_split_baseline_decode_equals_the_serial_one() {
-        // Big enough for the second thread (MIN_BYTES).
-        let data = busy(1600, 1200, turbojpeg::Subsamp::Sub2x1);
-        assert!(data.len() > split::MIN_BYTES, "{}", data.len());
-        let parsed = parse(&data, 3, u64::MAX).expect("parsed").expect("ours");
-        let fresh = |frame: &Frame| -> Vec<Coefs> {
-            frame
+        // Big enough for the second thread (MIN_BYTES); 4:2:2 and grey.
+        for sub in [turbojpeg::Subsamp::Sub2x1, turbojpeg::Subsamp::Gray] {
+            let data = busy(1600, 1200, sub);
+            assert!(data.len() > split::MIN_BYTES, "{}", data.len());
+            let parsed = parse(&data, 3, u64::MAX).expect("parsed").expect("ours");
+            let (frame, s) = (&parsed.frame, &parsed.scans[0]);
+            let bytes = &data[s.start..s.end];
+            let kept: Vec<Kept> = frame.comps.iter().map(|c| Kept::new(c.mx, c.my)).collect();
+            // Serial: whole-image coefficients, then the IDCT.
+            let mut coefs: Vec<Coefs> = frame
                 .comps
                 .iter()
-                .map(|c| {
-                    let kept = Kept::new(c.mx, c.my);
-                    Coefs {
-                        dc: vec![0; c.bw * c.bh],
-                        ac: vec![0; c.bw * c.bh * kept.per_block],
-                        nonzero: Vec::new(),
-                        kept,
-                    }
+                .zip(&kept)
+                .map(|(c, kept)| Coefs {
+                    dc: vec![0; c.bw * c.bh],
+                    ac: vec![0; c.bw * c.bh * kept.per_block],
+                    nonzero: Vec::new(),
+                    kept: kept.clone(),
                 })
-                .collect()
-        };
-        let s = &parsed.scans[0];
-        let bytes = &data[s.start..s.end];
-        let mut serial = fresh(&parsed.frame);
-        scan::sequential(&parsed.frame, s, bytes, &mut serial).expect("serial");
-        let mut split = fresh(&parsed.frame);
-        split::sequential(&parsed.frame, s, bytes, &mut split).expect("split");
-        for (a, b) in serial.iter().zip(&split) {
-            assert!(a.dc == b.dc && a.ac == b.ac);
+                .collect();
+            scan::sequential(frame, s, bytes, &mut coefs).expect("serial");
+            let serial = idct::planes(frame, &coefs);
+            // Streamed, the second half by the speculating thread.
+            let mut streamed: Vec<Vec<u8>> = frame
+                .comps
+                .iter()
+                .map(|c| vec![0u8; c.bw * c.mx * c.bh * c.my])
+                .collect();
+            split::baseline(frame, s, bytes, &kept, &mut streamed).expect("split");
+            assert!(serial == streamed, "{sub:?}");
         }
     }
 
