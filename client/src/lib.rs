@@ -622,23 +622,38 @@ fn pull_all(
 ) -> Result<()> {
     // A device that never pulled starts from whole documents, not from the
     // history of every change (docs/protocol.md, bootstrap).
+    // The next page is fetched while this one is loaded: the server reads
+    // and frames it while the device parses and writes.
     if store.sync_cursors()?.pulled == 0 {
         let progress = store.snapshot_progress()?;
         let mut head = progress.as_ref().map(|(h, _)| *h);
-        let mut after = progress.map(|(_, last)| last);
+        let after = progress.map(|(_, last)| last);
         let mut loaded = 0u64;
-        loop {
-            cancel.check()?;
-            let page = client.snapshot(after.as_deref(), cancel)?;
-            let feed_head = *head.get_or_insert(page.cursor);
-            loaded += store.load_snapshot(&page.changes, feed_head, !page.more)? as u64;
-            report.pulled += page.changes.len() as u64;
-            tell(SyncPhase::Pull, loaded, loaded + page.remaining);
-            match page.changes.last() {
-                Some(last) if page.more => after = Some(last.doc_id.clone()),
-                _ => break,
+        std::thread::scope(|s| -> Result<()> {
+            let mut page = client.snapshot(after.as_deref(), cancel)?;
+            loop {
+                cancel.check()?;
+                let next = match page.changes.last() {
+                    Some(last) if page.more => {
+                        let after = last.doc_id.clone();
+                        Some(s.spawn(move || client.snapshot(Some(&after), cancel)))
+                    }
+                    _ => None,
+                };
+                let feed_head = *head.get_or_insert(page.cursor);
+                loaded += store.load_snapshot(&page.changes, feed_head, !page.more)? as u64;
+                report.pulled += page.changes.len() as u64;
+                tell(SyncPhase::Pull, loaded, loaded + page.remaining);
+                match next {
+                    Some(fetch) => {
+                        page = fetch.join().map_err(|_| Error::Offline {
+                            reason: "the snapshot page fetch failed".into(),
+                        })??;
+                    }
+                    None => return Ok(()),
+                }
             }
-        }
+        })?;
     }
     let mut pulled_to = store.sync_cursors()?.pulled;
     let mut seen = 0u64;
