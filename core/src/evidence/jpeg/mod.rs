@@ -677,6 +677,21 @@ mod tests {
                 &rst,
                 &[3, 8],
             );
+            if sub != Subsamp::Gray {
+                // Sequential, one scan per component (not interleaved): the
+                // whole-image coefficient path rather than the streamed one.
+                let script = std::env::temp_dir().join(format!("seq-{}.txt", std::process::id()));
+                std::fs::write(&script, "0: 0 63 0 0;\n1: 0 63 0 0;\n2: 0 63 0 0;\n")
+                    .expect("scan script");
+                let path = script.to_string_lossy().to_string();
+                let three = jpegtran(&["-scans", &path], &base);
+                let _ = std::fs::remove_file(&script);
+                matches(
+                    &format!("baseline {name}, a scan per component"),
+                    &three,
+                    &[3, 8],
+                );
+            }
         }
     }
 
