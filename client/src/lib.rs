@@ -322,7 +322,9 @@ impl SyncClient {
         self.get_batch(url.as_str(), cancel)
     }
 
-    fn snapshot(&self, after: Option<&str>, cancel: &CancelToken) -> Result<WireBatch> {
+    /// A page of whole documents this user may see, after the document id
+    /// `after` (a bootstrap).
+    pub fn snapshot(&self, after: Option<&str>, cancel: &CancelToken) -> Result<WireBatch> {
         let mut url = url::Url::parse(&format!("{}/v1/snapshot", self.base))
             .map_err(|e| Error::invalid("base_url", e.to_string()))?;
         url.query_pairs_mut()

@@ -139,6 +139,44 @@ fn main() {
             district_bootstrap(&server);
             return;
         }
+        // `-- bootstrap-device`: the device's half of the district's
+        // bootstrap alone: the snapshot pages are fetched once, then loaded
+        // into three new stores, timed (the part to profile).
+        Some("bootstrap-device") => {
+            let server = seeded_server(menqian_fixtures::DISTRICT_SHOPS);
+            let d = Device::enroll(&server.url, &server.code_for("supervisor-1"), "pages");
+            let cancel = Default::default();
+            let mut pages = vec![d.client.snapshot(None, &cancel).unwrap()];
+            while let Some(last) = pages.last().filter(|p| p.more) {
+                let after = last.changes.last().unwrap().doc_id.clone();
+                pages.push(d.client.snapshot(Some(&after), &cancel).unwrap());
+            }
+            let mut times = Vec::new();
+            for i in 0..9 {
+                let mut phone = Device::enroll(
+                    &server.url,
+                    &server.code_for("supervisor-1"),
+                    &format!("load-{i}"),
+                );
+                let t = Instant::now();
+                for p in &pages {
+                    phone
+                        .store
+                        .load_snapshot(&p.changes, pages[0].cursor, !p.more)
+                        .unwrap();
+                }
+                times.push(t.elapsed());
+            }
+            times.sort();
+            println!(
+                "the device's load of {} snapshot pages ({} documents): median {:.2?} (runs {:?})",
+                pages.len(),
+                pages.iter().map(|p| p.changes.len()).sum::<usize>(),
+                times[4],
+                times
+            );
+            return;
+        }
         // `-- sweep`: how long a push waits behind the sweep with 200,000
         // reports waiting.
         Some("sweep") => {

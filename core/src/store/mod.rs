@@ -413,9 +413,8 @@ pub(crate) fn commit(tx: Transaction<'_>) -> Result<()> {
 /// Loads a document, or `None` if this store has none with that id.
 pub(crate) fn load_doc(conn: &Connection, id: &str, actor: &ActorId) -> Result<Option<AutoCommit>> {
     let data: Option<Vec<u8>> = conn
-        .query_row("SELECT data FROM documents WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT data FROM documents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     match data {
         None => Ok(None),
@@ -544,9 +543,9 @@ pub(crate) fn new_id(kind: &str) -> String {
 /// result to `write` on this thread, in input order. Automerge document
 /// construction is the costly half of an import and SQLite writing the other;
 /// this overlaps them. The first error stops the workers and is returned.
-pub(crate) fn build_in_parallel<T: Sync, R: Send>(
-    items: &[T],
-    build: impl Fn(&T) -> Result<R> + Sync,
+pub(crate) fn build_in_parallel<'a, T: Sync, R: Send>(
+    items: &'a [T],
+    build: impl Fn(&'a T) -> Result<R> + Sync,
     mut write: impl FnMut(R) -> Result<()>,
 ) -> Result<()> {
     let workers = std::thread::available_parallelism()

@@ -413,7 +413,7 @@ impl Store {
                 untrusted(&d.doc_id, || {
                     let doc =
                         AutoCommit::load(&d.bytes).map_err(|e| Error::corrupt(&d.doc_id, e))?;
-                    Ok((d.clone(), index::read_entity(&d.doc_id, &doc)?))
+                    Ok((d, index::read_entity(&d.doc_id, &doc)?))
                 })
             },
             |(d, entity)| {
