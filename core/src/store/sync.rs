@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use automerge::{AutoCommit, Change, ReadDoc as _};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction};
 
 use super::{
     Origin, Store, build_in_parallel, commit, get_meta, index, load_doc, persist, set_meta,
@@ -118,12 +118,14 @@ impl Store {
     /// How many changes this store has after `cursor` (only its own with `own_only`).
     pub fn count_changes_since(&self, cursor: u64, own_only: bool) -> Result<u64> {
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let sql = match own_only {
+            true => "SELECT count(*) FROM changes WHERE seq > ?1 AND local = 1",
+            false => "SELECT count(*) FROM changes WHERE seq > ?1",
+        };
         let n: i64 = self
             .conn
-            .prepare_cached(
-                "SELECT count(*) FROM changes WHERE seq > ?1 AND (?2 = 0 OR local = 1)",
-            )?
-            .query_row(params![after, own_only], |r| r.get(0))?;
+            .prepare_cached(sql)?
+            .query_row([after], |r| r.get(0))?;
         Ok(n.unsigned_abs())
     }
 
@@ -137,17 +139,21 @@ impl Store {
         let limit = limit.max(1);
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
         let rows: Vec<(i64, String, Vec<u8>)> = {
+            // Own changes through their partial index (a condition on a
+            // bound parameter could not use it, and a station's read model
+            // would scan every change it received since its last own one).
             let sql = format!(
                 "SELECT seq, doc_id, hash FROM changes
-                 WHERE seq > :after AND (:own = 0 OR local = 1) AND {}
+                 WHERE seq > :after AND {} AND {}
                  ORDER BY seq LIMIT :limit",
+                if own_only { "local = 1" } else { "1" },
                 visible_doc("doc_id")
             );
             let bind = reader.bindings();
             let page = i64::from(limit) + 1;
             let mut stmt = self.conn.prepare_cached(&sql)?;
             stmt.query_map(
-                bind.with(&[(":after", &after), (":own", &own_only), (":limit", &page)])
+                bind.with(&[(":after", &after), (":limit", &page)])
                     .as_slice(),
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?

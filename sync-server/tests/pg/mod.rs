@@ -126,6 +126,33 @@ impl PgCluster {
         self.url(name)
     }
 
+    /// The server's processes as they are now, the postmaster first. The
+    /// backends it starts later are its children (a benchmark moves these
+    /// into a cgroup, and the later ones are born in it).
+    pub fn processes(&self) -> Vec<u32> {
+        let pid_file =
+            std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")).unwrap();
+        let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+        let mut all = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces, so after the ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(postmaster) {
+                all.push(pid);
+            }
+        }
+        all
+    }
+
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
