@@ -18,10 +18,12 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, Result};
 
+mod hydrated;
+
 /// Reads a whole document as the entity `T`.
 pub(crate) fn read<T: DeserializeOwned>(doc: &AutoCommit, id: &str) -> Result<T> {
-    let json = to_json(doc, id)?;
-    serde_json::from_value(json).map_err(|e| Error::corrupt(id, e))
+    let root = doc.hydrate(ROOT, None)?;
+    T::deserialize(hydrated::Hydrated(&root)).map_err(|e| Error::corrupt(id, e))
 }
 
 /// The document as JSON (used for reading, and to compare replicas in tests).
@@ -299,6 +301,68 @@ mod tests {
         put(&mut doc, &ROOT, "maybe", &Value::Null)?;
         s.maybe = None;
         assert_eq!(read::<Sample>(&doc, "t")?, s);
+        Ok(())
+    }
+
+    /// Every shape serde reads from a document, through both paths.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    enum Shape {
+        Unit,
+        Newtype(u32),
+        Tuple(i64, String),
+        Struct { at: f64, note: Option<String> },
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Wrapper(String);
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Everything {
+        shapes: Vec<Shape>,
+        wrapped: Wrapper,
+        small: u8,
+        big: u64,
+        negative: i32,
+        whole_as_float: f64,
+        absent: Option<u32>,
+        present: Option<Vec<bool>>,
+        map: std::collections::BTreeMap<String, Option<f64>>,
+        tuple: (char, String),
+        #[serde(default)]
+        defaulted: String,
+        any: serde_json::Value,
+    }
+
+    #[test]
+    fn reading_straight_from_the_document_equals_reading_its_json() -> Result<()> {
+        let entity = serde_json::json!({
+            "shapes": ["Unit", {"Newtype": 7}, {"Tuple": [-2, "乙"]},
+                       {"Struct": {"at": 39.9, "note": null}}],
+            "wrapped": "包", "small": 255, "big": 18_000_000_000_000_000_000u64,
+            "negative": -40, "whole_as_float": 3, "absent": null, "present": [true, false],
+            "map": {"甲": 1.5, "乙": null}, "tuple": ["字", "z"], "ignored": {"x": [1]},
+            "any": {"n": [1, -1, 2.5, "s", null, true, {}]},
+        });
+        let (doc, _) = create(&ActorId::random(), &entity)?;
+        let via_json: Everything =
+            serde_json::from_value(to_json(&doc, "t")?).map_err(|e| Error::corrupt("t", e))?;
+        assert_eq!(read::<Everything>(&doc, "t")?, via_json);
+        assert_eq!(read::<serde_json::Value>(&doc, "t")?, to_json(&doc, "t")?);
+        // What one path refuses, so does the other.
+        for (field, value) in [
+            ("small", serde_json::json!(256)),
+            ("shapes", serde_json::json!([{"Unit": 1, "Newtype": 1}])),
+            ("shapes", serde_json::json!(["Nothing"])),
+            ("shapes", serde_json::json!([{"Unit": 1}])),
+            ("negative", serde_json::json!("一")),
+            ("tuple", serde_json::json!(["字"])),
+        ] {
+            let mut wrong = entity.clone();
+            wrong[field] = value;
+            let (doc, _) = create(&ActorId::random(), &wrong)?;
+            assert!(read::<Everything>(&doc, "t").is_err(), "{wrong}");
+            assert!(serde_json::from_value::<Everything>(to_json(&doc, "t")?).is_err());
+        }
         Ok(())
     }
 
