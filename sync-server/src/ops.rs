@@ -205,6 +205,17 @@ async fn feed_head(station: &Arc<Station>) -> Result<(), crate::sync::ApiError> 
     Ok(())
 }
 
+/// How far the documents this instance reads lag behind the authoritative
+/// store, in changes (0 for a station's own store), kept in the gauge.
+async fn feed_lag(station: &Arc<Station>) -> Result<u64, crate::sync::ApiError> {
+    let lag = station.read(|r| Ok(r.lag()?)).await?;
+    station
+        .metrics
+        .feed_lag
+        .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    Ok(lag)
+}
+
 /// The most accepted changes the documents an instance reads may lag behind
 /// the authoritative store while it still counts as caught up.
 const READY_LAG: u64 = 1_000;
@@ -216,12 +227,8 @@ async fn ready(State(station): State<Arc<Station>>) -> Response {
     if feed_head(&station).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response();
     }
-    match station.read(|r| Ok(r.lag()?)).await {
+    match feed_lag(&station).await {
         Ok(lag) => {
-            station
-                .metrics
-                .feed_lag
-                .set(i64::try_from(lag).unwrap_or(i64::MAX));
             if lag > READY_LAG {
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -275,8 +282,9 @@ async fn metrics(
         )
             .into_response();
     }
-    // A store that does not answer leaves the last head seen.
+    // A store that does not answer leaves the last head and lag seen.
     let _ = feed_head(&station).await;
+    let _ = feed_lag(&station).await;
     match station.metrics.text() {
         Ok(text) => (
             [(

@@ -657,3 +657,94 @@ fn photos_are_shared_through_object_storage() {
     assert!(served.status().is_success(), "{}", served.status());
     assert_eq!(served.bytes().unwrap().to_vec(), bytes);
 }
+
+/// A burst of pushes larger than an instance's push connections waits for
+/// them instead of opening more: every push is applied, and the database
+/// never sees more than 16 push connections from the instance (a city's
+/// burst of 1,000 opened connections until PostgreSQL refused them).
+#[test]
+fn a_burst_of_pushes_shares_a_bounded_set_of_connections() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    const PUSHES: usize = 48;
+    let cluster = pg::PgCluster::start();
+    let url = cluster.database("menqian");
+    seeded(&url, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = PgSyncStore::open(&url, dir.path(), vec![HOST.into()]).unwrap();
+    let authority = store.authority().unwrap();
+    let category: Vec<_> = menqian_fixtures::categories()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.code == "0504")
+        .collect();
+    // Each push from a phone of its own: 100 new reports, so that a push
+    // holds its connection for a while.
+    let batches: Vec<_> = (0..PUSHES)
+        .map(|i| {
+            let mut s = menqian_core::Store::open(":memory:", Default::default()).unwrap();
+            s.import_categories(category.clone()).unwrap();
+            let before = s.feed_head().unwrap();
+            for k in 0..100 {
+                s.report_case(menqian_core::NewCase {
+                    subdistrict: Some(menqian_fixtures::SUBDISTRICTS[0].into()),
+                    lane: None,
+                    source: menqian_core::CaseSource::Inspection,
+                    category: "0504".into(),
+                    location: menqian_core::GeoPoint::new(
+                        39.80 + i as f64 * 5e-4,
+                        116.30 + k as f64 * 6e-4,
+                    ),
+                    shop_id: None,
+                    photos: vec![],
+                    description: format!("同时推送{i}-{k}"),
+                    deadline: None,
+                    reported_by: "officer-1".into(),
+                    reported_at: Utc::now(),
+                })
+                .unwrap();
+            }
+            let changes = s.own_changes_since(before, 1_000).unwrap().changes;
+            let writer = menqian_core::Writer {
+                user: "officer-1".into(),
+                role: menqian_core::Role::Officer,
+                actor: s.actor_id(),
+            };
+            (writer, menqian_core::decode_pushed(changes).unwrap())
+        })
+        .collect();
+    let mut watch = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let count = |c: &mut postgres::Client| -> i64 {
+        c.query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before = count(&mut watch);
+    let (most, stop) = (AtomicI64::new(0), AtomicBool::new(false));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::SeqCst) {
+                most.fetch_max(count(&mut watch), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let pushes: Vec<_> = batches
+            .into_iter()
+            .map(|(writer, changes)| {
+                let authority = authority.clone();
+                scope.spawn(move || authority.push(&writer, changes, Utc::now()).unwrap())
+            })
+            .collect();
+        for p in pushes {
+            assert_eq!(p.join().unwrap().applied, 100);
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    let opened = most.load(Ordering::SeqCst) - before;
+    assert!(
+        (1..=16).contains(&opened),
+        "{opened} connections opened for {PUSHES} pushes at once"
+    );
+}

@@ -438,6 +438,26 @@ impl StationProcess {
         nofile: Option<u64>,
         env: &[(&str, &str)],
     ) -> StationProcess {
+        Self::start_within(
+            dir,
+            port,
+            args,
+            nofile,
+            env,
+            std::time::Duration::from_secs(30),
+        )
+    }
+
+    /// [`StationProcess::start_env`], waiting `within` for it to answer (a
+    /// city's instance builds its read model before it listens).
+    pub fn start_within(
+        dir: tempfile::TempDir,
+        port: u16,
+        args: &[&str],
+        nofile: Option<u64>,
+        env: &[(&str, &str)],
+        within: std::time::Duration,
+    ) -> StationProcess {
         let listen = format!("127.0.0.1:{port}");
         let mut command = std::process::Command::new("sh");
         let ulimit = nofile.map_or(String::new(), |n| format!("ulimit -Sn {n} && "));
@@ -457,7 +477,7 @@ impl StationProcess {
             dir,
             child,
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + within;
         while std::time::Instant::now() < deadline {
             if station.healthy() {
                 return station;

@@ -36,11 +36,23 @@ pub struct PgSyncStore {
     authority: std::sync::Arc<PgAuthority>,
 }
 
+/// Connections one instance merges pushes on, at most. A burst of pushes
+/// beyond this waits for one (a city's bursts reach a thousand at once, and
+/// PostgreSQL refuses connections past `max_connections`: docs/operations.md).
+const PUSH_CONNECTIONS: usize = 16;
+
 /// Pushes merged on connections of their own, beside the instance's writer.
 pub struct PgAuthority {
     url: String,
-    /// Idle connections, taken by a push and given back after it.
-    idle: Mutex<Vec<PgDocuments>>,
+    pool: Mutex<Pool>,
+    /// Signalled when a connection is given back or closed.
+    freed: std::sync::Condvar,
+}
+
+/// The push connections: those idle, and how many are open in all.
+struct Pool {
+    idle: Vec<PgDocuments>,
+    open: usize,
 }
 
 impl std::fmt::Debug for PgAuthority {
@@ -56,17 +68,52 @@ impl crate::store::Authority for PgAuthority {
         changes: Vec<Incoming>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport> {
-        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut docs = match taken {
-            Some(d) => d,
-            None => PgDocuments::open(&self.url)?,
-        };
-        let report = docs.push(Some(writer), changes, now)?;
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(docs);
-        Ok(report)
+        let mut docs = self.take()?;
+        let report = docs.push(Some(writer), changes, now);
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        match report {
+            Ok(_) => pool.idle.push(docs),
+            // The connection may be what failed: it is closed, not reused.
+            Err(_) => pool.open -= 1,
+        }
+        drop(pool);
+        self.freed.notify_one();
+        report
+    }
+}
+
+impl PgAuthority {
+    fn new(url: &str) -> PgAuthority {
+        PgAuthority {
+            url: url.to_string(),
+            pool: Mutex::new(Pool {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// An idle connection, a new one while fewer than [`PUSH_CONNECTIONS`]
+    /// are open, or else the next one given back.
+    fn take(&self) -> StoreResult<PgDocuments> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(docs) = pool.idle.pop() {
+                return Ok(docs);
+            }
+            if pool.open < PUSH_CONNECTIONS {
+                pool.open += 1;
+                drop(pool);
+                let opened = PgDocuments::open(&self.url);
+                if opened.is_err() {
+                    self.pool.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                    self.freed.notify_one();
+                }
+                return opened;
+            }
+            pool = self.freed.wait(pool).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -123,10 +170,7 @@ impl PgSyncStore {
             config,
             url: url.to_string(),
             _sequencer: Sequencer::start(url, SEQUENCER_EVERY)?,
-            authority: std::sync::Arc::new(PgAuthority {
-                url: url.to_string(),
-                idle: Mutex::new(Vec::new()),
-            }),
+            authority: std::sync::Arc::new(PgAuthority::new(url)),
         };
         // Writes of this instance that did not reach the database before it
         // stopped go now.
