@@ -52,14 +52,30 @@ fn district_process(
     common::StationProcess,
     Box<dyn SyncStore>,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let no_sweep = ["--sweep-every-secs", "86400"];
     if !postgres {
+        let dir = tempfile::tempdir().unwrap();
         common::seed_with(dir.path(), menqian_fixtures::DISTRICT_SHOPS);
-        let station = common::StationProcess::start_in(dir, &no_sweep, None);
+        let station = common::StationProcess::start_in(dir, &NO_SWEEP, None);
         let admin = Box::new(station.admin());
         return (None, station, admin);
     }
+    let (cluster, mut stations, admin) = postgres_district(1);
+    (Some(cluster), stations.remove(0), admin)
+}
+
+const NO_SWEEP: [&str; 2] = ["--sweep-every-secs", "86400"];
+
+/// The district seeded into a private PostgreSQL cluster (durable commits),
+/// and `instances` stations on it, each its own process, each ready (its
+/// read model caught up).
+fn postgres_district(
+    instances: usize,
+) -> (
+    pg::PgCluster,
+    Vec<common::StationProcess>,
+    Box<dyn SyncStore>,
+) {
+    let dir = tempfile::tempdir().unwrap();
     let cluster = pg::PgCluster::start_durable();
     let url = cluster.database("menqian");
     let open = |path: &std::path::Path| {
@@ -78,20 +94,154 @@ fn district_process(
     println!("seeded the district into PostgreSQL in {:.1?}", t.elapsed());
     let admin = Box::new(open(&dir.path().join("admin")));
     let mut args = vec!["--database", url.as_str()];
-    args.extend(no_sweep);
-    let station = common::StationProcess::start_in(dir, &args, None);
+    args.extend(NO_SWEEP);
+    let stations: Vec<_> = (0..instances)
+        .map(|_| common::StationProcess::start_in(tempfile::tempdir().unwrap(), &args, None))
+        .collect();
     // Ready once its read model has taken in the district.
     let http = reqwest::blocking::Client::new();
     let t = Instant::now();
-    while !http
-        .get(format!("{}/readyz", station.url))
-        .send()
-        .is_ok_and(|r| r.status().is_success())
-    {
-        assert!(t.elapsed().as_secs() < 300, "the station never got ready");
-        std::thread::sleep(std::time::Duration::from_millis(200));
+    for station in &stations {
+        while !http
+            .get(format!("{}/readyz", station.url))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(t.elapsed().as_secs() < 600, "a station never got ready");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
-    (Some(cluster), station, admin)
+    drop(dir);
+    (cluster, stations, admin)
+}
+
+/// A cgroup for a benchmark's processes (cgroups v1, as this machine has
+/// them: the `cpu` hierarchy for a quota, `cpuacct` for the CPU time used).
+/// Its processes go back to the root group when it drops.
+struct CpuGroup {
+    dirs: [std::path::PathBuf; 2],
+}
+
+impl CpuGroup {
+    /// A new group `name`, held to `share` of one core if given.
+    fn new(name: &str, share: Option<f64>) -> CpuGroup {
+        let dirs = ["cpu", "cpuacct"]
+            .map(|h| std::path::PathBuf::from(format!("/sys/fs/cgroup/{h}/menqian-bench-{name}")));
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e} (the scaling benchmark needs root and cgroups v1)",
+                    d.display()
+                )
+            });
+        }
+        let period = 100_000u64;
+        let quota = share.map_or(-1i64, |s| (s * period as f64) as i64);
+        std::fs::write(dirs[0].join("cpu.cfs_period_us"), period.to_string()).unwrap();
+        std::fs::write(dirs[0].join("cpu.cfs_quota_us"), quota.to_string()).unwrap();
+        CpuGroup { dirs }
+    }
+
+    /// Moves the process `pid` (all its threads) into this group.
+    fn add(&self, pid: u32) -> std::io::Result<()> {
+        for d in &self.dirs {
+            std::fs::write(d.join("cgroup.procs"), pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// CPU time its processes have used since they joined, in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let ns: u64 = std::fs::read_to_string(self.dirs[1].join("cpuacct.usage"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        ns as f64 / 1e9
+    }
+
+    /// Periods in which the quota stopped the group.
+    fn throttled(&self) -> u64 {
+        std::fs::read_to_string(self.dirs[0].join("cpu.stat"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("nr_throttled "))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+}
+
+impl Drop for CpuGroup {
+    fn drop(&mut self) {
+        for d in &self.dirs {
+            let root = d.parent().unwrap().join("cgroup.procs");
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines() {
+                let _ = std::fs::write(&root, pid);
+            }
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// `-- scale`: 1, 2 and 3 instances on one PostgreSQL, each instance held to
+/// [`SHARE`] of a core, PostgreSQL not held; the same push load spread over
+/// them round robin. Throughput, and the CPU one change costs in the
+/// instances and in PostgreSQL.
+fn scaling(day: chrono::DateTime<Utc>, in_flight_each: usize) {
+    const SHARE: f64 = 0.3;
+    const DEVICES: usize = 600;
+    let mut rows = Vec::new();
+    for n in 1..=3 {
+        println!("== {n} instance(s), each held to {SHARE} of a core");
+        let (cluster, stations, mut admin) = postgres_district(n);
+        let groups: Vec<CpuGroup> = stations
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let g = CpuGroup::new(&format!("instance-{i}"), Some(SHARE));
+                g.add(s.pid()).unwrap();
+                g
+            })
+            .collect();
+        let pg_group = CpuGroup::new("postgres", None);
+        for pid in cluster.processes() {
+            // A process that ended meanwhile is no loss.
+            let _ = pg_group.add(pid);
+        }
+        let urls: Vec<String> = stations.iter().map(|s| s.url.clone()).collect();
+        let used = |g: &[&CpuGroup]| g.iter().map(|g| g.cpu_seconds()).sum::<f64>();
+        let instances: Vec<&CpuGroup> = groups.iter().collect();
+        let (i0, p0) = (used(&instances), pg_group.cpu_seconds());
+        let t0: u64 = groups.iter().map(|g| g.throttled()).sum();
+        let r = load_test(&urls, admin.as_mut(), day, in_flight_each * n, 0, DEVICES);
+        let (i1, p1) = (used(&instances), pg_group.cpu_seconds());
+        let t1: u64 = groups.iter().map(|g| g.throttled()).sum();
+        let changes = r.changes as f64;
+        println!(
+            "CPU per change: {:.0} µs in the instances, {:.0} µs in PostgreSQL ({} periods throttled)",
+            (i1 - i0) / changes * 1e6,
+            (p1 - p0) / changes * 1e6,
+            t1 - t0
+        );
+        rows.push((n, r, (i1 - i0) / changes * 1e6, (p1 - p0) / changes * 1e6));
+        drop(stations);
+        drop(groups);
+        drop(pg_group);
+        drop(cluster);
+    }
+    let base = rows[0].1.per_second;
+    println!(
+        "| instances | accepted changes/s | × one | push p50 | push p99 | CPU µs/change, instances | CPU µs/change, PostgreSQL |"
+    );
+    for (n, r, inst, pg) in rows {
+        println!(
+            "| {n} | {:.0} | {:.2} | {:.0?} | {:.0?} | {inst:.0} | {pg:.0} |",
+            r.per_second,
+            r.per_second / base,
+            r.p50,
+            r.p99
+        );
+    }
 }
 
 fn main() {
@@ -116,7 +266,14 @@ fn main() {
         Some("load") => {
             let (_cluster, station, mut admin) = district_process(false);
             for run in 0..3 {
-                load_test(&station.url, admin.as_mut(), day, in_flight, run);
+                load_test(
+                    std::slice::from_ref(&station.url),
+                    admin.as_mut(),
+                    day,
+                    in_flight,
+                    run,
+                    2_000,
+                );
             }
             return;
         }
@@ -128,9 +285,22 @@ fn main() {
                 println!("== {}", if postgres { "postgres" } else { "sqlite" });
                 let (_cluster, station, mut admin) = district_process(postgres);
                 for run in 0..3 {
-                    load_test(&station.url, admin.as_mut(), day, in_flight, run);
+                    load_test(
+                        std::slice::from_ref(&station.url),
+                        admin.as_mut(),
+                        day,
+                        in_flight,
+                        run,
+                        2_000,
+                    );
                 }
             }
+            return;
+        }
+        // `-- scale [N]`: 1, 2 and 3 instances on PostgreSQL under CPU
+        // quotas, N requests in flight per instance (4 by default).
+        Some("scale") => {
+            scaling(day, in_flight);
             return;
         }
         // `-- bootstrap`: only the district's bootstrap, three devices.
@@ -151,6 +321,19 @@ fn main() {
                 let after = last.changes.last().unwrap().doc_id.clone();
                 pages.push(d.client.snapshot(Some(&after), &cancel).unwrap());
             }
+            // CPU time of this process (all its threads), in seconds.
+            let cpu = || -> f64 {
+                let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .unwrap()
+                    .1
+                    .split_whitespace()
+                    .collect();
+                // utime and stime, fields 14 and 15 of proc(5), in ticks of 1/100 s.
+                (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+            };
+            let cpu_before = cpu();
             let mut times = Vec::new();
             for i in 0..9 {
                 let mut phone = Device::enroll(
@@ -169,10 +352,11 @@ fn main() {
             }
             times.sort();
             println!(
-                "the device's load of {} snapshot pages ({} documents): median {:.2?} (runs {:?})",
+                "the device's load of {} snapshot pages ({} documents): median {:.2?}, {:.2} s of CPU a load (runs {:?})",
                 pages.len(),
                 pages.iter().map(|p| p.changes.len()).sum::<usize>(),
                 times[4],
+                (cpu() - cpu_before) / 9.0,
                 times
             );
             return;
@@ -305,7 +489,14 @@ fn main() {
     for (run, concurrency) in [16, 8, 4].into_iter().enumerate() {
         let waiting = waiting_reports(&server);
         println!("({waiting} reports waiting to be swept before this run)");
-        load_test(&server.url, server.admin().as_mut(), day, concurrency, run);
+        load_test(
+            std::slice::from_ref(&server.url),
+            server.admin().as_mut(),
+            day,
+            concurrency,
+            run,
+            2_000,
+        );
     }
 
     // 4. One device floods the station with 200 full pulls at a time,
@@ -321,7 +512,14 @@ fn main() {
 fn sweep_wait(day: chrono::DateTime<Utc>) {
     let server = unswept_district();
     for run in 0..2 {
-        load_test(&server.url, server.admin().as_mut(), day, 4, run);
+        load_test(
+            std::slice::from_ref(&server.url),
+            server.admin().as_mut(),
+            day,
+            4,
+            run,
+            2_000,
+        );
     }
     let probe = |server: &TestServer, label: &str| {
         let mut phone = Device::enroll(&server.url, &server.code_for("officer-1"), label);
@@ -542,14 +740,25 @@ fn flooded_pull(server: &TestServer, other: &mut Device) {
     );
 }
 
+/// What one push load measured.
+struct LoadFigures {
+    changes: usize,
+    per_second: f64,
+    p50: std::time::Duration,
+    p99: std::time::Duration,
+}
+
+/// `devices` new devices each push 50 new cases once, `concurrency` requests
+/// in flight, the clients spread over `urls` round robin (a load balancer's
+/// work, without its cost).
 fn load_test(
-    url: &str,
+    urls: &[String],
     admin: &mut dyn SyncStore,
     day: chrono::DateTime<Utc>,
     concurrency: usize,
     run: usize,
-) {
-    const DEVICES: usize = 2_000;
+    devices: usize,
+) -> LoadFigures {
     const PER_DEVICE: usize = 50;
     let category = menqian_fixtures::categories()
         .unwrap()
@@ -571,7 +780,7 @@ fn load_test(
                 // Every report of every run in its own place, at least
                 // 44 m from any other: distinct problems, not repeats.
                 location: {
-                    let g = (run * DEVICES + i) * PER_DEVICE + k;
+                    let g = (run * devices + i) * PER_DEVICE + k;
                     GeoPoint::new(
                         39.70 + (g / 600) as f64 * 4e-4,
                         116.10 + (g % 600) as f64 * 5.2e-4,
@@ -600,14 +809,14 @@ fn load_test(
         let halves: Vec<_> = [0, 1]
             .map(|h| {
                 let device = &device;
-                scope.spawn(move || (h..DEVICES).step_by(2).map(device).collect::<Vec<_>>())
+                scope.spawn(move || (h..devices).step_by(2).map(device).collect::<Vec<_>>())
             })
             .into_iter()
             .collect();
         let mut halves: Vec<_> = halves.into_iter().map(|h| h.join().unwrap()).collect();
         let odd = halves.pop().unwrap();
         let even = halves.pop().unwrap();
-        let mut all = Vec::with_capacity(DEVICES);
+        let mut all = Vec::with_capacity(devices);
         let mut odd = odd.into_iter();
         for e in even {
             all.push(e);
@@ -636,15 +845,17 @@ fn load_test(
         })
         .collect();
     println!(
-        "(prepared {DEVICES} devices × {PER_DEVICE} changes in {:.1?})",
+        "(prepared {devices} devices × {PER_DEVICE} changes in {:.1?})",
         t.elapsed()
     );
     let queue = Mutex::new(batches.into_iter());
-    let latencies = Mutex::new(Vec::with_capacity(DEVICES));
+    let latencies = Mutex::new(Vec::with_capacity(devices));
     let t = Instant::now();
     std::thread::scope(|scope| {
-        for _ in 0..concurrency {
-            scope.spawn(|| {
+        for c in 0..concurrency {
+            let url = &urls[c % urls.len()];
+            let (queue, latencies) = (&queue, &latencies);
+            scope.spawn(move || {
                 let http = reqwest::blocking::Client::new();
                 loop {
                     let Some((token, body)) = queue.lock().unwrap().next() else {
@@ -668,15 +879,22 @@ fn load_test(
     let mut lat = latencies.into_inner().unwrap();
     lat.sort();
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    let figures = LoadFigures {
+        changes: devices * PER_DEVICE,
+        per_second: (devices * PER_DEVICE) as f64 / elapsed.as_secs_f64(),
+        p50: p(0.5),
+        p99: p(0.99),
+    };
     println!(
-        "{DEVICES} devices × {PER_DEVICE} changes, {concurrency} requests in flight: {:.0} accepted changes/s ({} in {:.2?}); push latency p50 {:.1?}, p99 {:.1?}, max {:.1?}",
-        (DEVICES * PER_DEVICE) as f64 / elapsed.as_secs_f64(),
-        DEVICES * PER_DEVICE,
+        "{devices} devices × {PER_DEVICE} changes, {concurrency} requests in flight: {:.0} accepted changes/s ({} in {:.2?}); push latency p50 {:.1?}, p99 {:.1?}, max {:.1?}",
+        figures.per_second,
+        figures.changes,
         elapsed,
-        p(0.5),
-        p(0.99),
+        figures.p50,
+        figures.p99,
         lat[lat.len() - 1]
     );
+    figures
 }
 
 /// Three new supervisors' devices bootstrap the whole district: the median.
