@@ -103,17 +103,10 @@ fn main() {
             )
         })
         .collect();
-    let http = reqwest::blocking::Client::new();
     for s in &stations {
-        while !http
-            .get(format!("{}/readyz", s.url))
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(t.elapsed().as_secs() < 1_800, "an instance never got ready");
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        s.wait_ready(Duration::from_secs(1_800));
     }
+    let http = reqwest::blocking::Client::new();
     println!(
         "{INSTANCES} instances built their read models from the feed in {:.1?}",
         t.elapsed()

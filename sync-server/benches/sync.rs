@@ -99,17 +99,8 @@ fn postgres_district(
         .map(|_| common::StationProcess::start_in(tempfile::tempdir().unwrap(), &args, None))
         .collect();
     // Ready once its read model has taken in the district.
-    let http = reqwest::blocking::Client::new();
-    let t = Instant::now();
     for station in &stations {
-        while !http
-            .get(format!("{}/readyz", station.url))
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(t.elapsed().as_secs() < 600, "a station never got ready");
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        station.wait_ready(std::time::Duration::from_secs(600));
     }
     drop(dir);
     (cluster, stations, admin)

@@ -487,6 +487,21 @@ impl StationProcess {
         panic!("the station did not come up on port {port}");
     }
 
+    /// Waits until `/readyz` answers `200` (a city's instance: its read
+    /// model caught up), at most `within`.
+    pub fn wait_ready(&self, within: std::time::Duration) {
+        let http = reqwest::blocking::Client::new();
+        let t = std::time::Instant::now();
+        while !http
+            .get(format!("{}/readyz", self.url))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(t.elapsed() < within, "the station never got ready");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     /// `/healthz` answers `ok` on a new connection within two seconds.
     pub fn healthy(&self) -> bool {
         use std::io::{Read, Write};
