@@ -70,13 +70,14 @@ impl crate::store::Authority for PgAuthority {
     ) -> StoreResult<ApplyReport> {
         let mut docs = self.take()?;
         let report = docs.push(Some(writer), changes, now);
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        match report {
-            Ok(_) => pool.idle.push(docs),
-            // The connection may be what failed: it is closed, not reused.
-            Err(_) => pool.open -= 1,
-        }
-        drop(pool);
+        // Given back whatever the push's fate: a refused batch rolled its
+        // transaction back, and a connection PostgreSQL closed opens again
+        // at its next use (so a device sending bad pushes costs no reconnects).
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .idle
+            .push(docs);
         self.freed.notify_one();
         report
     }
