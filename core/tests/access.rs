@@ -217,6 +217,44 @@ fn an_area_covers_the_areas_inside_it() {
     assert!(!sub("右安门街道").covers(&lanes(&["a"])));
 }
 
+/// A reader's snapshot, read in small pages, holds exactly the documents
+/// the visibility rule lets them see (`visible_ids` over every document),
+/// in id order, and each page's count of what is left is right.
+fn snapshot_agrees_with_the_rule(store: &Store, reader: &Visibility) {
+    let every: Vec<String> = store
+        .snapshot_page(None, 1_000_000)
+        .unwrap()
+        .docs
+        .into_iter()
+        .map(|d| d.doc_id)
+        .collect();
+    let refs: Vec<&str> = every.iter().map(String::as_str).collect();
+    let allowed = store.visible_ids(&refs, reader).unwrap();
+    let expected: Vec<&String> = every.iter().filter(|id| allowed.contains(*id)).collect();
+    assert!(
+        expected.iter().any(|id| id.starts_with("rules/")),
+        "{reader:?}"
+    );
+    let mut got = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let left = store
+            .count_documents_after(after.as_deref(), reader)
+            .unwrap();
+        assert_eq!(left as usize, expected.len() - got.len(), "{reader:?}");
+        let page = store
+            .visible_snapshot_page(after.as_deref(), 3, reader)
+            .unwrap();
+        got.extend(page.docs.iter().map(|d| d.doc_id.clone()));
+        after = got.last().cloned();
+        if !page.more {
+            break;
+        }
+    }
+    let got: Vec<&String> = got.iter().collect();
+    assert_eq!(got, expected, "{reader:?}");
+}
+
 #[test]
 fn a_console_case_list_shows_exactly_what_the_reader_would_sync() {
     let (_dir, mut store) = demo_store();
@@ -243,6 +281,23 @@ fn a_console_case_list_shows_exactly_what_the_reader_would_sync() {
     elsewhere.subdistrict = Some("别处街道".into());
     elsewhere.lane = Some("别巷".into());
     ids.push(store.report_case(elsewhere).unwrap());
+
+    // An inspection of the laned shop, a patrol of the lane chief's, and
+    // every shop's public listing: each kind of document a reader may see.
+    store
+        .start_inspection(NewInspection {
+            shop_id: laned.id(),
+            template_id: "beijing-1v5".into(),
+            template_version: None,
+            inspector: "officer-1".into(),
+            started_at: at,
+            fix: None,
+        })
+        .unwrap();
+    store.start_patrol("c-1", at).unwrap();
+    store.publish_rules(DistrictRules::default()).unwrap();
+    let shop_ids: Vec<String> = shops.iter().map(|s| s.id()).collect();
+    store.publish_listings_of(&shop_ids).unwrap();
 
     let readers = || {
         vec![
@@ -278,6 +333,7 @@ fn a_console_case_list_shows_exactly_what_the_reader_would_sync() {
                 synced.sort();
                 assert_eq!(listed, synced, "{r:?}");
                 assert_eq!(total, listed.len() as u64, "{r:?}");
+                snapshot_agrees_with_the_rule(store, r);
                 listed
             })
             .collect()

@@ -262,25 +262,29 @@ impl Store {
     ) -> Result<SnapshotPage> {
         let feed_head = self.feed_head()?;
         let limit = limit.max(1);
-        let sql = format!(
-            "SELECT id, data FROM documents WHERE id > :after AND {} ORDER BY id LIMIT :limit",
-            visible_doc("id")
-        );
+        let sql = match access::area_ids_after(reader) {
+            // The area's ids first, then each document by its key.
+            Some(ids) => format!(
+                "SELECT d.id, d.data FROM ({ids}) AS c CROSS JOIN documents d ON d.id = c.id
+                 ORDER BY c.id LIMIT :limit"
+            ),
+            None => format!(
+                "SELECT id, data FROM documents WHERE id > :after AND {} ORDER BY id LIMIT :limit",
+                visible_doc("id")
+            ),
+        };
         let bind = reader.bindings();
         let after = after.unwrap_or("");
         let page = i64::from(limit) + 1;
         let mut stmt = self.conn.prepare_cached(&sql)?;
+        let params = bind.for_statement(&stmt, &[(":after", &after), (":limit", &page)]);
         let mut docs: Vec<DocChange> = stmt
-            .query_map(
-                bind.with(&[(":after", &after), (":limit", &page)])
-                    .as_slice(),
-                |r| {
-                    Ok(DocChange {
-                        doc_id: r.get(0)?,
-                        bytes: r.get(1)?,
-                    })
-                },
-            )?
+            .query_map(params.as_slice(), |r| {
+                Ok(DocChange {
+                    doc_id: r.get(0)?,
+                    bytes: r.get(1)?,
+                })
+            })?
             .collect::<rusqlite::Result<_>>()?;
         let more = docs.len() > limit as usize;
         docs.truncate(limit as usize);
@@ -340,16 +344,20 @@ impl Store {
 
     /// Documents a reader may see after `after` in a snapshot (for progress).
     pub fn count_documents_after(&self, after: Option<&str>, reader: &Visibility) -> Result<u64> {
-        let sql = format!(
-            "SELECT count(*) FROM documents WHERE id > :after AND {}",
-            visible_doc("id")
-        );
+        let sql = match access::area_ids_after(reader) {
+            Some(ids) => format!(
+                "SELECT count(*) FROM ({ids}) AS c WHERE EXISTS (SELECT 1 FROM documents d WHERE d.id = c.id)"
+            ),
+            None => format!(
+                "SELECT count(*) FROM documents WHERE id > :after AND {}",
+                visible_doc("id")
+            ),
+        };
         let bind = reader.bindings();
         let after = after.unwrap_or("");
-        let n: i64 = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row(bind.with(&[(":after", &after)]).as_slice(), |r| r.get(0))?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let params = bind.for_statement(&stmt, &[(":after", &after)]);
+        let n: i64 = stmt.query_row(params.as_slice(), |r| r.get(0))?;
         Ok(n.unsigned_abs())
     }
 
