@@ -328,7 +328,8 @@ impl SyncClient {
         let mut url = url::Url::parse(&format!("{}/v1/snapshot", self.base))
             .map_err(|e| Error::invalid("base_url", e.to_string()))?;
         url.query_pairs_mut()
-            .append_pair("limit", &PULL_PAGE.to_string());
+            .append_pair("limit", &PULL_PAGE.to_string())
+            .append_pair("views", "1");
         if let Some(after) = after {
             url.query_pairs_mut().append_pair("after", after);
         }
@@ -643,7 +644,8 @@ fn pull_all(
                     _ => None,
                 };
                 let feed_head = *head.get_or_insert(page.cursor);
-                loaded += store.load_snapshot(&page.changes, feed_head, !page.more)? as u64;
+                loaded +=
+                    store.load_snapshot(&page.changes, &page.views, feed_head, !page.more)? as u64;
                 report.pulled += page.changes.len() as u64;
                 tell(SyncPhase::Pull, loaded, loaded + page.remaining);
                 match next {

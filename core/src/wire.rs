@@ -6,12 +6,17 @@
 //! change := id_len u16 | doc_id (UTF-8) | len u32 | Automerge change bytes
 //! ```
 //!
-//! A push sends cursor 0, more 0, remaining 0. Decoding checks every length
-//! against what is left, so a truncated or padded body is an error, never a panic.
+//! A push sends cursor 0, more 0, remaining 0. A snapshot page that carries
+//! the station's views of its documents uses the magic "MQS1", and each
+//! change is followed by `view_len u32 | view (UTF-8 JSON)`, `view_len` 0
+//! for a document without one. Decoding checks every length against what is
+//! left, so a truncated or padded body is an error, never a panic.
 
 use crate::store::DocChange;
 
 pub const MAGIC: &[u8; 4] = b"MQC1";
+/// The magic of a snapshot page with views.
+pub const MAGIC_VIEWS: &[u8; 4] = b"MQS1";
 /// The media type of a framed batch.
 pub const CONTENT_TYPE: &str = "application/x-menqian-changes";
 
@@ -25,6 +30,9 @@ pub struct WireBatch {
     /// Pull: how many changes wait after `cursor` (for progress).
     pub remaining: u64,
     pub changes: Vec<DocChange>,
+    /// Snapshot: each document's view where the station has one, in the
+    /// order of `changes`; empty otherwise (and always in a push).
+    pub views: Vec<Option<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +45,8 @@ pub enum WireError {
     TrailingBytes { extra: usize },
     #[error("change {index}: the document id is not UTF-8")]
     BadDocId { index: usize },
+    #[error("change {index}: the view is not UTF-8")]
+    BadView { index: usize },
     #[error("the batch has {count} changes, more than the {max} allowed")]
     TooManyChanges { count: u32, max: u32 },
     #[error("change {index} ({doc_id}): {reason}")]
@@ -62,14 +72,23 @@ pub fn encode(batch: &WireBatch) -> Result<Vec<u8>, WireError> {
             count: u32::try_from(batch.changes.len()).unwrap_or(u32::MAX),
             max: MAX_CHANGES,
         })?;
+    let with_views = !batch.views.is_empty();
+    if with_views && batch.views.len() != batch.changes.len() {
+        return Err(WireError::TooLong {
+            index: batch.views.len().min(batch.changes.len()),
+            what: "the list of views (one per document)",
+        });
+    }
+    let view = |i: usize| batch.views.get(i).and_then(|v| v.as_deref());
     let size: usize = 25
         + batch
             .changes
             .iter()
-            .map(|c| 6 + c.doc_id.len() + c.bytes.len())
+            .enumerate()
+            .map(|(i, c)| 6 + c.doc_id.len() + c.bytes.len() + 4 + view(i).map_or(0, str::len))
             .sum::<usize>();
     let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(if with_views { MAGIC_VIEWS } else { MAGIC });
     out.extend_from_slice(&batch.cursor.to_be_bytes());
     out.push(u8::from(batch.more));
     out.extend_from_slice(&batch.remaining.to_be_bytes());
@@ -88,6 +107,15 @@ pub fn encode(batch: &WireBatch) -> Result<Vec<u8>, WireError> {
         out.extend_from_slice(id);
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&c.bytes);
+        if with_views {
+            let view = view(index).unwrap_or_default().as_bytes();
+            let len = u32::try_from(view.len()).map_err(|_| WireError::TooLong {
+                index,
+                what: "the view",
+            })?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(view);
+        }
     }
     Ok(out)
 }
@@ -118,20 +146,33 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Decodes a batch or a snapshot page, with views or without.
 pub fn decode(bytes: &[u8]) -> Result<WireBatch, WireError> {
-    decode_checked(bytes, |_, _| Ok(()))
+    decode_framed(bytes, true, |_, _| Ok(()))
 }
 
-/// [`decode`], running `check` on each change's id and bytes before copying
-/// them: a change it refuses stops the decoding there.
+/// Decodes a push: views are refused (`BadMagic`), and `check` runs on each
+/// change's id and bytes before they are copied: a change it refuses stops
+/// the decoding there.
 pub fn decode_checked(
     bytes: &[u8],
+    check: impl FnMut(&str, &[u8]) -> Result<(), String>,
+) -> Result<WireBatch, WireError> {
+    decode_framed(bytes, false, check)
+}
+
+fn decode_framed(
+    bytes: &[u8],
+    allow_views: bool,
     mut check: impl FnMut(&str, &[u8]) -> Result<(), String>,
 ) -> Result<WireBatch, WireError> {
     let mut r = Reader { bytes, at: 0 };
-    if r.take(4).map_err(|_| WireError::BadMagic)? != MAGIC {
-        return Err(WireError::BadMagic);
-    }
+    let magic = r.take(4).map_err(|_| WireError::BadMagic)?;
+    let with_views = match magic {
+        m if m == MAGIC => false,
+        m if m == MAGIC_VIEWS && allow_views => true,
+        _ => return Err(WireError::BadMagic),
+    };
     let cursor = u64::from_be_bytes(r.array()?);
     let more = r.array::<1>()?[0] != 0;
     let remaining = u64::from_be_bytes(r.array()?);
@@ -143,6 +184,7 @@ pub fn decode_checked(
         });
     }
     let mut changes = Vec::with_capacity(count.min(4_096) as usize);
+    let mut views = Vec::new();
     for index in 0..count as usize {
         let id_len = u16::from_be_bytes(r.array()?) as usize;
         let doc_id = std::str::from_utf8(r.take(id_len)?)
@@ -155,6 +197,19 @@ pub fn decode_checked(
             doc_id: doc_id.escape_debug().to_string(),
             reason,
         })?;
+        if with_views {
+            let len = u32::from_be_bytes(r.array()?) as usize;
+            let view = r.take(len)?;
+            views.push(if view.is_empty() {
+                None
+            } else {
+                Some(
+                    std::str::from_utf8(view)
+                        .map_err(|_| WireError::BadView { index })?
+                        .to_string(),
+                )
+            });
+        }
         changes.push(DocChange {
             doc_id,
             bytes: change.to_vec(),
@@ -170,6 +225,7 @@ pub fn decode_checked(
         more,
         remaining,
         changes,
+        views,
     })
 }
 
@@ -193,6 +249,7 @@ mod tests {
                     bytes: vec![],
                 },
             ],
+            views: vec![],
         }
     }
 
@@ -203,6 +260,24 @@ mod tests {
             decode(&encode(&WireBatch::default()).unwrap()),
             Ok(WireBatch::default())
         );
+    }
+
+    #[test]
+    fn a_snapshot_page_with_views_round_trips_and_a_push_may_not_carry_them() {
+        let mut page = sample();
+        page.views = vec![Some("{\"code\":\"1\"}".into()), None];
+        let bytes = encode(&page).unwrap();
+        assert_eq!(&bytes[..4], MAGIC_VIEWS);
+        assert_eq!(decode(&bytes), Ok(page.clone()));
+        assert_eq!(
+            decode_checked(&bytes, |_, _| Ok(())),
+            Err(WireError::BadMagic)
+        );
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        page.views.pop();
+        assert!(encode(&page).is_err(), "one view for two documents");
     }
 
     #[test]

@@ -274,7 +274,7 @@ fn a_snapshot_loads_in_pages_and_resumes_after_a_restart() {
         assert!(page.more);
         assert_eq!(
             phone
-                .load_snapshot(&page.docs, page.feed_head, false)
+                .load_snapshot(&page.docs, &page.views, page.feed_head, false)
                 .unwrap(),
             50
         );
@@ -286,7 +286,7 @@ fn a_snapshot_loads_in_pages_and_resumes_after_a_restart() {
     loop {
         let page = station.snapshot_page(after.as_deref(), 50).unwrap();
         phone
-            .load_snapshot(&page.docs, resume_head, !page.more)
+            .load_snapshot(&page.docs, &page.views, resume_head, !page.more)
             .unwrap();
         if !page.more {
             break;
@@ -296,6 +296,69 @@ fn a_snapshot_loads_in_pages_and_resumes_after_a_restart() {
     assert_eq!(phone.snapshot_progress().unwrap(), None);
     assert_eq!(phone.sync_cursors().unwrap().pulled, head);
     converged(&station, &phone);
+}
+
+/// A device that indexes a snapshot from the station's views ends with the
+/// same documents, views and index rows as one that loads every document
+/// into Automerge, for every kind of document.
+#[test]
+fn a_snapshot_indexed_from_views_equals_one_read_from_the_documents() {
+    let (_d1, mut station) = demo_store();
+    let shops = street();
+    let case = report(&mut station, "steward-1");
+    inspect(&mut station, &shops[0].id(), "officer-1");
+    let patrol = station
+        .start_patrol("officer-1", beijing(2026, 7, 3))
+        .unwrap();
+    let points: Vec<TrackPoint> = (0..5)
+        .map(|i| TrackPoint {
+            at: beijing(2026, 7, 3) + Duration::seconds(10 * i),
+            lat: 39.8662 + 0.0001 * i as f64,
+            lon: 116.3462,
+            accuracy_m: 8.0,
+        })
+        .collect();
+    station.append_track(&patrol, &points).unwrap();
+    station.publish_rules(DistrictRules::default()).unwrap();
+    let ids: Vec<String> = shops.iter().map(|s| s.id()).collect();
+    station.publish_listings_of(&ids).unwrap();
+    let (_d2, mut from_views) = empty_store();
+    let (_d3, mut from_documents) = empty_store();
+    let mut after: Option<String> = None;
+    loop {
+        let page = station.snapshot_page(after.as_deref(), 40).unwrap();
+        assert_eq!(page.views.len(), page.docs.len());
+        assert!(page.views.iter().all(Option::is_some));
+        let last = !page.more;
+        from_views
+            .load_snapshot(&page.docs, &page.views, page.feed_head, last)
+            .unwrap();
+        from_documents
+            .load_snapshot(&page.docs, &[], page.feed_head, last)
+            .unwrap();
+        if last {
+            break;
+        }
+        after = page.docs.last().map(|d| d.doc_id.clone());
+    }
+    converged(&station, &from_views);
+    converged(&from_documents, &from_views);
+    let held = from_views.documents_json().unwrap();
+    for id in [&case, &patrol] {
+        assert!(held.iter().any(|(doc, _)| doc == id), "{id}");
+    }
+    // A view that does not read as its document's entity is refused like a
+    // corrupt document, and the page leaves nothing behind.
+    let page = station.snapshot_page(None, 5).unwrap();
+    let mut views = page.views.clone();
+    views[2] = Some("{\"code\": 7}".into());
+    let (_d4, mut phone) = empty_store();
+    assert!(matches!(
+        phone.load_snapshot(&page.docs, &views, page.feed_head, false),
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(phone.sync_cursors().unwrap().pulled, 0);
+    assert_eq!(phone.snapshot_progress().unwrap(), None);
 }
 
 #[test]
@@ -316,7 +379,7 @@ fn a_snapshot_merges_into_documents_made_before_the_first_sync() {
         .unwrap();
     let page = station.snapshot_page(None, 1_000).unwrap();
     phone
-        .load_snapshot(&page.docs, page.feed_head, true)
+        .load_snapshot(&page.docs, &page.views, page.feed_head, true)
         .unwrap();
     // The phone's own edit survives the merge and is still its to push.
     assert!(phone.own_changes_since(0, 100).unwrap().changes.len() >= 2);
@@ -334,7 +397,7 @@ fn a_snapshot_merges_into_documents_made_before_the_first_sync() {
     }];
     let before = phone.documents_json().unwrap();
     assert!(matches!(
-        phone.load_snapshot(&bad, 1, true),
+        phone.load_snapshot(&bad, &[], 1, true),
         Err(Error::Corrupt { .. })
     ));
     assert_eq!(phone.documents_json().unwrap(), before);

@@ -336,7 +336,7 @@ fn main() {
                 for p in &pages {
                     phone
                         .store
-                        .load_snapshot(&p.changes, pages[0].cursor, !p.more)
+                        .load_snapshot(&p.changes, &p.views, pages[0].cursor, !p.more)
                         .unwrap();
                 }
                 times.push(t.elapsed());

@@ -16,6 +16,7 @@ use crate::model::rules::{DistrictRules, RULES_DOC};
 use crate::model::shop::Shop;
 use crate::model::template::ChecklistTemplate;
 use automerge::AutoCommit;
+use serde::de::DeserializeOwned;
 
 /// A document read as its entity: what the index rows are made from.
 pub(crate) enum Entity {
@@ -34,38 +35,73 @@ pub(crate) fn reindex(tx: &Transaction<'_>, id: &str, d: &AutoCommit) -> Result<
     write_entity(tx, id, &read_entity(id, d)?)
 }
 
+/// Where an entity is read from: the document itself, or its view (the JSON
+/// a station stored beside it when it indexed it, see [`view_of`]).
+pub(crate) trait EntitySource {
+    fn read<T: DeserializeOwned>(&self, id: &str) -> Result<T>;
+}
+
+impl EntitySource for AutoCommit {
+    fn read<T: DeserializeOwned>(&self, id: &str) -> Result<T> {
+        doc::read(self, id)
+    }
+}
+
+/// A document's view, as a snapshot page carries it.
+pub(crate) struct View<'a>(pub &'a str);
+
+impl EntitySource for View<'_> {
+    fn read<T: DeserializeOwned>(&self, id: &str) -> Result<T> {
+        serde_json::from_str(self.0).map_err(|e| Error::corrupt(id, format!("its view: {e}")))
+    }
+}
+
+/// The entity as JSON, in its model's serde form: what [`read_entity`]
+/// reads back from a [`View`] as the same entity.
+pub(crate) fn view_of(entity: &Entity) -> Result<String> {
+    match entity {
+        Entity::Shop(s) | Entity::Listing(s) => json_text(s),
+        Entity::Template(t) => json_text(t),
+        Entity::Category(c) => json_text(c),
+        Entity::Inspection(i) => json_text(i),
+        Entity::Case(c) => json_text(c),
+        Entity::Patrol(p) => json_text(p),
+        Entity::Rules(r) => json_text(r),
+    }
+}
+
 /// Reads and validates a document as the entity its id names. Needs no
 /// database, so snapshot loading runs it on worker threads.
-pub(crate) fn read_entity(id: &str, d: &AutoCommit) -> Result<Entity> {
+pub(crate) fn read_entity(id: &str, d: &impl EntitySource) -> Result<Entity> {
     let kind = id.split_once('/').map(|(k, _)| k).unwrap_or_default();
     Ok(match kind {
         "shop" => {
-            let s = doc::read::<Shop>(d, id)?.validated()?;
+            let s = d.read::<Shop>(id)?.validated()?;
             same_id(id, &s.id())?;
             Entity::Shop(s)
         }
         "pub" => {
-            let s = doc::read::<Shop>(d, id)?.validated_public()?;
+            let s = d.read::<Shop>(id)?.validated_public()?;
             same_id(id, &s.listing_id())?;
             Entity::Listing(s.public())
         }
         "tmpl" => {
-            let t = doc::read::<ChecklistTemplate>(d, id)?.validated()?;
+            let t = d.read::<ChecklistTemplate>(id)?.validated()?;
             same_id(id, &ChecklistTemplate::doc_id(&t.id, t.version))?;
             Entity::Template(t)
         }
         "cat" => {
-            let c = doc::read::<Category>(d, id)?.validated()?;
+            let c = d.read::<Category>(id)?.validated()?;
             same_id(id, &Category::doc_id(&c.code))?;
             Entity::Category(c)
         }
         "insp" => {
-            let mut i: Inspection = doc::read(d, id)?;
+            let mut i: Inspection = d.read(id)?;
             i.id = id.to_string();
             Entity::Inspection(i)
         }
         "case" => {
-            let mut c: Case = doc::read(d, id)?;
+            let mut c: Case = d.read(id)?;
             // A case under an escalation's id is that escalation, and only it.
             let escalates = c
                 .rectification
@@ -81,13 +117,13 @@ pub(crate) fn read_entity(id: &str, d: &AutoCommit) -> Result<Entity> {
             Entity::Case(c)
         }
         "patrol" => {
-            let mut p: Patrol = doc::read(d, id)?;
+            let mut p: Patrol = d.read(id)?;
             p.id = id.to_string();
             Entity::Patrol(p)
         }
         "rules" => {
             same_id(id, RULES_DOC)?;
-            Entity::Rules(doc::read::<DistrictRules>(d, id)?.validated()?)
+            Entity::Rules(d.read::<DistrictRules>(id)?.validated()?)
         }
         _ => return Err(Error::corrupt(id, "unknown document kind")),
     })
@@ -137,14 +173,25 @@ fn control_in_json(v: &serde_json::Value, path: &mut String) -> Option<(String, 
     }
 }
 
-/// Replaces the document's index rows with the entity's.
+/// Replaces the document's index rows and its view with the entity's (the
+/// document's row is written first).
 pub(crate) fn write_entity(tx: &Transaction<'_>, id: &str, entity: &Entity) -> Result<()> {
+    tx.prepare_cached("UPDATE documents SET view = ?2 WHERE id = ?1")?
+        .execute(params![id, view_of(entity)?])?;
+    write_rows(tx, id, entity)
+}
+
+/// Replaces the document's index rows with the entity's.
+pub(crate) fn write_rows(tx: &Transaction<'_>, id: &str, entity: &Entity) -> Result<()> {
     match entity {
         Entity::Shop(s) => {
             // A station store keeps each shop's public listing in step (see
             // `publish`); the queue is drained when the transaction commits.
-            tx.prepare_cached("INSERT OR IGNORE INTO temp.publish_queue (id) VALUES (?1)")?
-                .execute([id])?;
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO temp.publish_queue (id)
+                 SELECT ?1 FROM meta WHERE key = 'publish_listings' AND value = '1'",
+            )?
+            .execute([id])?;
             shop(tx, id, s)
         }
         Entity::Listing(s) => {
@@ -521,7 +568,18 @@ pub(crate) fn clear(tx: &Transaction<'_>) -> Result<()> {
 }
 
 pub(crate) fn snapshot(conn: &Connection) -> Result<Vec<String>> {
-    let mut out = Vec::new();
+    // Each document's view: every store reads the same one from the same
+    // document, whichever way the document reached it.
+    let mut out: Vec<String> = conn
+        .prepare("SELECT id, view FROM documents ORDER BY id")?
+        .query_map([], |r| {
+            Ok(format!(
+                "view:|{}|{}",
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?.unwrap_or_else(|| "∅".into())
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     for (table, key) in TABLES {
         let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {key}"))?;
         let n = stmt.column_count();

@@ -67,9 +67,14 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0010_case_area.sql"),
         rebuilds_index: false,
     },
+    Migration {
+        version: 11,
+        sql: include_str!("../../migrations/0011_views.sql"),
+        rebuilds_index: false,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 10;
+pub const LATEST_VERSION: i64 = 11;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.

@@ -441,24 +441,29 @@ pub(crate) fn persist(
     new_changes: &[ChangeHash],
     origin: Origin,
 ) -> Result<()> {
-    write_document(tx, id, &doc.save(), new_changes, origin)?;
-    index::reindex(tx, id, doc)
+    let entity = index::read_entity(id, doc)?;
+    let view = index::view_of(&entity)?;
+    write_document(tx, id, &doc.save(), Some(&view), new_changes, origin)?;
+    index::write_rows(tx, id, &entity)
 }
 
-/// Stores a saved document and logs its new changes (the caller re-indexes).
+/// Stores a saved document with its view (`index::view_of`, `None` when it
+/// is not indexed) and logs its new changes (the caller writes the index
+/// rows).
 pub(crate) fn write_document(
     tx: &Transaction<'_>,
     id: &str,
     saved: &[u8],
+    view: Option<&str>,
     new_changes: &[ChangeHash],
     origin: Origin,
 ) -> Result<()> {
     crate::ids::check_doc_id(id).map_err(|why| Error::invalid("id", why))?;
     tx.prepare_cached(
-        "INSERT INTO documents (id, data) VALUES (?1, ?2)
-         ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+        "INSERT INTO documents (id, data, view) VALUES (?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET data = excluded.data, view = excluded.view",
     )?
-    .execute(params![id, saved])?;
+    .execute(params![id, saved, view])?;
     let (local, received_at) = match origin {
         Origin::Local => (true, None),
         Origin::Received { at_ms } => (false, at_ms),
@@ -548,20 +553,35 @@ pub(crate) fn build_in_parallel<'a, T: Sync, R: Send>(
     build: impl Fn(&'a T) -> Result<R> + Sync,
     mut write: impl FnMut(R) -> Result<()>,
 ) -> Result<()> {
+    /// Items a worker builds per hand-over: one hand-over (a channel send
+    /// and a thread wake-up) costs more than a cheap build.
+    const CHUNK: usize = 32;
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     if items.len() < 16 || workers == 1 {
         return items.iter().try_for_each(|item| write(build(item)?));
     }
+    let chunks: Vec<&'a [T]> = items.chunks(CHUNK).collect();
     std::thread::scope(|scope| {
-        let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Result<R>)>(256);
+        let (send, receive) = std::sync::mpsc::sync_channel::<(usize, Vec<Result<R>>)>(16);
         for w in 0..workers {
             let send = send.clone();
             let build = &build;
+            let chunks = &chunks;
             scope.spawn(move || {
-                for i in (w..items.len()).step_by(workers) {
-                    if send.send((i, build(&items[i]))).is_err() {
+                for i in (w..chunks.len()).step_by(workers) {
+                    // A chunk stops at its first error: nothing after it is written.
+                    let mut built = Vec::with_capacity(chunks[i].len());
+                    for item in chunks[i] {
+                        let result = build(item);
+                        let failed = result.is_err();
+                        built.push(result);
+                        if failed {
+                            break;
+                        }
+                    }
+                    if send.send((i, built)).is_err() {
                         return; // the writer stopped: an error is on its way out
                     }
                 }
@@ -570,10 +590,12 @@ pub(crate) fn build_in_parallel<'a, T: Sync, R: Send>(
         drop(send);
         let mut pending = std::collections::BTreeMap::new();
         let mut next = 0;
-        for (i, result) in receive {
-            pending.insert(i, result);
-            while let Some(result) = pending.remove(&next) {
-                write(result?)?;
+        for (i, built) in receive {
+            pending.insert(i, built);
+            while let Some(built) = pending.remove(&next) {
+                for result in built {
+                    write(result?)?;
+                }
                 next += 1;
             }
         }

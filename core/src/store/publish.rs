@@ -8,7 +8,7 @@ use automerge::ActorId;
 use rusqlite::Transaction;
 
 use super::registry::{read_shop, write_patch};
-use super::{Origin, get_meta, load_doc, persist, write_document};
+use super::{Origin, get_meta, index, load_doc, persist, write_document};
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::shop::{Shop, ShopPatch};
@@ -64,7 +64,8 @@ fn publish(tx: &Transaction<'_>, actor: &ActorId, public: &Shop) -> Result<()> {
     match load_doc(tx, &listing, actor)? {
         None => {
             let (mut d, hash) = doc::create(actor, public)?;
-            write_document(tx, &listing, &d.save(), &[hash], Origin::Local)?;
+            let view = index::view_of(&index::Entity::Listing(public.clone()))?;
+            write_document(tx, &listing, &d.save(), Some(&view), &[hash], Origin::Local)?;
         }
         Some(mut d) => {
             let old: Shop = doc::read(&d, &listing)?;

@@ -203,8 +203,9 @@ impl Store {
                 Ok((id, saved, hash, indexed))
             },
             |(id, saved, hash, indexed)| {
-                write_document(&tx, &id, &saved, &[hash], Origin::Local)?;
-                index::write_entity(&tx, &id, &indexed)?;
+                let view = index::view_of(&indexed)?;
+                write_document(&tx, &id, &saved, Some(&view), &[hash], Origin::Local)?;
+                index::write_rows(&tx, &id, &indexed)?;
                 report.created += 1;
                 done += 1;
                 tell(done)

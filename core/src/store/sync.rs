@@ -62,6 +62,9 @@ const SNAPSHOT: &str = "sync.snapshot";
 pub struct SnapshotPage {
     /// Saved documents (Automerge `save()` bytes), in id order.
     pub docs: Vec<DocChange>,
+    /// Each document's view (its entity as the index read it, as JSON), in
+    /// the order of `docs`, where this store has one.
+    pub views: Vec<Option<String>>,
     /// More documents follow the last one.
     pub more: bool,
     /// The feed position the snapshot covers at least: pull from here after it.
@@ -265,11 +268,11 @@ impl Store {
         let sql = match access::area_ids_after(reader) {
             // The area's ids first, then each document by its key.
             Some(ids) => format!(
-                "SELECT d.id, d.data FROM ({ids}) AS c CROSS JOIN documents d ON d.id = c.id
+                "SELECT d.id, d.data, d.view FROM ({ids}) AS c CROSS JOIN documents d ON d.id = c.id
                  ORDER BY c.id LIMIT :limit"
             ),
             None => format!(
-                "SELECT id, data FROM documents WHERE id > :after AND {} ORDER BY id LIMIT :limit",
+                "SELECT id, data, view FROM documents WHERE id > :after AND {} ORDER BY id LIMIT :limit",
                 visible_doc("id")
             ),
         };
@@ -278,18 +281,25 @@ impl Store {
         let page = i64::from(limit) + 1;
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let params = bind.for_statement(&stmt, &[(":after", &after), (":limit", &page)]);
-        let mut docs: Vec<DocChange> = stmt
+        let (mut docs, mut views): (Vec<DocChange>, Vec<Option<String>>) = stmt
             .query_map(params.as_slice(), |r| {
-                Ok(DocChange {
-                    doc_id: r.get(0)?,
-                    bytes: r.get(1)?,
-                })
+                Ok((
+                    DocChange {
+                        doc_id: r.get(0)?,
+                        bytes: r.get(1)?,
+                    },
+                    r.get(2)?,
+                ))
             })?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<rusqlite::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
         let more = docs.len() > limit as usize;
         docs.truncate(limit as usize);
+        views.truncate(limit as usize);
         Ok(SnapshotPage {
             docs,
+            views,
             more,
             feed_head,
         })
@@ -374,14 +384,18 @@ impl Store {
     /// stored as they came, ones it has (made here before the first sync) are
     /// merged. Progress is saved in the same transaction; after the last page
     /// (`last_page`) the pull cursor becomes `feed_head`. Documents loaded this
-    /// way are not in this store's own change feed.
+    /// way are not in this store's own change feed. `views` (empty, or one
+    /// per document) are the station's views of them: a document this store
+    /// lacks is indexed from its view instead of being loaded into Automerge,
+    /// the saved bytes kept as they came for merging later.
     pub fn load_snapshot(
         &mut self,
         docs: &[DocChange],
+        views: &[Option<String>],
         feed_head: u64,
         last_page: bool,
     ) -> Result<usize> {
-        self.load_whole(docs, |tx| {
+        self.load_whole(docs, views, |tx| {
             if last_page {
                 set_meta(tx, PULLED, &feed_head.to_string())?;
                 tx.execute("DELETE FROM meta WHERE key = ?1", [SNAPSHOT])?;
@@ -396,7 +410,7 @@ impl Store {
     /// how a device heals a document whose earlier history it never received,
     /// because the document only now came into its area.
     pub fn load_documents(&mut self, docs: &[DocChange]) -> Result<usize> {
-        self.load_whole(docs, |_| Ok(()))
+        self.load_whole(docs, &[], |_| Ok(()))
     }
 
     /// Forgets where pulling stands, so the next sync starts again from a
@@ -411,36 +425,62 @@ impl Store {
     fn load_whole(
         &mut self,
         docs: &[DocChange],
+        views: &[Option<String>],
         finish: impl FnOnce(&Transaction<'_>) -> Result<()>,
     ) -> Result<usize> {
+        if !views.is_empty() && views.len() != docs.len() {
+            return Err(Error::invalid(
+                "views",
+                format!("{} views for {} documents", views.len(), docs.len()),
+            ));
+        }
         for (i, d) in docs.iter().enumerate() {
             crate::ids::check_doc_id(&d.doc_id)
                 .map_err(|why| Error::invalid(format!("docs[{i}].doc_id"), why))?;
         }
+        let items: Vec<(&DocChange, Option<&str>)> = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d, views.get(i).and_then(|v| v.as_deref())))
+            .collect();
         let tx = self.conn.transaction()?;
         let actor = self.actor.clone();
         build_in_parallel(
-            docs,
-            |d| {
+            &items,
+            |&(d, view)| {
                 crate::limits::check_document(&d.bytes)
                     .map_err(|why| Error::corrupt(&d.doc_id, why))?;
+                if let Some(view) = view {
+                    // Its size is bounded by the page's (the client's reply limit).
+                    let entity = index::read_entity(&d.doc_id, &index::View(view))?;
+                    return Ok((d, entity, Some(view)));
+                }
                 untrusted(&d.doc_id, || {
                     let doc =
                         AutoCommit::load(&d.bytes).map_err(|e| Error::corrupt(&d.doc_id, e))?;
-                    Ok((d, index::read_entity(&d.doc_id, &doc)?))
+                    Ok((d, index::read_entity(&d.doc_id, &doc)?, None))
                 })
             },
-            |(d, entity)| {
+            |(d, entity, view)| {
                 match load_doc(&tx, &d.doc_id, &actor)? {
                     None => {
+                        let made;
+                        let view = match view {
+                            Some(v) => v,
+                            None => {
+                                made = index::view_of(&entity)?;
+                                &made
+                            }
+                        };
                         write_document(
                             &tx,
                             &d.doc_id,
                             &d.bytes,
+                            Some(view),
                             &[],
                             Origin::Received { at_ms: None },
                         )?;
-                        index::write_entity(&tx, &d.doc_id, &entity)?;
+                        index::write_rows(&tx, &d.doc_id, &entity)?;
                     }
                     Some(mut local) => {
                         let mut incoming =
@@ -628,10 +668,11 @@ fn write_one(
             tx,
             &merged.doc_id,
             &saved,
+            Some(&index::view_of(&entity)?),
             &hashes,
             Origin::Received { at_ms: received_at },
         )?;
-        index::write_entity(tx, &merged.doc_id, &entity)?;
+        index::write_rows(tx, &merged.doc_id, &entity)?;
         super::record_actors(tx, merged.actors.iter().map(Vec::as_slice))?;
     }
     Ok(())

@@ -582,6 +582,7 @@ pub(crate) fn pull(
         more: batch.more,
         remaining,
         changes: batch.changes,
+        views: Vec::new(),
     })
 }
 
@@ -600,6 +601,7 @@ pub(crate) fn snapshot_page(
         more: page.more,
         remaining,
         changes: page.docs,
+        views: page.views,
     })
 }
 
@@ -614,5 +616,6 @@ pub(crate) fn documents_by_id(
         more: false,
         remaining: 0,
         changes: docs,
+        views: Vec::new(),
     })
 }

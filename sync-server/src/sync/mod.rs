@@ -1113,6 +1113,8 @@ pub struct SnapshotQuery {
     pub limit: Option<u32>,
     /// Comma-separated document ids: just these documents, whole.
     pub docs: Option<String>,
+    /// `1`: send each document's view beside it (`MQS1`, docs/protocol.md).
+    pub views: Option<u8>,
 }
 
 /// The most documents one `docs=` request may name.
@@ -1149,9 +1151,12 @@ async fn snapshot(
         let (d, u) = (device.clone(), user.clone());
         station.write(move |s| Ok(s.bootstrap(&d, &u)?)).await?;
     }
-    let batch = station
+    let mut batch = station
         .read(move |r| Ok(r.snapshot_page(&user, q.after.as_deref(), limit)?))
         .await?;
+    if q.views != Some(1) {
+        batch.views.clear();
+    }
     framed(batch)
 }
 

@@ -290,6 +290,7 @@ fn pull(
         more: remaining > 0,
         remaining,
         changes,
+        views: Vec::new(),
     })
 }
 
