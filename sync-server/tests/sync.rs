@@ -262,6 +262,37 @@ fn a_revoked_device_is_refused_and_keeps_its_work() {
     );
 }
 
+/// A device that asks for views gets each document's view beside it; one
+/// that does not (an app from before views) gets the pages it always did.
+#[test]
+fn snapshot_pages_carry_views_only_when_asked() {
+    let server = TestServer::start();
+    let token = server.token_for("officer-1");
+    let http = reqwest::blocking::Client::new();
+    let page = |query: &str| {
+        let r = http
+            .get(format!("{}/v1/snapshot?limit=50{query}", server.url))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.bytes().unwrap().to_vec()
+    };
+    let plain = page("");
+    assert_eq!(&plain[..4], wire::MAGIC);
+    let plain = wire::decode(&plain).unwrap();
+    assert!(plain.views.is_empty());
+    let viewed = page("&views=1");
+    assert_eq!(&viewed[..4], wire::MAGIC_VIEWS);
+    let viewed = wire::decode(&viewed).unwrap();
+    assert_eq!(viewed.changes, plain.changes);
+    assert_eq!(viewed.views.len(), viewed.changes.len());
+    for (doc, view) in viewed.changes.iter().zip(&viewed.views) {
+        let view = view.as_deref().unwrap();
+        assert!(view.starts_with('{'), "{}: {view}", doc.doc_id);
+    }
+}
+
 #[test]
 fn bad_requests_get_clear_errors_and_the_server_stays_up() {
     let server = TestServer::start();
@@ -310,6 +341,19 @@ fn bad_requests_get_clear_errors_and_the_server_stays_up() {
     let (s, body) = push(corrupt, wire::CONTENT_TYPE, Some(&token));
     assert_eq!(s, 400, "{body}");
     assert!(body.contains("bad_change"));
+    // Views travel only from the station, in snapshot pages.
+    let with_views = wire::encode(&WireBatch {
+        changes: vec![DocChange {
+            doc_id: shop(0),
+            bytes: vec![1; 100],
+        }],
+        views: vec![Some("{}".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    let (s, body) = push(with_views, wire::CONTENT_TYPE, Some(&token));
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("bad_batch"), "{body}");
     let (s, body) = push(valid.clone(), "application/json", Some(&token));
     assert_eq!(s, 415, "{body}");
     assert_eq!(push(valid.clone(), wire::CONTENT_TYPE, None).0, 401);

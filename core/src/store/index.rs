@@ -378,15 +378,30 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
         .iter()
         .zip(&replay.effective)
         .any(|(s, ok)| *ok && s.status == crate::model::case::CaseStatus::Accepted);
+    // Where the case lies, for who may see it: its shop's subdistrict and
+    // lane while the shop is in the registry, else where it was reported
+    // (migration 0010; the triggers on `shops` keep this when a shop moves).
+    let shop_area: Option<(Option<String>, Option<String>)> = match &c.shop_id {
+        Some(shop) => tx
+            .prepare_cached("SELECT subdistrict, lane FROM shops WHERE id = ?1")?
+            .query_row([shop], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+        None => None,
+    };
+    let (area_sub, area_lane) = match &shop_area {
+        Some((sub, lane)) => (sub.as_deref(), lane.as_deref()),
+        None => (c.subdistrict.as_deref(), c.lane.as_deref()),
+    };
     tx.prepare_cached(
         // An upsert, not a replace: the case keeps its rowid, the key of its
         // place in `case_places`.
         "INSERT INTO cases (id, source, category, lat, lon, shop_id, description,
             photos, deadline, reported_by, reported_at, status, status_at, subdistrict, lane,
-            evidence, time, department, whistle, dispatched_at, rectification, accepted, closed_at)
+            evidence, time, department, whistle, dispatched_at, rectification, accepted, closed_at,
+            area_sub, area_lane)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-            ?18, ?19, ?20, ?21, ?22, ?23)
-         ON CONFLICT (id) DO UPDATE SET source = excluded.source, category = excluded.category, lat = excluded.lat, lon = excluded.lon, shop_id = excluded.shop_id, description = excluded.description, photos = excluded.photos, deadline = excluded.deadline, reported_by = excluded.reported_by, reported_at = excluded.reported_at, status = excluded.status, status_at = excluded.status_at, subdistrict = excluded.subdistrict, lane = excluded.lane, evidence = excluded.evidence, time = excluded.time, department = excluded.department, whistle = excluded.whistle, dispatched_at = excluded.dispatched_at, rectification = excluded.rectification, accepted = excluded.accepted, closed_at = excluded.closed_at",
+            ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+         ON CONFLICT (id) DO UPDATE SET source = excluded.source, category = excluded.category, lat = excluded.lat, lon = excluded.lon, shop_id = excluded.shop_id, description = excluded.description, photos = excluded.photos, deadline = excluded.deadline, reported_by = excluded.reported_by, reported_at = excluded.reported_at, status = excluded.status, status_at = excluded.status_at, subdistrict = excluded.subdistrict, lane = excluded.lane, evidence = excluded.evidence, time = excluded.time, department = excluded.department, whistle = excluded.whistle, dispatched_at = excluded.dispatched_at, rectification = excluded.rectification, accepted = excluded.accepted, closed_at = excluded.closed_at, area_sub = excluded.area_sub, area_lane = excluded.area_lane",
     )?
     .execute(params![
         c.id,
@@ -412,6 +427,8 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
         c.rectification,
         accepted,
         closed_at,
+        area_sub,
+        area_lane,
     ])?;
     let mut evidence = c.evidence.clone();
     for l in &c.linked {

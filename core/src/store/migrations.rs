@@ -72,9 +72,14 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0011_views.sql"),
         rebuilds_index: false,
     },
+    Migration {
+        version: 12,
+        sql: include_str!("../../migrations/0012_lighter_cases.sql"),
+        rebuilds_index: false,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 11;
+pub const LATEST_VERSION: i64 = 12;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.

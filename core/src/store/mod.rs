@@ -539,9 +539,13 @@ pub(crate) fn split_list(joined: &str) -> Vec<String> {
         .collect()
 }
 
-/// A new random document id of `kind`.
+/// A new document id of `kind`: a UUIDv7 (48 bits of Unix milliseconds,
+/// then 74 random bits), so that ids made about the same time sort together
+/// and a store's B-trees (the documents, the feed, each index keyed by id)
+/// take new records at a few pages near their end instead of one random
+/// page each.
 pub(crate) fn new_id(kind: &str) -> String {
-    format!("{kind}/{}", uuid::Uuid::new_v4().simple())
+    format!("{kind}/{}", uuid::Uuid::now_v7().simple())
 }
 
 /// Runs `build` over `items` on worker threads (one per core) and hands each
