@@ -2,6 +2,6 @@
 -- model's serde form): a station sends it beside the saved document in a
 -- snapshot page, so that a new device indexes the document without loading
 -- it into Automerge first (docs/protocol.md, snapshot). Written with the
--- index rows; NULL until a document is indexed again after this migration
--- (a snapshot then sends the document alone, as before).
+-- index rows; the index is rebuilt after this migration, which writes every
+-- document's view (a document without one travels alone, as before).
 ALTER TABLE documents ADD COLUMN view TEXT;

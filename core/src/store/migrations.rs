@@ -70,7 +70,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 11,
         sql: include_str!("../../migrations/0011_views.sql"),
-        rebuilds_index: false,
+        // The rebuild writes every document's view.
+        rebuilds_index: true,
     },
     Migration {
         version: 12,
