@@ -451,7 +451,8 @@ impl Store {
                 crate::limits::check_document(&d.bytes)
                     .map_err(|why| Error::corrupt(&d.doc_id, why))?;
                 if let Some(view) = view {
-                    // Its size is bounded by the page's (the client's reply limit).
+                    // A view comes from the station the device trusts, in a
+                    // page of at most `limit` documents (docs/protocol.md).
                     let entity = index::read_entity(&d.doc_id, &index::View(view))?;
                     return Ok((d, entity, Some(view)));
                 }
