@@ -10,6 +10,7 @@
 //! is a no-op on the server), and a pulled page is applied together with the
 //! cursor that follows it, in one transaction.
 
+use std::io::Read as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -128,6 +129,9 @@ pub struct SyncClient {
     token: Option<String>,
     http: Client,
     pub retry: RetryPolicy,
+    /// The largest pull or snapshot reply read, in bytes
+    /// ([`MAX_REPLY_BYTES`] unless a test sets less).
+    pub max_reply_bytes: u64,
     /// The server's clock from its last reply, and when that reply came.
     server_time: Arc<std::sync::Mutex<Option<(i64, std::time::Instant)>>>,
 }
@@ -135,6 +139,11 @@ pub struct SyncClient {
 /// Upload chunk size: small enough that a cut costs little, large enough
 /// that a 400 KB photo is two requests.
 pub const BLOB_CHUNK: usize = 256 * 1024;
+
+/// The largest pull or snapshot reply a device reads: a page holds at most
+/// 5,000 records (docs/protocol.md), far under this; a station that sends
+/// more is refused rather than read into memory.
+pub const MAX_REPLY_BYTES: u64 = 512 * 1024 * 1024;
 
 impl SyncClient {
     /// `base_url` like `http://127.0.0.1:8080`; `token` from [`SyncClient::enroll`].
@@ -170,6 +179,7 @@ impl SyncClient {
             http,
             server_time: Arc::new(std::sync::Mutex::new(None)),
             retry: RetryPolicy::default(),
+            max_reply_bytes: MAX_REPLY_BYTES,
         })
     }
 
@@ -342,12 +352,30 @@ impl SyncClient {
         let token = self.token()?;
         let mut attempt = 0;
         loop {
-            let response = self.send(cancel, || self.http.get(url).bearer_auth(token).send())?;
+            let mut response =
+                self.send(cancel, || self.http.get(url).bearer_auth(token).send())?;
+            let too_big = |n: u64| Error::Rejected {
+                reason: format!(
+                    "the station's reply ({n} bytes or more) is over the {} bytes a page may take",
+                    self.max_reply_bytes
+                ),
+            };
+            if let Some(n) = response
+                .content_length()
+                .filter(|n| *n > self.max_reply_bytes)
+            {
+                return Err(too_big(n));
+            }
+            let mut body = Vec::new();
+            let read =
+                std::io::Read::take(&mut response, self.max_reply_bytes + 1).read_to_end(&mut body);
+            if read.is_ok() && body.len() as u64 > self.max_reply_bytes {
+                return Err(too_big(body.len() as u64));
+            }
             // A body cut off mid-transfer is a network failure too: retry.
-            match response
-                .bytes()
+            match read
                 .map_err(|e| e.to_string())
-                .and_then(|b| wire::decode(&b).map_err(|e| e.to_string()))
+                .and_then(|_| wire::decode(&body).map_err(|e| e.to_string()))
             {
                 Ok(batch) => return Ok(batch),
                 Err(reason) => {

@@ -451,8 +451,8 @@ impl Store {
                 crate::limits::check_document(&d.bytes)
                     .map_err(|why| Error::corrupt(&d.doc_id, why))?;
                 if let Some(view) = view {
-                    // A view comes from the station the device trusts, in a
-                    // page of at most `limit` documents (docs/protocol.md).
+                    // A view's size is bounded by its page's: the client
+                    // reads at most `MAX_REPLY_BYTES` of a reply.
                     let entity = index::read_entity(&d.doc_id, &index::View(view))?;
                     return Ok((d, entity, Some(view)));
                 }
