@@ -285,14 +285,7 @@ fn a_console_case_list_shows_exactly_what_the_reader_would_sync() {
     // An inspection of the laned shop, a patrol of the lane chief's, and
     // every shop's public listing: each kind of document a reader may see.
     store
-        .start_inspection(NewInspection {
-            shop_id: laned.id(),
-            template_id: "beijing-1v5".into(),
-            template_version: None,
-            inspector: "officer-1".into(),
-            started_at: at,
-            fix: None,
-        })
+        .start_inspection(new_inspection(laned.id(), "officer-1", at))
         .unwrap();
     store.start_patrol("c-1", at).unwrap();
     store.publish_rules(DistrictRules::default()).unwrap();

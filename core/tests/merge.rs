@@ -36,14 +36,7 @@ fn report(store: &mut Store, by: &str) -> String {
 fn inspect(store: &mut Store, shop: &str, who: &str) -> String {
     let at = beijing(2026, 7, 2);
     let id = store
-        .start_inspection(NewInspection {
-            shop_id: shop.into(),
-            template_id: "beijing-1v5".into(),
-            template_version: None,
-            inspector: who.into(),
-            started_at: at,
-            fix: None,
-        })
+        .start_inspection(new_inspection(shop.into(), who, at))
         .unwrap();
     for code in store.inspection(&id).unwrap().applicable {
         let outcome = ItemResult {
@@ -231,14 +224,7 @@ fn a_change_to_a_submitted_inspection_is_refused() {
     let (_dirs, mut a, mut b) = two_devices();
     let at = beijing(2026, 7, 3);
     let id = a
-        .start_inspection(NewInspection {
-            shop_id: street()[0].id(),
-            template_id: "beijing-1v5".into(),
-            template_version: None,
-            inspector: "officer-1".into(),
-            started_at: at,
-            fix: None,
-        })
+        .start_inspection(new_inspection(street()[0].id(), "officer-1", at))
         .unwrap();
     b.merge_from(&a, 0).unwrap();
     // b edits the open inspection offline while a finishes and submits it.

@@ -68,14 +68,7 @@ impl Fortnight {
         let shop_id = self.id(letter);
         let id = self
             .store
-            .start_inspection(NewInspection {
-                shop_id,
-                template_id: "beijing-1v5".into(),
-                template_version: None,
-                inspector: "officer-1".into(),
-                started_at: at,
-                fix: None,
-            })
+            .start_inspection(new_inspection(shop_id, "officer-1", at))
             .unwrap();
         for code in self.store.inspection(&id).unwrap().applicable {
             let fail = fails.contains(&code.as_str());

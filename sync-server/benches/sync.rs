@@ -256,16 +256,7 @@ fn main() {
         // (the release binary), so these clients do not share its threads.
         Some("load") => {
             let (_cluster, station, mut admin) = district_process(false);
-            for run in 0..3 {
-                load_test(
-                    std::slice::from_ref(&station.url),
-                    admin.as_mut(),
-                    day,
-                    in_flight,
-                    run,
-                    2_000,
-                );
-            }
+            three_loads(&station.url, admin.as_mut(), day, in_flight);
             return;
         }
         // `-- load-postgres [N]`: the same push load on a station whose
@@ -275,16 +266,7 @@ fn main() {
             for postgres in [true, false] {
                 println!("== {}", if postgres { "postgres" } else { "sqlite" });
                 let (_cluster, station, mut admin) = district_process(postgres);
-                for run in 0..3 {
-                    load_test(
-                        std::slice::from_ref(&station.url),
-                        admin.as_mut(),
-                        day,
-                        in_flight,
-                        run,
-                        2_000,
-                    );
-                }
+                three_loads(&station.url, admin.as_mut(), day, in_flight);
             }
             return;
         }
@@ -737,6 +719,13 @@ struct LoadFigures {
     per_second: f64,
     p50: std::time::Duration,
     p99: std::time::Duration,
+}
+
+/// [`load_test`] three times in a row at one station, 2,000 devices each.
+fn three_loads(url: &str, admin: &mut dyn SyncStore, day: chrono::DateTime<Utc>, in_flight: usize) {
+    for run in 0..3 {
+        load_test(&[url.to_string()], admin, day, in_flight, run, 2_000);
+    }
 }
 
 /// `devices` new devices each push 50 new cases once, `concurrency` requests

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
-use menqian_core::{CaseSource, Category, ChecklistTemplate, NewCase, Shop, Store, StoreConfig};
+use menqian_core::{
+    CaseSource, Category, ChecklistTemplate, NewCase, NewInspection, Shop, Store, StoreConfig,
+};
 
 pub const HOST: &str = "mq.fengtai.example.cn";
 
@@ -91,5 +93,18 @@ pub fn doorstep_report(shop: &Shop, source: CaseSource, by: &str, at: DateTime<U
         reported_at: at,
         subdistrict: None,
         lane: None,
+    }
+}
+
+/// A new inspection of `shop_id` with the district's checklist, its newest
+/// version, without a GPS fix.
+pub fn new_inspection(shop_id: String, inspector: &str, at: DateTime<Utc>) -> NewInspection {
+    NewInspection {
+        shop_id,
+        template_id: "beijing-1v5".into(),
+        template_version: None,
+        inspector: inspector.into(),
+        started_at: at,
+        fix: None,
     }
 }
