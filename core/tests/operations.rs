@@ -702,21 +702,34 @@ fn a_stepped_import_reports_progress_can_stop_and_checks_everything_first() {
     assert_eq!(told, vec![(50, 120), (100, 120), (120, 120)]);
 }
 
-#[test]
-fn a_fold_that_fails_halfway_changes_nothing_and_its_retry_links_once() {
-    // The station and a phone that holds what the station has.
+/// The demo station holding a steward's report filed there and its repeat
+/// filed offline on a phone ten minutes later, neither linked yet: the
+/// station's directory, the station, both cases' ids and when the first was
+/// filed.
+fn a_report_and_its_offline_repeat() -> (
+    tempfile::TempDir,
+    Store,
+    String,
+    String,
+    chrono::DateTime<chrono::Utc>,
+) {
     let (dir, mut station) = demo_store();
     let (_phone_dir, mut phone) = empty_store();
     phone.merge_from(&station, 0).unwrap();
     let shop = first_shop(&station);
     let at = beijing(2026, 7, 1);
     let report = |by: &str, at| doorstep_report(&shop, CaseSource::Steward, by, at);
-    // Filed apart, offline: the station has both, neither linked yet.
     let first = station.report_case(report("steward-1", at)).unwrap();
     let second = phone
         .report_case(report("steward-2", at + Duration::minutes(10)))
         .unwrap();
     station.merge_from(&phone, 0).unwrap();
+    (dir, station, first, second, at)
+}
+
+#[test]
+fn a_fold_that_fails_halfway_changes_nothing_and_its_retry_links_once() {
+    let (dir, mut station, first, second, at) = a_report_and_its_offline_repeat();
     assert_ne!(first, second);
 
     // The second write of the fold (the repeat's 不予受理 step) fails.
@@ -921,4 +934,32 @@ fn the_overview_counts_cases_by_source_close_rates_and_open_statuses() {
         .unwrap();
     assert_eq!(o.spans[2].cases, 0);
     assert_eq!(o.open_by_status[0].1, 0);
+}
+
+#[test]
+fn a_case_keeps_its_place_for_the_duplicate_search_through_every_write() {
+    // The sweep's fold rewrites both cases.
+    let (_dir, mut station, first, second, at) = a_report_and_its_offline_repeat();
+    let swept = station.sweep(at + Duration::hours(1), "system").unwrap();
+    assert_eq!(swept.folded, vec![(second.clone(), first.clone())]);
+
+    // Each case has its place, and no place is left without its case.
+    let written = station.index_snapshot().unwrap();
+    let places: Vec<&String> = written
+        .iter()
+        .filter(|l| l.starts_with("case_places"))
+        .collect();
+    assert_eq!(places.len(), 3, "{places:?}");
+    for (line, id) in places
+        .iter()
+        .zip([&first, &second].iter().copied().collect::<BTreeSet<_>>())
+    {
+        assert!(line.starts_with(&format!("case_places:|{id}|")), "{line}");
+        assert!(!line.contains('∅'), "{line}");
+    }
+    assert_eq!(places[2], "case_places without a case:|0");
+    // The places written case by case are those a rebuild from the
+    // documents writes.
+    station.rebuild_index().unwrap();
+    assert_eq!(station.index_snapshot().unwrap(), written);
 }

@@ -321,10 +321,13 @@ fn category(tx: &Transaction<'_>, id: &str, c: &Category) -> Result<()> {
 
 fn inspection(tx: &Transaction<'_>, i: &Inspection) -> Result<()> {
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO inspections (id, shop_id, template_id, template_version,
+        // An upsert, not a replace: a replace into a table with other
+        // indexes runs under a statement journal (see migration 0013).
+        "INSERT INTO inspections (id, shop_id, template_id, template_version,
             inspector, started_at, ended_at, fix_lat, fix_lon, fix_accuracy_m, fix_at,
             applicable, score, verdict, evidence, time, geofence, off_site)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+         ON CONFLICT (id) DO UPDATE SET shop_id = excluded.shop_id, template_id = excluded.template_id, template_version = excluded.template_version, inspector = excluded.inspector, started_at = excluded.started_at, ended_at = excluded.ended_at, fix_lat = excluded.fix_lat, fix_lon = excluded.fix_lon, fix_accuracy_m = excluded.fix_accuracy_m, fix_at = excluded.fix_at, applicable = excluded.applicable, score = excluded.score, verdict = excluded.verdict, evidence = excluded.evidence, time = excluded.time, geofence = excluded.geofence, off_site = excluded.off_site",
     )?
     .execute(params![
         i.id,
@@ -392,9 +395,15 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
         Some((sub, lane)) => (sub.as_deref(), lane.as_deref()),
         None => (c.subdistrict.as_deref(), c.lane.as_deref()),
     };
+    // The case's rowid, the key of its place in `case_places`: looked up,
+    // not returned by the upsert, as SQLite runs `RETURNING` as a trigger,
+    // under a statement journal (see migration 0013).
+    let existing: Option<i64> = tx
+        .prepare_cached("SELECT rowid FROM cases WHERE id = ?1")?
+        .query_row([&c.id], |r| r.get(0))
+        .optional()?;
     tx.prepare_cached(
-        // An upsert, not a replace: the case keeps its rowid, the key of its
-        // place in `case_places`.
+        // An upsert, not a replace: the case keeps its rowid.
         "INSERT INTO cases (id, source, category, lat, lon, shop_id, description,
             photos, deadline, reported_by, reported_at, status, status_at, subdistrict, lane,
             evidence, time, department, whistle, dispatched_at, rectification, accepted, closed_at,
@@ -430,6 +439,19 @@ fn case(tx: &Transaction<'_>, c: &Case) -> Result<()> {
         area_sub,
         area_lane,
     ])?;
+    let rowid = existing.unwrap_or_else(|| tx.last_insert_rowid());
+    // Its place for the duplicate search, under its rowid (migration 0013):
+    // rectification escalations take no part in it.
+    if c.rectification.is_none() {
+        let hours = c.reported_at.timestamp_millis() as f64 / 3_600_000.0;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO case_places VALUES (?1, ?2, ?2, ?3, ?3, ?4, ?4)",
+        )?
+        .execute(params![rowid, c.location.lat, c.location.lon, hours])?;
+    } else {
+        tx.prepare_cached("DELETE FROM case_places WHERE key = ?1")?
+            .execute([rowid])?;
+    }
     let mut evidence = c.evidence.clone();
     for l in &c.linked {
         evidence.extend(l.evidence.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -478,8 +500,9 @@ fn patrol(tx: &Transaction<'_>, p: &Patrol) -> Result<()> {
     let points = p.points()?;
     let track = crate::model::patrol::encode_chunk(&points);
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO patrols (id, user, started_at, ended_at, points, track, time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO patrols (id, user, started_at, ended_at, points, track, time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET user = excluded.user, started_at = excluded.started_at, ended_at = excluded.ended_at, points = excluded.points, track = excluded.track, time = excluded.time",
     )?
     .execute(params![
         p.id,
@@ -598,22 +621,49 @@ pub(crate) fn snapshot(conn: &Connection) -> Result<Vec<String>> {
         })?
         .collect::<rusqlite::Result<_>>()?;
     for (table, key) in TABLES {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY {key}"))?;
-        let n = stmt.column_count();
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let mut line = format!("{table}:");
-            for i in 0..n {
-                match row.get_ref(i)? {
-                    ValueRef::Null => line.push_str("|∅"),
-                    ValueRef::Integer(v) => line.push_str(&format!("|{v}")),
-                    ValueRef::Real(v) => line.push_str(&format!("|{v:?}")),
-                    ValueRef::Text(t) => line.push_str(&format!("|{}", String::from_utf8_lossy(t))),
-                    ValueRef::Blob(b) => line.push_str(&format!("|{b:?}")),
-                }
-            }
-            out.push(line);
-        }
+        rows_as_lines(
+            conn,
+            table,
+            &format!("SELECT * FROM {table} ORDER BY {key}"),
+            &mut out,
+        )?;
     }
+    // Each case's place for the duplicate search, by case id (the R*Tree's
+    // key is the case's rowid, which differs between stores), and how many
+    // places have lost their case.
+    rows_as_lines(
+        conn,
+        "case_places",
+        "SELECT c.id, p.lat0, p.lat1, p.lon0, p.lon1, p.h0, p.h1
+         FROM cases c LEFT JOIN case_places p ON p.key = c.rowid ORDER BY c.id",
+        &mut out,
+    )?;
+    rows_as_lines(
+        conn,
+        "case_places without a case",
+        "SELECT count(*) FROM case_places WHERE key NOT IN (SELECT rowid FROM cases)",
+        &mut out,
+    )?;
     Ok(out)
+}
+
+/// Appends each row `sql` reads as one line, `label:|value|value…`.
+fn rows_as_lines(conn: &Connection, label: &str, sql: &str, out: &mut Vec<String>) -> Result<()> {
+    let mut stmt = conn.prepare(sql)?;
+    let n = stmt.column_count();
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let mut line = format!("{label}:");
+        for i in 0..n {
+            match row.get_ref(i)? {
+                ValueRef::Null => line.push_str("|∅"),
+                ValueRef::Integer(v) => line.push_str(&format!("|{v}")),
+                ValueRef::Real(v) => line.push_str(&format!("|{v:?}")),
+                ValueRef::Text(t) => line.push_str(&format!("|{}", String::from_utf8_lossy(t))),
+                ValueRef::Blob(b) => line.push_str(&format!("|{b:?}")),
+            }
+        }
+        out.push(line);
+    }
+    Ok(())
 }

@@ -78,9 +78,14 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0012_lighter_cases.sql"),
         rebuilds_index: false,
     },
+    Migration {
+        version: 13,
+        sql: include_str!("../../migrations/0013_case_places.sql"),
+        rebuilds_index: false,
+    },
 ];
 
-pub const LATEST_VERSION: i64 = 12;
+pub const LATEST_VERSION: i64 = 13;
 
 /// Applies every migration above the database's version, up to `target`.
 /// Returns whether the index must be rebuilt.
