@@ -593,7 +593,7 @@ fn apply_in(
     let mut report = ApplyReport::default();
     build_in_parallel(
         &work,
-        |w| untrusted(&w.doc_id, || merge_one(w, actor, writer)),
+        |w| merge_with_view(w, actor, writer),
         |merged| write_one(tx, merged, received_at, &mut report),
     )?;
     Ok(report)
@@ -631,7 +631,7 @@ fn merge_all(
     let mut merged = Vec::with_capacity(work.len());
     build_in_parallel(
         &work,
-        |w| untrusted(&w.doc_id, || merge_one(w, actor, writer)),
+        |w| merge_with_view(w, actor, writer),
         |m| {
             merged.push(m);
             Ok(())
@@ -665,11 +665,15 @@ fn write_one(
     if let Some((saved, hashes, entity)) = merged.result {
         report.applied += hashes.len();
         report.documents += 1;
+        let view = match merged.view {
+            Some(view) => view,
+            None => index::view_of(&entity)?,
+        };
         write_document(
             tx,
             &merged.doc_id,
             &saved,
-            Some(&index::view_of(&entity)?),
+            Some(&view),
             &hashes,
             Origin::Received { at_ms: received_at },
         )?;
@@ -852,6 +856,24 @@ struct Merged {
     result: Option<(Vec<u8>, Vec<automerge::ChangeHash>, index::Entity)>,
     /// The actors of the new changes.
     actors: BTreeSet<Vec<u8>>,
+    /// The entity's view ([`index::view_of`]), when made beside the merge.
+    view: Option<String>,
+}
+
+/// [`merge_one`] and the merged entity's view, on the worker thread that
+/// merged it: the thread that writes has only to write.
+fn merge_with_view(
+    w: &DocWork,
+    actor: &automerge::ActorId,
+    writer: Option<&Writer>,
+) -> Result<Merged> {
+    untrusted(&w.doc_id, || {
+        let mut merged = merge_one(w, actor, writer)?;
+        if let Some((_, _, entity)) = &merged.result {
+            merged.view = Some(index::view_of(entity)?);
+        }
+        Ok(merged)
+    })
 }
 
 fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -> Result<Merged> {
@@ -890,6 +912,7 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
             duplicates,
             result: None,
             actors: BTreeSet::new(),
+            view: None,
         });
     };
     if let Some(wr) = writer {
@@ -937,6 +960,7 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
         duplicates,
         result: Some((d.save(), hashes, entity)),
         actors,
+        view: None,
     })
 }
 
