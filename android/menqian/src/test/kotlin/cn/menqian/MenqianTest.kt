@@ -48,9 +48,16 @@ inline fun <reified P : Problem> Answer<*>.problem(): P = when (this) {
     is Answer.Err -> assertIs<P>(problem)
 }
 
+/** A temporary directory, deleted with everything in it when the tests end. */
+fun tempDir(prefix: String): File {
+    val dir = Files.createTempDirectory(prefix).toFile()
+    Runtime.getRuntime().addShutdownHook(Thread { dir.deleteRecursively() })
+    return dir
+}
+
 /** A fresh phone store with the demo street, checklists and categories. */
 suspend fun phone(): Menqian {
-    val dir = Files.createTempDirectory("menqian-phone").toFile()
+    val dir = tempDir("menqian-phone")
     val m = Menqian.open(File(dir, "phone.sqlite").path, listOf(HOST)).ok()
     return m
 }
@@ -73,7 +80,7 @@ val serverBinary: String get() = System.getProperty("menqian.server") ?: fail("-
  */
 class Station(tls: Boolean = false) : AutoCloseable {
     val port = ServerSocket(0).use { it.localPort }
-    private val data = Files.createTempDirectory("menqian-station").toFile()
+    private val data = tempDir("menqian-station")
     val url = (if (tls) "https" else "http") + "://127.0.0.1:$port"
     private val process: Process
     /** The one-time code the demo prints for officer-1. */
