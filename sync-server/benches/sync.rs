@@ -254,6 +254,12 @@ fn main() {
         // flight (4 by default), with no sweep: the figure to compare one
         // build of the code with another. The station is its own process
         // (the release binary), so these clients do not share its threads.
+        // `-- apply [G]`: the writer's own cost of the push load, in this
+        // process, G pushes a group (4 by default).
+        Some("apply") => {
+            apply_cost(day, in_flight);
+            return;
+        }
         Some("load") => {
             let (_cluster, station, mut admin) = district_process(false);
             three_loads(&station.url, admin.as_mut(), day, in_flight);
@@ -722,6 +728,9 @@ struct LoadFigures {
 }
 
 /// [`load_test`] three times in a row at one station, 2,000 devices each.
+/// Reports each load device pushes.
+const PER_DEVICE: usize = 50;
+
 fn three_loads(url: &str, admin: &mut dyn SyncStore, day: chrono::DateTime<Utc>, in_flight: usize) {
     for run in 0..3 {
         load_test(&[url.to_string()], admin, day, in_flight, run, 2_000);
@@ -739,88 +748,14 @@ fn load_test(
     run: usize,
     devices: usize,
 ) -> LoadFigures {
-    const PER_DEVICE: usize = 50;
-    let category = menqian_fixtures::categories()
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.code == "0504")
-        .collect::<Vec<_>>();
     let t = Instant::now();
-    // Each device's reports, made on both cores.
-    let device = |i: usize| {
-        let mut s = Store::open(":memory:", StoreConfig::default()).unwrap();
-        s.import_categories(category.clone()).unwrap();
-        let before_reports = s.feed_head().unwrap();
-        for k in 0..PER_DEVICE {
-            s.report_case(NewCase {
-                subdistrict: None,
-                lane: None,
-                source: CaseSource::Steward,
-                category: "0504".into(),
-                // Every report of every run in its own place, at least
-                // 44 m from any other: distinct problems, not repeats.
-                location: {
-                    let g = (run * devices + i) * PER_DEVICE + k;
-                    GeoPoint::new(
-                        39.70 + (g / 600) as f64 * 4e-4,
-                        116.10 + (g % 600) as f64 * 5.2e-4,
-                    )
-                },
-                shop_id: None,
-                photos: vec![],
-                description: format!("并发{concurrency}设备{i}第{k}条"),
-                deadline: None,
-                reported_by: "officer-1".into(),
-                reported_at: day,
-            })
-            .unwrap();
-        }
-        let body = wire::encode(&WireBatch {
-            changes: s
-                .own_changes_since(before_reports, PER_DEVICE as u32)
-                .unwrap()
-                .changes,
-            ..Default::default()
-        })
-        .unwrap();
-        (s.actor_id(), body)
-    };
-    let made: Vec<(String, Vec<u8>)> = std::thread::scope(|scope| {
-        let halves: Vec<_> = [0, 1]
-            .map(|h| {
-                let device = &device;
-                scope.spawn(move || (h..devices).step_by(2).map(device).collect::<Vec<_>>())
-            })
-            .into_iter()
-            .collect();
-        let mut halves: Vec<_> = halves.into_iter().map(|h| h.join().unwrap()).collect();
-        let odd = halves.pop().unwrap();
-        let even = halves.pop().unwrap();
-        let mut all = Vec::with_capacity(devices);
-        let mut odd = odd.into_iter();
-        for e in even {
-            all.push(e);
-            all.extend(odd.next());
-        }
-        all
-    });
+    let made = device_batches(day, concurrency, run, devices);
     let batches: Vec<(String, Vec<u8>)> = made
         .into_iter()
         .enumerate()
         .map(|(i, (actor, body))| {
-            let code = admin
-                .accounts()
-                .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
-                .unwrap();
-            let token = admin
-                .enroll(
-                    &code,
-                    &actor,
-                    &format!("load-{concurrency}-{run}-{i}"),
-                    Utc::now(),
-                )
-                .unwrap()
-                .token;
+            let token =
+                enroll_officer(admin, &actor, &format!("load-{concurrency}-{run}-{i}")).token;
             (token, body)
         })
         .collect();
@@ -898,4 +833,154 @@ fn district_bootstrap(server: &TestServer) {
         times[1],
         times
     );
+}
+
+/// `devices` new devices' pushes of 50 new cases each, made on both cores:
+/// (actor, encoded batch). `run` and `label` keep every report of every run
+/// in its own place and words.
+fn device_batches(
+    day: chrono::DateTime<Utc>,
+    label: usize,
+    run: usize,
+    devices: usize,
+) -> Vec<(String, Vec<u8>)> {
+    let category = menqian_fixtures::categories()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.code == "0504")
+        .collect::<Vec<_>>();
+    // Each device's reports, made on both cores.
+    let device = |i: usize| {
+        let mut s = Store::open(":memory:", StoreConfig::default()).unwrap();
+        s.import_categories(category.clone()).unwrap();
+        let before_reports = s.feed_head().unwrap();
+        for k in 0..PER_DEVICE {
+            s.report_case(NewCase {
+                subdistrict: None,
+                lane: None,
+                source: CaseSource::Steward,
+                category: "0504".into(),
+                // Every report of every run in its own place, at least
+                // 44 m from any other: distinct problems, not repeats.
+                location: {
+                    let g = (run * devices + i) * PER_DEVICE + k;
+                    GeoPoint::new(
+                        39.70 + (g / 600) as f64 * 4e-4,
+                        116.10 + (g % 600) as f64 * 5.2e-4,
+                    )
+                },
+                shop_id: None,
+                photos: vec![],
+                description: format!("并发{label}设备{i}第{k}条"),
+                deadline: None,
+                reported_by: "officer-1".into(),
+                reported_at: day,
+            })
+            .unwrap();
+        }
+        let body = wire::encode(&WireBatch {
+            changes: s
+                .own_changes_since(before_reports, PER_DEVICE as u32)
+                .unwrap()
+                .changes,
+            ..Default::default()
+        })
+        .unwrap();
+        (s.actor_id(), body)
+    };
+    std::thread::scope(|scope| {
+        let halves: Vec<_> = [0, 1]
+            .map(|h| {
+                let device = &device;
+                scope.spawn(move || (h..devices).step_by(2).map(device).collect::<Vec<_>>())
+            })
+            .into_iter()
+            .collect();
+        let mut halves: Vec<_> = halves.into_iter().map(|h| h.join().unwrap()).collect();
+        let odd = halves.pop().unwrap();
+        let even = halves.pop().unwrap();
+        let mut all = Vec::with_capacity(devices);
+        let mut odd = odd.into_iter();
+        for e in even {
+            all.push(e);
+            all.extend(odd.next());
+        }
+        all
+    })
+}
+
+/// A new device of officer-1's, bound to `actor`.
+fn enroll_officer(
+    admin: &mut dyn SyncStore,
+    actor: &str,
+    name: &str,
+) -> menqian_sync_server::store::Enrolled {
+    let code = admin
+        .accounts()
+        .issue_enrollment("officer-1", Utc::now(), chrono::Duration::hours(1))
+        .unwrap();
+    admin.enroll(&code, actor, name, Utc::now()).unwrap()
+}
+
+/// CPU seconds this process has used so far, all threads (user + system).
+fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The fields after the command's closing parenthesis; utime and stime
+    // are the 14th and 15th of the line, in clock ticks (100 a second).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// What the station's writer spends on a push, without HTTP or decoding:
+/// the district's store in this process, 2,000 devices' pushes of 50 new
+/// cases, applied `group` at a time as one group commit, three times over.
+/// CPU time is the process's (the writer and its merge workers), a figure
+/// that a busy machine disturbs less than throughput.
+fn apply_cost(day: chrono::DateTime<Utc>, group: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    common::seed_with(dir.path(), menqian_fixtures::DISTRICT_SHOPS);
+    let mut store =
+        menqian_sync_server::SqliteSyncStore::open(dir.path(), vec![common::HOST.into()]).unwrap();
+    for run in 0..3 {
+        let pushes: Vec<menqian_core::GroupedPush> = device_batches(day, 0, run, 2_000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (actor, body))| {
+                let enrolled = enroll_officer(&mut store, &actor, &format!("apply-{run}-{i}"));
+                let changes =
+                    menqian_core::decode_pushed(wire::decode(&body).unwrap().changes).unwrap();
+                menqian_core::GroupedPush {
+                    changes,
+                    writer: Writer {
+                        user: enrolled.user.id.clone(),
+                        role: enrolled.user.role,
+                        actor,
+                    },
+                    received_at: Utc::now(),
+                }
+            })
+            .collect();
+        let changes: usize = pushes.iter().map(|p| p.changes.len()).sum();
+        println!("(applying)");
+        let (cpu, t) = (process_cpu_seconds(), Instant::now());
+        let mut pushes = pushes.into_iter();
+        loop {
+            let next: Vec<_> = pushes.by_ref().take(group).collect();
+            if next.is_empty() {
+                break;
+            }
+            for answer in store.push_group(next).unwrap() {
+                answer.unwrap();
+            }
+        }
+        let (cpu, wall) = (process_cpu_seconds() - cpu, t.elapsed());
+        println!(
+            "applied {changes} changes {group} pushes a group: {:.0} changes/s, {:.1} µs CPU a change ({:.2?}, {cpu:.2} s CPU)",
+            changes as f64 / wall.as_secs_f64(),
+            cpu * 1e6 / changes as f64,
+            wall,
+        );
+    }
 }
