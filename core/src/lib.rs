@@ -38,7 +38,7 @@ pub use qr::{QrError, ShopCode};
 pub use store::{
     ApplyReport, CaseFilter, CaseOrder, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed,
     GroupedPush, ImportReport, Incoming, InspectionRef, LaneBoard, LaneChiefWeek, MergedPush,
-    NewChange, Overview, PlanStop, PublicLookup, PublicShop, ShopSummary, Signboard, SpanFigures,
-    Standing, StewardScore, Store, StoreConfig, Submitted, Sweep, SweepReport, SyncCursors,
-    decode_changes, decode_pushed, group_by_document, merge_pushed,
+    NewChange, Overview, PlanStop, PublicLookup, PublicShop, PushBases, ShopSummary, Signboard,
+    SpanFigures, Standing, StewardScore, Store, StoreConfig, Submitted, Sweep, SweepReport,
+    SyncCursors, decode_changes, decode_pushed, group_by_document, merge_pushed,
 };

@@ -384,3 +384,93 @@ fn a_console_case_list_shows_exactly_what_the_reader_would_sync() {
     store.rebuild_index().unwrap();
     assert_eq!(check(&store), seen);
 }
+
+/// Pushes merged ahead of their group commit (beside the station's writer)
+/// come out as if the writer had merged them: a push whose document another
+/// push of the group changed first is merged again, and a refusal found
+/// ahead is still the writer's answer.
+#[test]
+fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
+    let (_s, mut server) = demo_store();
+    let (_c, mut control) = demo_store();
+    control.merge_from(&server, 0).unwrap();
+    let (_a, mut a) = empty_store();
+    let (_b, mut b) = empty_store();
+    a.merge_from(&server, 0).unwrap();
+    b.merge_from(&server, 0).unwrap();
+    let shop = street()[3].id();
+    // Two officers edit the same shop offline, each a different field.
+    let (head_a, head_b) = (a.feed_head().unwrap(), b.feed_head().unwrap());
+    a.update_shop(
+        &shop,
+        ShopPatch {
+            name: Some("甲改的店名".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    b.update_shop(
+        &shop,
+        ShopPatch {
+            address: Some("前门大街甲1号".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let case = a.report_case(new_case("officer-1")).unwrap();
+    let pushed = [
+        (
+            made_since(&a, head_a),
+            writer(&a, "officer-1", Role::Officer),
+        ),
+        // A lane chief may not edit the registry: refused, ahead or not.
+        (
+            made_since(&b, head_b),
+            writer(&b, "chief-1", Role::LaneChief),
+        ),
+        (
+            made_since(&b, head_b),
+            writer(&b, "officer-2", Role::Officer),
+        ),
+    ];
+    let group: Vec<GroupedPush> = pushed
+        .iter()
+        .map(|(changes, w)| {
+            let mut push = GroupedPush::new(
+                decode_pushed(changes.clone()).unwrap(),
+                w.clone(),
+                Utc::now(),
+            );
+            // Every push is merged against the documents before the group.
+            push.premerge(server.push_bases(&push).unwrap());
+            push
+        })
+        .collect();
+    let answers = server.apply_group(group).unwrap();
+    let applied: Vec<_> = answers
+        .iter()
+        .map(|a| a.as_ref().ok().map(|r| (r.applied, r.duplicates)))
+        .collect();
+    assert_eq!(applied, [Some((2, 0)), None, Some((1, 0))]);
+    refused(answers.into_iter().nth(1).unwrap(), "shop registry");
+    let edited = server.shop(&shop).unwrap();
+    assert_eq!(
+        (edited.name.as_str(), edited.address.as_str()),
+        ("甲改的店名", "前门大街甲1号"),
+        "both offline edits merged: the second push was merged again"
+    );
+    assert!(server.case(&case).is_ok());
+    // The same pushes, each merged by the writer, give the same documents
+    // and the same index rows.
+    for (changes, w) in [&pushed[0], &pushed[2]] {
+        control.apply_changes_as(changes, w, Utc::now()).unwrap();
+    }
+    assert_eq!(
+        server.documents_json().unwrap(),
+        control.documents_json().unwrap()
+    );
+    assert_eq!(
+        server.index_snapshot().unwrap(),
+        control.index_snapshot().unwrap()
+    );
+}

@@ -255,7 +255,9 @@ fn main() {
         // build of the code with another. The station is its own process
         // (the release binary), so these clients do not share its threads.
         // `-- apply [G]`: the writer's own cost of the push load, in this
-        // process, G pushes a group (4 by default).
+        // process, G pushes a group (4 by default); every other run with
+        // the pushes merged ahead first (as the station's handlers do),
+        // timed apart.
         Some("apply") => {
             apply_cost(day, in_flight);
             return;
@@ -933,17 +935,44 @@ fn process_cpu_seconds() -> f64 {
     ticks as f64 / 100.0
 }
 
+/// Each push merged ahead against the store's documents, on two threads
+/// with a reader each.
+fn merge_ahead(
+    store: &menqian_sync_server::SqliteSyncStore,
+    pushes: Vec<menqian_core::GroupedPush>,
+) -> Vec<menqian_core::GroupedPush> {
+    use menqian_sync_server::SyncStore as _;
+    let mut first = pushes;
+    let second = first.split_off(first.len().div_ceil(2));
+    let mut halves = [first, second];
+    std::thread::scope(|scope| {
+        for h in &mut halves {
+            let reader = store.reader().unwrap();
+            scope.spawn(move || {
+                for p in h.iter_mut() {
+                    let bases = reader.push_bases(p).unwrap().unwrap();
+                    p.premerge(bases);
+                }
+            });
+        }
+    });
+    halves.into_iter().flatten().collect()
+}
+
 /// What the station's writer spends on a push, without HTTP or decoding:
 /// the district's store in this process, 2,000 devices' pushes of 50 new
-/// cases, applied `group` at a time as one group commit, three times over.
-/// CPU time is the process's (the writer and its merge workers), a figure
-/// that a busy machine disturbs less than throughput.
+/// cases, applied `group` at a time as one group commit, four times over;
+/// the second and fourth time merged ahead first ([`merge_ahead`], timed
+/// apart), as the station's push handlers do. CPU time is the process's
+/// (the writer and its merge workers), a figure that a busy machine
+/// disturbs less than throughput.
 fn apply_cost(day: chrono::DateTime<Utc>, group: usize) {
     let dir = tempfile::tempdir().unwrap();
     common::seed_with(dir.path(), menqian_fixtures::DISTRICT_SHOPS);
     let mut store =
         menqian_sync_server::SqliteSyncStore::open(dir.path(), vec![common::HOST.into()]).unwrap();
-    for run in 0..3 {
+    for run in 0..4 {
+        let ahead = run % 2 == 1;
         let pushes: Vec<menqian_core::GroupedPush> = device_batches(day, 0, run, 2_000)
             .into_iter()
             .enumerate()
@@ -951,18 +980,32 @@ fn apply_cost(day: chrono::DateTime<Utc>, group: usize) {
                 let enrolled = enroll_officer(&mut store, &actor, &format!("apply-{run}-{i}"));
                 let changes =
                     menqian_core::decode_pushed(wire::decode(&body).unwrap().changes).unwrap();
-                menqian_core::GroupedPush {
+                menqian_core::GroupedPush::new(
                     changes,
-                    writer: Writer {
+                    Writer {
                         user: enrolled.user.id.clone(),
                         role: enrolled.user.role,
                         actor,
                     },
-                    received_at: Utc::now(),
-                }
+                    Utc::now(),
+                )
             })
             .collect();
         let changes: usize = pushes.iter().map(|p| p.changes.len()).sum();
+        let pushes = if ahead {
+            println!("(merging ahead)");
+            let (cpu, t) = (process_cpu_seconds(), Instant::now());
+            let merged = merge_ahead(&store, pushes);
+            let (cpu, wall) = (process_cpu_seconds() - cpu, t.elapsed());
+            println!(
+                "merged {changes} changes ahead on 2 threads: {:.0} changes/s, {:.1} µs CPU a change",
+                changes as f64 / wall.as_secs_f64(),
+                cpu * 1e6 / changes as f64,
+            );
+            merged
+        } else {
+            pushes
+        };
         println!("(applying)");
         let (cpu, t) = (process_cpu_seconds(), Instant::now());
         let mut pushes = pushes.into_iter();
@@ -977,7 +1020,8 @@ fn apply_cost(day: chrono::DateTime<Utc>, group: usize) {
         }
         let (cpu, wall) = (process_cpu_seconds() - cpu, t.elapsed());
         println!(
-            "applied {changes} changes {group} pushes a group: {:.0} changes/s, {:.1} µs CPU a change ({:.2?}, {cpu:.2} s CPU)",
+            "applied {changes} changes {group} pushes a group{}: {:.0} changes/s, {:.1} µs CPU a change ({:.2?}, {cpu:.2} s CPU)",
+            if ahead { ", merged ahead" } else { "" },
             changes as f64 / wall.as_secs_f64(),
             cpu * 1e6 / changes as f64,
             wall,

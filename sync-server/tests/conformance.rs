@@ -176,10 +176,19 @@ fn suite(make: &dyn Fn() -> (Guard, Box<dyn SyncStore>)) {
         ..writer.clone()
     };
     let changes2 = device2.own_changes_since(0, 10).unwrap().changes;
-    let grouped = |w: &Writer, c: &[DocChange]| GroupedPush {
-        changes: menqian_core::decode_pushed(c.to_vec()).unwrap(),
-        writer: w.clone(),
-        received_at: now(),
+    // Each merged ahead where the backend lets a reader do it, against the
+    // documents before the group: the last two share their documents.
+    let reader = s.reader().unwrap();
+    let grouped = |w: &Writer, c: &[DocChange]| {
+        let mut push = GroupedPush::new(
+            menqian_core::decode_pushed(c.to_vec()).unwrap(),
+            w.clone(),
+            now(),
+        );
+        if let Some(bases) = reader.push_bases(&push).unwrap() {
+            push.premerge(bases);
+        }
+        push
     };
     let answers = s
         .push_group(vec![

@@ -38,7 +38,7 @@ pub use scores::{
 };
 pub use signboard::{LaneBoard, Signboard, zone_words};
 pub use sync::{
-    ApplyReport, ChangeBatch, DocChange, GroupedPush, Incoming, MergedPush, NewChange,
+    ApplyReport, ChangeBatch, DocChange, GroupedPush, Incoming, MergedPush, NewChange, PushBases,
     SnapshotPage, SyncCursors, check_incoming, decode_changes, decode_pushed, group_by_document,
     merge_pushed,
 };

@@ -555,8 +555,18 @@ impl Store {
     pub fn apply_group(&mut self, group: Vec<GroupedPush>) -> Result<Vec<Result<ApplyReport>>> {
         let tx = self.conn.transaction()?;
         let mut answers = Vec::with_capacity(group.len());
-        for push in group {
-            match merge_all(&tx, &self.actor, push.changes, Some(&push.writer)) {
+        for mut push in group {
+            // A push merged ahead holds if every document it merged into is
+            // still as it was then; else it is merged again here.
+            let ahead = match push.premerged.take() {
+                Some(ahead) => ahead.still_current(&tx)?,
+                None => None,
+            };
+            let merged = match ahead {
+                Some(merged) => Ok(merged),
+                None => merge_all(&tx, &self.actor, &push.changes, Some(&push.writer)),
+            };
+            match merged {
                 Err(refused) => answers.push(Err(refused)),
                 Ok(merged) => answers.push(Ok(write_merged(
                     &tx,
@@ -571,11 +581,122 @@ impl Store {
 }
 
 /// One device's pushed batch, decoded, in a group ([`Store::apply_group`]).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GroupedPush {
     pub changes: Vec<Incoming>,
     pub writer: Writer,
     pub received_at: chrono::DateTime<chrono::Utc>,
+    /// The batch merged ahead of the group ([`GroupedPush::premerge`]).
+    premerged: Option<Premerged>,
+}
+
+impl GroupedPush {
+    pub fn new(
+        changes: Vec<Incoming>,
+        writer: Writer,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> GroupedPush {
+        GroupedPush {
+            changes,
+            writer,
+            received_at,
+            premerged: None,
+        }
+    }
+
+    /// Merges and checks the batch into `bases` (what [`Store::push_bases`]
+    /// read) on the calling thread, ahead of its group commit: the thread
+    /// that writes the group then only checks that each document is still
+    /// as it was and writes the result. A batch that fails here is left to
+    /// be merged again in the group, which gives its answer.
+    pub fn premerge(&mut self, bases: PushBases) {
+        let actor = automerge::ActorId::random();
+        let mut stored: HashMap<String, Option<Vec<u8>>> = bases.docs.into_iter().collect();
+        let mut merged = Vec::new();
+        for (doc_id, incoming) in group_refs(&self.changes) {
+            let Some(base) = stored.remove(&doc_id) else {
+                return;
+            };
+            let work = DocWork {
+                doc_id,
+                incoming,
+                stored: base,
+            };
+            match merge_with_view(&work, &actor, Some(&self.writer)) {
+                Ok(m) => merged.push((work.stored, m)),
+                Err(_) => return,
+            }
+        }
+        self.premerged = Some(Premerged { merged });
+    }
+}
+
+/// A copy leaves out the batch merged ahead: the copy is merged in its group.
+impl Clone for GroupedPush {
+    fn clone(&self) -> GroupedPush {
+        GroupedPush::new(self.changes.clone(), self.writer.clone(), self.received_at)
+    }
+}
+
+/// The documents a push touches as a store held them when it was read
+/// ([`Store::push_bases`]).
+#[derive(Debug)]
+pub struct PushBases {
+    docs: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Store {
+    /// What each document `push` touches holds now, for
+    /// [`GroupedPush::premerge`]: read on any handle of the store, a reader
+    /// beside the writer included.
+    pub fn push_bases(&self, push: &GroupedPush) -> Result<PushBases> {
+        let mut ids: Vec<&str> = push.changes.iter().map(|c| c.doc_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut read = self
+            .conn
+            .prepare_cached("SELECT data FROM documents WHERE id = ?1")?;
+        let docs = ids
+            .into_iter()
+            .map(|id| {
+                Ok((
+                    id.to_string(),
+                    read.query_row([id], |r| r.get(0)).optional()?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(PushBases { docs })
+    }
+}
+
+/// A batch merged ahead of its group: each document's result with the
+/// bytes it was merged into.
+struct Premerged {
+    merged: Vec<(Option<Vec<u8>>, Merged)>,
+}
+
+impl std::fmt::Debug for Premerged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Premerged")
+            .field("documents", &self.merged.len())
+            .finish()
+    }
+}
+
+impl Premerged {
+    /// The merged documents, if each is in `tx` as it was merged into.
+    fn still_current(self, tx: &Transaction<'_>) -> Result<Option<Vec<Merged>>> {
+        let mut read = tx.prepare_cached("SELECT data FROM documents WHERE id = ?1")?;
+        let mut merged = Vec::with_capacity(self.merged.len());
+        for (base, m) in self.merged {
+            let now: Option<Vec<u8>> = read.query_row([&m.doc_id], |r| r.get(0)).optional()?;
+            if now != base {
+                return Ok(None);
+            }
+            merged.push(m);
+        }
+        Ok(Some(merged))
+    }
 }
 
 /// Merges a batch into the documents inside `tx`, all or nothing only as part
@@ -587,7 +708,7 @@ fn apply_in(
     writer: Option<&Writer>,
     received_at: Option<i64>,
 ) -> Result<ApplyReport> {
-    let work = read_stored(tx, changes)?;
+    let work = read_stored(tx, &changes)?;
     // Decoding, merging, checking and saving each document is CPU work that
     // needs no database: it runs on worker threads; this thread writes.
     let mut report = ApplyReport::default();
@@ -600,9 +721,9 @@ fn apply_in(
 }
 
 /// A batch grouped by document, each with the document as `tx` holds it.
-fn read_stored(tx: &Transaction<'_>, changes: Vec<Incoming>) -> Result<Vec<DocWork>> {
+fn read_stored<'a>(tx: &Transaction<'_>, changes: &'a [Incoming]) -> Result<Vec<DocWork<'a>>> {
     // Group by document, keeping each document's changes in feed order.
-    let mut work: Vec<DocWork> = group_by_document(changes)
+    let mut work: Vec<DocWork> = group_refs(changes)
         .into_iter()
         .map(|(doc_id, incoming)| DocWork {
             doc_id,
@@ -624,7 +745,7 @@ fn read_stored(tx: &Transaction<'_>, changes: Vec<Incoming>) -> Result<Vec<DocWo
 fn merge_all(
     tx: &Transaction<'_>,
     actor: &automerge::ActorId,
-    changes: Vec<Incoming>,
+    changes: &[Incoming],
     writer: Option<&Writer>,
 ) -> Result<Vec<Merged>> {
     let work = read_stored(tx, changes)?;
@@ -711,14 +832,27 @@ pub struct NewChange {
 /// A pushed batch grouped by document, each document's changes in the order
 /// pushed (with their place in the batch, for refusals).
 pub fn group_by_document(changes: Vec<Incoming>) -> Vec<(String, Vec<(usize, Change)>)> {
-    let mut work: Vec<(String, Vec<(usize, Change)>)> = Vec::new();
+    in_groups(changes.into_iter().map(|c| (c.doc_id, c.change)))
+}
+
+/// [`group_by_document`] of borrowed changes.
+fn group_refs(changes: &[Incoming]) -> Vec<(String, Vec<(usize, &Change)>)> {
+    in_groups(changes.iter().map(|c| (c.doc_id.clone(), &c.change)))
+}
+
+fn in_groups<C>(changes: impl Iterator<Item = (String, C)>) -> Vec<(String, Vec<(usize, C)>)> {
+    let mut work: Vec<(String, Vec<(usize, C)>)> = Vec::new();
     let mut slot: HashMap<String, usize> = HashMap::new();
-    for (i, c) in changes.into_iter().enumerate() {
-        let k = *slot.entry(c.doc_id.clone()).or_insert_with(|| {
-            work.push((c.doc_id.clone(), Vec::new()));
-            work.len() - 1
-        });
-        work[k].1.push((i, c.change));
+    for (i, (doc_id, change)) in changes.enumerate() {
+        let k = match slot.get(&doc_id) {
+            Some(k) => *k,
+            None => {
+                slot.insert(doc_id.clone(), work.len());
+                work.push((doc_id, Vec::new()));
+                work.len() - 1
+            }
+        };
+        work[k].1.push((i, change));
     }
     work
 }
@@ -737,7 +871,7 @@ pub fn merge_pushed(
 ) -> Result<MergedPush> {
     let work = DocWork {
         doc_id: doc_id.to_string(),
-        incoming,
+        incoming: incoming.iter().map(|(i, c)| (*i, c)).collect(),
         stored,
     };
     let merged = untrusted(doc_id, || {
@@ -746,7 +880,7 @@ pub fn merge_pushed(
     let result = match merged.result {
         None => None,
         Some((saved, hashes, _)) => {
-            let by_hash: HashMap<automerge::ChangeHash, &(usize, Change)> =
+            let by_hash: HashMap<automerge::ChangeHash, &(usize, &Change)> =
                 work.incoming.iter().map(|c| (c.1.hash(), c)).collect();
             let mut changes = Vec::with_capacity(hashes.len());
             for h in &hashes {
@@ -840,9 +974,9 @@ fn untrusted<T>(doc_id: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 /// One document's share of an incoming batch.
-struct DocWork {
+struct DocWork<'a> {
     doc_id: String,
-    incoming: Vec<(usize, Change)>,
+    incoming: Vec<(usize, &'a Change)>,
     /// The document as stored before the batch, if any.
     stored: Option<Vec<u8>>,
 }
@@ -903,7 +1037,7 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
         if d.get_change_by_hash(&hash).is_some() || !seen.insert(hash) {
             duplicates += 1;
         } else {
-            fresh.push((*index, change.clone()));
+            fresh.push((*index, (*change).clone()));
         }
     }
     let Some(&(first, _)) = fresh.first() else {

@@ -14,7 +14,7 @@ pub use sqlite::{SqliteAccounts, SqliteSyncStore};
 use chrono::{DateTime, Duration, Utc};
 use menqian_core::wire::WireBatch;
 use menqian_core::{
-    ApplyReport, Area, DocChange, GroupedPush, Incoming, Role, Store, Visibility, Writer,
+    ApplyReport, Area, DocChange, GroupedPush, Incoming, PushBases, Role, Store, Visibility, Writer,
 };
 use sha2::{Digest, Sha256};
 
@@ -394,6 +394,12 @@ pub trait SyncRead: Send {
     /// behind (always 0 when they are the authority).
     fn lag(&self) -> StoreResult<u64> {
         Ok(0)
+    }
+    /// What the documents a push touches hold now, when these documents are
+    /// the ones the push is written into: the push can then be merged
+    /// beside the writer ([`GroupedPush::premerge`]). `None` otherwise.
+    fn push_bases(&self, _push: &GroupedPush) -> StoreResult<Option<PushBases>> {
+        Ok(None)
     }
 }
 

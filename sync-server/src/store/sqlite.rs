@@ -6,7 +6,9 @@ use std::path::Path;
 use chrono::{DateTime, Duration, Utc};
 use menqian_core::store::migrations::{self, Migration};
 use menqian_core::wire::WireBatch;
-use menqian_core::{ApplyReport, Area, GroupedPush, Incoming, Role, Store, StoreConfig, Writer};
+use menqian_core::{
+    ApplyReport, Area, GroupedPush, Incoming, PushBases, Role, Store, StoreConfig, Writer,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::periodic::Periodic;
@@ -272,6 +274,10 @@ fn authenticate(accounts: &Connection, token: &str) -> StoreResult<(Device, User
 impl SyncRead for SqliteReader {
     fn accounts(&self) -> &dyn AccountsRead {
         self.accounts.as_ref()
+    }
+
+    fn push_bases(&self, push: &GroupedPush) -> StoreResult<Option<PushBases>> {
+        Ok(Some(self.store.push_bases(push)?))
     }
 
     fn pull(

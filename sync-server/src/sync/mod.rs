@@ -194,8 +194,9 @@ impl Committer {
         Committer { queue }
     }
 
-    fn send(&self, push: WaitingPush) -> Result<(), std::sync::mpsc::SendError<WaitingPush>> {
-        self.queue.send(push)
+    /// Queues a push; an error when the committer thread is gone.
+    fn send(&self, push: WaitingPush) -> Result<(), ApiError> {
+        self.queue.send(push).map_err(|_| internal())
     }
 }
 
@@ -352,6 +353,32 @@ impl Station {
         .await
     }
 
+    /// `push` merged ahead of its group commit, on a blocking thread beside
+    /// the one that writes, when the store lets it: the writer then only
+    /// checks that each document is unchanged and writes the result.
+    async fn premerged(self: &Arc<Self>, push: GroupedPush) -> Result<GroupedPush, ApiError> {
+        let (mut push, bases) = self
+            .read(move |r| {
+                // Without them the writer merges the push itself.
+                let bases = r.push_bases(&push).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "reading a push's documents ahead of its group");
+                    None
+                });
+                Ok((push, bases))
+            })
+            .await?;
+        match bases {
+            Some(bases) => {
+                on_files(move || {
+                    push.premerge(bases);
+                    Ok(push)
+                })
+                .await
+            }
+            None => Ok(push),
+        }
+    }
+
     /// Applies a device's push in the next group commit
     /// ([`Committer`]): answered only after the commit that holds it.
     pub(crate) async fn push_grouped(
@@ -359,9 +386,7 @@ impl Station {
         push: GroupedPush,
     ) -> Result<ApplyReport, ApiError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        self.committer
-            .send(WaitingPush { push, answer })
-            .map_err(|_| internal())?;
+        self.committer.send(WaitingPush { push, answer })?;
         answered.await.map_err(|_| internal())?
     }
 
@@ -768,13 +793,10 @@ async fn push(
             report
         }
         None => {
-            station
-                .push_grouped(GroupedPush {
-                    changes,
-                    writer,
-                    received_at: received,
-                })
-                .await?
+            let push = station
+                .premerged(GroupedPush::new(changes, writer, received))
+                .await?;
+            station.push_grouped(push).await?
         }
     };
     let device = device.id;
