@@ -40,5 +40,5 @@ pub use store::{
     GroupedPush, ImportReport, Incoming, InspectionRef, LaneBoard, LaneChiefWeek, MergedPush,
     NewChange, Overview, PlanStop, PublicLookup, PublicShop, PushBases, ShopSummary, Signboard,
     SpanFigures, Standing, StewardScore, Store, StoreConfig, Submitted, Sweep, SweepReport,
-    SyncCursors, decode_changes, decode_pushed, group_by_document, merge_pushed,
+    SyncCursors, decode_changes, decode_pushed, group_by_document, merge_pushed, wait_for_locks,
 };

@@ -125,11 +125,11 @@ impl Store {
     /// The writer must have opened (and migrated) the file first.
     pub fn open_reader(path: impl AsRef<Path>, config: StoreConfig) -> Result<Store> {
         let path = path.as_ref();
-        let conn = Connection::open_with_flags(
+        let mut conn = Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        wait_for_locks(&mut conn)?;
         set_cache(&conn, &config)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version != migrations::LATEST_VERSION {
@@ -163,7 +163,7 @@ impl Store {
             if config.durable { "FULL" } else { "NORMAL" },
         )?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        wait_for_locks(&mut conn)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         set_cache(&conn, &config)?;
         if config.background_checkpoints {
@@ -546,6 +546,23 @@ pub(crate) fn split_list(joined: &str) -> Vec<String> {
 /// page each.
 pub(crate) fn new_id(kind: &str) -> String {
     format!("{kind}/{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Steps of a millisecond a handle waits for another's lock: about 5 s.
+const LOCK_WAIT_STEPS: i32 = 5_000;
+
+/// Makes `conn` wait for another handle's lock in steps of a millisecond,
+/// for about five seconds, then fail as busy. SQLite's own handler
+/// (`busy_timeout`) sleeps longer and longer, up to 100 ms a step: a commit
+/// waiting for a checkpoint, or a checkpoint that holds commits back while
+/// it waits for readers, would wait out most of a step after the lock was
+/// free.
+pub fn wait_for_locks(conn: &mut Connection) -> rusqlite::Result<()> {
+    fn step(tries: i32) -> bool {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        tries < LOCK_WAIT_STEPS
+    }
+    conn.busy_handler(Some(step))
 }
 
 /// Runs `build` over `items` on worker threads (one per core) and hands each

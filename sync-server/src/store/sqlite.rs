@@ -46,8 +46,8 @@ const WAL_RESTART_PAGES: i64 = 16_384;
 /// commits back for the few pages left, and the next commit writes the WAL
 /// from its start again.
 fn checkpoints(path: &Path) -> StoreResult<Periodic> {
-    let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let mut conn = Connection::open(path)?;
+    menqian_core::wait_for_locks(&mut conn)?;
     let checkpoint = move |mode: &str| {
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
             r.get::<_, i64>(1)
@@ -503,11 +503,11 @@ fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
 /// characters (the core's rule for every name).
 impl Accounts for SqliteAccounts {
     fn reader(&self) -> StoreResult<Box<dyn AccountsRead>> {
-        let conn = Connection::open_with_flags(
+        let mut conn = Connection::open_with_flags(
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        menqian_core::wait_for_locks(&mut conn)?;
         Ok(Box::new(SqliteAccounts {
             conn,
             path: self.path.clone(),
