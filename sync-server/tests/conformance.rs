@@ -548,6 +548,16 @@ fn registry_suite(make: &dyn Fn() -> (Guard, Box<dyn SyncStore>)) {
         .unwrap();
     a.allow_uploads("0c0d", &["h1".into()]).unwrap();
     assert!(a.may_upload(&device, "h1").unwrap());
+    // A group's grants at once: each device only its own; an actor bound to
+    // no device is granted nothing.
+    a.allow_uploads_all(&[
+        ("0c0d".into(), vec!["h2".into(), "h3".into()]),
+        ("0e0f".into(), vec!["h4".into()]),
+        ("0c0d".into(), vec![]),
+    ])
+    .unwrap();
+    let may = |h: &str| a.may_upload(&device, h).unwrap();
+    assert_eq!([may("h2"), may("h3"), may("h4")], [true, true, false]);
 }
 
 fn user_of(id: &str) -> User {

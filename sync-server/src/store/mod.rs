@@ -182,6 +182,14 @@ pub trait Accounts: AccountsRead {
     /// Lets the device bound to `actor` upload these photos and thumbnails
     /// (its accepted records refer to them).
     fn allow_uploads(&mut self, actor: &str, hashes: &[String]) -> StoreResult<()>;
+    /// [`Accounts::allow_uploads`] for several devices at once (a group
+    /// commit's pushes): `(actor, hashes)` each. One transaction where the
+    /// backend can.
+    fn allow_uploads_all(&mut self, grants: &[(String, Vec<String>)]) -> StoreResult<()> {
+        grants
+            .iter()
+            .try_for_each(|(actor, hashes)| self.allow_uploads(actor, hashes))
+    }
     /// Sets (or with `None` removes) a user's console password, as a PHC
     /// string the caller hashed; ends the user's sessions.
     fn set_password_hash(&mut self, user_id: &str, phc: Option<&str>) -> StoreResult<()>;

@@ -523,7 +523,11 @@ impl Accounts for SqliteAccounts {
     }
 
     fn allow_uploads(&mut self, actor: &str, hashes: &[String]) -> StoreResult<()> {
-        if hashes.is_empty() {
+        self.allow_uploads_all(&[(actor.to_string(), hashes.to_vec())])
+    }
+
+    fn allow_uploads_all(&mut self, grants: &[(String, Vec<String>)]) -> StoreResult<()> {
+        if grants.iter().all(|(_, hashes)| hashes.is_empty()) {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
@@ -532,8 +536,10 @@ impl Accounts for SqliteAccounts {
                 "INSERT OR IGNORE INTO device_blobs (device_id, hash)
                  SELECT id, ?2 FROM devices WHERE actor = ?1",
             )?;
-            for hash in hashes {
-                allow.execute(params![actor, hash])?;
+            for (actor, hashes) in grants {
+                for hash in hashes {
+                    allow.execute(params![actor, hash])?;
+                }
             }
         }
         tx.commit()?;
@@ -974,12 +980,28 @@ impl SyncStore for SqliteSyncStore {
             }
             (Err(e), None) => return Err(e.into()),
         };
-        Ok(pushers
+        // What each accepted push's records refer to may now be uploaded
+        // by its device: one accounts transaction for the whole group.
+        let mut grants = Vec::new();
+        for ((actor, docs), answer) in pushers.iter().zip(&answers) {
+            if answer.is_ok() {
+                let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+                grants.push((actor.clone(), self.store.blobs_referenced_by(&refs)?));
+            }
+        }
+        let granted = self.accounts.allow_uploads_all(&grants);
+        Ok(answers
             .into_iter()
-            .zip(answers)
-            .map(|((actor, docs), answer)| {
+            .map(|answer| {
                 let report = answer?;
-                self.allow_uploads(&actor, &docs)?;
+                // A device told of a failure here sends its push again:
+                // applied already, it is granted then.
+                if let Err(e) = &granted {
+                    return Err(menqian_core::Error::Io(std::io::Error::other(format!(
+                        "the push was stored, but its photos could not be allowed: {e}"
+                    )))
+                    .into());
+                }
                 Ok(report)
             })
             .collect())
