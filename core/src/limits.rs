@@ -19,6 +19,11 @@ pub const MAX_CHANGE_OPS: u64 = 10_000;
 /// The most operations one pushed batch may encode in all: what bounds the
 /// memory a push can make Automerge allocate (roughly 200 bytes per op).
 pub const MAX_BATCH_OPS: u64 = 100_000;
+/// The most bytes of stored documents a push may be merged ahead against
+/// ([`crate::Store::push_bases`]): a push that waits for its group holds its
+/// documents' bytes twice (as read, as merged), which its own size does not
+/// bound. A push over this is merged by the writer, as before.
+pub const MAX_AHEAD_BYTES: usize = 4 << 20;
 /// The most dependencies, actors and columns a change may name.
 const MAX_LIST: u64 = 256;
 

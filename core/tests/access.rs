@@ -442,7 +442,7 @@ fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
                 Utc::now(),
             );
             // Every push is merged against the documents before the group.
-            push.premerge(server.push_bases(&push).unwrap());
+            push.premerge(server.push_bases(&push).unwrap().unwrap());
             push
         })
         .collect();

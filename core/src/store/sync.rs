@@ -648,24 +648,27 @@ pub struct PushBases {
 impl Store {
     /// What each document `push` touches holds now, for
     /// [`GroupedPush::premerge`]: read on any handle of the store, a reader
-    /// beside the writer included.
-    pub fn push_bases(&self, push: &GroupedPush) -> Result<PushBases> {
+    /// beside the writer included. `None` when they come to more than
+    /// [`crate::limits::MAX_AHEAD_BYTES`]: such a push is merged by the
+    /// writer alone.
+    pub fn push_bases(&self, push: &GroupedPush) -> Result<Option<PushBases>> {
         let mut ids: Vec<&str> = push.changes.iter().map(|c| c.doc_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
         let mut read = self
             .conn
             .prepare_cached("SELECT data FROM documents WHERE id = ?1")?;
-        let docs = ids
-            .into_iter()
-            .map(|id| {
-                Ok((
-                    id.to_string(),
-                    read.query_row([id], |r| r.get(0)).optional()?,
-                ))
-            })
-            .collect::<Result<_>>()?;
-        Ok(PushBases { docs })
+        let mut docs = Vec::with_capacity(ids.len());
+        let mut bytes = 0;
+        for id in ids {
+            let data: Option<Vec<u8>> = read.query_row([id], |r| r.get(0)).optional()?;
+            bytes += data.as_ref().map_or(0, Vec::len);
+            if bytes > crate::limits::MAX_AHEAD_BYTES {
+                return Ok(None);
+            }
+            docs.push((id.to_string(), data));
+        }
+        Ok(Some(PushBases { docs }))
     }
 }
 

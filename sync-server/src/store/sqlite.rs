@@ -277,7 +277,7 @@ impl SyncRead for SqliteReader {
     }
 
     fn push_bases(&self, push: &GroupedPush) -> StoreResult<Option<PushBases>> {
-        Ok(Some(self.store.push_bases(push)?))
+        Ok(self.store.push_bases(push)?)
     }
 
     fn pull(
@@ -983,20 +983,26 @@ impl SyncStore for SqliteSyncStore {
         // What each accepted push's records refer to may now be uploaded
         // by its device: one accounts transaction for the whole group.
         let mut grants = Vec::new();
+        let mut with_photos = Vec::with_capacity(answers.len());
         for ((actor, docs), answer) in pushers.iter().zip(&answers) {
+            let mut blobs = Vec::new();
             if answer.is_ok() {
                 let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
-                grants.push((actor.clone(), self.store.blobs_referenced_by(&refs)?));
+                blobs = self.store.blobs_referenced_by(&refs)?;
             }
+            with_photos.push(!blobs.is_empty());
+            grants.push((actor.clone(), blobs));
         }
         let granted = self.accounts.allow_uploads_all(&grants);
         Ok(answers
             .into_iter()
-            .map(|answer| {
+            .zip(with_photos)
+            .map(|(answer, with_photos)| {
                 let report = answer?;
                 // A device told of a failure here sends its push again:
-                // applied already, it is granted then.
-                if let Err(e) = &granted {
+                // applied already, it is granted then. A push without
+                // photos needed no grant.
+                if let (true, Err(e)) = (with_photos, &granted) {
                     return Err(menqian_core::Error::Io(std::io::Error::other(format!(
                         "the push was stored, but its photos could not be allowed: {e}"
                     )))
