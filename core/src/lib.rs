@@ -36,9 +36,10 @@ pub use model::shop::{Contact, Letter, Shop, ShopCategory, ShopPatch, ShopStatus
 pub use model::template::{ChecklistItem, ChecklistTemplate, Duty};
 pub use qr::{QrError, ShopCode};
 pub use store::{
-    ApplyReport, CaseFilter, CaseOrder, CaseSummary, ChangeBatch, DayPlan, DocChange, Filed,
-    GroupedPush, ImportReport, Incoming, InspectionRef, LaneBoard, LaneChiefWeek, MergedPush,
-    NewChange, Overview, PlanStop, PublicLookup, PublicShop, PushBases, ShopSummary, Signboard,
-    SpanFigures, Standing, StewardScore, Store, StoreConfig, Submitted, Sweep, SweepReport,
-    SyncCursors, decode_changes, decode_pushed, group_by_document, merge_pushed, wait_for_locks,
+    ApplyReport, AuthorityDoc, CaseFilter, CaseOrder, CaseSummary, ChangeBatch, DayPlan, DocChange,
+    FeedEntry, Filed, GroupedPush, ImportReport, Incoming, InspectionRef, LaneBoard, LaneChiefWeek,
+    MergedDoc, MergedPush, NewChange, Overview, PlanStop, PublicLookup, PublicShop, PushBases,
+    ShopSummary, Signboard, SpanFigures, Standing, StewardScore, Store, StoreConfig, Submitted,
+    Sweep, SweepReport, SyncCursors, decode_changes, decode_pushed, group_by_document,
+    merge_pushed, wait_for_locks,
 };

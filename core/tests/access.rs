@@ -474,3 +474,160 @@ fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
         control.index_snapshot().unwrap()
     );
 }
+
+/// The feed entries and the authority's documents (with their views) for
+/// the changes of `authority` after `after` up to `upto`, as a station's
+/// read model reads them from PostgreSQL.
+fn authority_page(authority: &Store, after: u64, upto: u64) -> (Vec<FeedEntry>, Vec<AuthorityDoc>) {
+    let batch = authority.changes_since(after, 100_000).unwrap();
+    let changes = &batch.changes[..(upto - after) as usize];
+    let entries: Vec<FeedEntry> = decode_changes(changes)
+        .unwrap()
+        .into_iter()
+        .map(|c| FeedEntry {
+            received_at: authority.received_at(&c.doc_id).unwrap(),
+            hash: c.change.hash().as_ref().to_vec(),
+            doc_id: c.doc_id,
+        })
+        .collect();
+    let page = authority.snapshot_page(None, 100_000).unwrap();
+    let docs = page
+        .docs
+        .into_iter()
+        .zip(page.views)
+        .filter(|(d, _)| entries.iter().any(|e| e.doc_id == d.doc_id))
+        .map(|(d, view)| AuthorityDoc {
+            doc_id: d.doc_id,
+            bytes: d.bytes,
+            view,
+        })
+        .collect();
+    (entries, docs)
+}
+
+/// A read model that follows the authority's documents (as a city station's
+/// instances follow PostgreSQL) ends with the documents and index rows of
+/// one that merges every change, even when a page's documents are newer than
+/// the page; and its own changes not yet pushed survive a page that brings
+/// their document.
+#[test]
+fn a_read_model_following_documents_ends_as_one_that_merges_every_change() {
+    let (_s, mut server) = demo_store();
+    let (_a, mut a) = empty_store();
+    a.merge_from(&server, 0).unwrap();
+    let (_b, mut b) = empty_store();
+    b.merge_from(&server, 0).unwrap();
+    let shop = street()[3].id();
+    let (head_a, head_b) = (a.feed_head().unwrap(), b.feed_head().unwrap());
+    a.update_shop(
+        &shop,
+        ShopPatch {
+            name: Some("甲改的店名".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let case = a.report_case(new_case("officer-1")).unwrap();
+    b.update_shop(
+        &shop,
+        ShopPatch {
+            address: Some("前门大街甲1号".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let received = beijing(2026, 12, 1);
+    server
+        .apply_changes_as(
+            &made_since(&a, head_a),
+            &writer(&a, "officer-1", Role::Officer),
+            received,
+        )
+        .unwrap();
+    let first = server.feed_head().unwrap();
+    server
+        .apply_changes_as(
+            &made_since(&b, head_b),
+            &writer(&b, "officer-2", Role::Officer),
+            received,
+        )
+        .unwrap();
+    let head = server.feed_head().unwrap();
+
+    let (_m, mut merging) = empty_store();
+    merging
+        .apply_pulled(&server.changes_since(0, 100_000).unwrap().changes, head)
+        .unwrap();
+    let (_f, mut following) = empty_store();
+    // The first page's documents are read after the second push: the shop
+    // is newer than the page.
+    let (entries, docs) = authority_page(&server, 0, first);
+    let report = following.follow_authority(&entries, &docs, first).unwrap();
+    assert_eq!(report.applied, entries.len());
+    assert_eq!(following.shop(&shop).unwrap().address, "前门大街甲1号");
+    let (entries, docs) = authority_page(&server, first, head);
+    following.follow_authority(&entries, &docs, head).unwrap();
+    assert_eq!(following.sync_cursors().unwrap().pulled, head);
+    assert_eq!(
+        following.documents_json().unwrap(),
+        merging.documents_json().unwrap()
+    );
+    assert_eq!(
+        following.index_snapshot().unwrap(),
+        merging.index_snapshot().unwrap()
+    );
+    assert_eq!(
+        following.received_at(&case).unwrap(),
+        Some(received.timestamp_millis()),
+        "the read model knows when the authority received the case"
+    );
+
+    // The follower's own edit, not pushed yet, and another device's edit
+    // of the same shop meanwhile: the page merges, nothing is lost.
+    let own = following.feed_head().unwrap();
+    following
+        .update_shop(
+            &shop,
+            ShopPatch {
+                street: Some("本站改的街".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let head_b = b.feed_head().unwrap();
+    b.update_shop(
+        &shop,
+        ShopPatch {
+            name: Some("乙又改的店名".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    server
+        .apply_changes_as(
+            &made_since(&b, head_b),
+            &writer(&b, "officer-2", Role::Officer),
+            received,
+        )
+        .unwrap();
+    let (entries, docs) = authority_page(&server, head, server.feed_head().unwrap());
+    following
+        .follow_authority(&entries, &docs, server.feed_head().unwrap())
+        .unwrap();
+    let merged = following.shop(&shop).unwrap();
+    assert_eq!(
+        (merged.name.as_str(), merged.street.as_str()),
+        ("乙又改的店名", "本站改的街")
+    );
+    assert_eq!(
+        following.own_changes_since(own, 100).unwrap().changes.len(),
+        1,
+        "the edit still waits to be pushed"
+    );
+    // A page that repeats changes the follower has is counted as such.
+    let (entries, docs) = authority_page(&server, head, server.feed_head().unwrap());
+    let again = following
+        .follow_authority(&entries, &docs, server.feed_head().unwrap())
+        .unwrap();
+    assert_eq!((again.applied, again.duplicates), (0, entries.len()));
+}

@@ -38,9 +38,9 @@ pub use scores::{
 };
 pub use signboard::{LaneBoard, Signboard, zone_words};
 pub use sync::{
-    ApplyReport, ChangeBatch, DocChange, GroupedPush, Incoming, MergedPush, NewChange, PushBases,
-    SnapshotPage, SyncCursors, check_incoming, decode_changes, decode_pushed, group_by_document,
-    merge_pushed,
+    ApplyReport, AuthorityDoc, ChangeBatch, DocChange, FeedEntry, GroupedPush, Incoming, MergedDoc,
+    MergedPush, NewChange, PushBases, SnapshotPage, SyncCursors, check_incoming, decode_changes,
+    decode_pushed, group_by_document, merge_pushed,
 };
 
 /// The schema version a store has after opening (`PRAGMA user_version`).

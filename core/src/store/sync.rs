@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use automerge::{AutoCommit, Change, ReadDoc as _};
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{
     Origin, Store, build_in_parallel, commit, get_meta, index, load_doc, persist, set_meta,
@@ -19,6 +19,26 @@ use crate::error::{Error, Result};
 pub struct DocChange {
     pub doc_id: String,
     pub bytes: Vec<u8>,
+}
+
+/// A change as an authority's feed lists it, for a read model that follows
+/// the authority's documents ([`Store::follow_authority`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub doc_id: String,
+    /// The change's hash (32 bytes).
+    pub hash: Vec<u8>,
+    /// When the authority received it, in milliseconds since the epoch.
+    pub received_at: Option<i64>,
+}
+
+/// A document as an authority holds it: its saved bytes and, when the
+/// authority kept it, the view it indexed it from ([`MergedDoc::view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorityDoc {
+    pub doc_id: String,
+    pub bytes: Vec<u8>,
+    pub view: Option<String>,
 }
 
 /// A page of the change feed.
@@ -504,6 +524,117 @@ impl Store {
         Ok(docs.len())
     }
 
+    /// Takes a page of an authority's feed the way a station's read model
+    /// follows PostgreSQL (docs/adr/0017-read-models-follow-documents.md):
+    /// not by merging each change again, but by storing each document of the
+    /// page as the authority holds it now (`docs`, with the view the
+    /// authority indexed it from) and logging the page's changes (`entries`)
+    /// it did not have, with the time the authority received them. All or
+    /// nothing; the pull cursor becomes `cursor`.
+    ///
+    /// The authority's document holds every change this store has of it,
+    /// unless this store made changes to it that it has not pushed yet:
+    /// such a document is merged instead, so they stay. A document may be
+    /// newer than the page (changes the feed has not placed yet); those
+    /// changes come in a later page, whose documents are read again.
+    pub fn follow_authority(
+        &mut self,
+        entries: &[FeedEntry],
+        docs: &[AuthorityDoc],
+        cursor: u64,
+    ) -> Result<ApplyReport> {
+        for (i, d) in docs.iter().enumerate() {
+            crate::ids::check_doc_id(&d.doc_id)
+                .map_err(|why| Error::invalid(format!("docs[{i}].doc_id"), why))?;
+        }
+        let tx = self.conn.transaction()?;
+        let pushed: i64 = get_meta(&tx, PUSHED)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        // Usually none: the station's own writes are pushed right after they
+        // are made (served by the partial index of local changes).
+        let unpushed: BTreeSet<String> = tx
+            .prepare_cached("SELECT DISTINCT doc_id FROM changes WHERE local = 1 AND seq > ?1")?
+            .query_map([pushed], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let actor = self.actor.clone();
+        build_in_parallel(
+            docs,
+            |d| {
+                crate::limits::check_document(&d.bytes)
+                    .map_err(|why| Error::corrupt(&d.doc_id, why))?;
+                if unpushed.contains(&d.doc_id) {
+                    return Ok((d, None));
+                }
+                // A view that does not read (one written by another version
+                // of the station) is made again from the document.
+                let from_view = d.view.as_deref().and_then(|view| {
+                    index::read_entity(&d.doc_id, &index::View(view))
+                        .ok()
+                        .map(|entity| (entity, view))
+                });
+                let entity = match from_view {
+                    Some((entity, view)) => (entity, Some(view)),
+                    None => untrusted(&d.doc_id, || {
+                        let doc =
+                            AutoCommit::load(&d.bytes).map_err(|e| Error::corrupt(&d.doc_id, e))?;
+                        Ok((index::read_entity(&d.doc_id, &doc)?, None))
+                    })?,
+                };
+                Ok((d, Some(entity)))
+            },
+            |(d, entity)| {
+                let received = Origin::Received { at_ms: None };
+                match entity {
+                    Some((entity, view)) => {
+                        let made;
+                        let view = match view {
+                            Some(v) => v,
+                            None => {
+                                made = index::view_of(&entity)?;
+                                &made
+                            }
+                        };
+                        write_document(&tx, &d.doc_id, &d.bytes, Some(view), &[], received)?;
+                        index::write_rows(&tx, &d.doc_id, &entity)
+                    }
+                    None => {
+                        let mut incoming = untrusted(&d.doc_id, || {
+                            AutoCommit::load(&d.bytes).map_err(|e| Error::corrupt(&d.doc_id, e))
+                        })?;
+                        let mut local = load_doc(&tx, &d.doc_id, &actor)?
+                            .unwrap_or_else(|| AutoCommit::new().with_actor(actor.clone()));
+                        local.merge(&mut incoming)?;
+                        persist(&tx, &d.doc_id, &mut local, &[], received)
+                    }
+                }
+            },
+        )?;
+        let mut report = ApplyReport {
+            documents: docs.len(),
+            ..ApplyReport::default()
+        };
+        {
+            let mut known = tx.prepare_cached(
+                "SELECT count(*) > 0 FROM changes WHERE doc_id = ?1 AND hash = ?2",
+            )?;
+            let mut log = tx.prepare_cached(
+                "INSERT INTO changes (doc_id, hash, local, received_at) VALUES (?1, ?2, 0, ?3)",
+            )?;
+            for e in entries {
+                if known.query_row(params![e.doc_id, e.hash], |r| r.get(0))? {
+                    report.duplicates += 1;
+                } else {
+                    log.execute(params![e.doc_id, e.hash, e.received_at])?;
+                    report.applied += 1;
+                }
+            }
+        }
+        set_meta(&tx, PULLED, &cursor.to_string())?;
+        commit(tx)?;
+        Ok(report)
+    }
+
     /// Where this device's sync stands.
     pub fn sync_cursors(&self) -> Result<SyncCursors> {
         let read = |key| -> Result<u64> {
@@ -816,11 +947,24 @@ pub struct MergedPush {
     pub doc_id: String,
     /// Changes the document had already.
     pub duplicates: usize,
-    /// The document after the merge, and its new changes in the order they
-    /// were pushed; `None` when every change was a duplicate.
-    pub merged: Option<(Vec<u8>, Vec<NewChange>)>,
+    /// The document after the merge, its view ([`index::view_of`], what a
+    /// read model indexes it from: [`Store::follow_authority`]) and its new
+    /// changes in the order they were pushed; `None` when every change was a
+    /// duplicate.
+    pub merged: Option<MergedDoc>,
     /// The actors of the new changes.
     pub actors: Vec<Vec<u8>>,
+}
+
+/// A document merged with a push ([`MergedPush`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedDoc {
+    /// The saved document.
+    pub saved: Vec<u8>,
+    /// Its entity's view, as JSON.
+    pub view: String,
+    /// Its changes new with this push, in the order they were pushed.
+    pub changes: Vec<NewChange>,
 }
 
 /// A change new to its document.
@@ -882,7 +1026,8 @@ pub fn merge_pushed(
     })?;
     let result = match merged.result {
         None => None,
-        Some((saved, hashes, _)) => {
+        Some((saved, hashes, entity)) => {
+            let view = index::view_of(&entity)?;
             let by_hash: HashMap<automerge::ChangeHash, &(usize, &Change)> =
                 work.incoming.iter().map(|c| (c.1.hash(), c)).collect();
             let mut changes = Vec::with_capacity(hashes.len());
@@ -896,7 +1041,11 @@ pub fn merge_pushed(
                     bytes: change.raw_bytes().to_vec(),
                 });
             }
-            Some((saved, changes))
+            Some(MergedDoc {
+                saved,
+                view,
+                changes,
+            })
         }
     };
     Ok(MergedPush {

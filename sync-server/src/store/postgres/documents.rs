@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use menqian_core::{ApplyReport, DocChange, Incoming, Writer};
+use menqian_core::{ApplyReport, AuthorityDoc, DocChange, FeedEntry, Incoming, Writer};
 use postgres::Client;
 
 use super::{Conn, migrate};
@@ -37,6 +37,16 @@ pub struct FeedPage {
     /// Pass this as the next call's cursor.
     pub cursor: u64,
     /// More changes wait after `cursor`.
+    pub more: bool,
+}
+
+/// A page of the feed's entries ([`PgDocuments::entries_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntries {
+    pub entries: Vec<FeedEntry>,
+    /// Pass this as the next call's cursor.
+    pub cursor: u64,
+    /// More entries wait after `cursor`.
     pub more: bool,
 }
 
@@ -130,21 +140,22 @@ impl PgDocuments {
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         let mut report = ApplyReport::default();
-        let (mut doc_ids, mut saved) = (Vec::new(), Vec::new());
+        let (mut doc_ids, mut saved, mut views) = (Vec::new(), Vec::new(), Vec::new());
         let mut new_changes: Vec<(String, menqian_core::NewChange)> = Vec::new();
         let mut actors = BTreeSet::new();
         for (doc_id, incoming) in groups {
             let stored = stored.remove(&doc_id);
             let merged = menqian_core::merge_pushed(&doc_id, stored, incoming, writer)?;
             report.duplicates += merged.duplicates;
-            let Some((data, changes)) = merged.merged else {
+            let Some(doc) = merged.merged else {
                 continue;
             };
-            report.applied += changes.len();
+            report.applied += doc.changes.len();
             report.documents += 1;
-            new_changes.extend(changes.into_iter().map(|c| (doc_id.clone(), c)));
+            new_changes.extend(doc.changes.into_iter().map(|c| (doc_id.clone(), c)));
             doc_ids.push(doc_id);
-            saved.push(data);
+            saved.push(doc.saved);
+            views.push(doc.view);
             actors.extend(merged.actors);
         }
         if doc_ids.is_empty() {
@@ -162,9 +173,10 @@ impl PgDocuments {
             bytes.push(c.bytes);
         }
         tx.execute(
-            "INSERT INTO documents (id, data) SELECT * FROM unnest($1::text[], $2::bytea[])
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            &[&doc_ids, &saved],
+            "INSERT INTO documents (id, data, view)
+             SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[])
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, view = excluded.view",
+            &[&doc_ids, &saved, &views],
         )?;
         tx.execute(
             "INSERT INTO feed (doc_id, hash, change, received_at)
@@ -227,6 +239,53 @@ impl PgDocuments {
     /// Changes after `cursor`, at most `limit`, in feed order.
     pub fn changes_since(&mut self, cursor: u64, limit: u32) -> StoreResult<FeedPage> {
         self.changes_between(cursor, u64::MAX, limit)
+    }
+
+    /// The feed's entries after `cursor` (at most `limit`): each change's
+    /// document, hash and receive time without its bytes, for a read model
+    /// that takes the documents whole ([`PgDocuments::documents`]).
+    pub fn entries_since(&mut self, cursor: u64, limit: u32) -> StoreResult<FeedEntries> {
+        let limit = i64::from(limit.max(1));
+        let after = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let rows = self.client()?.query(
+            "SELECT pos, doc_id, hash, received_at FROM feed WHERE pos > $1
+             ORDER BY pos LIMIT $2",
+            &[&after, &(limit + 1)],
+        )?;
+        let more = rows.len() as i64 > limit;
+        let mut cursor = cursor;
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in rows.into_iter().take(limit.unsigned_abs() as usize) {
+            cursor = r.get::<_, i64>(0).unsigned_abs();
+            entries.push(FeedEntry {
+                doc_id: r.get(1),
+                hash: r.get(2),
+                received_at: r.get(3),
+            });
+        }
+        Ok(FeedEntries {
+            entries,
+            cursor,
+            more,
+        })
+    }
+
+    /// These documents as they are now, each with the view the instance
+    /// that last merged it indexed it from.
+    pub fn documents(&mut self, ids: &[&str]) -> StoreResult<Vec<AuthorityDoc>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT id, data, view FROM documents WHERE id = ANY($1) ORDER BY id",
+                &[&ids],
+            )?
+            .into_iter()
+            .map(|r| AuthorityDoc {
+                doc_id: r.get(0),
+                bytes: r.get(1),
+                view: r.get(2),
+            })
+            .collect())
     }
 
     /// Changes after `cursor` up to position `upto`, at most `limit`.

@@ -89,6 +89,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../../migrations/postgres/0002_documents.sql"),
     ),
+    (
+        3,
+        include_str!("../../../migrations/postgres/0003_views.sql"),
+    ),
 ];
 
 /// An arbitrary, fixed key: instances starting together migrate one at a time.

@@ -180,18 +180,30 @@ impl PgSyncStore {
         Ok(store)
     }
 
-    /// Applies the feed after the read model's cursor; returns how many
-    /// changes were new to it.
+    /// Follows the feed after the read model's cursor; returns how many
+    /// changes were new to it. The read model takes each document of a page
+    /// as PostgreSQL holds it, with the view the instance that merged it
+    /// wrote, rather than merging every change again (ADR 0017).
     pub fn catch_up(&mut self) -> StoreResult<usize> {
         let mut applied = 0;
         loop {
             let cursor = self.model.sync_cursors()?.pulled;
-            let page = lock(&self.docs).changes_since(cursor, CATCH_UP_PAGE)?;
-            if page.changes.is_empty() {
+            let (page, docs) = {
+                let mut feed = lock(&self.docs);
+                let page = feed.entries_since(cursor, CATCH_UP_PAGE)?;
+                let mut ids: Vec<&str> = page.entries.iter().map(|e| e.doc_id.as_str()).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let docs = feed.documents(&ids)?;
+                (page, docs)
+            };
+            if page.entries.is_empty() {
                 return Ok(applied);
             }
-            let changes: Vec<_> = page.changes.into_iter().map(|(_, c)| c).collect();
-            applied += self.model.apply_pulled(&changes, page.cursor)?.applied;
+            applied += self
+                .model
+                .follow_authority(&page.entries, &docs, page.cursor)?
+                .applied;
             if !page.more {
                 return Ok(applied);
             }
