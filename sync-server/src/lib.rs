@@ -134,6 +134,7 @@ pub async fn serve_with(
     ));
     let collector = tokio::spawn(collect_uploads_forever(
         station.blobs().clone(),
+        station.objects.clone(),
         options.partial_upload_ttl,
     ));
     let seen = tokio::spawn(write_seen_forever(station.clone()));
@@ -237,9 +238,11 @@ async fn write_seen(station: &Arc<Station>) {
     }
 }
 
-/// Deletes stale unfinished uploads now and every hour.
+/// Deletes stale unfinished uploads now and every hour: this instance's,
+/// and the chunks kept in object storage for any instance's.
 async fn collect_uploads_forever(
     blobs: menqian_core::evidence::blobs::BlobDir,
+    objects: Option<objects::ObjectBlobs>,
     ttl: std::time::Duration,
 ) {
     let mut tick = tokio::time::interval(
@@ -255,6 +258,13 @@ async fn collect_uploads_forever(
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "collecting unfinished uploads failed"),
             Err(e) => tracing::warn!(error = %e, "collecting unfinished uploads stopped"),
+        }
+        if let Some(objects) = &objects {
+            match objects.collect_parts(ttl).await {
+                Ok(0) => {}
+                Ok(parts) => tracing::info!(parts, "deleted stale chunks from object storage"),
+                Err(e) => tracing::warn!(error = %e, "collecting kept chunks failed"),
+            }
         }
     }
 }

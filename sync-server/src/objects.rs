@@ -11,11 +11,15 @@
 
 use std::sync::Arc;
 
+use futures_util::TryStreamExt as _;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
 use sha2::{Digest, Sha256};
 
 use menqian_core::evidence::blobs::BlobDir;
+
+/// The folder (under the prefix) of unfinished uploads' acknowledged chunks.
+const UPLOADS: &str = "uploads";
 
 /// Where a station keeps its photos besides its own directory.
 #[derive(Clone)]
@@ -65,11 +69,113 @@ impl ObjectBlobs {
     }
 
     fn path(&self, hash: &str) -> ObjectPath {
+        self.key(hash)
+    }
+
+    fn key(&self, name: &str) -> ObjectPath {
         if self.prefix.is_empty() {
-            ObjectPath::from(hash)
+            ObjectPath::from(name)
         } else {
-            ObjectPath::from(format!("{}/{hash}", self.prefix))
+            ObjectPath::from(format!("{}/{name}", self.prefix))
         }
+    }
+
+    /// Where the acknowledged chunks of `uploader`'s upload of `hash` are
+    /// kept until it completes: `uploads/<uploader>/<hash>/`.
+    fn parts_of(&self, uploader: &str, hash: &str) -> Result<ObjectPath, ObjectError> {
+        let fits = (1..=64).contains(&uploader.len())
+            && uploader
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !fits || !menqian_core::evidence::is_hash(hash) {
+            return Err(ObjectError::Bad("not an upload's name".into()));
+        }
+        Ok(self.key(&format!("{UPLOADS}/{uploader}/{hash}")))
+    }
+
+    /// Keeps an acknowledged chunk of an unfinished upload (`offset` of a
+    /// `total`-byte photo), so that the upload resumes through any instance
+    /// ([`ObjectBlobs::restore_parts`]).
+    pub async fn put_part(
+        &self,
+        uploader: &str,
+        hash: &str,
+        offset: u64,
+        total: u64,
+        chunk: impl Into<PutPayload>,
+    ) -> Result<(), ObjectError> {
+        let dir = self.parts_of(uploader, hash)?;
+        let key = ObjectPath::from(format!("{dir}/{total}-{offset:010}"));
+        self.store.put(&key, chunk.into()).await?;
+        Ok(())
+    }
+
+    /// The chunks of `uploader`'s upload of `hash` that instances
+    /// acknowledged, by offset: each its offset, the photo's total and its
+    /// key ([`ObjectBlobs::part`]).
+    pub async fn parts(
+        &self,
+        uploader: &str,
+        hash: &str,
+    ) -> Result<Vec<(u64, u64, ObjectPath)>, ObjectError> {
+        let dir = self.parts_of(uploader, hash)?;
+        let mut parts: Vec<(u64, u64, ObjectPath)> = self
+            .store
+            .list(Some(&dir))
+            .try_filter_map(|meta| async move {
+                let name = meta.location.filename().unwrap_or_default().to_string();
+                let parsed = name.split_once('-').and_then(|(total, offset)| {
+                    Some((offset.parse::<u64>().ok()?, total.parse::<u64>().ok()?))
+                });
+                Ok(parsed.map(|(offset, total)| (offset, total, meta.location)))
+            })
+            .try_collect()
+            .await?;
+        parts.sort_by_key(|p| p.0);
+        Ok(parts)
+    }
+
+    /// One kept chunk's bytes (at most an upload chunk's size).
+    pub async fn part(&self, key: &ObjectPath) -> Result<Vec<u8>, ObjectError> {
+        let got = self.store.get(key).await?;
+        if got.meta.size > crate::sync::MAX_BLOB_CHUNK as u64 {
+            return Err(ObjectError::Bad(format!("{key} is larger than a chunk")));
+        }
+        Ok(got.bytes().await?.to_vec())
+    }
+
+    /// Deletes the kept chunks of an upload that completed.
+    pub async fn drop_parts(&self, uploader: &str, hash: &str) -> Result<(), ObjectError> {
+        let dir = self.parts_of(uploader, hash)?;
+        let keys: Vec<ObjectPath> = self
+            .store
+            .list(Some(&dir))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        for key in keys {
+            self.store.delete(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes kept chunks not written for `max_age` (uploads a device gave
+    /// up); how many.
+    pub async fn collect_parts(&self, max_age: std::time::Duration) -> Result<u64, ObjectError> {
+        let oldest = chrono::Utc::now()
+            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+        let stale: Vec<ObjectPath> = self
+            .store
+            .list(Some(&self.key(UPLOADS)))
+            .try_filter_map(|meta| async move {
+                Ok((meta.last_modified < oldest).then_some(meta.location))
+            })
+            .try_collect()
+            .await?;
+        for key in &stale {
+            self.store.delete(key).await?;
+        }
+        Ok(stale.len() as u64)
     }
 
     /// Whether the object storage holds `hash`.

@@ -550,8 +550,9 @@ impl Drop for S3 {
 }
 
 /// Photos live in object storage shared by the instances: a photo whose
-/// upload began through one instance, which was then killed, is uploaded
-/// through another; the object store holds it once complete; an instance
+/// upload began through one instance, which was then killed, resumes
+/// through another where the first stopped; the object store holds it once
+/// complete, and the chunks kept meanwhile are gone; an instance
 /// that never received it serves it to a supervisor from there.
 #[test]
 fn photos_are_shared_through_object_storage() {
@@ -629,7 +630,20 @@ fn photos_are_shared_through_object_storage() {
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().unwrap());
     drop(a.kill());
-    // The phone goes on through the second.
+    // The second instance knows the half the first acknowledged.
+    let status: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/blobs/{}/status", b.url, photo.hash))
+        .bearer_auth(&officer.token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        (status["received"].as_u64(), status["complete"].as_bool()),
+        (Some(half as u64), Some(false)),
+        "{status}"
+    );
+    // The phone goes on through the second, from there.
     officer.client = menqian_client::SyncClient::new(&b.url, Some(officer.token.clone())).unwrap();
     let report = officer.sync().unwrap();
     assert_eq!(report.photos_uploaded, 2, "the photo and its thumbnail");
@@ -644,6 +658,7 @@ fn photos_are_shared_through_object_storage() {
             && listing.contains(&format!("<Size>{}</Size>", bytes.len())),
         "{listing}"
     );
+    // The acknowledged chunks were kept only until the photo was whole.
     assert_eq!(listing.matches("<Key>").count(), 2, "{listing}");
     // A third instance, which never saw it, serves it to a supervisor.
     let c = start();

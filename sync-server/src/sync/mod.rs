@@ -888,17 +888,19 @@ async fn blob_status(
                 .keep(&station.blobs, &hash)
                 .await
                 .map_err(object_error)?,
-            // Received through another instance: complete if it is there.
+            // Received through another instance: complete if it is there,
+            // else as far as the chunks it acknowledged go.
             Received::Partial { bytes: 0 } => {
-                if objects
+                if !objects
                     .fetch(&station.blobs, &hash)
                     .await
                     .map_err(object_error)?
                 {
-                    let (blobs, name) = (station.blobs.clone(), hash.clone());
-                    state = on_files(move || blobs.received(&device.id, &name).map_err(file_error))
-                        .await?;
+                    resume_here(&station, objects, &device.id, &hash).await?;
                 }
+                let (blobs, name) = (station.blobs.clone(), hash.clone());
+                state =
+                    on_files(move || blobs.received(&device.id, &name).map_err(file_error)).await?;
             }
             Received::Partial { .. } => {}
         }
@@ -1018,12 +1020,23 @@ async fn blob_put(
         ));
     }
     station.metrics.blob_bytes.inc_by(body.len() as u64);
-    let (worker, name) = (station.clone(), hash.clone());
-    let state = on_files(move || {
+    if let Some(objects) = &station.objects
+        && q.offset > 0
+    {
+        // Begun through another instance, which may be gone.
+        let (blobs, uploader, name) = (station.blobs.clone(), device.id.clone(), hash.clone());
+        let here = on_files(move || blobs.received(&uploader, &name).map_err(file_error)).await?;
+        if here == (menqian_core::evidence::blobs::Received::Partial { bytes: 0 }) {
+            resume_here(&station, objects, &device.id, &hash).await?;
+        }
+    }
+    let (worker, name, uploader) = (station.clone(), hash.clone(), device.id.clone());
+    let (state, body) = on_files(move || {
         let _turn = worker.appending.lock().unwrap_or_else(|p| p.into_inner());
         worker
             .blobs
-            .append(&device.id, &name, q.offset, q.total, &body)
+            .append(&uploader, &name, q.offset, q.total, &body)
+            .map(|state| (state, body))
             .map_err(|e| match e {
                 CoreError::InvalidInput { field, reason } if field == "blob" => {
                     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch", reason)
@@ -1035,16 +1048,64 @@ async fn blob_put(
             })
     })
     .await?;
-    if let (Some(objects), menqian_core::evidence::blobs::Received::Complete { .. }) =
-        (&station.objects, &state)
-    {
-        // Complete only once the object storage holds it.
-        objects
-            .keep(&station.blobs, &hash)
-            .await
-            .map_err(object_error)?;
+    if let Some(objects) = &station.objects {
+        use menqian_core::evidence::blobs::Received;
+        match state {
+            // Complete only once the object storage holds it.
+            Received::Complete { .. } => {
+                objects
+                    .keep(&station.blobs, &hash)
+                    .await
+                    .map_err(object_error)?;
+                if let Err(e) = objects.drop_parts(&device.id, &hash).await {
+                    // Collected with the stale uploads later.
+                    tracing::warn!(error = %e, "deleting a finished upload's chunks");
+                }
+            }
+            // This chunk was written here: acknowledged only once the object
+            // storage holds it too, so the upload resumes through any instance.
+            Received::Partial { bytes } if bytes == q.offset + body.len() as u64 => objects
+                .put_part(&device.id, &hash, q.offset, q.total, body)
+                .await
+                .map_err(object_error)?,
+            Received::Partial { .. } => {}
+        }
     }
     Ok(Json(blob_state(state)))
+}
+
+/// Takes up `uploader`'s upload of `hash` here, as far as the chunks
+/// another instance acknowledged go (none when no other instance took any),
+/// stopping at the first gap.
+async fn resume_here(
+    station: &Arc<Station>,
+    objects: &crate::objects::ObjectBlobs,
+    uploader: &str,
+    hash: &str,
+) -> Result<(), ApiError> {
+    use menqian_core::evidence::blobs::Received;
+    let mut have = 0;
+    for (offset, total, key) in objects.parts(uploader, hash).await.map_err(object_error)? {
+        if offset != have {
+            break;
+        }
+        let chunk = objects.part(&key).await.map_err(object_error)?;
+        let (worker, who, name) = (station.clone(), uploader.to_string(), hash.to_string());
+        // Appended as a device's chunk is: at the offset the upload has
+        // reached, else not at all (another request took it up meanwhile).
+        let appended = on_files(move || {
+            let _turn = worker.appending.lock().unwrap_or_else(|p| p.into_inner());
+            Ok(worker.blobs.append(&who, &name, offset, total, &chunk))
+        })
+        .await?;
+        match appended {
+            Ok(Received::Partial { bytes }) if bytes > have => have = bytes,
+            // Whole, or kept chunks that do not make the photo: the device
+            // sends what is missing.
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 /// Free bytes on the file system holding `path` (0 when it cannot be read:
