@@ -4,7 +4,7 @@
 
 mod common;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use common::*;
 use menqian_core::*;
 
@@ -385,21 +385,26 @@ fn a_console_case_list_shows_exactly_what_the_reader_would_sync() {
     assert_eq!(check(&store), seen);
 }
 
-/// Pushes merged ahead of their group commit (beside the station's writer)
-/// come out as if the writer had merged them: a push whose document another
-/// push of the group changed first is merged again, and a refusal found
-/// ahead is still the writer's answer.
-#[test]
-fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
-    let (_s, mut server) = demo_store();
-    let (_c, mut control) = demo_store();
-    control.merge_from(&server, 0).unwrap();
-    let (_a, mut a) = empty_store();
-    let (_b, mut b) = empty_store();
-    a.merge_from(&server, 0).unwrap();
-    b.merge_from(&server, 0).unwrap();
+/// Two officers' devices, synced with the station, that edited the same
+/// shop offline, each a different field (`a` the name, `b` the address);
+/// `a` also reported a case.
+struct OfflineEdits {
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    a: Store,
+    b: Store,
+    shop: String,
+    /// Each device's feed head before its edits.
+    head_a: u64,
+    head_b: u64,
+    case: String,
+}
+
+fn offline_edits(server: &Store) -> OfflineEdits {
+    let (dir_a, mut a) = empty_store();
+    let (dir_b, mut b) = empty_store();
+    a.merge_from(server, 0).unwrap();
+    b.merge_from(server, 0).unwrap();
     let shop = street()[3].id();
-    // Two officers edit the same shop offline, each a different field.
     let (head_a, head_b) = (a.feed_head().unwrap(), b.feed_head().unwrap());
     a.update_shop(
         &shop,
@@ -418,6 +423,35 @@ fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
     )
     .unwrap();
     let case = a.report_case(new_case("officer-1")).unwrap();
+    OfflineEdits {
+        _dirs: (dir_a, dir_b),
+        a,
+        b,
+        shop,
+        head_a,
+        head_b,
+        case,
+    }
+}
+
+/// Pushes merged ahead of their group commit (beside the station's writer)
+/// come out as if the writer had merged them: a push whose document another
+/// push of the group changed first is merged again, and a refusal found
+/// ahead is still the writer's answer.
+#[test]
+fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
+    let (_s, mut server) = demo_store();
+    let (_c, mut control) = demo_store();
+    control.merge_from(&server, 0).unwrap();
+    let OfflineEdits {
+        a,
+        b,
+        shop,
+        head_a,
+        head_b,
+        case,
+        _dirs,
+    } = offline_edits(&server);
     let pushed = [
         (
             made_since(&a, head_a),
@@ -475,6 +509,17 @@ fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
     );
 }
 
+/// Pushes what `device` made since `head` to `server` as an officer's.
+fn push_as(server: &mut Store, device: &Store, head: u64, user: &str, at: DateTime<Utc>) {
+    server
+        .apply_changes_as(
+            &made_since(device, head),
+            &writer(device, user, Role::Officer),
+            at,
+        )
+        .unwrap();
+}
+
 /// The feed entries and the authority's documents (with their views) for
 /// the changes of `authority` after `after` up to `upto`, as a station's
 /// read model reads them from PostgreSQL.
@@ -513,45 +558,19 @@ fn authority_page(authority: &Store, after: u64, upto: u64) -> (Vec<FeedEntry>, 
 #[test]
 fn a_read_model_following_documents_ends_as_one_that_merges_every_change() {
     let (_s, mut server) = demo_store();
-    let (_a, mut a) = empty_store();
-    a.merge_from(&server, 0).unwrap();
-    let (_b, mut b) = empty_store();
-    b.merge_from(&server, 0).unwrap();
-    let shop = street()[3].id();
-    let (head_a, head_b) = (a.feed_head().unwrap(), b.feed_head().unwrap());
-    a.update_shop(
-        &shop,
-        ShopPatch {
-            name: Some("甲改的店名".into()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let case = a.report_case(new_case("officer-1")).unwrap();
-    b.update_shop(
-        &shop,
-        ShopPatch {
-            address: Some("前门大街甲1号".into()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let OfflineEdits {
+        a,
+        mut b,
+        shop,
+        head_a,
+        head_b,
+        case,
+        _dirs,
+    } = offline_edits(&server);
     let received = beijing(2026, 12, 1);
-    server
-        .apply_changes_as(
-            &made_since(&a, head_a),
-            &writer(&a, "officer-1", Role::Officer),
-            received,
-        )
-        .unwrap();
+    push_as(&mut server, &a, head_a, "officer-1", received);
     let first = server.feed_head().unwrap();
-    server
-        .apply_changes_as(
-            &made_since(&b, head_b),
-            &writer(&b, "officer-2", Role::Officer),
-            received,
-        )
-        .unwrap();
+    push_as(&mut server, &b, head_b, "officer-2", received);
     let head = server.feed_head().unwrap();
 
     let (_m, mut merging) = empty_store();
@@ -603,13 +622,7 @@ fn a_read_model_following_documents_ends_as_one_that_merges_every_change() {
         },
     )
     .unwrap();
-    server
-        .apply_changes_as(
-            &made_since(&b, head_b),
-            &writer(&b, "officer-2", Role::Officer),
-            received,
-        )
-        .unwrap();
+    push_as(&mut server, &b, head_b, "officer-2", received);
     let (entries, docs) = authority_page(&server, head, server.feed_head().unwrap());
     following
         .follow_authority(&entries, &docs, server.feed_head().unwrap())
