@@ -219,7 +219,12 @@ fn the_map_draws_every_demo_shop_and_the_heat_layer() {
         "/console/case/{}",
         rect[0].id.trim_start_matches("case/")
     ));
-    assert!(b.source().contains("逾期未整改"), "{}", b.source());
+    // Read once the page is there (a source asked for while the map page
+    // was still being left once came back empty).
+    b.wait_until(
+        "return document.title.startsWith('案件') && document.body.innerText.includes('逾期未整改')",
+        Duration::from_secs(10),
+    );
 }
 
 #[test]
