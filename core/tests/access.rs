@@ -637,6 +637,15 @@ fn a_read_model_following_documents_ends_as_one_that_merges_every_change() {
         1,
         "the edit still waits to be pushed"
     );
+    // A page whose document is missing is refused, and nothing moves.
+    let (entries, _) = authority_page(&server, head, server.feed_head().unwrap());
+    let before = following.sync_cursors().unwrap();
+    assert!(
+        following
+            .follow_authority(&entries, &[], server.feed_head().unwrap() + 1)
+            .is_err()
+    );
+    assert_eq!(following.sync_cursors().unwrap(), before);
     // A page that repeats changes the follower has is counted as such.
     let (entries, docs) = authority_page(&server, head, server.feed_head().unwrap());
     let again = following

@@ -83,11 +83,9 @@ impl ObjectBlobs {
     /// Where the acknowledged chunks of `uploader`'s upload of `hash` are
     /// kept until it completes: `uploads/<uploader>/<hash>/`.
     fn parts_of(&self, uploader: &str, hash: &str) -> Result<ObjectPath, ObjectError> {
-        let fits = (1..=64).contains(&uploader.len())
-            && uploader
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !fits || !menqian_core::evidence::is_hash(hash) {
+        if !menqian_core::evidence::blobs::is_uploader_name(uploader)
+            || !menqian_core::evidence::is_hash(hash)
+        {
             return Err(ObjectError::Bad("not an upload's name".into()));
         }
         Ok(self.key(&format!("{UPLOADS}/{uploader}/{hash}")))
@@ -95,7 +93,7 @@ impl ObjectBlobs {
 
     /// Keeps an acknowledged chunk of an unfinished upload (`offset` of a
     /// `total`-byte photo), so that the upload resumes through any instance
-    /// ([`ObjectBlobs::restore_parts`]).
+    /// ([`ObjectBlobs::parts`]).
     pub async fn put_part(
         &self,
         uploader: &str,

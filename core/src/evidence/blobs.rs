@@ -23,6 +23,16 @@ pub struct BlobDir {
     root: PathBuf,
 }
 
+/// Whether `uploader` may name an upload's owner (a device id): 1 to 64
+/// ASCII letters, digits, `-` and `_`, so that it is safe in a path or an
+/// object key.
+pub fn is_uploader_name(uploader: &str) -> bool {
+    (1..=64).contains(&uploader.len())
+        && uploader
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 impl BlobDir {
     pub fn open(root: impl Into<PathBuf>) -> Result<BlobDir> {
         let root = root.into();
@@ -49,11 +59,7 @@ impl BlobDir {
     }
 
     fn partial_dir(&self, uploader: &str) -> Result<PathBuf> {
-        let fits = (1..=64).contains(&uploader.len())
-            && uploader
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !fits {
+        if !is_uploader_name(uploader) {
             return Err(Error::invalid("uploader", "not an uploader name"));
         }
         Ok(self.root.join("partial").join(uploader))

@@ -547,6 +547,15 @@ impl Store {
             crate::ids::check_doc_id(&d.doc_id)
                 .map_err(|why| Error::invalid(format!("docs[{i}].doc_id"), why))?;
         }
+        // A change is logged only with its document: an entry without one
+        // would leave this store believing it has a change it lacks.
+        let given: BTreeSet<&str> = docs.iter().map(|d| d.doc_id.as_str()).collect();
+        if let Some(e) = entries.iter().find(|e| !given.contains(e.doc_id.as_str())) {
+            return Err(Error::corrupt(
+                &e.doc_id,
+                "the authority's feed lists a change of a document it did not send",
+            ));
+        }
         let tx = self.conn.transaction()?;
         let pushed: i64 = get_meta(&tx, PUSHED)?
             .and_then(|v| v.parse().ok())

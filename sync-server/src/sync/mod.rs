@@ -1100,8 +1100,17 @@ async fn resume_here(
         .await?;
         match appended {
             Ok(Received::Partial { bytes }) if bytes > have => have = bytes,
-            // Whole, or kept chunks that do not make the photo: the device
-            // sends what is missing.
+            // Kept chunks are never the last one, but should they make the
+            // photo, it is complete only once the object storage holds it.
+            Ok(Received::Complete { .. }) => {
+                objects
+                    .keep(&station.blobs, hash)
+                    .await
+                    .map_err(object_error)?;
+                break;
+            }
+            // Kept chunks that do not make the photo: the device sends what
+            // is missing.
             _ => break,
         }
     }
