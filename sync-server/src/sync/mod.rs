@@ -869,12 +869,13 @@ async fn blob_status(
     let (device, user, _slot) = station.caller(&headers, peer).await?;
     let asked = hash.clone();
     let uploader = device.id.clone();
-    let may = station
+    let (uploads, sees) = station
         .read(move |r| {
-            Ok(r.accounts().may_upload(&uploader, &asked)? || r.blob_visible(&asked, &user)?)
+            let uploads = r.accounts().may_upload(&uploader, &asked)?;
+            Ok((uploads, uploads || r.blob_visible(&asked, &user)?))
         })
         .await?;
-    if !may {
+    if !sees {
         return Err(photo_not_found(&hash));
     }
     let (blobs, name, uploader) = (station.blobs.clone(), hash.clone(), device.id.clone());
@@ -895,6 +896,8 @@ async fn blob_status(
                     .fetch(&station.blobs, &hash)
                     .await
                     .map_err(object_error)?
+                    // Only the uploader has chunks to take up.
+                    && uploads
                 {
                     resume_here(&station, objects, &device.id, &hash).await?;
                 }
