@@ -509,6 +509,93 @@ fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
     );
 }
 
+/// A push whose stored documents come to more than
+/// [`limits::MAX_AHEAD_BYTES`] is not merged ahead ([`Store::push_bases`]
+/// reads `None`): the writer merges it in its group, beside pushes that
+/// were merged ahead, and both end as if each had been merged alone.
+#[test]
+fn a_push_over_the_merge_ahead_cap_is_merged_by_the_writer() {
+    use automerge::transaction::Transactable as _;
+    let (_s, mut server) = demo_store();
+    let (_c, mut control) = demo_store();
+    control.merge_from(&server, 0).unwrap();
+    let (_a, mut a) = empty_store();
+    let (_b, mut b) = empty_store();
+    a.merge_from(&server, 0).unwrap();
+    b.merge_from(&server, 0).unwrap();
+    let at = beijing(2026, 7, 1);
+    let officer = writer(&a, "officer-1", Role::Officer);
+    // Forty-five cases of a modified client, each with a description of
+    // 200,000 random letters: stored compressed, about 5 MB of documents.
+    let head = a.feed_head().unwrap();
+    // Each in its own place: reports of one place fold into one case.
+    let apart = |i: u32| NewCase {
+        location: GeoPoint::new(39.80 + f64::from(i) * 0.01, 116.30),
+        ..new_case("officer-1")
+    };
+    for i in 0..45 {
+        a.report_case(apart(i)).unwrap();
+    }
+    let mut seed = 7u64;
+    let mut big = Vec::new();
+    for created in made_since(&a, head) {
+        let mut d = automerge::AutoCommit::load(&created.bytes)
+            .unwrap()
+            .with_actor(automerge::ActorId::try_from(a.actor_id().as_str()).unwrap());
+        let text: String = (0..200_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                char::from(b'a' + ((seed >> 33) % 26) as u8)
+            })
+            .collect();
+        d.put(automerge::ROOT, "description", text).unwrap();
+        d.commit();
+        let edited = d.get_last_local_change().unwrap().raw_bytes().to_vec();
+        big.push(created.clone());
+        big.push(DocChange {
+            doc_id: created.doc_id,
+            bytes: edited,
+        });
+    }
+    for store in [&mut server, &mut control] {
+        let r = store.apply_changes_as(&big, &officer, at).unwrap();
+        assert_eq!((r.applied, r.duplicates), (90, 0));
+    }
+    // The subject: those changes again and one new report (over the cap),
+    // in a group with another device's report (merged ahead).
+    let head = a.feed_head().unwrap();
+    let case = a.report_case(apart(45)).unwrap();
+    let mut over = big.clone();
+    over.extend(made_since(&a, head));
+    let head = b.feed_head().unwrap();
+    let other = b.report_case(new_case("officer-2")).unwrap();
+    let small = made_since(&b, head);
+    let over_push = GroupedPush::new(decode_pushed(over.clone()).unwrap(), officer.clone(), at);
+    assert!(server.push_bases(&over_push).unwrap().is_none());
+    let b_writer = writer(&b, "officer-2", Role::Officer);
+    let mut small_push =
+        GroupedPush::new(decode_pushed(small.clone()).unwrap(), b_writer.clone(), at);
+    small_push.premerge(server.push_bases(&small_push).unwrap().unwrap());
+    let answers = server.apply_group(vec![over_push, small_push]).unwrap();
+    let applied: Vec<_> = answers
+        .iter()
+        .map(|r| r.as_ref().ok().map(|r| (r.applied, r.duplicates)))
+        .collect();
+    assert_eq!(applied, [Some((1, 90)), Some((1, 0))]);
+    assert!(server.case(&case).is_ok() && server.case(&other).is_ok());
+    // The same pushes, each merged by the writer alone.
+    control.apply_changes_as(&over, &officer, at).unwrap();
+    control.apply_changes_as(&small, &b_writer, at).unwrap();
+    assert_eq!(
+        server.documents_json().unwrap(),
+        control.documents_json().unwrap()
+    );
+    assert_eq!(
+        server.index_snapshot().unwrap(),
+        control.index_snapshot().unwrap()
+    );
+}
+
 /// Pushes what `device` made since `head` to `server` as an officer's.
 fn push_as(server: &mut Store, device: &Store, head: u64, user: &str, at: DateTime<Utc>) {
     server
