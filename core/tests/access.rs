@@ -481,11 +481,7 @@ fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
         })
         .collect();
     let answers = server.apply_group(group).unwrap();
-    let applied: Vec<_> = answers
-        .iter()
-        .map(|a| a.as_ref().ok().map(|r| (r.applied, r.duplicates)))
-        .collect();
-    assert_eq!(applied, [Some((2, 0)), None, Some((1, 0))]);
+    assert_eq!(counted(&answers), [Some((2, 0)), None, Some((1, 0))]);
     refused(answers.into_iter().nth(1).unwrap(), "shop registry");
     let edited = server.shop(&shop).unwrap();
     assert_eq!(
@@ -499,14 +495,7 @@ fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
     for (changes, w) in [&pushed[0], &pushed[2]] {
         control.apply_changes_as(changes, w, Utc::now()).unwrap();
     }
-    assert_eq!(
-        server.documents_json().unwrap(),
-        control.documents_json().unwrap()
-    );
-    assert_eq!(
-        server.index_snapshot().unwrap(),
-        control.index_snapshot().unwrap()
-    );
+    converged(&server, &control);
 }
 
 /// A push whose stored documents come to more than
@@ -577,23 +566,20 @@ fn a_push_over_the_merge_ahead_cap_is_merged_by_the_writer() {
         GroupedPush::new(decode_pushed(small.clone()).unwrap(), b_writer.clone(), at);
     small_push.premerge(server.push_bases(&small_push).unwrap().unwrap());
     let answers = server.apply_group(vec![over_push, small_push]).unwrap();
-    let applied: Vec<_> = answers
-        .iter()
-        .map(|r| r.as_ref().ok().map(|r| (r.applied, r.duplicates)))
-        .collect();
-    assert_eq!(applied, [Some((1, 90)), Some((1, 0))]);
+    assert_eq!(counted(&answers), [Some((1, 90)), Some((1, 0))]);
     assert!(server.case(&case).is_ok() && server.case(&other).is_ok());
     // The same pushes, each merged by the writer alone.
     control.apply_changes_as(&over, &officer, at).unwrap();
     control.apply_changes_as(&small, &b_writer, at).unwrap();
-    assert_eq!(
-        server.documents_json().unwrap(),
-        control.documents_json().unwrap()
-    );
-    assert_eq!(
-        server.index_snapshot().unwrap(),
-        control.index_snapshot().unwrap()
-    );
+    converged(&server, &control);
+}
+
+/// A group's answers as (applied, duplicates), `None` for a refusal.
+fn counted(answers: &[Result<ApplyReport>]) -> Vec<Option<(usize, usize)>> {
+    answers
+        .iter()
+        .map(|a| a.as_ref().ok().map(|r| (r.applied, r.duplicates)))
+        .collect()
 }
 
 /// Pushes what `device` made since `head` to `server` as an officer's.
@@ -674,14 +660,7 @@ fn a_read_model_following_documents_ends_as_one_that_merges_every_change() {
     let (entries, docs) = authority_page(&server, first, head);
     following.follow_authority(&entries, &docs, head).unwrap();
     assert_eq!(following.sync_cursors().unwrap().pulled, head);
-    assert_eq!(
-        following.documents_json().unwrap(),
-        merging.documents_json().unwrap()
-    );
-    assert_eq!(
-        following.index_snapshot().unwrap(),
-        merging.index_snapshot().unwrap()
-    );
+    converged(&following, &merging);
     assert_eq!(
         following.received_at(&case).unwrap(),
         Some(received.timestamp_millis()),

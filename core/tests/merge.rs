@@ -10,11 +10,6 @@ use chrono::Duration;
 use common::*;
 use menqian_core::*;
 
-fn converged(a: &Store, b: &Store) {
-    assert_eq!(a.documents_json().unwrap(), b.documents_json().unwrap());
-    assert_eq!(a.index_snapshot().unwrap(), b.index_snapshot().unwrap());
-}
-
 fn report(store: &mut Store, by: &str) -> String {
     store
         .report_case(NewCase {

@@ -42,6 +42,12 @@ pub fn empty_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// The two stores hold the same documents and the same index rows.
+pub fn converged(a: &Store, b: &Store) {
+    assert_eq!(a.documents_json().unwrap(), b.documents_json().unwrap());
+    assert_eq!(a.index_snapshot().unwrap(), b.index_snapshot().unwrap());
+}
+
 /// A store with templates, categories and the demo street.
 pub fn demo_store() -> (tempfile::TempDir, Store) {
     let (dir, mut store) = empty_store();
