@@ -514,8 +514,9 @@ fn a_push_over_the_merge_ahead_cap_is_merged_by_the_writer() {
     b.merge_from(&server, 0).unwrap();
     let at = beijing(2026, 7, 1);
     let officer = writer(&a, "officer-1", Role::Officer);
-    // Forty-five cases of a modified client, each with a description of
-    // 200,000 random letters: stored compressed, about 5 MB of documents.
+    // Forty-five cases, each with a description of 200,000 random letters,
+    // taken as the station's own (a device's text is held to its form's
+    // length): stored compressed, about 5 MB of documents.
     let head = a.feed_head().unwrap();
     // Each in its own place: reports of one place fold into one case.
     let apart = |i: u32| NewCase {
@@ -547,7 +548,7 @@ fn a_push_over_the_merge_ahead_cap_is_merged_by_the_writer() {
         });
     }
     for store in [&mut server, &mut control] {
-        let r = store.apply_changes_as(&big, &officer, at).unwrap();
+        let r = store.apply_changes(&big).unwrap();
         assert_eq!((r.applied, r.duplicates), (90, 0));
     }
     // The subject: those changes again and one new report (over the cap),
@@ -572,6 +573,82 @@ fn a_push_over_the_merge_ahead_cap_is_merged_by_the_writer() {
     control.apply_changes_as(&over, &officer, at).unwrap();
     control.apply_changes_as(&small, &b_writer, at).unwrap();
     converged(&server, &control);
+}
+
+/// A device's text is held to what its form takes (500 characters for a
+/// description or a note), however the device made it, counted in
+/// characters; text stored before (here the station's own) stands when a
+/// device moves the record on.
+#[test]
+fn text_longer_than_its_form_is_refused_from_a_device() {
+    use automerge::transaction::Transactable as _;
+    let (_s, mut server) = demo_store();
+    let (_a, mut a) = empty_store();
+    a.merge_from(&server, 0).unwrap();
+    let at = beijing(2026, 7, 1);
+    // A modified client's report: made, then its description set to `text`
+    // before it is pushed (one new document, as a phone could send it).
+    let mut report = |place: u32, text: String| {
+        let head = a.feed_head().unwrap();
+        // Each in its own place: reports of one place fold into one case.
+        let case = a
+            .report_case(NewCase {
+                location: GeoPoint::new(39.80 + f64::from(place) * 0.01, 116.30),
+                ..new_case("officer-1")
+            })
+            .unwrap();
+        let created = made_since(&a, head).remove(0);
+        let mut d = automerge::AutoCommit::load(&created.bytes)
+            .unwrap()
+            .with_actor(automerge::ActorId::try_from(a.actor_id().as_str()).unwrap());
+        d.put(automerge::ROOT, "description", text).unwrap();
+        d.commit();
+        let edited = DocChange {
+            doc_id: case.clone(),
+            bytes: d.get_last_local_change().unwrap().raw_bytes().to_vec(),
+        };
+        (case, vec![created, edited])
+    };
+    let (over, too_long) = report(0, "占".repeat(501));
+    let (full, just_fits) = report(1, "占".repeat(500));
+    let (old, station_made) = report(2, "占".repeat(600));
+    let officer = writer(&a, "officer-1", Role::Officer);
+    match server.apply_changes_as(&too_long, &officer, at) {
+        Err(Error::InvalidInput { field, reason }) => {
+            assert_eq!(field, format!("{over}.description"));
+            assert_eq!(reason, "longer than 500 characters");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(server.case(&over).is_err());
+    server.apply_changes_as(&just_fits, &officer, at).unwrap();
+    assert_eq!(server.case(&full).unwrap().description, "占".repeat(500));
+    // Longer text the station took as its own stands: a supervisor's phone
+    // accepts that case with a note.
+    server.apply_changes(&station_made).unwrap();
+    let (_b, mut b) = empty_store();
+    b.merge_from(&server, 0).unwrap();
+    let head = b.feed_head().unwrap();
+    b.move_case(
+        &old,
+        CaseMove {
+            to: CaseStatus::Accepted,
+            by: "supervisor-1".into(),
+            role: Role::Supervisor,
+            at: at + Duration::minutes(5),
+            note: Some("已受理".into()),
+            department: None,
+            whistle: None,
+        },
+    )
+    .unwrap();
+    let supervisor = writer(&b, "supervisor-1", Role::Supervisor);
+    server
+        .apply_changes_as(&made_since(&b, head), &supervisor, at)
+        .unwrap();
+    let accepted = server.case(&old).unwrap();
+    assert_eq!(accepted.status(), CaseStatus::Accepted);
+    assert_eq!(accepted.description.chars().count(), 600);
 }
 
 /// A group's answers as (applied, duplicates), `None` for a refusal.

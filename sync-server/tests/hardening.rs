@@ -718,30 +718,47 @@ fn free_text_reaches_no_terminal_raw() {
         )
         .unwrap();
     let actor = menqian_core::hex::decode(&phone.store.actor_id()).unwrap();
-    let mut doc = automerge::AutoCommit::load(&saved)
-        .unwrap()
-        .with_actor(automerge::ActorId::from(actor));
-    use automerge::transaction::Transactable as _;
-    doc.put(automerge::ROOT, "description", "堆物\u{1b}[2J")
-        .unwrap();
-    let bytes = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
-    let (status, body) = push_raw(
-        &station.url,
-        &phone.token,
-        vec![DocChange {
-            doc_id: case_id,
-            bytes,
-        }],
-    );
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("bad_change")),
-        "{body}"
-    );
-    assert!(
-        body["message"].as_str().unwrap().contains("description"),
-        "{body}"
-    );
+    let edit = |description: &str| {
+        let mut doc = automerge::AutoCommit::load(&saved)
+            .unwrap()
+            .with_actor(automerge::ActorId::from(actor.clone()));
+        use automerge::transaction::Transactable as _;
+        doc.put(automerge::ROOT, "description", description)
+            .unwrap();
+        let bytes = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+        push_raw(
+            &station.url,
+            &phone.token,
+            vec![DocChange {
+                doc_id: case_id.clone(),
+                bytes,
+            }],
+        )
+    };
+    // … and text longer than its form takes, in characters.
+    for (bad, why) in [
+        ("堆物\u{1b}[2J".to_string(), "control character"),
+        ("堆".repeat(501), "longer than 500 characters"),
+    ] {
+        let (status, body) = edit(&bad);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("bad_change")),
+            "{body}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("description") && message.contains(why),
+            "{body}"
+        );
+    }
+    // The longest description the phone's form takes reaches the station.
+    let mut longest = new_case_at(5, "officer-1");
+    longest.description = "堆".repeat(500);
+    let id = phone.store.report_case(longest).unwrap();
+    phone.sync().unwrap();
+    let stored = station.admin().documents().case(&id).unwrap();
+    assert_eq!(stored.description, "堆".repeat(500));
     // A device name an older station accepted, printed by `device list`.
     let accounts = rusqlite::Connection::open(station.dir.path().join("accounts.sqlite")).unwrap();
     accounts

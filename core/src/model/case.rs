@@ -355,6 +355,35 @@ pub struct Case {
 }
 
 impl Case {
+    /// Its free text and names, each with where it is and the most characters
+    /// its form takes: what the station holds a device's record to.
+    pub(crate) fn bounded_texts(&self) -> Vec<(String, &str, usize)> {
+        use super::{MAX_NOTE_CHARS, MAX_PLACE_CHARS};
+        let mut texts = vec![(
+            "description".to_string(),
+            self.description.as_str(),
+            MAX_NOTE_CHARS,
+        )];
+        for (field, name) in [("subdistrict", &self.subdistrict), ("lane", &self.lane)] {
+            if let Some(name) = name {
+                texts.push((field.to_string(), name, MAX_PLACE_CHARS));
+            }
+        }
+        for (i, step) in self.history.iter().enumerate() {
+            if let Some(note) = &step.note {
+                texts.push((format!("history.{i}.note"), note, MAX_NOTE_CHARS));
+            }
+        }
+        for (i, report) in self.linked.iter().enumerate() {
+            texts.push((
+                format!("linked.{i}.description"),
+                &report.description,
+                MAX_NOTE_CHARS,
+            ));
+        }
+        texts
+    }
+
     /// The current status: the merged history replayed under the workflow.
     pub fn status(&self) -> CaseStatus {
         self.replay().status

@@ -118,6 +118,18 @@ pub struct Inspection {
 }
 
 impl Inspection {
+    /// Its items' notes, each with where it is and the most characters the
+    /// form takes: what the station holds a device's record to.
+    pub(crate) fn bounded_texts(&self) -> Vec<(String, &str, usize)> {
+        self.items
+            .iter()
+            .filter_map(|(code, item)| {
+                let note = item.note.as_deref()?;
+                Some((format!("items.{code}.note"), note, super::MAX_NOTE_CHARS))
+            })
+            .collect()
+    }
+
     pub fn is_submitted(&self) -> bool {
         self.verdict.is_some()
     }

@@ -16,6 +16,14 @@ pub mod track;
 
 use crate::error::{Error, Result};
 
+/// The most characters a piece of free text may have (a case's description,
+/// a note on a case or a checklist item): what the forms take, and what the
+/// station takes from a device, whatever made the record.
+pub const MAX_NOTE_CHARS: usize = 500;
+
+/// The most characters of a subdistrict's, a street's or a lane's name.
+pub const MAX_PLACE_CHARS: usize = 50;
+
 /// Trims and checks a required piece of text. Lengths count characters, not bytes,
 /// so a Chinese name of 30 characters is 30.
 pub fn required_text(field: &str, value: &str, max_chars: usize) -> Result<String> {

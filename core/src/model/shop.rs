@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::geo::Zone;
-use super::{optional_text, required_text};
+use super::{MAX_PLACE_CHARS, optional_text, required_text};
 use crate::error::{Error, Result};
 use crate::qr::ShopCode;
 
@@ -203,9 +203,10 @@ impl Shop {
             .to_string();
         self.name = required_text("name", &self.name, 100)?;
         self.address = required_text("address", &self.address, 200)?;
-        self.subdistrict = optional_text("subdistrict", self.subdistrict.as_deref(), 50)?;
-        self.street = required_text("street", &self.street, 50)?;
-        self.lane = optional_text("lane", self.lane.as_deref(), 50)?;
+        self.subdistrict =
+            optional_text("subdistrict", self.subdistrict.as_deref(), MAX_PLACE_CHARS)?;
+        self.street = required_text("street", &self.street, MAX_PLACE_CHARS)?;
+        self.lane = optional_text("lane", self.lane.as_deref(), MAX_PLACE_CHARS)?;
         if let Some(letter) = &mut self.letter {
             letter.version = required_text("letter.version", &letter.version, 30)?;
         }

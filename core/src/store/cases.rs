@@ -11,7 +11,7 @@ use crate::model::case::{
     Case, CaseMove, CaseSource, CaseStatus, LinkedReport, NewCase, StatusChange, Whistle,
 };
 use crate::model::geo::GeoPoint;
-use crate::model::{multiline_text, optional_text, user_id};
+use crate::model::{MAX_NOTE_CHARS, MAX_PLACE_CHARS, multiline_text, optional_text, user_id};
 
 /// Where a report went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,8 +142,9 @@ impl Store {
                 (shop.subdistrict, shop.lane)
             }
             None => {
-                let sub = optional_text("subdistrict", new.subdistrict.as_deref(), 50)?;
-                let lane = optional_text("lane", new.lane.as_deref(), 50)?;
+                let sub =
+                    optional_text("subdistrict", new.subdistrict.as_deref(), MAX_PLACE_CHARS)?;
+                let lane = optional_text("lane", new.lane.as_deref(), MAX_PLACE_CHARS)?;
                 if sub.is_none() && lane.is_none() {
                     self.area_near(new.location)?
                 } else {
@@ -151,8 +152,8 @@ impl Store {
                 }
             }
         };
-        let description =
-            multiline_text("description", Some(&new.description), 500)?.unwrap_or_default();
+        let description = multiline_text("description", Some(&new.description), MAX_NOTE_CHARS)?
+            .unwrap_or_default();
         let photos = validate_photos(new.photos)?;
         if description.is_empty() && photos.is_empty() {
             return Err(Error::invalid(
@@ -345,7 +346,7 @@ impl Store {
             status: m.to,
             at: m.at,
             by: user_id("by", &m.by)?,
-            note: multiline_text("note", m.note.as_deref(), 500)?,
+            note: multiline_text("note", m.note.as_deref(), MAX_NOTE_CHARS)?,
             role: Some(m.role),
             department: optional_text("department", m.department.as_deref(), 32)?,
             whistle: m.whistle,

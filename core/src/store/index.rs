@@ -144,6 +144,31 @@ impl Entity {
         .ok()?;
         control_in_json(&value, &mut String::new())
     }
+
+    /// The first text of a device's record longer than its form takes, and
+    /// why (a description or a note: [`crate::model::MAX_NOTE_CHARS`]). Text
+    /// the same as before the batch stands, so a record stored before the
+    /// station held devices to these lengths can still be moved on.
+    pub(crate) fn overlong_text(&self, before: Option<&Entity>) -> Option<(String, String)> {
+        let was: std::collections::HashMap<String, &str> = before
+            .map(Entity::bounded_texts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(field, text, _)| (field, text))
+            .collect();
+        self.bounded_texts()
+            .into_iter()
+            .find(|(field, text, max)| was.get(field) != Some(text) && text.chars().count() > *max)
+            .map(|(field, _, max)| (field, format!("longer than {max} characters")))
+    }
+
+    fn bounded_texts(&self) -> Vec<(String, &str, usize)> {
+        match self {
+            Entity::Case(c) => c.bounded_texts(),
+            Entity::Inspection(i) => i.bounded_texts(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 fn control_in_json(v: &serde_json::Value, path: &mut String) -> Option<(String, String)> {

@@ -9,7 +9,7 @@ use super::{Store, new_id, split_list, time_from_ms};
 use crate::doc;
 use crate::error::{Error, Result};
 use crate::model::inspection::{self, Inspection, ItemOutcome, ItemResult, NewInspection, Verdict};
-use crate::model::{multiline_text, user_id};
+use crate::model::{MAX_NOTE_CHARS, multiline_text, user_id};
 
 /// One line of a shop's inspection history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl Store {
         }
         let result = ItemResult {
             outcome: result.outcome,
-            note: multiline_text("note", result.note.as_deref(), 500)?,
+            note: multiline_text("note", result.note.as_deref(), MAX_NOTE_CHARS)?,
             photos: validate_photos(result.photos)?,
         };
         self.mutate(id, false, |tx, d| {

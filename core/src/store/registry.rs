@@ -539,7 +539,7 @@ fn prefix(e: Error, path: &str) -> Error {
 }
 
 fn validate_patch(mut p: ShopPatch) -> Result<ShopPatch> {
-    use crate::model::{optional_text, required_text};
+    use crate::model::{MAX_PLACE_CHARS, optional_text, required_text};
     // A zone drawn by someone is no longer the ledger's estimate.
     if p.zone.is_some() && !p.add_tags.contains(&ShopTag::ZoneEstimated) {
         p.remove_tags.insert(ShopTag::ZoneEstimated);
@@ -561,13 +561,17 @@ fn validate_patch(mut p: ShopPatch) -> Result<ShopPatch> {
         l.version = required_text("letter.version", &l.version, 30)?;
     }
     if let Some(sub) = &p.subdistrict {
-        p.subdistrict = Some(optional_text("subdistrict", sub.as_deref(), 50)?);
+        p.subdistrict = Some(optional_text(
+            "subdistrict",
+            sub.as_deref(),
+            MAX_PLACE_CHARS,
+        )?);
     }
     if let Some(v) = &p.street {
-        p.street = Some(required_text("street", v, 50)?);
+        p.street = Some(required_text("street", v, MAX_PLACE_CHARS)?);
     }
     if let Some(lane) = &p.lane {
-        p.lane = Some(optional_text("lane", lane.as_deref(), 50)?);
+        p.lane = Some(optional_text("lane", lane.as_deref(), MAX_PLACE_CHARS)?);
     }
     if let Some(t) = p.add_tags.intersection(&p.remove_tags).next() {
         return Err(Error::invalid(

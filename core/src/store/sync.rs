@@ -1239,7 +1239,9 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
     }
     let entity = index::read_entity(id, &d)?;
     if writer.is_some()
-        && let Some((field, why)) = entity.control_characters()
+        && let Some((field, why)) = entity
+            .control_characters()
+            .or_else(|| entity.overlong_text(before.as_ref()))
     {
         return Err(Error::invalid(format!("{id}.{field}"), why));
     }
