@@ -237,7 +237,9 @@ async fn ready(State(station): State<Arc<Station>>) -> Response {
                     .into_response();
             }
         }
-        Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response(),
+        // The database answers, but this instance cannot follow it (it is
+        // down again, or it is another history than the read model's).
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.message).into_response(),
     }
     if station.has_room() {
         (StatusCode::OK, "ready").into_response()

@@ -74,6 +74,17 @@ pub struct SyncCursors {
 
 const PUSHED: &str = "sync.pushed";
 const PULLED: &str = "sync.pulled";
+/// The hash (hex) of the last feed entry a store following an authority
+/// took ([`Store::follow_authority`]).
+const FOLLOWED: &str = "sync.followed";
+
+/// Moves the pull cursor other than by following an authority's feed: the
+/// change last followed no longer marks it.
+fn set_pulled(tx: &Transaction<'_>, cursor: u64) -> Result<()> {
+    set_meta(tx, PULLED, &cursor.to_string())?;
+    tx.execute("DELETE FROM meta WHERE key = ?1", [FOLLOWED])?;
+    Ok(())
+}
 /// While a snapshot is loading: "<feed head>\t<last document id loaded>".
 const SNAPSHOT: &str = "sync.snapshot";
 
@@ -417,7 +428,7 @@ impl Store {
     ) -> Result<usize> {
         self.load_whole(docs, views, |tx| {
             if last_page {
-                set_meta(tx, PULLED, &feed_head.to_string())?;
+                set_pulled(tx, feed_head)?;
                 tx.execute("DELETE FROM meta WHERE key = ?1", [SNAPSHOT])?;
             } else if let Some(last) = docs.last() {
                 set_meta(tx, SNAPSHOT, &format!("{feed_head}\t{}", last.doc_id))?;
@@ -438,7 +449,10 @@ impl Store {
     /// the snapshot merges into them.
     pub fn restart_pull(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM meta WHERE key IN (?1, ?2)", [PULLED, SNAPSHOT])?;
+        tx.execute(
+            "DELETE FROM meta WHERE key IN (?1, ?2, ?3)",
+            [PULLED, SNAPSHOT, FOLLOWED],
+        )?;
         commit(tx)
     }
 
@@ -640,8 +654,21 @@ impl Store {
             }
         }
         set_meta(&tx, PULLED, &cursor.to_string())?;
+        if let Some(last) = entries.last() {
+            set_meta(&tx, FOLLOWED, &crate::hex::encode(&last.hash))?;
+        }
         commit(tx)?;
         Ok(report)
+    }
+
+    /// The authority's feed position this store has followed to, and the
+    /// hash of the change it found there: the authority's feed must still
+    /// hold that change at that position, or it is another history than the
+    /// one this store followed (a database restored from a backup, a standby
+    /// that lacked the last changes when it took over).
+    pub fn followed(&self) -> Result<(u64, Option<Vec<u8>>)> {
+        let hash = get_meta(&self.conn, FOLLOWED)?.and_then(|h| crate::hex::decode(&h));
+        Ok((self.sync_cursors()?.pulled, hash))
     }
 
     /// Where this device's sync stands.
@@ -668,7 +695,7 @@ impl Store {
     /// so an interrupted sync never skips or repeats a page.
     pub fn apply_pulled(&mut self, changes: &[DocChange], cursor: u64) -> Result<ApplyReport> {
         self.apply_batch(decode_changes(changes)?, None, None, |tx| {
-            set_meta(tx, PULLED, &cursor.to_string())
+            set_pulled(tx, cursor)
         })
     }
 

@@ -42,6 +42,10 @@ pub enum StoreError {
     /// The user was moved to another area since this device bootstrapped.
     #[error("{0}")]
     AreaChanged(String),
+    /// A city's instance follows another history of the feed than the
+    /// database now holds (see `PgDocuments::check_followed`).
+    #[error("{0}")]
+    Diverged(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -613,6 +613,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { kind, id } => {
                 ApiError::new(S::NOT_FOUND, "not_found", format!("{kind} {id}"))
             }
+            StoreError::Diverged(m) => {
+                tracing::error!(error = %m, "the read model follows another history");
+                ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
             StoreError::Postgres(e) => {
                 tracing::error!(error = %e, "the database failed");
                 ApiError::new(

@@ -204,6 +204,148 @@ impl PgCluster {
     }
 }
 
+impl PgCluster {
+    /// A logical backup of `db` (`pg_dump`, custom format), in the cluster's
+    /// directory.
+    pub fn dump(&self, db: &str) -> PathBuf {
+        let file = self.dir.path().join(format!("{db}.dump"));
+        let port = self.port.to_string();
+        run(
+            &self.bin,
+            "pg_dump",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-F",
+                "c",
+                "-f",
+                file.to_str().unwrap(),
+                db,
+            ],
+        );
+        file
+    }
+
+    /// Replaces `db` with the backup `file`, closing its connections first,
+    /// as an administrator restoring a backup would.
+    pub fn restore(&self, db: &str, file: &Path) {
+        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        // (Neither may run in a transaction: one statement at a time.)
+        admin
+            .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .unwrap();
+        let port = self.port.to_string();
+        run(
+            &self.bin,
+            "pg_restore",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                file.to_str().unwrap(),
+            ],
+        );
+    }
+
+    /// A streaming-replication standby of this cluster (`pg_basebackup -R`),
+    /// started on a port of its own. With `synchronous`, the primary waits
+    /// for the standby to have each commit on disk before it answers.
+    pub fn standby(&self, synchronous: bool) -> PgCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("menqian-pg-standby")
+            .tempdir()
+            .unwrap();
+        if is_root() {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+        }
+        let data = dir.path().join("data");
+        let port = self.port.to_string();
+        let conninfo = "application_name=standby";
+        run(
+            &self.bin,
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                // Checkpoint now, not spread over minutes.
+                "-c",
+                "fast",
+                "-d",
+                conninfo,
+            ],
+        );
+        let standby = PgCluster {
+            dir,
+            bin: self.bin.clone(),
+            port: free_port(),
+            settings: self.settings.clone(),
+        };
+        standby.restart();
+        if synchronous {
+            let mut admin =
+                postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+            // (ALTER SYSTEM may not share a transaction: two statements.)
+            admin
+                .batch_execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+                .unwrap();
+            admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+            // Until the standby is streaming, a commit would wait for it.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let state: Option<String> = admin
+                    .query_opt("SELECT sync_state FROM pg_stat_replication LIMIT 1", &[])
+                    .unwrap()
+                    .map(|r| r.get(0));
+                if state.as_deref() == Some("sync") {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the standby did not become synchronous"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        standby
+    }
+
+    /// Makes a standby the primary (`pg_ctl promote`), waiting until it
+    /// takes writes.
+    pub fn promote(&self) {
+        let data = self.dir.path().join("data");
+        run(
+            &self.bin,
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-w", "promote"],
+        );
+    }
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");

@@ -12,8 +12,8 @@ use menqian_core::{ApplyReport, AuthorityDoc, DocChange, FeedEntry, Incoming, Wr
 use postgres::Client;
 
 use super::{Conn, migrate};
-use crate::store::StoreResult;
 use crate::store::periodic::Periodic;
+use crate::store::{StoreError, StoreResult};
 
 /// The sequencer's lock: one run at a time across every instance.
 const SEQUENCER_LOCK: i64 = 0x6d65_6e71_6961_6e02;
@@ -244,14 +244,34 @@ impl PgDocuments {
     /// The feed's entries after `cursor` (at most `limit`): each change's
     /// document, hash and receive time without its bytes, for a read model
     /// that takes the documents whole ([`PgDocuments::documents`]).
-    pub fn entries_since(&mut self, cursor: u64, limit: u32) -> StoreResult<FeedEntries> {
+    ///
+    /// `followed` is the hash of the change the caller took at `cursor`:
+    /// the entry there is read too, and when the feed holds another change
+    /// there, or none, the answer is [`StoreError::Diverged`].
+    pub fn entries_since(
+        &mut self,
+        cursor: u64,
+        followed: Option<&[u8]>,
+        limit: u32,
+    ) -> StoreResult<FeedEntries> {
         let limit = i64::from(limit.max(1));
         let after = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let at = i64::from(followed.is_some());
         let rows = self.client()?.query(
             "SELECT pos, doc_id, hash, received_at FROM feed WHERE pos > $1
              ORDER BY pos LIMIT $2",
-            &[&after, &(limit + 1)],
+            &[&(after - at), &(limit + 1 + at)],
         )?;
+        let mut rows = rows.into_iter().peekable();
+        if let Some(hash) = followed {
+            let there = rows
+                .next_if(|r| r.get::<_, i64>(0) == after)
+                .map(|r| r.get::<_, Vec<u8>>(2));
+            if there.as_deref() != Some(hash) {
+                return Err(diverged(cursor));
+            }
+        }
+        let rows: Vec<_> = rows.collect();
         let more = rows.len() as i64 > limit;
         let mut cursor = cursor;
         let mut entries = Vec::with_capacity(rows.len());
@@ -335,6 +355,27 @@ impl PgDocuments {
             .collect())
     }
 
+    /// Whether the feed still holds the change `followed` at position
+    /// `cursor`, as a reader that followed it there took it: if not, the
+    /// database is another history than the one the reader followed (it was
+    /// restored from a backup, or a standby took over without the last
+    /// changes), and the answer is [`StoreError::Diverged`].
+    pub fn check_followed(&mut self, cursor: u64, followed: Option<&[u8]>) -> StoreResult<()> {
+        let Some(hash) = followed else {
+            return Ok(());
+        };
+        let at = i64::try_from(cursor).unwrap_or(i64::MAX);
+        let there: Option<Vec<u8>> = self
+            .client()?
+            .query_opt("SELECT hash FROM feed WHERE pos = $1", &[&at])?
+            .map(|r| r.get(0));
+        if there.as_deref() == Some(hash) {
+            Ok(())
+        } else {
+            Err(diverged(cursor))
+        }
+    }
+
     /// The last position given.
     pub fn head(&mut self) -> StoreResult<u64> {
         let head: i64 = self
@@ -392,4 +433,13 @@ impl Sequencer {
         .map_err(menqian_core::Error::from)?;
         Ok(Sequencer { _thread: periodic })
     }
+}
+
+fn diverged(cursor: u64) -> StoreError {
+    StoreError::Diverged(format!(
+        "the database holds another change at feed position {cursor} than this \
+         instance's read model followed: it is another history (restored from a \
+         backup, or a standby that took over without the last changes). Restart \
+         the instance: it sets the read model aside and builds it again"
+    ))
 }

@@ -18,7 +18,9 @@ use menqian_core::wire::WireBatch;
 use menqian_core::{ApplyReport, DocChange, Incoming, Store, StoreConfig, Writer};
 
 use super::{PgAccounts, PgDocuments, Sequencer};
-use crate::store::{Accounts, AccountsRead, Device, StoreResult, SyncRead, SyncStore, User};
+use crate::store::{
+    Accounts, AccountsRead, Device, StoreError, StoreResult, SyncRead, SyncStore, User,
+};
 
 /// Feed changes the read model applies at a time.
 const CATCH_UP_PAGE: u32 = 2_000;
@@ -152,7 +154,7 @@ impl PgSyncStore {
     pub fn open(url: &str, dir: &Path, qr_hosts: Vec<String>) -> StoreResult<PgSyncStore> {
         std::fs::create_dir_all(dir).map_err(menqian_core::Error::from)?;
         let accounts = PgAccounts::open(url)?;
-        let docs = PgDocuments::open(url)?;
+        let mut docs = PgDocuments::open(url)?;
         // The read model is disposable: a lost tail is pulled again.
         let config = StoreConfig {
             qr_hosts,
@@ -162,7 +164,18 @@ impl PgSyncStore {
             ..StoreConfig::default()
         };
         let path = dir.join("read-model.sqlite");
-        let model = Store::open(&path, config.clone())?;
+        let mut model = Store::open(&path, config.clone())?;
+        let (cursor, followed) = model.followed()?;
+        match docs.check_followed(cursor, followed.as_deref()) {
+            Ok(()) => {}
+            Err(StoreError::Diverged(why)) => {
+                drop(model);
+                let aside = set_aside(&path)?;
+                tracing::error!(%why, aside = %aside.display(), "building the read model again");
+                model = Store::open(&path, config.clone())?;
+            }
+            Err(e) => return Err(e),
+        }
         let mut store = PgSyncStore {
             accounts,
             docs: Mutex::new(docs),
@@ -187,10 +200,10 @@ impl PgSyncStore {
     pub fn catch_up(&mut self) -> StoreResult<usize> {
         let mut applied = 0;
         loop {
-            let cursor = self.model.sync_cursors()?.pulled;
+            let (cursor, followed) = self.model.followed()?;
             let (page, docs) = {
                 let mut feed = lock(&self.docs);
-                let page = feed.entries_since(cursor, CATCH_UP_PAGE)?;
+                let page = feed.entries_since(cursor, followed.as_deref(), CATCH_UP_PAGE)?;
                 let mut ids: Vec<&str> = page.entries.iter().map(|e| e.doc_id.as_str()).collect();
                 ids.sort_unstable();
                 ids.dedup();
@@ -244,9 +257,29 @@ fn shops_among<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
     shops
 }
 
+/// How far the read model is behind the feed; an error when the feed is no
+/// longer the history it followed.
 fn lag(model: &Store, docs: &Mutex<PgDocuments>) -> StoreResult<u64> {
-    let head = lock(docs).head()?;
-    Ok(head.saturating_sub(model.sync_cursors()?.pulled))
+    let (cursor, followed) = model.followed()?;
+    let mut docs = lock(docs);
+    docs.check_followed(cursor, followed.as_deref())?;
+    Ok(docs.head()?.saturating_sub(cursor))
+}
+
+/// Moves a read model (and its WAL) aside, under a name of its own, rather
+/// than delete what may be the only copy of writes that did not reach the
+/// database; answers where.
+fn set_aside(path: &Path) -> StoreResult<PathBuf> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3f");
+    let aside = path.with_extension(format!("diverged-{stamp}.sqlite"));
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", path.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+            std::fs::rename(&from, &to).map_err(menqian_core::Error::from)?;
+        }
+    }
+    Ok(aside)
 }
 
 /// A device's pull: the feed's changes after `cursor` that the user may see,
