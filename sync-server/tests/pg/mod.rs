@@ -55,6 +55,19 @@ fn run(bin: &Path, program: &str, args: &[&str]) {
     );
 }
 
+/// A temporary directory for a cluster, the server's user's.
+fn cluster_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    if is_root() {
+        Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+    }
+    dir
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -78,17 +91,7 @@ impl PgCluster {
 
     fn start_with(settings: &str) -> PgCluster {
         let bin = bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("menqian-pg")
-            .tempdir()
-            .unwrap();
-        if is_root() {
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-        }
+        let dir = cluster_dir("menqian-pg");
         let data = dir.path().join("data");
         let data = data.to_str().unwrap();
         run(
@@ -205,28 +208,18 @@ impl PgCluster {
 }
 
 impl PgCluster {
+    /// Runs a client program (`pg_dump`, …) against this cluster.
+    fn client(&self, program: &str, args: &[&str]) {
+        let port = self.port.to_string();
+        let to = ["-h", "127.0.0.1", "-p", &port, "-U", "postgres"];
+        run(&self.bin, program, &[&to[..], args].concat());
+    }
+
     /// A logical backup of `db` (`pg_dump`, custom format), in the cluster's
     /// directory.
     pub fn dump(&self, db: &str) -> PathBuf {
         let file = self.dir.path().join(format!("{db}.dump"));
-        let port = self.port.to_string();
-        run(
-            &self.bin,
-            "pg_dump",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-F",
-                "c",
-                "-f",
-                file.to_str().unwrap(),
-                db,
-            ],
-        );
+        self.client("pg_dump", &["-F", "c", "-f", file.to_str().unwrap(), db]);
         file
     }
 
@@ -241,52 +234,19 @@ impl PgCluster {
         admin
             .batch_execute(&format!("CREATE DATABASE {db}"))
             .unwrap();
-        let port = self.port.to_string();
-        run(
-            &self.bin,
-            "pg_restore",
-            &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                file.to_str().unwrap(),
-            ],
-        );
+        self.client("pg_restore", &["-d", db, file.to_str().unwrap()]);
     }
 
     /// A streaming-replication standby of this cluster (`pg_basebackup -R`),
     /// started on a port of its own. With `synchronous`, the primary waits
     /// for the standby to have each commit on disk before it answers.
     pub fn standby(&self, synchronous: bool) -> PgCluster {
-        let dir = tempfile::Builder::new()
-            .prefix("menqian-pg-standby")
-            .tempdir()
-            .unwrap();
-        if is_root() {
-            Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-        }
+        let dir = cluster_dir("menqian-pg-standby");
         let data = dir.path().join("data");
-        let port = self.port.to_string();
         let conninfo = "application_name=standby";
-        run(
-            &self.bin,
+        self.client(
             "pg_basebackup",
             &[
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "postgres",
                 "-D",
                 data.to_str().unwrap(),
                 "-R",
