@@ -781,6 +781,17 @@ fn rename(store: &mut PgSyncStore, shop: &str, name: &str) {
     store.catch_up().unwrap();
 }
 
+/// `f`, once more if it found its database connection closed (as a phone
+/// retries a `503`).
+fn retried<T>(
+    mut f: impl FnMut() -> Result<T, menqian_sync_server::store::StoreError>,
+) -> Result<T, menqian_sync_server::store::StoreError> {
+    match f() {
+        Err(menqian_sync_server::store::StoreError::Postgres(_)) => f(),
+        answer => answer,
+    }
+}
+
 /// The read models' files in `dir` set aside as another history's.
 fn set_aside(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -801,11 +812,19 @@ fn set_aside(dir: &std::path::Path) -> Vec<String> {
 fn a_read_model_ahead_of_a_restored_database_is_built_again() {
     let cluster = pg::PgCluster::start();
     let url = cluster.database("menqian");
-    seeded(&url, &[]);
-    let backup = cluster.dump("menqian");
+    let code = seeded(&url, &["officer-1"]).remove(0);
     let hosts = || vec![HOST.to_string()];
     let dir = tempfile::tempdir().unwrap();
     let mut a = PgSyncStore::open(&url, dir.path(), hosts()).unwrap();
+    let phone = a
+        .enroll(
+            &code,
+            "00112233445566778899aabbccddeeff",
+            "一号机",
+            Utc::now(),
+        )
+        .unwrap();
+    let backup = cluster.dump("menqian");
     let shops = a.documents().all_shops().unwrap();
     let (first, second) = (shops[0].id(), shops[1].id());
     let original = shops[0].name.clone();
@@ -819,15 +838,16 @@ fn a_read_model_ahead_of_a_restored_database_is_built_again() {
         rename(&mut b, &second, &format!("恢复之后第{k}次改的名"));
     }
     assert!(b.head().unwrap() > followed);
-    // `a` still runs. The restore closed its connection (a first use may
-    // find it closed: `503`, try again); it opens another, and finds the
+    // `a` still runs. The restore closed its connections (a first use may
+    // find one closed: `503`, try again); it opens others, and finds the
     // feed is not what it followed.
     use menqian_sync_server::store::StoreError;
-    let mut lag = a.lag();
-    if matches!(lag, Err(StoreError::Postgres(_))) {
-        lag = a.lag();
-    }
-    for answer in [lag.map(|_| ()), a.catch_up().map(|_| ())] {
+    let lag = retried(|| a.lag());
+    // Nor does it answer a phone from it.
+    let (device, user) = retried(|| a.accounts().authenticate(&phone.token)).unwrap();
+    let pulled = a.pull(&device, &user, 0, 100).map(|_| ());
+    let snapshot = a.snapshot(&device, &user, None, 100).map(|_| ());
+    for answer in [lag.map(|_| ()), a.catch_up().map(|_| ()), pulled, snapshot] {
         match answer {
             Err(StoreError::Diverged(why)) => {
                 assert!(why.contains("another history"), "{why}")

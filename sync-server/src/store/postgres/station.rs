@@ -293,10 +293,12 @@ fn pull(
     limit: u32,
 ) -> StoreResult<WireBatch> {
     crate::store::current_area(device, user)?;
-    let upto = model.sync_cursors()?.pulled;
+    let (upto, followed) = model.followed()?;
     let reader = user.visibility();
     let limit = limit.max(1) as usize;
     let mut docs = lock(docs);
+    // The read model decides what the user may see: not from another history.
+    docs.check_followed(upto, followed.as_deref())?;
     let mut changes = Vec::new();
     let mut at = cursor;
     'pages: while at < upto {
@@ -340,14 +342,17 @@ fn pull(
 }
 
 /// A snapshot page of the read model, whose cursor is the feed position the
-/// read model has applied (so the device pulls on from there).
+/// read model has applied (so the device pulls on from there): none from a
+/// read model of another history than the database's.
 fn snapshot_page(
     model: &Store,
+    docs: &Mutex<PgDocuments>,
     user: &User,
     after: Option<&str>,
     limit: u32,
 ) -> StoreResult<WireBatch> {
-    let pulled = model.sync_cursors()?.pulled;
+    let (pulled, followed) = model.followed()?;
+    lock(docs).check_followed(pulled, followed.as_deref())?;
     let mut page = crate::store::snapshot_page(model, user, after, limit)?;
     page.cursor = pulled;
     Ok(page)
@@ -468,7 +473,7 @@ impl SyncStore for PgSyncStore {
         if after.is_none() {
             self.bootstrap(device, user)?;
         }
-        snapshot_page(&self.model, user, after, limit)
+        snapshot_page(&self.model, &self.docs, user, after, limit)
     }
 
     fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
@@ -501,7 +506,7 @@ impl SyncRead for PgReader {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<WireBatch> {
-        snapshot_page(&self.model, user, after, limit)
+        snapshot_page(&self.model, &self.docs, user, after, limit)
     }
 
     fn documents_by_id(&self, user: &User, ids: &[String]) -> StoreResult<WireBatch> {
