@@ -77,6 +77,8 @@ const PULLED: &str = "sync.pulled";
 /// The hash (hex) of the last feed entry a store following an authority
 /// took ([`Store::follow_authority`]).
 const FOLLOWED: &str = "sync.followed";
+/// While a snapshot is loading: "<feed head>\t<last document id loaded>".
+const SNAPSHOT: &str = "sync.snapshot";
 
 /// Moves the pull cursor other than by following an authority's feed: the
 /// change last followed no longer marks it.
@@ -85,8 +87,6 @@ fn set_pulled(tx: &Transaction<'_>, cursor: u64) -> Result<()> {
     tx.execute("DELETE FROM meta WHERE key = ?1", [FOLLOWED])?;
     Ok(())
 }
-/// While a snapshot is loading: "<feed head>\t<last document id loaded>".
-const SNAPSHOT: &str = "sync.snapshot";
 
 /// A page of whole documents, for bootstrapping a new device.
 #[derive(Debug, Clone, PartialEq, Eq)]
