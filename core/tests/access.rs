@@ -504,7 +504,6 @@ fn pushes_merged_ahead_end_as_if_merged_in_their_group() {
 /// were merged ahead, and both end as if each had been merged alone.
 #[test]
 fn a_push_over_the_merge_ahead_cap_is_merged_by_the_writer() {
-    use automerge::transaction::Transactable as _;
     let (_s, mut server) = demo_store();
     let (_c, mut control) = demo_store();
     control.merge_from(&server, 0).unwrap();
@@ -517,35 +516,16 @@ fn a_push_over_the_merge_ahead_cap_is_merged_by_the_writer() {
     // Forty-five cases, each with a description of 200,000 random letters,
     // taken as the station's own (a device's text is held to its form's
     // length): stored compressed, about 5 MB of documents.
-    let head = a.feed_head().unwrap();
-    // Each in its own place: reports of one place fold into one case.
-    let apart = |i: u32| NewCase {
-        location: GeoPoint::new(39.80 + f64::from(i) * 0.01, 116.30),
-        ..new_case("officer-1")
-    };
-    for i in 0..45 {
-        a.report_case(apart(i)).unwrap();
-    }
     let mut seed = 7u64;
     let mut big = Vec::new();
-    for created in made_since(&a, head) {
-        let mut d = automerge::AutoCommit::load(&created.bytes)
-            .unwrap()
-            .with_actor(automerge::ActorId::try_from(a.actor_id().as_str()).unwrap());
+    for place in 0..45 {
         let text: String = (0..200_000)
             .map(|_| {
                 seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
                 char::from(b'a' + ((seed >> 33) % 26) as u8)
             })
             .collect();
-        d.put(automerge::ROOT, "description", text).unwrap();
-        d.commit();
-        let edited = d.get_last_local_change().unwrap().raw_bytes().to_vec();
-        big.push(created.clone());
-        big.push(DocChange {
-            doc_id: created.doc_id,
-            bytes: edited,
-        });
+        big.extend(described_report(&mut a, place, text).1);
     }
     for store in [&mut server, &mut control] {
         let r = store.apply_changes(&big).unwrap();
@@ -581,37 +561,13 @@ fn a_push_over_the_merge_ahead_cap_is_merged_by_the_writer() {
 /// device moves the record on.
 #[test]
 fn text_longer_than_its_form_is_refused_from_a_device() {
-    use automerge::transaction::Transactable as _;
     let (_s, mut server) = demo_store();
     let (_a, mut a) = empty_store();
     a.merge_from(&server, 0).unwrap();
     let at = beijing(2026, 7, 1);
-    // A modified client's report: made, then its description set to `text`
-    // before it is pushed (one new document, as a phone could send it).
-    let mut report = |place: u32, text: String| {
-        let head = a.feed_head().unwrap();
-        // Each in its own place: reports of one place fold into one case.
-        let case = a
-            .report_case(NewCase {
-                location: GeoPoint::new(39.80 + f64::from(place) * 0.01, 116.30),
-                ..new_case("officer-1")
-            })
-            .unwrap();
-        let created = made_since(&a, head).remove(0);
-        let mut d = automerge::AutoCommit::load(&created.bytes)
-            .unwrap()
-            .with_actor(automerge::ActorId::try_from(a.actor_id().as_str()).unwrap());
-        d.put(automerge::ROOT, "description", text).unwrap();
-        d.commit();
-        let edited = DocChange {
-            doc_id: case.clone(),
-            bytes: d.get_last_local_change().unwrap().raw_bytes().to_vec(),
-        };
-        (case, vec![created, edited])
-    };
-    let (over, too_long) = report(0, "占".repeat(501));
-    let (full, just_fits) = report(1, "占".repeat(500));
-    let (old, station_made) = report(2, "占".repeat(600));
+    let (over, too_long) = described_report(&mut a, 0, "占".repeat(501));
+    let (full, just_fits) = described_report(&mut a, 1, "占".repeat(500));
+    let (old, station_made) = described_report(&mut a, 2, "占".repeat(600));
     let officer = writer(&a, "officer-1", Role::Officer);
     match server.apply_changes_as(&too_long, &officer, at) {
         Err(Error::InvalidInput { field, reason }) => {
@@ -649,6 +605,35 @@ fn text_longer_than_its_form_is_refused_from_a_device() {
     let accepted = server.case(&old).unwrap();
     assert_eq!(accepted.status(), CaseStatus::Accepted);
     assert_eq!(accepted.description.chars().count(), 600);
+}
+
+/// An officer's report in a place of its own (reports of one place fold
+/// into one case).
+fn apart(place: u32) -> NewCase {
+    NewCase {
+        location: GeoPoint::new(39.80 + f64::from(place) * 0.01, 116.30),
+        ..new_case("officer-1")
+    }
+}
+
+/// A modified client's report: made on `device`, then its description set
+/// to `text` before it is pushed (one new document, as a phone could send
+/// it). The case's id and its two changes.
+fn described_report(device: &mut Store, place: u32, text: String) -> (String, Vec<DocChange>) {
+    use automerge::transaction::Transactable as _;
+    let head = device.feed_head().unwrap();
+    let case = device.report_case(apart(place)).unwrap();
+    let created = made_since(device, head).remove(0);
+    let mut d = automerge::AutoCommit::load(&created.bytes)
+        .unwrap()
+        .with_actor(automerge::ActorId::try_from(device.actor_id().as_str()).unwrap());
+    d.put(automerge::ROOT, "description", text).unwrap();
+    d.commit();
+    let edited = DocChange {
+        doc_id: case.clone(),
+        bytes: d.get_last_local_change().unwrap().raw_bytes().to_vec(),
+    };
+    (case, vec![created, edited])
 }
 
 /// A group's answers as (applied, duplicates), `None` for a refusal.
