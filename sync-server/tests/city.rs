@@ -830,6 +830,9 @@ fn a_read_model_ahead_of_a_restored_database_is_built_again() {
     let original = shops[0].name.clone();
     rename(&mut a, &first, "备份之后改的名");
     let followed = a.head().unwrap();
+    // An instance process too, which has followed the same changes.
+    let served = instance(&url);
+    served.wait_ready(Duration::from_secs(20));
     cluster.restore("menqian", &backup);
     // After the restore, another instance's writes take the positions again.
     let other = tempfile::tempdir().unwrap();
@@ -857,6 +860,20 @@ fn a_read_model_ahead_of_a_restored_database_is_built_again() {
     }
     assert_eq!(a.documents().shop(&first).unwrap().name, "备份之后改的名");
     assert!(set_aside(dir.path()).is_empty());
+    // The process says so to its load balancer (while its connections are
+    // opened again, it says the database is not answering).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = reqwest::blocking::get(format!("{}/readyz", served.url)).unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().unwrap();
+        assert_eq!(status, 503, "{body}");
+        if body.contains("must be restarted") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "/readyz said: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(a);
     // Started again, it builds its read model anew from the database.
     let mut a = PgSyncStore::open(&url, dir.path(), hosts()).unwrap();

@@ -613,9 +613,15 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { kind, id } => {
                 ApiError::new(S::NOT_FOUND, "not_found", format!("{kind} {id}"))
             }
+            // The details (feed positions, what happened to the database)
+            // are for the log; `/readyz` and phones get the short form.
             StoreError::Diverged(m) => {
                 tracing::error!(error = %m, "the read model follows another history");
-                ApiError::new(S::SERVICE_UNAVAILABLE, "unavailable", m)
+                ApiError::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "this instance must be restarted before it serves again: try again shortly",
+                )
             }
             StoreError::Postgres(e) => {
                 tracing::error!(error = %e, "the database failed");
