@@ -133,6 +133,23 @@ impl ObjectBlobs {
         Ok(parts)
     }
 
+    /// The bytes of `uploader`'s unfinished uploads that any instance
+    /// acknowledged: what its uploads in progress hold across the city, the
+    /// figure its bound on them is held to.
+    pub async fn parts_bytes(&self, uploader: &str) -> Result<u64, ObjectError> {
+        if !menqian_core::evidence::blobs::is_uploader_name(uploader) {
+            return Err(ObjectError::Bad("not an uploader's name".into()));
+        }
+        let dir = self.key(&format!("{UPLOADS}/{uploader}"));
+        Ok(self
+            .store
+            .list(Some(&dir))
+            .try_fold(0u64, |sum, meta| async move {
+                Ok(sum.saturating_add(meta.size))
+            })
+            .await?)
+    }
+
     /// One kept chunk's bytes (at most an upload chunk's size).
     pub async fn part(&self, key: &ObjectPath) -> Result<Vec<u8>, ObjectError> {
         let got = self.store.get(key).await?;

@@ -556,83 +556,23 @@ impl Drop for S3 {
 /// that never received it serves it to a supervisor from there.
 #[test]
 fn photos_are_shared_through_object_storage() {
-    let s3 = S3::start("menqian");
-    let cluster = pg::PgCluster::start();
-    let url = cluster.database("menqian");
-    let codes = seeded(&url, &["officer-1", "supervisor-1"]);
-    let env = s3.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let args = [
-        "--database",
-        url.as_str(),
-        "--qr-host",
-        HOST,
-        "--blobs",
-        "s3://menqian/photos",
-    ];
-    let start = || {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        StationProcess::start_env(tempfile::tempdir().unwrap(), port, &args, None, &env)
-    };
-    let (a, b) = (start(), start());
+    let city = PhotoCity::new(&["officer-1", "supervisor-1"], &[]);
+    let (a, b) = (city.start(), city.start());
 
-    let mut officer = Device::enroll(&a.url, &codes[0], "一号机");
+    let mut officer = Device::enroll(&a.url, &city.codes[0], "一号机");
     officer.sync().unwrap();
-    let shop = officer.store.all_shops().unwrap().remove(0);
-    let photo = officer
-        .store
-        .capture_photo(
-            std::path::Path::new("/usr/share/backgrounds/seeding_by_Clements_Engelhardt.jpg"),
-            menqian_core::store::Capture {
-                at: Utc::now(),
-                fix: None,
-                taken_by: "王磊".into(),
-                shop_id: Some(shop.id()),
-                place: None,
-            },
-        )
-        .unwrap();
-    officer
-        .store
-        .report_case(menqian_core::NewCase {
-            source: menqian_core::CaseSource::Inspection,
-            category: "0504".into(),
-            location: shop.zone.centroid(),
-            shop_id: Some(shop.id()),
-            photos: vec![photo.hash.clone()],
-            description: "门前堆物".into(),
-            deadline: None,
-            reported_by: "officer-1".into(),
-            reported_at: Utc::now(),
-            subdistrict: None,
-            lane: None,
-        })
-        .unwrap();
+    let hashes = photographed_case(&mut officer, &["seeding_by_Clements_Engelhardt.jpg"]);
+    let photo = &hashes[0];
     // The records, and half the photo, through the first instance.
     common::push_records(&a.url, &officer);
-    let bytes = std::fs::read(officer.store.blob_path(&photo.hash).unwrap()).unwrap();
+    let bytes = std::fs::read(officer.store.blob_path(photo).unwrap()).unwrap();
     let half = bytes.len() / 2;
-    let r = reqwest::blocking::Client::new()
-        .put(format!(
-            "{}/v1/blobs/{}?offset=0&total={}",
-            a.url,
-            photo.hash,
-            bytes.len()
-        ))
-        .bearer_auth(&officer.token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes[..half].to_vec())
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    let (status, body) = put_chunk(&a.url, &officer.token, photo, bytes.len(), &bytes[..half]);
+    assert_eq!(status, 200, "{body}");
     drop(a.kill());
     // The second instance knows the half the first acknowledged.
     let status: serde_json::Value = reqwest::blocking::Client::new()
-        .get(format!("{}/v1/blobs/{}/status", b.url, photo.hash))
+        .get(format!("{}/v1/blobs/{}/status", b.url, photo))
         .bearer_auth(&officer.token)
         .send()
         .unwrap()
@@ -649,28 +589,190 @@ fn photos_are_shared_through_object_storage() {
     assert_eq!(report.photos_uploaded, 2, "the photo and its thumbnail");
     // The object store holds the photo and its thumbnail (its listing; an
     // unsigned GET of an object is refused).
-    let listing = reqwest::blocking::get(format!("{}/menqian?list-type=2", s3.endpoint))
+    let listing = reqwest::blocking::get(format!("{}/menqian?list-type=2", city.s3.endpoint))
         .unwrap()
         .text()
         .unwrap();
     assert!(
-        listing.contains(&format!("<Key>photos/{}</Key><LastModified>", photo.hash))
+        listing.contains(&format!("<Key>photos/{}</Key><LastModified>", photo))
             && listing.contains(&format!("<Size>{}</Size>", bytes.len())),
         "{listing}"
     );
     // The acknowledged chunks were kept only until the photo was whole.
     assert_eq!(listing.matches("<Key>").count(), 2, "{listing}");
     // A third instance, which never saw it, serves it to a supervisor.
-    let c = start();
-    let mut supervisor = Device::enroll(&c.url, &codes[1], "督查员");
+    let c = city.start();
+    let mut supervisor = Device::enroll(&c.url, &city.codes[1], "督查员");
     supervisor.sync().unwrap();
     let served = reqwest::blocking::Client::new()
-        .get(format!("{}/v1/blobs/{}", c.url, photo.hash))
+        .get(format!("{}/v1/blobs/{}", c.url, photo))
         .bearer_auth(&supervisor.token)
         .send()
         .unwrap();
     assert!(served.status().is_success(), "{}", served.status());
     assert_eq!(served.bytes().unwrap().to_vec(), bytes);
+}
+
+/// A city's station on PostgreSQL with its photos in object storage (moto),
+/// its instances started with [`PhotoCity::start`].
+struct PhotoCity {
+    s3: S3,
+    _cluster: pg::PgCluster,
+    args: Vec<String>,
+    codes: Vec<String>,
+}
+
+impl PhotoCity {
+    /// The demo street, an enrollment code for each of `users`, and `extra`
+    /// arguments for every instance.
+    fn new(users: &[&str], extra: &[&str]) -> PhotoCity {
+        let s3 = S3::start("menqian");
+        let cluster = pg::PgCluster::start();
+        let url = cluster.database("menqian");
+        let codes = seeded(&url, users);
+        let args: Vec<String> = ["--database", &url, "--qr-host", HOST]
+            .into_iter()
+            .chain(["--blobs", "s3://menqian/photos"])
+            .chain(extra.iter().copied())
+            .map(String::from)
+            .collect();
+        PhotoCity {
+            s3,
+            _cluster: cluster,
+            args,
+            codes,
+        }
+    }
+
+    fn start(&self) -> StationProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let env = self.s3.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        StationProcess::start_env(tempfile::tempdir().unwrap(), port, &args, None, &env)
+    }
+}
+
+/// A case on the officer's first shop with a photo from each of `sources`
+/// (files under /usr/share/backgrounds), not yet pushed; the photos' hashes.
+fn photographed_case(officer: &mut Device, sources: &[&str]) -> Vec<String> {
+    let shop = officer.store.all_shops().unwrap().remove(0);
+    let hashes: Vec<String> = sources
+        .iter()
+        .map(|file| {
+            let path = std::path::Path::new("/usr/share/backgrounds").join(file);
+            let capture = menqian_core::store::Capture {
+                at: Utc::now(),
+                fix: None,
+                taken_by: "王磊".into(),
+                shop_id: Some(shop.id()),
+                place: None,
+            };
+            officer.store.capture_photo(&path, capture).unwrap().hash
+        })
+        .collect();
+    officer
+        .store
+        .report_case(menqian_core::NewCase {
+            source: menqian_core::CaseSource::Inspection,
+            category: "0504".into(),
+            location: shop.zone.centroid(),
+            shop_id: Some(shop.id()),
+            photos: hashes.clone(),
+            description: "门前堆物".into(),
+            deadline: None,
+            reported_by: "officer-1".into(),
+            reported_at: Utc::now(),
+            subdistrict: None,
+            lane: None,
+        })
+        .unwrap();
+    hashes
+}
+
+/// One chunk of an upload, PUT to `url`: the status and the answer.
+fn put_chunk(
+    url: &str,
+    token: &str,
+    hash: &str,
+    total: usize,
+    chunk: &[u8],
+) -> (u16, serde_json::Value) {
+    let r = reqwest::blocking::Client::new()
+        .put(format!("{url}/v1/blobs/{hash}?offset=0&total={total}"))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(chunk.to_vec())
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap_or_default())
+}
+
+/// A device's unfinished uploads are held to one bound across the city:
+/// what it began through one instance counts at every other (each instance
+/// counted only its own before, so a device could keep the bound's worth at
+/// each).
+#[test]
+fn unfinished_uploads_count_at_every_instance() {
+    let city = PhotoCity::new(&["officer-1"], &["--uploads-in-progress-mib", "1"]);
+    let (a, b) = (city.start(), city.start());
+    let mut officer = Device::enroll(&a.url, &city.codes[0], "一号机");
+    officer.sync().unwrap();
+    let hashes = photographed_case(
+        &mut officer,
+        &[
+            "Fossa_by_Jasper_Roks.jpg",
+            "Painting-Colors_by__herobrine7gamer.jpg",
+            "Picture_0B_by_freespace.jpg",
+            "Bridge_by_Sander_Klootwijk.jpg",
+            "Dragonfly_by_Bolly.jpg",
+            "seeding_by_Clements_Engelhardt.jpg",
+            "mate/nature/Garden.jpg",
+            "mate/nature/Dune.jpg",
+            "mate/nature/Wood.jpg",
+            "mate/nature/Storm.jpg",
+            "mate/nature/GreenMeadow.jpg",
+            "mate/nature/RainDrops.jpg",
+        ],
+    );
+    common::push_records(&a.url, &officer);
+    // Through the first instance, each photo but its last byte, while they
+    // fit the bound (1 MiB).
+    let mut held = 0;
+    let mut refused = None;
+    for hash in &hashes {
+        let bytes = officer.store.blobs().read(hash).unwrap();
+        if held + bytes.len() > 1 << 20 {
+            refused = Some((hash, bytes));
+            break;
+        }
+        let (status, body) = put_chunk(
+            &a.url,
+            &officer.token,
+            hash,
+            bytes.len(),
+            &bytes[..bytes.len() - 1],
+        );
+        assert_eq!(status, 200, "{body}");
+        held += bytes.len() - 1;
+    }
+    let (hash, bytes) =
+        refused.unwrap_or_else(|| panic!("the photos come to {held} bytes, within the bound"));
+    assert!(held > 0, "at least one upload is in progress");
+    // The next photo would pass it: refused at the second instance, which
+    // holds none of those uploads itself, as at the first.
+    for url in [&b.url, &a.url] {
+        let (status, body) = put_chunk(url, &officer.token, hash, bytes.len(), &bytes);
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (507, Some("too_many_uploads")),
+            "{url}: {body}"
+        );
+    }
 }
 
 /// A burst of pushes larger than an instance's push connections waits for

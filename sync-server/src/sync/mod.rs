@@ -1010,7 +1010,18 @@ async fn blob_put(
     }
     let blobs = station.blobs.clone();
     let uploader = device.id.clone();
-    let in_progress = on_files(move || blobs.partial_bytes(&uploader).map_err(file_error)).await?;
+    let mut in_progress =
+        on_files(move || blobs.partial_bytes(&uploader).map_err(file_error)).await?;
+    if let Some(objects) = &station.objects {
+        // Uploads begun through other instances count too: every chunk an
+        // instance acknowledged is in the object storage (this instance's
+        // own, so not counted twice).
+        let everywhere = objects
+            .parts_bytes(&device.id)
+            .await
+            .map_err(object_error)?;
+        in_progress = in_progress.max(everywhere);
+    }
     let remaining = q.total - q.offset;
     // What this device's unfinished uploads would hold once this one is
     // whole (its partial, `offset` bytes so far, is in `in_progress`).
