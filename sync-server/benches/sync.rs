@@ -262,6 +262,12 @@ fn main() {
             apply_cost(day, in_flight);
             return;
         }
+        // `-- merge-steps`: what merging one pushed new case costs, step
+        // by step, on one thread.
+        Some("merge-steps") => {
+            merge_steps(day);
+            return;
+        }
         Some("load") => {
             let (_cluster, station, mut admin) = district_process(false);
             three_loads(&station.url, admin.as_mut(), day, in_flight);
@@ -933,6 +939,70 @@ fn process_cpu_seconds() -> f64 {
     let fields: Vec<&str> = rest.split(' ').collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     ticks as f64 / 100.0
+}
+
+/// The steps of merging a device's pushed new case into the station's
+/// documents (`menqian_core::merge_pushed`, what the push handlers run
+/// ahead of the committer), each timed alone on one thread over 2,000 of
+/// the load's changes, three rounds: reading the change, Automerge
+/// applying it to a new document, reading the document back (the hydrate
+/// the entity is read from) and saving it; then the whole merge with its
+/// checks and view.
+fn merge_steps(day: chrono::DateTime<Utc>) {
+    let batches = device_batches(day, 0, 0, 40);
+    let bodies: Vec<Vec<menqian_core::DocChange>> = batches
+        .iter()
+        .map(|(_, body)| wire::decode(body).unwrap().changes)
+        .collect();
+    let n = bodies.iter().map(Vec::len).sum::<usize>() as f64;
+    let per = |t: Instant| t.elapsed().as_secs_f64() * 1e6 / n;
+    for round in 0..3 {
+        let t = Instant::now();
+        let decoded: Vec<Vec<menqian_core::Incoming>> = bodies
+            .iter()
+            .map(|b| menqian_core::decode_pushed(b.clone()).unwrap())
+            .collect();
+        let decode = per(t);
+        let t = Instant::now();
+        let docs: Vec<automerge::Automerge> = decoded
+            .iter()
+            .flatten()
+            .map(|c| {
+                let mut d = automerge::Automerge::new();
+                d.apply_changes([c.change.clone()]).unwrap();
+                d
+            })
+            .collect();
+        let apply = per(t);
+        let t = Instant::now();
+        for d in &docs {
+            std::hint::black_box(d.hydrate(None));
+        }
+        let hydrate = per(t);
+        let t = Instant::now();
+        for d in &docs {
+            std::hint::black_box(d.save());
+        }
+        let save = per(t);
+        let t = Instant::now();
+        for ((actor, _), batch) in batches.iter().zip(decoded) {
+            let writer = Writer {
+                user: "officer-1".into(),
+                role: Role::Officer,
+                actor: actor.clone(),
+            };
+            for (doc_id, incoming) in menqian_core::group_by_document(batch) {
+                let merged =
+                    menqian_core::merge_pushed(&doc_id, None, incoming, Some(&writer)).unwrap();
+                assert!(merged.merged.is_some());
+            }
+        }
+        let whole = per(t);
+        println!(
+            "round {round}, µs a change: reading {decode:.1}, applying {apply:.1}, \
+             hydrate {hydrate:.1}, saving {save:.1}; the whole merge {whole:.1}"
+        );
+    }
 }
 
 /// Each push merged ahead against the store's documents, on two threads
