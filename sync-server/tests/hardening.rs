@@ -181,7 +181,7 @@ fn uploads_cannot_fill_the_disk_or_be_sabotaged() {
     let partial_dir = station.dir.path().join("station.sqlite-blobs/partial");
     let url = station.url.clone();
     let put = |token: &str, hash: &str, offset: usize, total: &str, body: &[u8]| {
-        put_to(&url, token, hash, offset, total, body)
+        common::put_to(&url, token, hash, offset, total, body)
     };
     // 200 uploads of photos no record refers to: all refused, nothing kept.
     let mut jpeg = vec![0xFF, 0xD8, 0xFF];
@@ -273,7 +273,7 @@ fn uploads_cannot_fill_the_disk_or_be_sabotaged() {
         let hash = photo_record(&mut officer);
         common::push_records(&station.url, &officer);
         let bytes = officer.store.blobs().read(&hash).unwrap();
-        let (status, body) = put_to(
+        let (status, body) = common::put_to(
             &station.url,
             &officer.token,
             &hash,
@@ -286,35 +286,6 @@ fn uploads_cannot_fill_the_disk_or_be_sabotaged() {
             (507, Some(code)),
             "{body}"
         );
-    }
-}
-
-fn put_to(
-    url: &str,
-    token: &str,
-    hash: &str,
-    offset: usize,
-    total: &str,
-    body: &[u8],
-) -> (u16, serde_json::Value) {
-    let sent = http()
-        .put(format!(
-            "{url}/v1/blobs/{hash}?offset={offset}&total={total}"
-        ))
-        .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .body(body.to_vec())
-        .send();
-    match sent {
-        Ok(r) => (
-            r.status().as_u16(),
-            r.json::<serde_json::Value>().unwrap_or_default(),
-        ),
-        // The station refuses from the headers and closes without reading
-        // the body: a client still writing it may see the pipe break before
-        // it reads the answer. Status 0 stands for that.
-        Err(e) if e.is_request() => (0, serde_json::json!({ "error": e.to_string() })),
-        Err(e) => panic!("{e}"),
     }
 }
 

@@ -311,6 +311,41 @@ pub fn push_records(url: &str, d: &Device) {
     assert!(r.status().is_success(), "push: {}", r.text().unwrap());
 }
 
+/// One chunk of an upload (`offset` of a `total`-byte photo) PUT to the
+/// station at `url`: the status and the answer.
+pub fn put_to(
+    url: &str,
+    token: &str,
+    hash: &str,
+    offset: usize,
+    total: &str,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
+    let sent = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .put(format!(
+            "{url}/v1/blobs/{hash}?offset={offset}&total={total}"
+        ))
+        .bearer_auth(token)
+        .header("content-type", "application/octet-stream")
+        .body(body.to_vec())
+        .send();
+    match sent {
+        Ok(r) => (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().unwrap_or_default(),
+        ),
+        // The station refuses from the headers and closes without reading
+        // the body: a client still writing it may see the pipe break before
+        // it reads the answer. Status 0 stands for that.
+        Err(e) if e.is_request() => (0, serde_json::json!({ "error": e.to_string() })),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// The documents a user may receive (see [`TestServer::documents_for`]).
 pub fn visible_to(
     docs: Vec<(String, serde_json::Value)>,
