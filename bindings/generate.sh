@@ -4,7 +4,9 @@
 #   Kotlin → android/menqian/src/main/kotlin/cn/menqian/core/menqian.kt
 #   Swift  → ios/MenqianKit/Sources/MenqianCore/MenqianCore.swift, and the C
 #            header and module map → ios/MenqianKit/Sources/MenqianCoreFFI/
-# Usage: bindings/generate.sh
+# Usage: bindings/generate.sh [--built]
+#   --built: the caller built target/debug/libmenqian and uniffi-bindgen already
+#            (scripts/kotlin-test.sh, with the test build's features).
 # The generator reads uniffi's metadata from the library's symbol table, which
 # the stripped phone build (profile release-small) no longer has, so it reads the
 # dev build; the generated code is the same for every profile of the same source.
@@ -12,9 +14,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-# One build of both: with the features unified as in a workspace build, the test
-# command reuses what `cargo nextest run --workspace` already compiled.
-cargo build --quiet -p menqian-bindings -p uniffi-bindgen
+if [ "${1:-}" != "--built" ]; then
+  cargo build --quiet -p menqian-bindings -p uniffi-bindgen
+fi
 lib="target/debug/libmenqian.so"
 [ -f "$lib" ] || lib="target/debug/libmenqian.dylib"
 bindgen() { target/debug/uniffi-bindgen generate "$lib" --no-format "$@"; }
