@@ -13,6 +13,8 @@
 //! robin, the work a load balancer does.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that fails should stop loudly
 
+#[path = "burst/mod.rs"]
+mod burst;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/pg/mod.rs"]
@@ -260,76 +262,22 @@ fn main() {
         .collect();
 
     // Bursts of pushes.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(BURST)
-        .pool_idle_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let runtime = burst::runtime();
+    let client = burst::client(BURST);
     let mut push_lat = Vec::new();
     // The most lag seen over the whole run (`lag_max` is per burst).
     let mut lag_all = 0u64;
     for b in 0..BURSTS {
         lag_all = lag_all.max(lag_max.swap(0, Ordering::Relaxed));
         let t = Instant::now();
-        let lat = runtime.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for i in b * BURST..(b + 1) * BURST {
-                let (client, url, token, body) = (
-                    client.clone(),
-                    urls[i % urls.len()].clone(),
-                    devices[i].token.clone(),
-                    push_bodies[i].clone(),
-                );
-                set.spawn(async move {
-                    let started = Instant::now();
-                    // As a phone does: `503` and `429` are tried again.
-                    let mut retries = 0u32;
-                    loop {
-                        let r = client
-                            .post(format!("{url}/v1/push"))
-                            .bearer_auth(&token)
-                            .header("content-type", wire::CONTENT_TYPE)
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        // A phone tries again after a network error too (a
-                        // push retried is applied once).
-                        let Ok(r) = r else {
-                            retries += 1;
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                            continue;
-                        };
-                        let status = r.status();
-                        let text = r.bytes().await.unwrap();
-                        if status.as_u16() == 503 || status.as_u16() == 429 {
-                            retries += 1;
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                            continue;
-                        }
-                        assert!(
-                            status.is_success(),
-                            "push: {status} {:?}",
-                            String::from_utf8_lossy(&text)
-                        );
-                        return (started.elapsed(), retries);
-                    }
-                });
-            }
-            let mut lat = Vec::with_capacity(BURST);
-            let mut retries = 0;
-            while let Some(l) = set.join_next().await {
-                let (l, r) = l.unwrap();
-                lat.push(l);
-                retries += r;
-            }
-            (lat, retries)
-        });
-        let (lat, retries) = lat;
+        let pushes = (b * BURST..(b + 1) * BURST)
+            .map(|i| burst::Push {
+                url: urls[i % urls.len()].clone(),
+                token: devices[i].token.clone(),
+                body: push_bodies[i].clone(),
+            })
+            .collect();
+        let (lat, retries) = burst::push_all(&runtime, &client, pushes);
         let took = t.elapsed();
         // Until every instance's read model holds the burst.
         let settle = Instant::now();
@@ -340,8 +288,8 @@ fn main() {
         sorted.sort();
         println!(
             "burst {b}: {BURST} pushes in {took:.2?}, p50 {:.0?}, p99 {:.0?}, max {:.0?} ({retries} tries again after a 503, 429 or network error); read models caught up {:.0?} after the last answer; most lag seen {} changes",
-            pct(&sorted, 0.5),
-            pct(&sorted, 0.99),
+            burst::pct(&sorted, 0.5),
+            burst::pct(&sorted, 0.99),
             sorted[sorted.len() - 1],
             settle.elapsed(),
             lag_max.load(Ordering::Relaxed)
@@ -435,15 +383,15 @@ fn main() {
         "{BOOTSTRAPS} subdistrict bootstraps at once ({}–{} documents each): all done in {took:.1?}; each p50 {:.2?}, p99 {:.2?}; snapshot page p99 {:.0?} ({} answered 503/429)",
         docs.iter().min().unwrap(),
         docs.iter().max().unwrap(),
-        pct(&whole, 0.5),
-        pct(&whole, 0.99),
-        pct(&pages, 0.99),
+        burst::pct(&whole, 0.5),
+        burst::pct(&whole, 0.99),
+        burst::pct(&pages, 0.99),
         boots.iter().map(|b| b.3).sum::<u32>()
     );
     println!(
         "pushes over all bursts: p50 {:.0?}, p99 {:.0?}; most read-model lag seen over the run {} changes",
-        pct(&push_lat, 0.5),
-        pct(&push_lat, 0.99),
+        burst::pct(&push_lat, 0.5),
+        burst::pct(&push_lat, 0.99),
         lag_all.max(lag_max.load(Ordering::Relaxed))
     );
     let mut pulls = pull_latencies.lock().unwrap().clone();
@@ -453,8 +401,8 @@ fn main() {
         pulls.len(),
         watched.elapsed(),
         pulls.len() as f64 / watched.elapsed().as_secs_f64(),
-        pct(&pulls, 0.5),
-        pct(&pulls, 0.99),
+        burst::pct(&pulls, 0.5),
+        burst::pct(&pulls, 0.99),
         pulls_refused.load(Ordering::Relaxed)
     );
     let mut pg = postgres::Client::connect(&url, postgres::NoTls).unwrap();
@@ -468,10 +416,6 @@ fn main() {
     println!("connections to the database at the end: {connections} (this one included)");
     drop(stations);
     drop(cluster);
-}
-
-fn pct(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
 /// The instance's `menqian_feed_lag` gauge.

@@ -5,6 +5,8 @@
 //! A real server (in this process, on 127.0.0.1) with the 21,728-shop district.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark that fails should stop loudly
 
+#[path = "burst/mod.rs"]
+mod burst;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/pg/mod.rs"]
@@ -238,7 +240,8 @@ fn scaling(day: chrono::DateTime<Utc>, in_flight_each: usize) {
 fn main() {
     let mut words = std::env::args().skip(1).filter(|a| !a.starts_with('-'));
     let mode = words.next();
-    let in_flight: usize = words.next().map_or(4, |n| n.parse().unwrap());
+    let number: Option<usize> = words.next().map(|n| n.parse().unwrap());
+    let in_flight = number.unwrap_or(4);
     let day = Utc.with_ymd_and_hms(2026, 12, 10, 1, 0, 0).unwrap();
     match mode.as_deref() {
         // `cargo bench -p menqian-sync-server --bench sync -- flood`: only
@@ -282,6 +285,20 @@ fn main() {
                 let (_cluster, station, mut admin) = district_process(postgres);
                 three_loads(&station.url, admin.as_mut(), day, in_flight);
             }
+            return;
+        }
+        // `-- burst-postgres [N]`: bursts of 1,000 one-report pushes sent
+        // at once to N instances on PostgreSQL (3 by default), round robin.
+        Some("burst-postgres") => {
+            let (_cluster, stations, mut admin) = postgres_district(number.unwrap_or(3));
+            let urls: Vec<String> = stations.iter().map(|s| s.url.clone()).collect();
+            bursts(&urls, admin.as_mut(), day);
+            return;
+        }
+        // `-- burst`: the same bursts on the embedded store.
+        Some("burst") => {
+            let (_cluster, station, mut admin) = district_process(false);
+            bursts(std::slice::from_ref(&station.url), admin.as_mut(), day);
             return;
         }
         // `-- scale [N]`: 1, 2 and 3 instances on PostgreSQL under CPU
@@ -739,6 +756,37 @@ struct LoadFigures {
 /// Reports each load device pushes.
 const PER_DEVICE: usize = 50;
 
+/// Three bursts of 1,000 phones, each pushing one new report at once: how
+/// long until all are answered, and their latencies.
+fn bursts(urls: &[String], admin: &mut dyn SyncStore, day: chrono::DateTime<Utc>) {
+    const BURST: usize = 1_000;
+    let runtime = burst::runtime();
+    let client = burst::client(BURST);
+    for run in 0..3 {
+        let pushes: Vec<burst::Push> = device_batches(day, 9, run, BURST, 1)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (actor, body))| burst::Push {
+                url: urls[i % urls.len()].clone(),
+                token: enroll_officer(admin, &actor, &format!("burst-{run}-{i}")).token,
+                body,
+            })
+            .collect();
+        let t = Instant::now();
+        let (mut lat, retries) = burst::push_all(&runtime, &client, pushes);
+        let took = t.elapsed();
+        lat.sort();
+        println!(
+            "{BURST} one-report pushes at once to {} instance(s): all answered in {took:.2?}; p50 {} ms, p99 {} ms, max {} ms; {retries} tried again",
+            urls.len(),
+            burst::pct(&lat, 0.5).as_millis(),
+            burst::pct(&lat, 0.99).as_millis(),
+            lat[lat.len() - 1].as_millis(),
+        );
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+}
+
 fn three_loads(url: &str, admin: &mut dyn SyncStore, day: chrono::DateTime<Utc>, in_flight: usize) {
     for run in 0..3 {
         load_test(&[url.to_string()], admin, day, in_flight, run, 2_000);
@@ -757,7 +805,7 @@ fn load_test(
     devices: usize,
 ) -> LoadFigures {
     let t = Instant::now();
-    let made = device_batches(day, concurrency, run, devices);
+    let made = device_batches(day, concurrency, run, devices, PER_DEVICE);
     let batches: Vec<(String, Vec<u8>)> = made
         .into_iter()
         .enumerate()
@@ -843,14 +891,15 @@ fn district_bootstrap(server: &TestServer) {
     );
 }
 
-/// `devices` new devices' pushes of 50 new cases each, made on both cores:
-/// (actor, encoded batch). `run` and `label` keep every report of every run
-/// in its own place and words.
+/// `devices` new devices' pushes of `per_device` new cases each, made on
+/// both cores: (actor, encoded batch). `run` and `label` keep every report
+/// of every run in its own place and words.
 fn device_batches(
     day: chrono::DateTime<Utc>,
     label: usize,
     run: usize,
     devices: usize,
+    per_device: usize,
 ) -> Vec<(String, Vec<u8>)> {
     let category = menqian_fixtures::categories()
         .unwrap()
@@ -862,7 +911,7 @@ fn device_batches(
         let mut s = Store::open(":memory:", StoreConfig::default()).unwrap();
         s.import_categories(category.clone()).unwrap();
         let before_reports = s.feed_head().unwrap();
-        for k in 0..PER_DEVICE {
+        for k in 0..per_device {
             s.report_case(NewCase {
                 subdistrict: None,
                 lane: None,
@@ -871,7 +920,7 @@ fn device_batches(
                 // Every report of every run in its own place, at least
                 // 44 m from any other: distinct problems, not repeats.
                 location: {
-                    let g = (run * devices + i) * PER_DEVICE + k;
+                    let g = (run * devices + i) * per_device + k;
                     GeoPoint::new(
                         39.70 + (g / 600) as f64 * 4e-4,
                         116.10 + (g % 600) as f64 * 5.2e-4,
@@ -888,7 +937,7 @@ fn device_batches(
         }
         let body = wire::encode(&WireBatch {
             changes: s
-                .own_changes_since(before_reports, PER_DEVICE as u32)
+                .own_changes_since(before_reports, per_device as u32)
                 .unwrap()
                 .changes,
             ..Default::default()
@@ -949,7 +998,7 @@ fn process_cpu_seconds() -> f64 {
 /// the entity is read from) and saving it; then the whole merge with its
 /// checks and view.
 fn merge_steps(day: chrono::DateTime<Utc>) {
-    let batches = device_batches(day, 0, 0, 40);
+    let batches = device_batches(day, 0, 0, 40, PER_DEVICE);
     let bodies: Vec<Vec<menqian_core::DocChange>> = batches
         .iter()
         .map(|(_, body)| wire::decode(body).unwrap().changes)
@@ -1043,7 +1092,7 @@ fn apply_cost(day: chrono::DateTime<Utc>, group: usize) {
         menqian_sync_server::SqliteSyncStore::open(dir.path(), vec![common::HOST.into()]).unwrap();
     for run in 0..4 {
         let ahead = run % 2 == 1;
-        let pushes: Vec<menqian_core::GroupedPush> = device_batches(day, 0, run, 2_000)
+        let pushes: Vec<menqian_core::GroupedPush> = device_batches(day, 0, run, 2_000, PER_DEVICE)
             .into_iter()
             .enumerate()
             .map(|(i, (actor, body))| {

@@ -12,7 +12,7 @@ use chrono::Utc;
 use common::{Device, HOST, StationProcess, seed_store};
 use menqian_core::ShopPatch;
 use menqian_sync_server::SyncStore;
-use menqian_sync_server::store::postgres::PgSyncStore;
+use menqian_sync_server::store::postgres::{PUSH_CONNECTIONS, PgSyncStore};
 
 /// haproxy in front of `backends`, round robin, each checked at /readyz.
 struct Haproxy {
@@ -772,8 +772,8 @@ fn unfinished_uploads_count_at_every_instance() {
 
 /// A burst of pushes larger than an instance's push connections waits for
 /// them instead of opening more: every push is applied, and the database
-/// never sees more than 16 push connections from the instance (a city's
-/// burst of 1,000 opened connections until PostgreSQL refused them).
+/// never sees more push connections from the instance than its bound (a
+/// city's burst of 1,000 opened connections until PostgreSQL refused them).
 #[test]
 fn a_burst_of_pushes_shares_a_bounded_set_of_connections() {
     use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -846,7 +846,15 @@ fn a_burst_of_pushes_shares_a_bounded_set_of_connections() {
             .into_iter()
             .map(|(writer, changes)| {
                 let authority = authority.clone();
-                scope.spawn(move || authority.push(&writer, changes, Utc::now()).unwrap())
+                scope.spawn(move || {
+                    let push = menqian_core::GroupedPush::new(changes, writer, Utc::now());
+                    authority
+                        .push_group(vec![push])
+                        .unwrap()
+                        .pop()
+                        .unwrap()
+                        .unwrap()
+                })
             })
             .collect();
         for p in pushes {
@@ -856,7 +864,7 @@ fn a_burst_of_pushes_shares_a_bounded_set_of_connections() {
     });
     let opened = most.load(Ordering::SeqCst) - before;
     assert!(
-        (1..=16).contains(&opened),
+        (1..=PUSH_CONNECTIONS as i64).contains(&opened),
         "{opened} connections opened for {PUSHES} pushes at once"
     );
 }

@@ -758,6 +758,14 @@ pub struct GroupedPush {
 }
 
 impl GroupedPush {
+    /// The documents the batch changes, each once, in order.
+    pub fn doc_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.changes.iter().map(|c| c.doc_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     pub fn new(
         changes: Vec<Incoming>,
         writer: Writer,

@@ -249,16 +249,28 @@ pub trait Accounts: AccountsRead {
 }
 
 /// Where a store merges pushes when that can happen beside the instance's
-/// writer: a city's database, where pushes to different documents go side
-/// by side. [`SyncStore::accepted`] then follows, with the writer.
+/// writer: a city's database, where groups of pushes to different documents
+/// go side by side. [`SyncStore::accepted`] then follows, with the writer.
 pub trait Authority: Send + Sync {
-    /// The authoritative half of [`SyncStore::push_decoded`].
-    fn push(
-        &self,
-        writer: &Writer,
-        changes: Vec<Incoming>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<ApplyReport>;
+    /// How many groups it merges side by side, at most.
+    fn groups_at_once(&self) -> usize;
+    /// The authoritative half of [`SyncStore::push_group`]: each push all
+    /// or nothing, the group in one commit; each push's answer, in order.
+    fn push_group(&self, group: Vec<GroupedPush>) -> StoreResult<Vec<StoreResult<ApplyReport>>>;
+}
+
+/// Each push of a group that was applied, with its writer and documents
+/// (`touched`, in the group's order): what [`SyncStore::accepted`] takes.
+pub(crate) fn accepted_pushes(
+    touched: Vec<(Writer, Vec<String>)>,
+    answers: &[StoreResult<ApplyReport>],
+) -> Vec<(Writer, Vec<String>)> {
+    touched
+        .into_iter()
+        .zip(answers)
+        .filter(|(_, a)| a.is_ok())
+        .map(|(t, _)| t)
+        .collect()
 }
 
 /// The server's storage: its [`Accounts`] and the merged documents with
@@ -348,9 +360,10 @@ pub trait SyncStore: Send {
     fn authority(&self) -> Option<std::sync::Arc<dyn Authority>> {
         None
     }
-    /// What follows a push an [`Authority`] merged: the device bound to the
-    /// writer's actor may upload the photos the pushed documents refer to.
-    fn accepted(&mut self, _writer: &Writer, _doc_ids: &[String]) -> StoreResult<()> {
+    /// What follows a group of pushes an [`Authority`] merged (each writer
+    /// with the documents its push changed): the device bound to each
+    /// writer's actor may upload the photos its documents refer to.
+    fn accepted(&mut self, _pushes: &[(Writer, Vec<String>)]) -> StoreResult<()> {
         Ok(())
     }
     /// A handle for reads that runs beside this one: requests that only read

@@ -25,6 +25,10 @@ use menqian_core::{ApplyReport, Error as CoreError, GroupedPush, Writer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+mod committer;
+
+use committer::{Committer, WaitingPush};
+
 use crate::guard::{Busy, Slot, Traffic};
 use crate::store::{Device, StoreError, SyncRead, SyncStore, User};
 
@@ -133,100 +137,6 @@ struct Authenticator {
     known: std::collections::HashMap<Vec<u8>, (Device, User)>,
 }
 
-/// A push waiting for its group's commit ([`Station::push_grouped`]).
-struct WaitingPush {
-    push: GroupedPush,
-    answer: tokio::sync::oneshot::Sender<Result<ApplyReport, ApiError>>,
-}
-
-/// The most changes one group commit takes in (more wait for the next): a
-/// group's transaction holds the writer, so it stays short.
-const GROUP_CHANGES: usize = 5_000;
-
-/// Group commit for the embedded store: one thread takes every push that
-/// arrived while the last group was being written and applies them in one
-/// transaction with one durable commit: pushes that share a commit share its
-/// WAL frames and its sync to disk, and no push waits at a lock for another
-/// device's answer. A refused push does not hold up the others of its
-/// group. The thread ends when the station is dropped (ADR 0014).
-#[derive(Debug)]
-struct Committer {
-    queue: std::sync::mpsc::Sender<WaitingPush>,
-}
-
-impl std::fmt::Debug for WaitingPush {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WaitingPush")
-            .field("changes", &self.push.changes.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Committer {
-    fn start(writer: SharedStore, groups: prometheus_client::metrics::counter::Counter) -> Self {
-        let (queue, waiting) = std::sync::mpsc::channel::<WaitingPush>();
-        let spawned = std::thread::Builder::new()
-            .name("committer".into())
-            .spawn(move || {
-                while let Ok(first) = waiting.recv() {
-                    let mut group = vec![first];
-                    let mut changes = group[0].push.changes.len();
-                    while changes < GROUP_CHANGES {
-                        let Ok(next) = waiting.try_recv() else { break };
-                        changes += next.push.changes.len();
-                        group.push(next);
-                    }
-                    groups.inc();
-                    // A panic answers this group's devices with an error
-                    // (their answers are dropped); the thread goes on.
-                    let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        commit_group(&writer, group)
-                    }));
-                    if committed.is_err() {
-                        tracing::error!("a group commit panicked");
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            // Without the thread every push is answered with an error.
-            tracing::error!(error = %e, "starting the committer thread");
-        }
-        Committer { queue }
-    }
-
-    /// Queues a push; an error when the committer thread is gone.
-    fn send(&self, push: WaitingPush) -> Result<(), ApiError> {
-        self.queue.send(push).map_err(|_| internal())
-    }
-}
-
-/// Applies one group with the store's writer and answers each device.
-fn commit_group(writer: &SharedStore, group: Vec<WaitingPush>) {
-    let (pushes, answers): (Vec<_>, Vec<_>) = group.into_iter().map(|w| (w.push, w.answer)).unzip();
-    let mut guard = writer.lock().unwrap_or_else(|p| {
-        tracing::error!("a request panicked while holding the store's writer");
-        p.into_inner()
-    });
-    let applied = guard
-        .push_group(pushes)
-        .and_then(|results| guard.publish().map(|()| results));
-    drop(guard);
-    match applied {
-        Ok(results) => {
-            for (answer, result) in answers.into_iter().zip(results) {
-                // A device that hung up has nobody to hear it.
-                let _ = answer.send(result.map_err(ApiError::from));
-            }
-        }
-        Err(e) => {
-            let e = ApiError::from(e);
-            for answer in answers {
-                let _ = answer.send(Err(e.clone()));
-            }
-        }
-    }
-}
-
 /// Tokens remembered at most (then all are forgotten).
 const AUTH_CACHE_SIZE: usize = 100_000;
 
@@ -261,7 +171,11 @@ impl Station {
         let metrics = crate::ops::Metrics::default();
         let authority = store.authority();
         let writer: SharedStore = Arc::new(Mutex::new(store));
-        let committer = Committer::start(writer.clone(), metrics.push_groups.clone());
+        let committer = Committer::start(
+            writer.clone(),
+            authority.clone(),
+            metrics.push_groups.clone(),
+        );
         Ok(Station {
             jobs: Default::default(),
             notifier: crate::alerts::notifier(None),
@@ -788,27 +702,13 @@ async fn push(
         actor: device.actor.clone(),
     };
     let received = Utc::now();
-    let report = match station.authority.clone() {
-        // A city's database merges pushes side by side; the instance's
-        // writer only takes in the result.
-        Some(authority) => {
-            let mut ids: Vec<String> = changes.iter().map(|c| c.doc_id.clone()).collect();
-            ids.sort();
-            ids.dedup();
-            let pusher = writer.clone();
-            let report = on_files(move || Ok(authority.push(&pusher, changes, received)?)).await?;
-            station
-                .write(move |s| Ok(s.accepted(&writer, &ids)?))
-                .await?;
-            report
-        }
-        None => {
-            let push = station
-                .premerged(GroupedPush::new(changes, writer, received))
-                .await?;
-            station.push_grouped(push).await?
-        }
-    };
+    let mut push = GroupedPush::new(changes, writer, received);
+    // A city's database merges each group itself, against the documents
+    // as it holds them; the embedded store's are read ahead here.
+    if station.authority.is_none() {
+        push = station.premerged(push).await?;
+    }
+    let report = station.push_grouped(push).await?;
     let device = device.id;
     station.metrics.pushes.inc();
     station.metrics.changes.inc_by(count as u64);

@@ -60,6 +60,66 @@ pub struct PgDocuments {
     commit_delay_ms: (u64, u64),
 }
 
+/// One push of a group ([`PgDocuments::push_group`]).
+#[derive(Debug)]
+pub struct PgPush {
+    /// Who made it; `None` for the station's own changes.
+    pub writer: Option<Writer>,
+    pub changes: Vec<Incoming>,
+    /// When it arrived (the feed keeps it with each change).
+    pub received: DateTime<Utc>,
+}
+
+/// A group's pushes merged one after another, before anything is written.
+#[derive(Default)]
+struct GroupMerge {
+    /// The documents as the database held them.
+    stored: HashMap<String, Vec<u8>>,
+    /// The documents the group changed: their bytes and views.
+    docs: HashMap<String, (Vec<u8>, String)>,
+    /// The new changes in feed order, each with its push's arrival (ms).
+    feed: Vec<(String, menqian_core::NewChange, i64)>,
+    /// The actors of the new changes.
+    actors: BTreeSet<Vec<u8>>,
+}
+
+impl GroupMerge {
+    /// Merges one push, all or nothing: its documents are taken in only when
+    /// every one of them merged.
+    fn push(&mut self, push: PgPush) -> StoreResult<ApplyReport> {
+        let writer = push.writer.as_ref();
+        let mut report = ApplyReport::default();
+        let mut docs = Vec::new();
+        let mut changes = Vec::new();
+        let mut actors = Vec::new();
+        for (doc_id, incoming) in menqian_core::group_by_document(push.changes) {
+            let current = match self.docs.get(&doc_id) {
+                Some((bytes, _)) => Some(bytes.clone()),
+                None => self.stored.get(&doc_id).cloned(),
+            };
+            let merged = menqian_core::merge_pushed(&doc_id, current, incoming, writer)?;
+            report.duplicates += merged.duplicates;
+            let Some(doc) = merged.merged else {
+                continue;
+            };
+            report.applied += doc.changes.len();
+            report.documents += 1;
+            changes.extend(doc.changes.into_iter().map(|c| (doc_id.clone(), c)));
+            docs.push((doc_id, (doc.saved, doc.view)));
+            actors.extend(merged.actors);
+        }
+        // The feed keeps the order the changes were pushed in (a station
+        // moved here from SQLite keeps its positions).
+        changes.sort_by_key(|(_, c)| c.index);
+        let at = push.received.timestamp_millis();
+        self.feed
+            .extend(changes.into_iter().map(|(doc_id, c)| (doc_id, c, at)));
+        self.docs.extend(docs);
+        self.actors.extend(actors);
+        Ok(report)
+    }
+}
+
 impl std::fmt::Debug for PgDocuments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgDocuments").finish_non_exhaustive()
@@ -119,58 +179,75 @@ impl PgDocuments {
         changes: Vec<Incoming>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport> {
-        let groups = menqian_core::group_by_document(changes);
-        let ids: Vec<&str> = groups.iter().map(|(id, _)| id.as_str()).collect();
+        let push = PgPush {
+            writer: writer.cloned(),
+            changes,
+            received: now,
+        };
+        self.push_group(vec![push])?
+            .pop()
+            .unwrap_or_else(|| Err(super::no_answer()))
+    }
+
+    /// Applies several pushes in one transaction with one durable commit
+    /// and one sequencer run (group commit): each push all or nothing, as
+    /// [`PgDocuments::push`] applies one, merged in their order (a later
+    /// push of the group meets the documents as the earlier ones left
+    /// them), and its feed entries after theirs. A refused push does not
+    /// hold up the others: each has its own answer, in the group's order.
+    /// An error of the database's fails them all.
+    pub fn push_group(
+        &mut self,
+        pushes: Vec<PgPush>,
+    ) -> StoreResult<Vec<StoreResult<ApplyReport>>> {
+        let mut ids: Vec<&str> = pushes
+            .iter()
+            .flat_map(|p| p.changes.iter().map(|c| c.doc_id.as_str()))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
         let (min, max) = self.commit_delay_ms;
         let mut tx = self.client()?.transaction()?;
-        // Every document of the batch is locked before this transaction
+        // Every document of the group is locked before this transaction
         // writes anything, and so before it has an id: a push that depends
         // on another's changes waits for that one's commit, and its id, taken
         // later, puts it after that one in the feed. In one order (by key),
-        // so two pushes never wait for each other.
+        // so two groups never wait for each other.
         tx.query_one(
             "SELECT count(pg_advisory_xact_lock($2, k)) FROM (
                  SELECT DISTINCT hashtext(d) AS k FROM unnest($1::text[]) AS d ORDER BY k
              ) AS keys",
             &[&ids, &DOCUMENT_LOCKS],
         )?;
-        let mut stored: HashMap<String, Vec<u8>> = tx
+        let stored: HashMap<String, Vec<u8>> = tx
             .query("SELECT id, data FROM documents WHERE id = ANY($1)", &[&ids])?
             .into_iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-        let mut report = ApplyReport::default();
-        let (mut doc_ids, mut saved, mut views) = (Vec::new(), Vec::new(), Vec::new());
-        let mut new_changes: Vec<(String, menqian_core::NewChange)> = Vec::new();
-        let mut actors = BTreeSet::new();
-        for (doc_id, incoming) in groups {
-            let stored = stored.remove(&doc_id);
-            let merged = menqian_core::merge_pushed(&doc_id, stored, incoming, writer)?;
-            report.duplicates += merged.duplicates;
-            let Some(doc) = merged.merged else {
-                continue;
-            };
-            report.applied += doc.changes.len();
-            report.documents += 1;
-            new_changes.extend(doc.changes.into_iter().map(|c| (doc_id.clone(), c)));
-            doc_ids.push(doc_id);
-            saved.push(doc.saved);
-            views.push(doc.view);
-            actors.extend(merged.actors);
-        }
-        if doc_ids.is_empty() {
-            // Every change was here already: nothing to write.
+        let mut merged = GroupMerge {
+            stored,
+            ..GroupMerge::default()
+        };
+        let answers: Vec<StoreResult<ApplyReport>> =
+            pushes.into_iter().map(|p| merged.push(p)).collect();
+        if merged.docs.is_empty() {
+            // Every change was here already, or refused: nothing to write.
             tx.commit()?;
-            return Ok(report);
+            return Ok(answers);
         }
-        // The feed keeps the order the changes were pushed in (a station
-        // moved here from SQLite keeps its positions).
-        new_changes.sort_by_key(|(_, c)| c.index);
-        let (mut feed_docs, mut hashes, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
-        for (doc_id, c) in new_changes {
+        let (mut doc_ids, mut saved, mut views) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, (bytes, view)) in merged.docs {
+            doc_ids.push(id);
+            saved.push(bytes);
+            views.push(view);
+        }
+        let (mut feed_docs, mut hashes, mut bytes, mut received) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (doc_id, c, at) in merged.feed {
             feed_docs.push(doc_id);
             hashes.push(c.hash);
             bytes.push(c.bytes);
+            received.push(at);
         }
         tx.execute(
             "INSERT INTO documents (id, data, view)
@@ -180,12 +257,12 @@ impl PgDocuments {
         )?;
         tx.execute(
             "INSERT INTO feed (doc_id, hash, change, received_at)
-             SELECT d, h, c, $4 FROM unnest($1::text[], $2::bytea[], $3::bytea[])
-                 WITH ORDINALITY AS t (d, h, c, n)
+             SELECT d, h, c, r FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::int8[])
+                 WITH ORDINALITY AS t (d, h, c, r, n)
              ORDER BY n",
-            &[&feed_docs, &hashes, &bytes, &now.timestamp_millis()],
+            &[&feed_docs, &hashes, &bytes, &received],
         )?;
-        let actors: Vec<Vec<u8>> = actors.into_iter().collect();
+        let actors: Vec<Vec<u8>> = merged.actors.into_iter().collect();
         tx.execute(
             "INSERT INTO actors (actor) SELECT unnest($1::bytea[]) ON CONFLICT DO NOTHING",
             &[&actors],
@@ -200,7 +277,7 @@ impl PgDocuments {
         if let Err(e) = self.sequence() {
             tracing::warn!(error = %e, "the sequencer's run after a push failed");
         }
-        Ok(report)
+        Ok(answers)
     }
 
     /// Gives feed positions to every committed change that has none, in

@@ -10,8 +10,8 @@ pub mod migrate;
 mod station;
 
 pub use accounts::PgAccounts;
-pub use documents::{FeedPage, PgDocuments, Sequencer};
-pub use station::{PgReader, PgSyncStore};
+pub use documents::{FeedPage, PgDocuments, PgPush, Sequencer};
+pub use station::{PUSH_CONNECTIONS, PgReader, PgSyncStore};
 
 use postgres::{Client, NoTls};
 
@@ -127,4 +127,11 @@ fn migrate(client: &mut Client) -> StoreResult<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// A group commit gives every push its answer; should one be missing, its
+/// push fails as the store's own fault (the phone tries again, and a push
+/// tried again is applied once).
+fn no_answer() -> super::StoreError {
+    menqian_core::Error::Io(std::io::Error::other("a push of a group has no answer")).into()
 }

@@ -15,9 +15,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use menqian_core::wire::WireBatch;
-use menqian_core::{ApplyReport, DocChange, Incoming, Store, StoreConfig, Writer};
+use menqian_core::{ApplyReport, DocChange, GroupedPush, Incoming, Store, StoreConfig, Writer};
 
-use super::{PgAccounts, PgDocuments, Sequencer};
+use super::{PgAccounts, PgDocuments, PgPush, Sequencer};
 use crate::store::{
     Accounts, AccountsRead, Device, StoreError, StoreResult, SyncRead, SyncStore, User,
 };
@@ -38,12 +38,14 @@ pub struct PgSyncStore {
     authority: std::sync::Arc<PgAuthority>,
 }
 
-/// Connections one instance merges pushes on, at most. A burst of pushes
-/// beyond this waits for one (a city's bursts reach a thousand at once, and
-/// PostgreSQL refuses connections past `max_connections`: docs/operations.md).
-const PUSH_CONNECTIONS: usize = 16;
+/// Connections one instance merges groups of pushes on, at most: the
+/// station runs as many committer threads. Pushes beyond them wait for the
+/// next group (a city's bursts reach a thousand at once, and PostgreSQL
+/// refuses connections past `max_connections`: docs/operations.md).
+pub const PUSH_CONNECTIONS: usize = 4;
 
-/// Pushes merged on connections of their own, beside the instance's writer.
+/// Groups of pushes merged on connections of their own, beside the
+/// instance's writer.
 pub struct PgAuthority {
     url: String,
     pool: Mutex<Pool>,
@@ -64,24 +66,24 @@ impl std::fmt::Debug for PgAuthority {
 }
 
 impl crate::store::Authority for PgAuthority {
-    fn push(
-        &self,
-        writer: &Writer,
-        changes: Vec<Incoming>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<ApplyReport> {
+    fn groups_at_once(&self) -> usize {
+        PUSH_CONNECTIONS
+    }
+
+    fn push_group(&self, group: Vec<GroupedPush>) -> StoreResult<Vec<StoreResult<ApplyReport>>> {
         let mut docs = self.take()?;
-        let report = docs.push(Some(writer), changes, now);
-        // Given back whatever the push's fate: a refused batch rolled its
-        // transaction back, and a connection PostgreSQL closed opens again
-        // at its next use (so a device sending bad pushes costs no reconnects).
+        let (pushes, _) = pg_pushes(group);
+        let answers = docs.push_group(pushes);
+        // Given back whatever the group's fate: a failed transaction rolled
+        // back, and a connection PostgreSQL closed opens again at its next
+        // use.
         self.pool
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .idle
             .push(docs);
         self.freed.notify_one();
-        report
+        answers
     }
 }
 
@@ -246,6 +248,23 @@ impl PgSyncStore {
     }
 }
 
+/// A group's pushes as the database takes them, and each push's writer
+/// with the documents it changes (for [`SyncStore::accepted`]).
+fn pg_pushes(group: Vec<GroupedPush>) -> (Vec<PgPush>, Vec<(Writer, Vec<String>)>) {
+    group
+        .into_iter()
+        .map(|p| {
+            let touched = (p.writer.clone(), p.doc_ids());
+            let push = PgPush {
+                writer: Some(p.writer),
+                changes: p.changes,
+                received: p.received_at,
+            };
+            (push, touched)
+        })
+        .unzip()
+}
+
 /// The shops among these document ids, each once.
 fn shops_among<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut shops: Vec<String> = ids
@@ -380,27 +399,42 @@ impl SyncStore for PgSyncStore {
         changes: Vec<Incoming>,
         now: DateTime<Utc>,
     ) -> StoreResult<ApplyReport> {
-        let mut ids: Vec<String> = changes.iter().map(|c| c.doc_id.clone()).collect();
-        ids.sort();
-        ids.dedup();
-        let report = lock(&self.docs).push(Some(writer), changes, now)?;
-        self.accepted(writer, &ids)?;
-        Ok(report)
+        let push = GroupedPush::new(changes, writer.clone(), now);
+        self.push_group(vec![push])?
+            .pop()
+            .unwrap_or_else(|| Err(super::no_answer()))
+    }
+
+    fn push_group(
+        &mut self,
+        group: Vec<GroupedPush>,
+    ) -> StoreResult<Vec<StoreResult<ApplyReport>>> {
+        let (pushes, touched) = pg_pushes(group);
+        let answers = lock(&self.docs).push_group(pushes)?;
+        self.accepted(&crate::store::accepted_pushes(touched, &answers))?;
+        Ok(answers)
     }
 
     fn authority(&self) -> Option<std::sync::Arc<dyn crate::store::Authority>> {
         Some(self.authority.clone())
     }
 
-    fn accepted(&mut self, writer: &Writer, doc_ids: &[String]) -> StoreResult<()> {
-        // The read model takes the push (and whatever came before it, other
-        // pushes merged meanwhile included) now: what the device may upload,
-        // and the listings of the shops it changed, are read from there.
+    fn accepted(&mut self, pushes: &[(Writer, Vec<String>)]) -> StoreResult<()> {
+        // The read model takes the pushes (and whatever came before them,
+        // other groups merged meanwhile included) now: what each device may
+        // upload, and the listings of the shops they changed, are read from
+        // there.
         let applied = self.catch_up()?;
-        let refs: Vec<&str> = doc_ids.iter().map(String::as_str).collect();
-        let blobs = self.model.blobs_referenced_by(&refs)?;
-        self.accounts.allow_uploads(&writer.actor, &blobs)?;
-        let shops = shops_among(doc_ids.iter().map(String::as_str));
+        for (writer, doc_ids) in pushes {
+            let refs: Vec<&str> = doc_ids.iter().map(String::as_str).collect();
+            let blobs = self.model.blobs_referenced_by(&refs)?;
+            self.accounts.allow_uploads(&writer.actor, &blobs)?;
+        }
+        let shops = shops_among(
+            pushes
+                .iter()
+                .flat_map(|(_, ids)| ids.iter().map(String::as_str)),
+        );
         if applied > 0 && !shops.is_empty() {
             self.model.publish_listings_of(&shops)?;
             self.publish()?;
