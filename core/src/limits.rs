@@ -24,8 +24,39 @@ pub const MAX_BATCH_OPS: u64 = 100_000;
 /// documents' bytes twice (as read, as merged), which its own size does not
 /// bound. A push over this is merged by the writer, as before.
 pub const MAX_AHEAD_BYTES: usize = 4 << 20;
+/// The most operations a document may hold once a device's batch or a
+/// store's own edit has grown it: what bounds the CPU and memory every later
+/// merge, read and pull of that document costs, which no single change's or
+/// batch's bound does (a device could otherwise grow one record push after
+/// push, with fields no form reads). A case edited a hundred times holds a
+/// few thousand; a patrol recorded for eight hours (a point a second,
+/// appended ten at a time, as the apps record) 2,885, measured.
+pub const MAX_DOC_OPS: u64 = 50_000;
+/// The most bytes a document may save to (Automerge's compressed form), on
+/// the same terms as [`MAX_DOC_OPS`]: that eight-hour patrol saves to
+/// 247 KB. As much as a push may be merged ahead against
+/// ([`MAX_AHEAD_BYTES`]).
+pub const MAX_DOC_BYTES: usize = 4 << 20;
 /// The most dependencies, actors and columns a change may name.
 const MAX_LIST: u64 = 256;
+
+/// Checks a document's size after a write against [`MAX_DOC_OPS`] and
+/// [`MAX_DOC_BYTES`]: `ops` is what Automerge holds (`stats().num_ops`, its
+/// whole history), `saved` the bytes it saves to. A document past either
+/// bound takes no more changes from devices; its record is full.
+pub fn check_record_size(ops: u64, saved: usize) -> Result<(), String> {
+    if ops > MAX_DOC_OPS {
+        return Err(format!(
+            "the record would hold {ops} operations, more than {MAX_DOC_OPS}: it is full"
+        ));
+    }
+    if saved > MAX_DOC_BYTES {
+        return Err(format!(
+            "the record would save to {saved} bytes, more than {MAX_DOC_BYTES}: it is full"
+        ));
+    }
+    Ok(())
+}
 
 const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
 const CHUNK_DOCUMENT: u8 = 0;

@@ -607,6 +607,88 @@ fn text_longer_than_its_form_is_refused_from_a_device() {
     assert_eq!(accepted.description.chars().count(), 600);
 }
 
+/// A record is bounded as a whole, not only change by change: a modified
+/// client that grows its patrol push after push, with lists no form reads,
+/// is refused once the record would hold more than `MAX_DOC_OPS`
+/// operations, and the station's copy stays as it was. A device's own store
+/// holds its edits to the same bound, so it never makes a change the
+/// station would refuse for good.
+#[test]
+fn a_record_grown_past_its_bound_is_refused_from_a_device_and_on_it() {
+    use automerge::transaction::Transactable as _;
+    let (_s, mut server) = demo_store();
+    let (_a, mut a) = empty_store();
+    a.merge_from(&server, 0).unwrap();
+    let at = beijing(2026, 7, 1);
+    let officer = writer(&a, "officer-1", Role::Officer);
+    let head = a.feed_head().unwrap();
+    let patrol = a.start_patrol("officer-1", at).unwrap();
+    let started = made_since(&a, head);
+    server.apply_changes_as(&started, &officer, at).unwrap();
+    let mut d = automerge::AutoCommit::new()
+        .with_actor(automerge::ActorId::try_from(a.actor_id().as_str()).unwrap());
+    d.apply_changes(
+        started
+            .iter()
+            .filter(|c| c.doc_id == patrol)
+            .map(|c| automerge::Change::from_bytes(c.bytes.clone()).unwrap()),
+    )
+    .unwrap();
+    // 9,000 operations a change (one list, 8,999 numbers), under the bound
+    // of one change and of one push.
+    let junk: Vec<DocChange> = (0..6)
+        .map(|k| {
+            let list = d
+                .put_object(
+                    automerge::ROOT,
+                    format!("junk{k}"),
+                    automerge::ObjType::List,
+                )
+                .unwrap();
+            d.splice(&list, 0, 0, (0..8_999).map(automerge::ScalarValue::Int))
+                .unwrap();
+            d.commit();
+            DocChange {
+                doc_id: patrol.clone(),
+                bytes: d.get_last_local_change().unwrap().raw_bytes().to_vec(),
+            }
+        })
+        .collect();
+    let r = server.apply_changes_as(&junk[..5], &officer, at).unwrap();
+    assert_eq!(r.applied, 5);
+    let before = server.counts().unwrap();
+    match server.apply_changes_as(&junk[5..], &officer, at) {
+        Err(Error::InvalidInput { field, reason }) => {
+            assert_eq!(field, patrol);
+            assert!(
+                reason.contains("more than 50000") && reason.contains("full"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected the record to be full, got {other:?}"),
+    }
+    assert_eq!(server.counts().unwrap(), before);
+    // On the device: a record past the bound (here taken from elsewhere, as
+    // a station's own copy could be) takes no edit of its own.
+    a.apply_changes(&junk).unwrap();
+    let head = a.feed_head().unwrap();
+    let point = TrackPoint {
+        at: at + Duration::minutes(1),
+        lat: 39.8661,
+        lon: 116.3451,
+        accuracy_m: 5.0,
+    };
+    match a.append_track(&patrol, &[point]) {
+        Err(Error::InvalidInput { field, reason }) => {
+            assert_eq!(field, patrol);
+            assert!(reason.contains("full"), "{reason}");
+        }
+        other => panic!("expected the record to be full, got {other:?}"),
+    }
+    assert!(a.patrol_track(&patrol).unwrap().is_empty());
+    assert_eq!(a.feed_head().unwrap(), head);
+}
+
 /// An officer's report in a place of its own (reports of one place fold
 /// into one case).
 fn apart(place: u32) -> NewCase {

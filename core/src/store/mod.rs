@@ -443,7 +443,15 @@ pub(crate) fn persist(
 ) -> Result<()> {
     let entity = index::read_entity(id, doc)?;
     let view = index::view_of(&entity)?;
-    write_document(tx, id, &doc.save(), Some(&view), new_changes, origin)?;
+    let saved = doc.save();
+    // This store's own edit may not make a record a station would refuse
+    // from a device (it could never be pushed).
+    if origin == Origin::Local {
+        use automerge::ReadDoc as _;
+        crate::limits::check_record_size(doc.stats().num_ops, saved.len())
+            .map_err(|why| Error::invalid(id, why))?;
+    }
+    write_document(tx, id, &saved, Some(&view), new_changes, origin)?;
     index::write_rows(tx, id, &entity)
 }
 

@@ -1287,10 +1287,15 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
             reason,
         });
     }
+    let saved = d.save();
+    if writer.is_some() {
+        crate::limits::check_record_size(d.stats().num_ops, saved.len())
+            .map_err(|why| Error::invalid(id, why))?;
+    }
     Ok(Merged {
         doc_id: w.doc_id.clone(),
         duplicates,
-        result: Some((d.save(), hashes, entity)),
+        result: Some((saved, hashes, entity)),
         actors,
         view: None,
     })
