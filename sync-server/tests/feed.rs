@@ -261,3 +261,73 @@ fn every_acknowledged_change_is_pulled_once_after_its_dependencies() {
         DEVICES * PUSHES + 2
     );
 }
+
+/// A logical backup (`pg_dump`) restored into another cluster, as when a
+/// city moves its database to a new server: a change acknowledged but not yet
+/// given its position when the backup was taken (its push's sequencer run
+/// had not happened) still comes before a change made on it in the new
+/// cluster. The new cluster numbers its transactions afresh, lower than the
+/// old one's, so the feed may not be ordered by transaction ids.
+#[test]
+fn a_change_restored_without_a_position_comes_before_changes_made_on_it() {
+    let old = pg::PgCluster::start();
+    let url = old.database("menqian");
+    let shop = menqian_fixtures::registry(1).unwrap().remove(0);
+    let mut phone = Phone::new(&url, 0, (0, 0));
+    phone.store.create_shop(shop.clone()).unwrap();
+    phone.push();
+    // The old cluster has run many more transactions than a new one has.
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    for _ in 0..2_000 {
+        admin.query_one("SELECT pg_current_xact_id()", &[]).unwrap();
+    }
+    let xid = |c: &mut postgres::Client| -> i64 {
+        c.query_one("SELECT pg_current_xact_id()::text::bigint", &[])
+            .unwrap()
+            .get(0)
+    };
+    let old_xid = xid(&mut admin);
+    phone.rename(&shop.id(), "备份时刚收到".into());
+    let restored = phone.push();
+    // Taken between that push's commit and its sequencer run.
+    admin
+        .execute(
+            "UPDATE feed SET pos = NULL WHERE pos = (SELECT max(pos) FROM feed)",
+            &[],
+        )
+        .unwrap();
+    let backup = old.dump("menqian");
+
+    let new = pg::PgCluster::start();
+    let url = new.database("menqian");
+    new.restore("menqian", &backup);
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    assert!(xid(&mut admin) < old_xid, "the new cluster numbers afresh");
+    phone.docs = PgDocuments::open(&url).unwrap();
+    phone.rename(&shop.id(), "搬到新库之后改的".into());
+    let made_after = phone.push();
+
+    let placed: Vec<(i64, Vec<u8>)> = admin
+        .query("SELECT pos, hash FROM feed ORDER BY pos", &[])
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.get::<_, Option<i64>>(0).expect("every change placed"),
+                r.get(1),
+            )
+        })
+        .collect();
+    let at = |hash: &Vec<u8>| placed.iter().position(|(_, h)| h == hash).unwrap();
+    assert!(
+        at(&restored[0]) < at(&made_after[0]),
+        "the restored change must come before the one made on it: {placed:?}"
+    );
+    // A device bootstrapping from the new cluster's feed takes it all.
+    let mut fresh = Phone::new(&url, 1, (0, 0));
+    fresh.pull();
+    assert_eq!(
+        fresh.store.shop(&shop.id()).unwrap().name,
+        "搬到新库之后改的"
+    );
+}

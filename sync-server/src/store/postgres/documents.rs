@@ -280,8 +280,8 @@ impl PgDocuments {
         Ok(answers)
     }
 
-    /// Gives feed positions to every committed change that has none, in
-    /// transaction order; returns how many. One run at a time across all
+    /// Gives feed positions to every committed change that has none, in the
+    /// order they were written (row id); returns how many. One run at a time across all
     /// instances, each in one transaction: a reader sees a run's positions
     /// all at once, after every earlier run's.
     pub fn sequence(&mut self) -> StoreResult<u64> {
@@ -293,13 +293,17 @@ impl PgDocuments {
             // previous run's positions, and only committed changes. A change
             // committed after this snapshot waits for the next run, so it
             // comes after everything placed now; one that depends on another
-            // committed after it, so never comes first.
+            // was written after that one committed (its push held the
+            // document's lock first), so it is later in this run or in a
+            // later one, never first. Not by transaction id: a backup restored
+            // into another cluster keeps its rows' ids from the old numbering
+            // (migrations/postgres/0004_feed_order.sql).
             let n = tx.execute(
                 "WITH base AS (SELECT coalesce(max(pos), 0) AS last FROM feed),
                       todo AS (
-                          SELECT id, row_number() OVER (ORDER BY xid, id) AS n
+                          SELECT id, row_number() OVER (ORDER BY id) AS n
                           FROM feed WHERE pos IS NULL
-                          ORDER BY xid, id
+                          ORDER BY id
                           LIMIT $1
                       )
                  UPDATE feed SET pos = base.last + todo.n FROM todo, base WHERE feed.id = todo.id",

@@ -93,6 +93,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../../migrations/postgres/0003_views.sql"),
     ),
+    (
+        4,
+        include_str!("../../../migrations/postgres/0004_feed_order.sql"),
+    ),
 ];
 
 /// An arbitrary, fixed key: instances starting together migrate one at a time.
