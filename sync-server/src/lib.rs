@@ -12,6 +12,7 @@ pub mod open311;
 pub mod ops;
 pub mod photos;
 pub mod public;
+pub mod quiet;
 pub mod registry;
 pub mod signboards;
 pub mod store;
@@ -196,10 +197,23 @@ fn follow(store: &SharedStore) -> Option<store::periodic::Periodic> {
         return None;
     }
     let store = store.clone();
+    let mut failing = false;
     let started = store::periodic::Periodic::start("follower", FOLLOW_EVERY, move || {
         let refreshed = store.lock().unwrap_or_else(|p| p.into_inner()).refresh();
-        if let Err(e) = refreshed {
-            tracing::warn!(error = %e, "following the store");
+        match refreshed {
+            // Four times a second while it lasts: logged once a minute.
+            Err(e) => {
+                if let Some(held) = quiet::LOG.pass("follow", std::time::Instant::now()) {
+                    tracing::warn!(error = %e, held_back = held, "following the store");
+                    failing = true;
+                }
+            }
+            Ok(_) if failing => {
+                failing = false;
+                quiet::LOG.clear("follow");
+                tracing::info!("following the store again");
+            }
+            Ok(_) => {}
         }
     });
     started

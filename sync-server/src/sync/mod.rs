@@ -530,7 +530,10 @@ impl From<StoreError> for ApiError {
             // The details (feed positions, what happened to the database)
             // are for the log; `/readyz` and phones get the short form.
             StoreError::Diverged(m) => {
-                tracing::error!(error = %m, "the read model follows another history");
+                // Every request meets it until the restart: once a minute.
+                if let Some(held) = crate::quiet::LOG.pass("diverged", std::time::Instant::now()) {
+                    tracing::error!(error = %m, held_back = held, "the read model follows another history");
+                }
                 ApiError::new(
                     S::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -538,7 +541,10 @@ impl From<StoreError> for ApiError {
                 )
             }
             StoreError::Postgres(e) => {
-                tracing::error!(error = %e, "the database failed");
+                // While PostgreSQL is down every request fails alike.
+                if let Some(held) = crate::quiet::LOG.pass("postgres", std::time::Instant::now()) {
+                    tracing::error!(error = %e, held_back = held, "the database failed");
+                }
                 ApiError::new(
                     S::SERVICE_UNAVAILABLE,
                     "unavailable",

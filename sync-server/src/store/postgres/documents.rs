@@ -506,9 +506,16 @@ impl Sequencer {
                 Some(d) => d.sequence().map(|_| ()),
                 None => PgDocuments::open(&url).map(|d| docs = Some(d)),
             };
-            if let Err(e) = run {
-                tracing::warn!(error = %e, "the background sequencer failed; retrying");
-                docs = None;
+            match run {
+                // Five times a second while PostgreSQL is away: once a minute.
+                Err(e) => {
+                    if let Some(held) = crate::quiet::LOG.pass("sequencer", std::time::Instant::now())
+                    {
+                        tracing::warn!(error = %e, held_back = held, "the background sequencer failed; retrying");
+                    }
+                    docs = None;
+                }
+                Ok(()) => crate::quiet::LOG.clear("sequencer"),
             }
         })
         .map_err(menqian_core::Error::from)?;
