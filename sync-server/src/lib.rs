@@ -210,7 +210,10 @@ fn follow(store: &SharedStore) -> Option<store::periodic::Periodic> {
             }
             Ok(_) if failing => {
                 failing = false;
+                // The store answers again: the next failure of requests is
+                // news too.
                 quiet::LOG.clear("follow");
+                quiet::LOG.clear("postgres");
                 tracing::info!("following the store again");
             }
             Ok(_) => {}
