@@ -277,6 +277,21 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn a_record_may_reach_either_bound_but_not_pass_it() {
+        assert!(check_record_size(MAX_DOC_OPS, MAX_DOC_BYTES).is_ok());
+        let ops = check_record_size(MAX_DOC_OPS + 1, 10).unwrap_err();
+        assert!(
+            ops.contains("50001 operations") && ops.ends_with("it is full"),
+            "{ops}"
+        );
+        let bytes = check_record_size(10, MAX_DOC_BYTES + 1).unwrap_err();
+        assert!(
+            bytes.contains("4194305 bytes") && bytes.ends_with("it is full"),
+            "{bytes}"
+        );
+    }
+
     use super::*;
     use automerge::{AutoCommit, transaction::Transactable};
 

@@ -28,6 +28,17 @@ fn refused(r: Result<ApplyReport>, needle: &str) {
     }
 }
 
+/// `r` is the refusal of an invalid `field`, its reason holding `needle`.
+fn invalid<T: std::fmt::Debug>(r: Result<T>, field: &str, needle: &str) {
+    match r {
+        Err(Error::InvalidInput { field: f, reason }) => {
+            assert_eq!(f, field);
+            assert!(reason.contains(needle), "{reason}");
+        }
+        other => panic!("expected {field} refused ({needle}), got {other:?}"),
+    }
+}
+
 /// A status step as a modified client could write it.
 fn step(status: CaseStatus, by: &str, role: Role, minutes: i64) -> StatusChange {
     StatusChange {
@@ -569,13 +580,11 @@ fn text_longer_than_its_form_is_refused_from_a_device() {
     let (full, just_fits) = described_report(&mut a, 1, "占".repeat(500));
     let (old, station_made) = described_report(&mut a, 2, "占".repeat(600));
     let officer = writer(&a, "officer-1", Role::Officer);
-    match server.apply_changes_as(&too_long, &officer, at) {
-        Err(Error::InvalidInput { field, reason }) => {
-            assert_eq!(field, format!("{over}.description"));
-            assert_eq!(reason, "longer than 500 characters");
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    invalid(
+        server.apply_changes_as(&too_long, &officer, at),
+        &format!("{over}.description"),
+        "longer than 500 characters",
+    );
     assert!(server.case(&over).is_err());
     server.apply_changes_as(&just_fits, &officer, at).unwrap();
     assert_eq!(server.case(&full).unwrap().description, "占".repeat(500));
@@ -657,16 +666,11 @@ fn a_record_grown_past_its_bound_is_refused_from_a_device_and_on_it() {
     let r = server.apply_changes_as(&junk[..5], &officer, at).unwrap();
     assert_eq!(r.applied, 5);
     let before = server.counts().unwrap();
-    match server.apply_changes_as(&junk[5..], &officer, at) {
-        Err(Error::InvalidInput { field, reason }) => {
-            assert_eq!(field, patrol);
-            assert!(
-                reason.contains("more than 50000") && reason.contains("full"),
-                "{reason}"
-            );
-        }
-        other => panic!("expected the record to be full, got {other:?}"),
-    }
+    invalid(
+        server.apply_changes_as(&junk[5..], &officer, at),
+        &patrol,
+        "more than 50000: it is full",
+    );
     assert_eq!(server.counts().unwrap(), before);
     // On the device: a record past the bound (here taken from elsewhere, as
     // a station's own copy could be) takes no edit of its own.
@@ -678,13 +682,7 @@ fn a_record_grown_past_its_bound_is_refused_from_a_device_and_on_it() {
         lon: 116.3451,
         accuracy_m: 5.0,
     };
-    match a.append_track(&patrol, &[point]) {
-        Err(Error::InvalidInput { field, reason }) => {
-            assert_eq!(field, patrol);
-            assert!(reason.contains("full"), "{reason}");
-        }
-        other => panic!("expected the record to be full, got {other:?}"),
-    }
+    invalid(a.append_track(&patrol, &[point]), &patrol, "it is full");
     assert!(a.patrol_track(&patrol).unwrap().is_empty());
     assert_eq!(a.feed_head().unwrap(), head);
 }

@@ -380,9 +380,11 @@ fn main() {
     pages.sort();
     let docs: Vec<usize> = boots.iter().map(|b| b.1).collect();
     println!(
-        "{BOOTSTRAPS} subdistrict bootstraps at once ({}–{} documents each): all done in {took:.1?}; each p50 {:.2?}, p99 {:.2?}; snapshot page p99 {:.0?} ({} answered 503/429)",
+        "{BOOTSTRAPS} subdistrict bootstraps at once ({}–{} documents each, {} in all, {:.0} a second): all done in {took:.1?}; each p50 {:.2?}, p99 {:.2?}; snapshot page p99 {:.0?} ({} answered 503/429)",
         docs.iter().min().unwrap(),
         docs.iter().max().unwrap(),
+        docs.iter().sum::<usize>(),
+        docs.iter().sum::<usize>() as f64 / took.as_secs_f64(),
         burst::pct(&whole, 0.5),
         burst::pct(&whole, 0.99),
         burst::pct(&pages, 0.99),

@@ -12,7 +12,7 @@ pub mod open311;
 pub mod ops;
 pub mod photos;
 pub mod public;
-pub mod quiet;
+mod quiet;
 pub mod registry;
 pub mod signboards;
 pub mod store;
