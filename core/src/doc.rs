@@ -18,12 +18,17 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::{Error, Result};
 
+pub(crate) mod first;
 mod hydrated;
 
 /// Reads a whole document as the entity `T`.
 pub(crate) fn read<T: DeserializeOwned>(doc: &AutoCommit, id: &str) -> Result<T> {
-    let root = doc.hydrate(ROOT, None)?;
-    T::deserialize(hydrated::Hydrated(&root)).map_err(|e| Error::corrupt(id, e))
+    read_hydrated(&doc.hydrate(ROOT, None)?, id)
+}
+
+/// Reads a hydrated document (its root) as the entity `T`.
+pub(crate) fn read_hydrated<T: DeserializeOwned>(root: &hydrate::Value, id: &str) -> Result<T> {
+    T::deserialize(hydrated::Hydrated(root)).map_err(|e| Error::corrupt(id, e))
 }
 
 /// The document as JSON (used for reading, and to compare replicas in tests).
@@ -91,7 +96,16 @@ pub(crate) fn create<T: Serialize>(
             );
         }
     }
-    let change = Change::from(ExpandedChange {
+    let change = first_change(actor, ops);
+    let hash = change.hash();
+    let mut doc = AutoCommit::new().with_actor(actor.clone());
+    doc.apply_changes([change])?;
+    Ok((doc, hash))
+}
+
+/// The first change of a new document by `actor`: `ops`, depending on nothing.
+pub(crate) fn first_change(actor: &ActorId, ops: Vec<legacy::Op>) -> Change {
+    Change::from(ExpandedChange {
         operations: ops,
         actor_id: actor.clone(),
         hash: None,
@@ -102,11 +116,7 @@ pub(crate) fn create<T: Serialize>(
         deps: Vec::new(),
         extra_bytes: Vec::new(),
         author: None,
-    });
-    let hash = change.hash();
-    let mut doc = AutoCommit::new().with_actor(actor.clone());
-    doc.apply_changes([change])?;
-    Ok((doc, hash))
+    })
 }
 
 /// Appends the ops that create `value` at `key` of `obj`; returns the op's id.

@@ -64,11 +64,13 @@ const CHUNK_CHANGE: u8 = 1;
 const CHUNK_COMPRESSED: u8 = 2;
 
 /// Checks that a whole document received from the station (a snapshot page)
-/// is what a store saves: one document chunk and nothing after it.
-/// Automerge's loader also takes changes and bundles after or instead of a
-/// document, and fuzzing found a 71-byte bundle on which it asks for 2 GiB at
-/// once (an allocation failure aborts the process; no `catch_unwind` helps):
-/// no such chunk reaches the loader.
+/// is what a store keeps: one document chunk and nothing after it, or one
+/// change chunk that passes [`check_change`] (a record that has had only the
+/// change that made it is kept as that change, ADR 0019).
+/// Automerge's loader also takes several chunks and bundles, and fuzzing
+/// found a 71-byte bundle on which it asks for 2 GiB at once (an allocation
+/// failure aborts the process; no `catch_unwind` helps): no such chunk
+/// reaches the loader.
 pub fn check_document(bytes: &[u8]) -> Result<(), String> {
     let mut r = Cursor { bytes, at: 0 };
     if r.take(4)? != MAGIC {
@@ -77,6 +79,11 @@ pub fn check_document(bytes: &[u8]) -> Result<(), String> {
     r.take(4)?; // checksum, verified by Automerge
     match r.byte()? {
         CHUNK_DOCUMENT => {}
+        CHUNK_CHANGE => {
+            return check_change(bytes)
+                .map(|_| ())
+                .map_err(|why| format!("a document kept as its change: {why}"));
+        }
         other => return Err(format!("chunk type {other} is not a document")),
     }
     let len = r.uleb()?;

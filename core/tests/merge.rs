@@ -442,8 +442,16 @@ fn a_bundle_posing_as_a_document_never_reaches_the_loader() {
     let err = store.load_documents(&[doc]).unwrap_err();
     assert!(err.to_string().contains("is not a document"), "{err}");
     assert_eq!(store.counts().unwrap(), before);
-    // What a store saves passes the same check.
+    // What a store keeps passes the same check: a saved document, or a
+    // record's one change (ADR 0019), but not that change with another chunk
+    // after it.
     let mut d = automerge::AutoCommit::new();
     automerge::transaction::Transactable::put(&mut d, automerge::ROOT, "k", "v").unwrap();
+    let change = d.get_last_local_change().unwrap().raw_bytes().to_vec();
     menqian_core::limits::check_document(&d.save()).unwrap();
+    menqian_core::limits::check_document(&change).unwrap();
+    let mut two = change.clone();
+    two.extend_from_slice(&input[1..]);
+    let err = menqian_core::limits::check_document(&two).unwrap_err();
+    assert!(err.contains("a document kept as its change"), "{err}");
 }

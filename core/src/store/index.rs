@@ -47,6 +47,13 @@ impl EntitySource for AutoCommit {
     }
 }
 
+/// A hydrated document's root ([`doc::first`]).
+impl EntitySource for automerge::hydrate::Value {
+    fn read<T: DeserializeOwned>(&self, id: &str) -> Result<T> {
+        doc::read_hydrated(self, id)
+    }
+}
+
 /// A document's view, as a snapshot page carries it.
 pub(crate) struct View<'a>(pub &'a str);
 

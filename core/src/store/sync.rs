@@ -1264,15 +1264,28 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
         .iter()
         .map(|(_, c)| c.actor_id().to_bytes().to_vec())
         .collect();
-    d.apply_changes(fresh.into_iter().map(|(_, c)| c))?;
-    let missing = d.get_missing_deps(&[]);
-    if !missing.is_empty() {
-        return Err(Error::MissingDependencies {
-            doc_id: id.to_string(),
-            missing: missing.len(),
-        });
-    }
-    let entity = index::read_entity(id, &d)?;
+    // A new record pushed as the one change that made it is read from its
+    // operations when it has the plain shape the app writes
+    // ([`crate::doc::first`]); the document is then that change's bytes,
+    // which Automerge loads as it loads a saved document.
+    let plain = match (&w.stored, fresh.as_slice()) {
+        (None, [(_, only)]) => crate::doc::first::read(only).map(|f| (f, only.raw_bytes())),
+        _ => None,
+    };
+    let (entity, plain) = match plain {
+        Some((f, bytes)) => (index::read_entity(id, &f.root)?, Some((f.ops, bytes))),
+        None => {
+            d.apply_changes(fresh.into_iter().map(|(_, c)| c))?;
+            let missing = d.get_missing_deps(&[]);
+            if !missing.is_empty() {
+                return Err(Error::MissingDependencies {
+                    doc_id: id.to_string(),
+                    missing: missing.len(),
+                });
+            }
+            (index::read_entity(id, &d)?, None)
+        }
+    };
     if writer.is_some()
         && let Some((field, why)) = entity
             .control_characters()
@@ -1287,9 +1300,12 @@ fn merge_one(w: &DocWork, actor: &automerge::ActorId, writer: Option<&Writer>) -
             reason,
         });
     }
-    let saved = d.save();
+    let (saved, ops) = match plain {
+        Some((ops, bytes)) => (bytes.to_vec(), ops),
+        None => (d.save(), d.stats().num_ops),
+    };
     if writer.is_some() {
-        crate::limits::check_record_size(d.stats().num_ops, saved.len())
+        crate::limits::check_record_size(ops, saved.len())
             .map_err(|why| Error::invalid(id, why))?;
     }
     Ok(Merged {
