@@ -276,6 +276,23 @@ fn main() {
             three_loads(&station.url, admin.as_mut(), day, in_flight);
             return;
         }
+        // `-- load-held [N]` (as root, for cgroups): the same, the station
+        // held to one core's worth of CPU (a quota of 1.0 over its threads;
+        // the clients are not held): a stand-in for a machine whose two
+        // cores run at half this one's speed.
+        Some("load-held") => {
+            let (_cluster, station, mut admin) = district_process(false);
+            let group = CpuGroup::new("held", Some(1.0));
+            group.add(station.pid()).unwrap();
+            let (cpu, throttled) = (group.cpu_seconds(), group.throttled());
+            three_loads(&station.url, admin.as_mut(), day, in_flight);
+            println!(
+                "the station: {:.1} s of CPU over the three loads and their setup, held back in {} periods of 100 ms",
+                group.cpu_seconds() - cpu,
+                group.throttled() - throttled
+            );
+            return;
+        }
         // `-- load-postgres [N]`: the same push load on a station whose
         // store is in PostgreSQL (a private cluster, durable commits), then
         // on the embedded SQLite store, side by side.
